@@ -1,0 +1,77 @@
+"""What iss needs from a content backend (DESIGN.md section 5).
+
+Repositories are named by a backend key, "<organization>/<product>/<repository>" labels, the same
+on every server. Versions are integers local to one backend; what two servers compare is the
+package set digest (domain.packages.package_set_digest)."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from iss_plugin.domain.manifest import FileEntry
+from iss_plugin.domain.packages import Package
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    number: int
+    created: datetime
+    package_count: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class ExportedTree:
+    """A yum tree written by export_version: every file under the tree, relative to it."""
+
+    files: tuple[FileEntry, ...]
+    new_packages: int
+    # Room for metadata beyond packages (updateinfo, comps, modules) without changing the type.
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImportExpectation:
+    """What importing a tree must produce: the base it applies to, and the target it must equal."""
+
+    base_version: int | None  # None: a full tree, the result is exactly the tree's packages
+    removed: tuple[str, ...]  # sha256 of base packages to drop
+    target_digest: str
+    target_count: int
+
+
+@runtime_checkable
+class ContentBackend(Protocol):
+    name: str
+
+    def ensure_repository(self, repo: str, content_type: str = "yum") -> None:
+        """Create the repository (with an empty version 0) unless it exists. Idempotent."""
+
+    def latest_version(self, repo: str) -> int:
+        """The newest version number (0 for a new, empty repository)."""
+
+    def list_versions(self, repo: str) -> list[VersionInfo]: ...
+
+    def list_packages(self, repo: str, version: int) -> list[Package]: ...
+
+    def add_packages(self, repo: str, files: Sequence[Path]) -> int:
+        """Upload RPM files into a new version; returns it (the same version if nothing changed)."""
+
+    def remove_packages(self, repo: str, sha256s: Iterable[str]) -> int: ...
+
+    def sync(self, repo: str, url: str, *, mirror: bool = True) -> int:
+        """Synchronize from a yum repository at url (file://, http(s)://), fetching only what is missing."""
+
+    def export_version(self, repo: str, version: int, base_version: int | None, dest: Path) -> ExportedTree:
+        """Write a yum tree for `version` into dest (an empty directory): full repodata, and only the
+        package files `base_version` lacks (all of them when base_version is None)."""
+
+    def import_tree(self, repo: str, tree: Path, expect: ImportExpectation) -> int:
+        """Make a new version from a verified tree on top of expect.base_version; its digest must be
+        expect.target_digest (BundleIntegrityError otherwise). Returns the new version."""
+
+    def publish(self, repo: str, version: int) -> str:
+        """Make the version readable by yum clients; returns where (a path or URL)."""

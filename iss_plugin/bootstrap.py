@@ -1,0 +1,51 @@
+"""The one place that wires settings to adapters. Entry points (CLI, consumers, web) call it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from iss_plugin.adapters.db.engine import make_engine, make_session_factory
+from iss_plugin.adapters.db.uow import UnitOfWork
+from iss_plugin.settings import Settings
+
+
+@dataclass
+class App:
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.db_url)
+
+    @cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    def backend_for(self, session: Session):
+        if self.settings.backend == "pulp":
+            from iss_plugin.adapters.backends.pulp import PulpBackend
+
+            return PulpBackend.from_settings(self.settings)
+        from iss_plugin.adapters.backends.local import LocalBackend
+
+        return LocalBackend(session, self.settings.store_path, self.settings.published_path)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory, self.backend_for)
+
+    @cached_property
+    def signer(self):
+        from iss_plugin.adapters.bundles.signing import load_signer
+
+        return load_signer(self.settings.keys_path)
+
+    @property
+    def server_id(self) -> str:
+        return self.settings.resolved_server_id()
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()

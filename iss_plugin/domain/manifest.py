@@ -1,0 +1,117 @@
+"""The bundle manifest as values (schemas/bundle/manifest.v1.json is its wire form)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+FORMAT = "iss-bundle/1"
+MANIFEST_NAME = "manifest.json"
+SIGNATURE_NAME = "manifest.json.sig"
+PRODUCTS_CSV = "products.csv"
+
+Kind = Literal["full", "incremental"]
+Scope = Literal["content_view_version", "repository"]
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A repository version as the source knows it: its number there, and what it holds."""
+
+    version: int
+    package_count: int
+    package_set_digest: str
+
+
+@dataclass(frozen=True)
+class ProductEntry:
+    label: str
+    name: str
+    redhat: bool
+    content_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RepositoryEntry:
+    label: str
+    name: str
+    product: str  # product label
+    path: str  # repos/<product>/<repository>
+    content_type: str
+    target: VersionRef
+    base: VersionRef | None = None
+    added: int = 0
+    removed: tuple[str, ...] = ()  # sha256 of base packages the target no longer has
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ContentViewRef:
+    label: str
+    name: str
+    version: str  # major.minor
+
+
+@dataclass(frozen=True)
+class BundleManifest:
+    bundle_id: str
+    source_server: str
+    source_key_fingerprint: str
+    created: str
+    organization: str
+    scope: Scope
+    kind: Kind
+    content_view: ContentViewRef | None
+    base_content_view_version: str | None
+    products: tuple[ProductEntry, ...]
+    repositories: tuple[RepositoryEntry, ...]
+    files: tuple[FileEntry, ...]
+    destination: str | None = None
+    format: str = FORMAT
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for r in d["repositories"]:
+            r["removed"] = list(r["removed"])
+        d["products"] = list(d["products"])
+        d["repositories"] = list(d["repositories"])
+        d["files"] = list(d["files"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BundleManifest":
+        def ref(x: dict | None) -> VersionRef | None:
+            return VersionRef(**x) if x else None
+
+        cv = d.get("content_view")
+        return cls(
+            bundle_id=d["bundle_id"],
+            source_server=d["source_server"],
+            source_key_fingerprint=d["source_key_fingerprint"],
+            created=d["created"],
+            organization=d["organization"],
+            scope=d["scope"],
+            kind=d["kind"],
+            content_view=ContentViewRef(**cv) if cv else None,
+            base_content_view_version=d.get("base_content_view_version"),
+            products=tuple(ProductEntry(**p) for p in d["products"]),
+            repositories=tuple(
+                RepositoryEntry(
+                    **{**r, "target": ref(r["target"]), "base": ref(r.get("base")), "removed": tuple(r.get("removed", ()))}
+                )
+                for r in d["repositories"]
+            ),
+            files=tuple(FileEntry(**f) for f in d["files"]),
+            destination=d.get("destination"),
+            format=d.get("format", FORMAT),
+            extra=d.get("extra", {}),
+        )
+
+    def product(self, label: str) -> ProductEntry:
+        return next(p for p in self.products if p.label == label)

@@ -1,0 +1,125 @@
+"""One frozen Settings object, built once at process start from a TOML file and ISS_* variables.
+
+Precedence: ISS_* environment variables > the TOML file (--config, $ISS_CONFIG or
+/etc/iss/settings.toml) > defaults. Nested keys use a double underscore: ISS_PULP__URL."""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from iss_plugin.domain.errors import ConfigError
+
+DEFAULT_CONFIG = Path("/etc/iss/settings.toml")
+
+
+class PulpSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    url: str = "http://127.0.0.1:24817"
+    username: str = "admin"
+    password: str | None = None
+    password_file: Path | None = None
+    content_origin: str | None = None
+    shared_export_dir: Path | None = None  # a path under Pulp's ALLOWED_EXPORT_PATHS
+    shared_import_dir: Path | None = None  # a path under Pulp's ALLOWED_IMPORT_PATHS
+    timeout_seconds: int = 600
+
+
+class BusSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    url: str = "memory://"
+    exchange: str = "iss"
+    prefix: str = "iss"  # queue name prefix (tests use a unique one)
+    retry_delays_ms: tuple[int, ...] = (1000, 5000, 30000)
+    max_attempts: int = 5
+    prefetch: int = 4
+    heartbeat: int = 30
+    confirm_timeout: float = 30.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ISS_", env_nested_delimiter="__", frozen=True, extra="forbid")
+
+    data_dir: Path = Path("/var/lib/iss")
+    database_url: str | None = None
+    server_id: str | None = None  # defaults to the one `iss init` wrote into the data dir
+    backend: Literal["local", "pulp"] = "local"
+    export_dir: Path | None = None
+    import_dir: Path | None = None
+    actor: str = "admin"
+    web_base_url: str | None = None
+    reconcile_interval_seconds: int = 60
+    reconcile_grace_seconds: int = 300
+    pulp: PulpSettings = PulpSettings()
+    bus: BusSettings = BusSettings()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return (env_settings, init_settings)
+
+    # derived paths -----------------------------------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'iss.db'}"
+
+    @property
+    def exports_path(self) -> Path:
+        return self.export_dir or self.data_dir / "exports"
+
+    @property
+    def imports_path(self) -> Path:
+        return self.import_dir or self.data_dir / "imports"
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def published_path(self) -> Path:
+        return self.data_dir / "published"
+
+    @property
+    def keys_path(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def server_id_file(self) -> Path:
+        return self.data_dir / "server_id"
+
+    def resolved_server_id(self) -> str:
+        if self.server_id:
+            return self.server_id
+        try:
+            return self.server_id_file.read_text().strip()
+        except FileNotFoundError:
+            raise ConfigError(f"no server id: {self.server_id_file} is missing; run `iss init` first") from None
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (if any) and the environment; raise ConfigError naming what is wrong."""
+    path = Path(config) if config else Path(os.environ["ISS_CONFIG"]) if os.environ.get("ISS_CONFIG") else None
+    values: dict[str, Any] = {}
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    if path is not None:
+        try:
+            values = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+        base = path.parent
+        for key in ("data_dir", "export_dir", "import_dir"):
+            if key in values and not Path(values[key]).is_absolute():
+                values[key] = str((base / values[key]).resolve())
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as e:
+        where = f" in {path}" if path else ""
+        problems = [f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+        raise ConfigError(f"invalid settings{where} (or ISS_* variables)", problems) from None

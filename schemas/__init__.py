@@ -1,0 +1,30 @@
+"""The JSON Schemas iss speaks, shipped as package data. Loading needs only the standard library;
+validation needs `jsonschema`."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).parent
+
+
+@lru_cache(maxsize=None)
+def load(relative: str) -> dict:
+    """load("bundle/manifest.v1.json") or load("events/iss.bundle.ready.v1.json")."""
+    return json.loads((ROOT / relative).read_text())
+
+
+def validator(relative: str):
+    import jsonschema
+
+    schema = load(relative)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def problems(relative: str, instance) -> list[str]:
+    """Every way `instance` breaks the schema, each as 'path: message'."""
+    errors = sorted(validator(relative).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}" for e in errors]

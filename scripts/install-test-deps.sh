@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# What the test suite needs beyond the Python packages: Debian's dnf (a real yum client),
+# createrepo_c and rpm (the floor in bench/, and yum checks), xorriso (ISO checks).
+set -euo pipefail
+need=()
+command -v dnf >/dev/null || need+=(dnf)
+command -v createrepo_c >/dev/null || need+=(createrepo-c)
+command -v rpm >/dev/null || need+=(rpm)
+command -v xorriso >/dev/null || need+=(xorriso)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
