@@ -1,0 +1,107 @@
+"""The command tree. Exit codes: 0 ok, 1 runtime error, 2 usage, 3 rejected input."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from iss_plugin.bootstrap import App
+from iss_plugin.settings import load_settings
+
+from .output import emit, handle_errors, output_option
+
+
+class State:
+    def __init__(self, config: Path | None):
+        self.config = config
+        self._app: App | None = None
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            self._app = App(load_settings(self.config))
+        return self._app
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", type=click.Path(path_type=Path), envvar="ISS_CONFIG",
+              help="settings TOML (default /etc/iss/settings.toml); ISS_* variables override it")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table", help="table or json for scripts")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, output: str) -> None:
+    """iss: Inter-Server Sync of yum content between Katello/Pulp servers."""
+    state = State(config)
+    ctx.obj = state
+    ctx.call_on_close(lambda: state._app and state._app.close())
+
+
+@cli.command()
+@output_option
+@pass_state
+@click.pass_context
+@handle_errors
+def init(ctx, state: State, output):
+    """Create the data directory, migrate the database, make the server's Ed25519 key pair."""
+    from iss_plugin.services.server_setup import initialize
+
+    emit(ctx, initialize(state.app.settings))
+
+
+@cli.group()
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+@output_option
+@pass_state
+@click.pass_context
+@handle_errors
+def db_upgrade(ctx, state: State, output):
+    """Apply the Alembic migrations."""
+    from iss_plugin.adapters.db import migrate
+
+    migrate.upgrade(state.app.settings.db_url)
+    emit(ctx, {"schema": migrate.current(state.app.settings.db_url)})
+
+
+@cli.group()
+def keys():
+    """The server's signing key."""
+
+
+@keys.command("show")
+@output_option
+@pass_state
+@click.pass_context
+@handle_errors
+def keys_show(ctx, state: State, output):
+    """Print the public key (PEM) and its fingerprint, to give to destinations (`iss trust add`)."""
+    signer = state.app.signer
+    if ctx.find_root().params.get("output") == "json" or output == "json":
+        emit(ctx, {"server_id": state.app.server_id, "fingerprint": signer.fingerprint, "public_key": signer.public_pem})
+    else:
+        click.echo(f"# server {state.app.server_id}\n# fingerprint {signer.fingerprint}")
+        click.echo(signer.public_pem, nl=False)
+
+
+def main() -> None:
+    from . import catalog_commands, demo_command, transfer_commands  # noqa: F401  (registers commands)
+
+    cli(prog_name="iss")
+
+
+def command(group: click.Group, *args, **kwargs):
+    """A subcommand with --output, the State, the context and the error policy wired in."""
+
+    def deco(f):
+        return group.command(*args, **kwargs)(output_option(pass_state(click.pass_context(handle_errors(f)))))
+
+    return deco
+
+
+def source_id(state: State) -> str:
+    return state.app.server_id

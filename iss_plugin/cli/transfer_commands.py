@@ -1,0 +1,133 @@
+"""content-export and content-import, as in hammer."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from iss_plugin.domain.errors import IssError, UsageError
+from iss_plugin.domain.versions import VersionNumber
+from iss_plugin.services import exporting, importing
+
+from .main import cli, command
+from .output import emit, progress_bar
+
+
+@cli.group("content-export")
+def content_export():
+    """Write bundles: complete, or incremental from a base."""
+
+
+@content_export.group("complete")
+def export_complete():
+    """Everything in the version."""
+
+
+@content_export.group("incremental")
+def export_incremental():
+    """Only what the base lacks (default base: the last export of it to that destination)."""
+
+
+def _export_options(f, *, incremental: bool, scope: str):
+    opts = [
+        click.option("--organization", required=True),
+        click.option("--destination", help="destination server name (history and default base are per destination)"),
+        click.option("--format", "fmt", type=click.Choice(["dir", "tgz", "iso"]), default="dir", show_default=True),
+        click.option("--chunk-size-mb", type=int, help="split the archive into chunks of this many MiB"),
+        click.option("--path", type=click.Path(file_okay=False, path_type=Path), help="output directory (default: export dir)"),
+    ]
+    if scope == "version":
+        opts += [click.option("--content-view", required=True), click.option("--version", help="X.Y (default: latest)")]
+    else:
+        opts += [click.option("--product", required=True), click.option("--repository", required=True)]
+    if incremental:
+        opts += [click.option("--from-version", help="base: X.Y for a content view, N for a repository version"),
+                 click.option("--since", help="base: the newest version created before this ISO date/time")]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _parse_since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--since '{text}' is not an ISO date or date-time (for example 2026-11-01T12:00)") from None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _run_export(ctx, state, *, scope: str, incremental: bool, organization, destination, fmt, chunk_size_mb, path,
+                content_view=None, version=None, product=None, repository=None, from_version=None, since=None):
+    if from_version and since:
+        raise UsageError("give --from-version or --since, not both")
+    request = exporting.ExportRequest(
+        organization=organization, scope="content_view_version" if scope == "version" else "repository",
+        incremental=incremental, content_view=content_view,
+        version=VersionNumber.parse(version) if version else None, product=product, repository=repository,
+        from_version=from_version, since=_parse_since(since), destination=destination, fmt=fmt,
+        chunk_size=chunk_size_mb * 1024 * 1024 if chunk_size_mb is not None else None, path=path)
+    if chunk_size_mb is not None and chunk_size_mb <= 0:
+        raise UsageError("--chunk-size-mb must be a positive number of MiB")
+    app = state.app
+    try:
+        with progress_bar(ctx) as progress:
+            result = exporting.export_bundle(app.uow(), request, out_dir=app.settings.exports_path, signer=app.signer,
+                                             server_id=app.server_id, actor=app.settings.actor, progress=progress)
+    except IssError as e:
+        if not isinstance(e, UsageError) and e.reason != "not_found":
+            exporting.record_failed_export(app.uow(), request, e)
+        raise
+    emit(ctx, result)
+
+
+def _export_command(group, scope: str, incremental: bool):
+    def body(ctx, state, output, **kw):
+        _run_export(ctx, state, scope=scope, incremental=incremental, **kw)
+
+    body.__doc__ = (f"{'Incremental' if incremental else 'Complete'} export of a "
+                    f"{'content view version' if scope == 'version' else 'Library repository'}.")
+    body.__name__ = f"export_{'incremental' if incremental else 'complete'}_{scope}"
+    command(group, scope)(_export_options(body, incremental=incremental, scope=scope))
+
+
+for _group, _incr in ((export_complete, False), (export_incremental, True)):
+    for _scope in ("version", "repository"):
+        _export_command(_group, _scope, _incr)
+
+
+@cli.group("content-import")
+def content_import():
+    """Verify and import bundles (directory, .tar.gz, .iso, or the first chunk)."""
+
+
+def _import_command(scope: str):
+    @click.option("--organization", required=True, help="the organization to import into")
+    @click.option("--path", required=True, type=click.Path(path_type=Path),
+                  help="bundle directory, .tar.gz, .iso, or its first chunk (.000)")
+    @click.option("--dry-run", is_flag=True, help="report every problem and what would change; change nothing")
+    def body(ctx, state, output, organization, path, dry_run):
+        app = state.app
+        if not path.exists():
+            raise UsageError(f"{path} does not exist")
+        request = importing.ImportRequest(organization=organization, path=path,
+                                          scope="content_view_version" if scope == "version" else "repository",
+                                          dry_run=dry_run)
+        try:
+            result = importing.import_bundle(app.uow(), request, work_dir=app.settings.imports_path,
+                                             actor=app.settings.actor)
+        except IssError as e:
+            if not dry_run and e.reason not in ("not_found", "usage"):
+                importing.record_rejection(app.uow(), request, e)
+            raise
+        emit(ctx, result)
+
+    body.__doc__ = f"Import a {'content view version' if scope == 'version' else 'repository'} bundle."
+    body.__name__ = f"import_{scope}"
+    command(content_import, scope)(body)
+
+
+for _scope in ("version", "repository"):
+    _import_command(_scope)

@@ -1,0 +1,219 @@
+"""Use cases over the catalog: organizations, products, repositories, trust, entitlements."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+
+import schemas
+from iss_plugin.adapters.db import catalog as find
+from iss_plugin.adapters.db.models import (
+    Entitlement,
+    Organization,
+    Product,
+    Repository,
+    TrustedSource,
+)
+from iss_plugin.adapters.db.uow import UnitOfWork
+from iss_plugin.domain.errors import RejectedInput, SchemaViolation, UsageError
+from iss_plugin.domain.labels import check_label, make_label
+from iss_plugin.domain.packages import package_set_digest
+
+from .audit import audit
+from .repository_events import record_new_version
+
+
+def create_organization(uow: UnitOfWork, name: str, label: str | None, actor: str) -> dict:
+    label = check_label(label) if label else make_label(name)
+    with uow:
+        if uow.session.scalar(select(Organization).where(Organization.label == label)):
+            raise UsageError(f"organization '{label}' already exists")
+        uow.session.add(Organization(label=label, name=name))
+        audit(uow.session, actor, "organization.create", label)
+        uow.commit()
+    return {"label": label, "name": name}
+
+
+def list_organizations(uow: UnitOfWork) -> list[dict]:
+    with uow:
+        return [{"label": o.label, "name": o.name} for o in uow.session.scalars(select(Organization).order_by(Organization.label))]
+
+
+def create_product(uow: UnitOfWork, org_label: str, name: str, label: str | None, redhat: bool,
+                   content_id: str | None, actor: str) -> dict:
+    label = check_label(label) if label else make_label(name)
+    if redhat and not content_id:
+        raise UsageError("a Red Hat product needs --content-id (the content id it comes from)")
+    if content_id and not redhat:
+        raise UsageError("--content-id is only for Red Hat products (add --redhat)")
+    with uow:
+        org = find.organization(uow.session, org_label)
+        if uow.session.scalar(select(Product).where(Product.organization_id == org.id, Product.label == label)):
+            raise UsageError(f"product '{label}' already exists in organization '{org.label}'")
+        uow.session.add(Product(organization_id=org.id, label=label, name=name, redhat=redhat, content_id=content_id))
+        audit(uow.session, actor, "product.create", f"{org.label}/{label}", redhat=redhat)
+        uow.commit()
+    return {"organization": org_label, "label": label, "name": name, "redhat": redhat, "content_id": content_id}
+
+
+def backend_key(org: str, product: str, repository: str) -> str:
+    return f"{org}/{product}/{repository}"
+
+
+def create_repository(uow: UnitOfWork, org_label: str, product_label: str, name: str, label: str | None,
+                      url: str | None, content_type: str, actor: str) -> dict:
+    label = check_label(label) if label else make_label(name)
+    with uow:
+        org = find.organization(uow.session, org_label)
+        product = find.product(uow.session, org, product_label)
+        if any(r.label == label for r in product.repositories):
+            raise UsageError(f"repository '{product_label}/{label}' already exists in organization '{org.label}'")
+        key = backend_key(org.label, product.label, label)
+        uow.backend.ensure_repository(key, content_type)
+        uow.session.add(Repository(product_id=product.id, label=label, name=name, content_type=content_type,
+                                   upstream_url=url, backend_key=key))
+        audit(uow.session, actor, "repository.create", key)
+        uow.commit()
+    return {"organization": org_label, "product": product_label, "label": label, "name": name, "url": url}
+
+
+def list_repositories(uow: UnitOfWork, org_label: str) -> list[dict]:
+    with uow:
+        org = find.organization(uow.session, org_label)
+        rows = []
+        for p in org.products:
+            for r in p.repositories:
+                version = uow.backend.latest_version(r.backend_key)
+                rows.append({"product": p.label, "label": r.label, "name": r.name, "redhat": p.redhat,
+                             "content_type": r.content_type, "version": version, "url": r.upstream_url})
+        return rows
+
+
+def repository_info(uow: UnitOfWork, org_label: str, path: str) -> dict:
+    with uow:
+        org = find.organization(uow.session, org_label)
+        r = find.repository_by_path(uow.session, org, path)
+        version = uow.backend.latest_version(r.backend_key)
+        packages = uow.backend.list_packages(r.backend_key, version)
+        return {"product": r.product.label, "label": r.label, "name": r.name, "redhat": r.product.redhat,
+                "content_type": r.content_type, "url": r.upstream_url, "version": version,
+                "package_count": len(packages), "package_set_digest": package_set_digest(p.sha256 for p in packages),
+                "published_at": r.published_at,
+                "packages": sorted(p.nevra for p in packages)}
+
+
+def upload_packages(uow: UnitOfWork, org_label: str, path: str, files: Sequence[Path], actor: str, source: str) -> dict:
+    missing = [str(f) for f in files if not Path(f).is_file()]
+    if missing:
+        raise UsageError("these files do not exist or are not files", missing)
+    with uow:
+        org = find.organization(uow.session, org_label)
+        r = find.repository_by_path(uow.session, org, path)
+        before = uow.backend.latest_version(r.backend_key)
+        version = uow.backend.add_packages(r.backend_key, [Path(f) for f in files])
+        if version != before:
+            record_new_version(uow, r, version, source)
+        audit(uow.session, actor, "repository.upload", r.backend_key, files=len(files), version=version)
+        uow.commit()
+    return {"repository": path, "version": version, "uploaded": len(files), "changed": version != before}
+
+
+def remove_packages(uow: UnitOfWork, org_label: str, path: str, nevras: Sequence[str], actor: str, source: str) -> dict:
+    with uow:
+        org = find.organization(uow.session, org_label)
+        r = find.repository_by_path(uow.session, org, path)
+        before = uow.backend.latest_version(r.backend_key)
+        held = {p.nevra: p.sha256 for p in uow.backend.list_packages(r.backend_key, before)}
+        unknown = [n for n in nevras if n not in held]
+        if unknown:
+            raise UsageError(f"repository '{path}' has no such packages", unknown)
+        version = uow.backend.remove_packages(r.backend_key, [held[n] for n in nevras])
+        if version != before:
+            record_new_version(uow, r, version, source)
+        audit(uow.session, actor, "repository.remove_packages", r.backend_key, removed=list(nevras), version=version)
+        uow.commit()
+    return {"repository": path, "version": version, "removed": len(nevras)}
+
+
+def synchronize(uow: UnitOfWork, org_label: str, path: str, url: str | None, actor: str, source: str) -> dict:
+    with uow:
+        org = find.organization(uow.session, org_label)
+        r = find.repository_by_path(uow.session, org, path)
+        sync_url = url or r.temporary_sync_url_override or r.sync_url_override or r.upstream_url
+        if not sync_url:
+            raise UsageError(f"repository '{path}' has no upstream URL: pass --url or create it with --url")
+        before = uow.backend.latest_version(r.backend_key)
+        version = uow.backend.sync(r.backend_key, sync_url, mirror=True)
+        if version != before:
+            record_new_version(uow, r, version, source)
+        r.temporary_sync_url_override = None
+        audit(uow.session, actor, "repository.synchronize", r.backend_key, url=sync_url, version=version)
+        uow.commit()
+    return {"repository": path, "url": sync_url, "version": version, "changed": version != before}
+
+
+def add_trusted_source(uow: UnitOfWork, name: str, public_pem: str, organizations: Sequence[str], actor: str) -> dict:
+    from iss_plugin.adapters.bundles.signing import fingerprint_of
+
+    fingerprint = fingerprint_of(public_pem)
+    with uow:
+        for label in organizations:
+            find.organization(uow.session, label)
+        existing = uow.session.scalar(select(TrustedSource).where(TrustedSource.fingerprint == fingerprint))
+        if existing and existing.name != name:
+            raise UsageError(f"that key is already trusted as '{existing.name}'")
+        ts = existing or uow.session.scalar(select(TrustedSource).where(TrustedSource.name == name))
+        if ts is None:
+            ts = TrustedSource(name=name, public_key=public_pem, fingerprint=fingerprint, organizations=[])
+            uow.session.add(ts)
+        ts.public_key, ts.fingerprint = public_pem, fingerprint
+        ts.organizations = sorted(set(ts.organizations) | set(organizations))
+        audit(uow.session, actor, "trust.add", name, fingerprint=fingerprint, organizations=list(organizations))
+        uow.commit()
+        return {"name": name, "fingerprint": fingerprint, "organizations": ts.organizations}
+
+
+def list_trusted_sources(uow: UnitOfWork) -> list[dict]:
+    with uow:
+        return [{"name": t.name, "fingerprint": t.fingerprint, "organizations": t.organizations}
+                for t in find.trusted_sources(uow.session)]
+
+
+def import_entitlement_manifest(uow: UnitOfWork, path: Path, actor: str) -> dict:
+    """The Red Hat products an organization may hold; creates those Red Hat products if missing."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"manifest file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RejectedInput(f"manifest file {path} is not JSON: {e}") from None
+    problems = schemas.problems("entitlements.v1.json", data)
+    if problems:
+        raise SchemaViolation(f"manifest file {path} does not match schemas/entitlements.v1.json; nothing imported", problems)
+    with uow:
+        org = find.organization(uow.session, data["organization"])
+        existing = {e.content_id: e for e in uow.session.scalars(select(Entitlement).where(Entitlement.organization_id == org.id))}
+        products = {p.label: p for p in org.products}
+        conflicts = []
+        for item in data["products"]:
+            p = products.get(item["label"])
+            if p is not None and (not p.redhat or p.content_id != item["content_id"]):
+                conflicts.append(f"product '{item['label']}' exists here as "
+                                 f"{'custom' if not p.redhat else 'Red Hat content id ' + str(p.content_id)}")
+        if conflicts:
+            raise RejectedInput(f"manifest {data['manifest_id']} conflicts with products of '{org.label}'; nothing imported", conflicts)
+        for item in data["products"]:
+            e = existing.get(item["content_id"])
+            if e is None:
+                uow.session.add(Entitlement(organization_id=org.id, content_id=item["content_id"], product_label=item["label"],
+                                            product_name=item["name"], manifest_id=data["manifest_id"]))
+            if item["label"] not in products:
+                uow.session.add(Product(organization_id=org.id, label=item["label"], name=item["name"], redhat=True,
+                                        content_id=item["content_id"]))
+        audit(uow.session, actor, "manifest.import", org.label, manifest_id=data["manifest_id"],
+              content_ids=[p["content_id"] for p in data["products"]])
+        uow.commit()
+    return {"organization": data["organization"], "manifest_id": data["manifest_id"],
+            "products": [p["label"] for p in data["products"]]}

@@ -1,0 +1,94 @@
+"""Content views: create, publish (pin exact repository versions), list versions."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from iss_plugin.adapters.db import catalog as find
+from iss_plugin.adapters.db.models import (
+    ContentView,
+    ContentViewVersion,
+    ContentViewVersionRepository,
+)
+from iss_plugin.adapters.db.uow import UnitOfWork
+from iss_plugin.domain.errors import UsageError
+from iss_plugin.domain.events import CONTENT_VIEW_PUBLISHED
+from iss_plugin.domain.labels import check_label, make_label
+from iss_plugin.domain.packages import package_set_digest
+
+from .audit import audit
+from .outbox import add_event
+
+
+def create_content_view(uow: UnitOfWork, org_label: str, name: str, label: str | None, blessed: bool,
+                        repositories: Sequence[str], actor: str) -> dict:
+    label = check_label(label) if label else make_label(name)
+    with uow:
+        org = find.organization(uow.session, org_label)
+        if uow.session.scalar(select(ContentView).where(ContentView.organization_id == org.id, ContentView.label == label)):
+            raise UsageError(f"content view '{label}' already exists in organization '{org.label}'")
+        repos = [find.repository_by_path(uow.session, org, path) for path in repositories]
+        uow.session.add(ContentView(organization_id=org.id, label=label, name=name, blessed=blessed, repositories=repos))
+        audit(uow.session, actor, "content_view.create", f"{org.label}/{label}", blessed=blessed)
+        uow.commit()
+    return {"organization": org_label, "label": label, "name": name, "blessed": blessed,
+            "repositories": list(repositories)}
+
+
+def set_blessed(uow: UnitOfWork, org_label: str, label: str, blessed: bool, actor: str) -> dict:
+    with uow:
+        cv = find.content_view(uow.session, find.organization(uow.session, org_label), label)
+        cv.blessed = blessed
+        audit(uow.session, actor, "content_view.bless" if blessed else "content_view.unbless", f"{org_label}/{label}")
+        uow.commit()
+    return {"organization": org_label, "label": label, "blessed": blessed}
+
+
+def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None, actor: str, source: str) -> dict:
+    """A new major version pinning the latest version of every repository in the view."""
+    with uow:
+        org = find.organization(uow.session, org_label)
+        cv = find.content_view(uow.session, org, label)
+        if cv.import_only:
+            raise UsageError(f"content view '{label}' is import-only: its versions come from imports, not publish")
+        latest = find.latest_content_view_version(cv)
+        cvv = ContentViewVersion(content_view=cv, major=(latest.major + 1) if latest else 1, minor=0, description=description)
+        pinned = []
+        for repo in cv.repositories:
+            version = uow.backend.latest_version(repo.backend_key)
+            packages = uow.backend.list_packages(repo.backend_key, version)
+            digest = package_set_digest(p.sha256 for p in packages)
+            cvv.repositories.append(ContentViewVersionRepository(repository=repo, backend_version=version,
+                                                                 package_count=len(packages), package_set_digest=digest))
+            pinned.append({"product": repo.product.label, "repository": repo.label, "version": version,
+                           "package_count": len(packages), "package_set_digest": digest})
+        uow.session.add(cvv)
+        uow.session.flush()
+        event_id = add_event(uow.session, CONTENT_VIEW_PUBLISHED, {
+            "organization": org.label, "content_view": cv.label, "version": cvv.number, "blessed": cv.blessed,
+            "repositories": pinned,
+        }, source=source, subject=f"{org.label}/{cv.label}")
+        audit(uow.session, actor, "content_view.publish", f"{org.label}/{cv.label}", version=cvv.number)
+        uow.commit()
+        return {"organization": org.label, "content_view": cv.label, "version": cvv.number, "blessed": cv.blessed,
+                "repositories": pinned, "event_id": event_id}
+
+
+def list_versions(uow: UnitOfWork, org_label: str, label: str) -> list[dict]:
+    with uow:
+        cv = find.content_view(uow.session, find.organization(uow.session, org_label), label)
+        return [{"version": v.number, "created": v.created.isoformat(), "imported_from": v.imported_from,
+                 "repositories": [{"product": r.repository.product.label, "repository": r.repository.label,
+                                   "backend_version": r.backend_version, "package_count": r.package_count,
+                                   "package_set_digest": r.package_set_digest} for r in v.repositories]}
+                for v in cv.versions]
+
+
+def list_content_views(uow: UnitOfWork, org_label: str) -> list[dict]:
+    with uow:
+        org = find.organization(uow.session, org_label)
+        views = uow.session.scalars(select(ContentView).where(ContentView.organization_id == org.id).order_by(ContentView.label))
+        return [{"label": cv.label, "name": cv.name, "blessed": cv.blessed, "import_only": cv.import_only,
+                 "versions": [v.number for v in cv.versions],
+                 "repositories": [f"{r.product.label}/{r.label}" for r in cv.repositories]} for cv in views]

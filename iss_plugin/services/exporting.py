@@ -1,0 +1,282 @@
+"""Export: plan what a destination lacks, write the bundle, record the history.
+
+Planning is pure (domain.planning); this module gathers the values, lets the backend write the
+yum trees into a staging directory next to the output, and hands the tree to the bundle writer,
+which signs it and renames it into place. Partial output never survives a failure."""
+from __future__ import annotations
+
+import csv
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import select
+
+from iss_plugin.adapters.db import catalog as find
+from iss_plugin.adapters.db.models import (
+    ContentView,
+    ContentViewVersion,
+    Destination,
+    ExportRecord,
+    Repository,
+)
+from iss_plugin.adapters.db.uow import UnitOfWork
+from iss_plugin.domain.errors import IssError, NotFound, UsageError
+from iss_plugin.domain.manifest import (
+    PRODUCTS_CSV,
+    BundleManifest,
+    ContentViewRef,
+    ProductEntry,
+    RepositoryEntry,
+)
+from iss_plugin.domain.planning import RepositoryExportPlan, plan_repository_export
+from iss_plugin.domain.versions import VersionNumber
+
+from .audit import audit
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    organization: str
+    scope: Literal["content_view_version", "repository"]
+    incremental: bool
+    content_view: str | None = None
+    version: VersionNumber | None = None  # None: the latest version
+    product: str | None = None
+    repository: str | None = None
+    from_version: str | None = None  # "A.B" for a content view, a repository version number for a repository
+    since: datetime | None = None
+    destination: str | None = None
+    fmt: Literal["dir", "tgz", "iso"] = "dir"
+    chunk_size: int | None = None
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class RepoSelection:
+    """One repository to export: its catalog row and the target and base backend versions."""
+
+    repo: Repository
+    target_version: int
+    base_version: int | None
+
+
+def export_bundle(uow: UnitOfWork, request: ExportRequest, *, out_dir: Path, signer, server_id: str, actor: str,
+                  progress: Progress = _no_progress) -> dict:
+    if request.chunk_size is not None and request.chunk_size <= 0:
+        raise UsageError("--chunk-size-mb must be a positive number of MiB")
+    bundle_id = str(uuid.uuid4())
+    out_dir = Path(request.path or out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out_dir / f".tmp-{bundle_id}"
+    with uow:
+        org = find.organization(uow.session, request.organization)
+        if request.destination:
+            _destination(uow, request.destination)
+        if request.scope == "content_view_version":
+            cv, cvv, base_cvv, selections = _select_content_view(uow, org, request)
+            cv_ref = ContentViewRef(cv.label, cv.name, cvv.number)
+            base_label = base_cvv.number if base_cvv else None
+        else:
+            cv = cvv = None
+            cv_ref, base_label, selections = None, None, _select_repository(uow, org, request)
+            if selections[0].base_version is not None:
+                base_label = f"repository-version-{selections[0].base_version}"
+        kind = "incremental" if request.incremental else "full"
+        name = _bundle_name(org.label, cv_ref, selections, kind, bundle_id)
+        record = ExportRecord(bundle_id=bundle_id, organization=org.label, scope=request.scope,
+                              content_view=cv_ref.label if cv_ref else None, version=cv_ref.version if cv_ref else None,
+                              product=request.product, repository=request.repository, kind=kind, base=base_label,
+                              destination=request.destination, format=request.fmt, state="running")
+        try:
+            plans, trees = _write_trees(uow, selections, staging, progress)
+            _write_products_csv(staging, selections)
+            manifest = _manifest(bundle_id, server_id, signer.fingerprint, org.label, request, cv_ref, base_label,
+                                 kind, selections, plans)
+            from iss_plugin.adapters.bundles.writer import finalize_bundle
+
+            known = [f for tree in trees for f in tree]
+            progress("write bundle", 0, 1)
+            output = finalize_bundle(staging, manifest, signer, known, out_dir=out_dir, name=name, fmt=_fmt(request),
+                                     chunk_size=request.chunk_size)
+            progress("write bundle", 1, 1)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        record.state, record.path, record.finished = "done", str(output.path), datetime.now(timezone.utc)
+        record.summary = {f"{p.product}/{p.repository}": {"target_version": s.target_version, "base_version": s.base_version,
+                                                            "target_digest": p.target.package_set_digest,
+                                                            "package_count": p.target.package_count,
+                                                            "new_packages": len(p.new_packages), "removed": len(p.removed)}
+                          for p, s in zip(plans, selections)}
+        uow.session.add(record)
+        audit(uow.session, actor, "content.export", name, bundle_id=bundle_id, kind=kind)
+        uow.commit()
+    return {"bundle_id": bundle_id, "path": str(output.path), "format": output.format, "kind": kind,
+            "organization": org.label, "content_view": cv_ref.label if cv_ref else None,
+            "version": cv_ref.version if cv_ref else None, "base": base_label,
+            "files": [str(f) for f in output.files], "size": output.size,
+            "repositories": record.summary}
+
+
+def record_failed_export(uow: UnitOfWork, request: ExportRequest, error: IssError | Exception) -> None:
+    with uow:
+        uow.session.add(ExportRecord(bundle_id=str(uuid.uuid4()), organization=request.organization, scope=request.scope,
+                                     content_view=request.content_view, version=str(request.version) if request.version else None,
+                                     product=request.product, repository=request.repository,
+                                     kind="incremental" if request.incremental else "full", destination=request.destination,
+                                     format=request.fmt, state="failed", error=str(error),
+                                     finished=datetime.now(timezone.utc)))
+        uow.commit()
+
+
+def _fmt(request: ExportRequest) -> str:
+    return request.fmt
+
+
+def _destination(uow: UnitOfWork, name: str) -> Destination:
+    d = uow.session.scalar(select(Destination).where(Destination.name == name))
+    if d is None:
+        raise NotFound(f"destination '{name}' does not exist (add it with `iss destination add`)")
+    return d
+
+
+def _select_content_view(uow: UnitOfWork, org, request: ExportRequest):
+    cv: ContentView = find.content_view(uow.session, org, request.content_view)
+    if request.version is not None:
+        cvv = find.content_view_version(uow.session, cv, request.version)
+    else:
+        cvv = find.latest_content_view_version(cv)
+        if cvv is None:
+            raise NotFound(f"content view '{cv.label}' has no version yet: publish it first")
+    base = _base_content_view_version(uow, cv, cvv, request) if request.incremental else None
+    base_pins = {pin.repository_id: pin.backend_version for pin in base.repositories} if base else {}
+    selections = [RepoSelection(pin.repository, pin.backend_version, base_pins.get(pin.repository_id))
+                  for pin in sorted(cvv.repositories, key=lambda p: (p.repository.product.label, p.repository.label))]
+    return cv, cvv, base, selections
+
+
+def _base_content_view_version(uow: UnitOfWork, cv: ContentView, cvv: ContentViewVersion,
+                               request: ExportRequest) -> ContentViewVersion:
+    if request.from_version:
+        base = find.content_view_version(uow.session, cv, VersionNumber.parse(request.from_version))
+    elif request.since:
+        older = [v for v in cv.versions if _aware(v.created) <= request.since]
+        if not older:
+            raise NotFound(f"content view '{cv.label}' has no version published before {request.since.isoformat()}")
+        base = max(older, key=lambda v: (v.major, v.minor))
+    else:
+        last = uow.session.scalar(
+            select(ExportRecord).where(
+                ExportRecord.organization == cv.organization.label, ExportRecord.content_view == cv.label,
+                ExportRecord.state == "done", ExportRecord.destination == request.destination,
+            ).order_by(ExportRecord.id.desc()).limit(1))
+        if last is None:
+            to = f" to destination '{request.destination}'" if request.destination else ""
+            raise NotFound(f"no earlier export of content view '{cv.label}'{to} to start from: "
+                           "use `content-export complete`, or give --from-version or --since")
+        base = find.content_view_version(uow.session, cv, VersionNumber.parse(last.version))
+    if (base.major, base.minor) >= (cvv.major, cvv.minor):
+        raise UsageError(f"the base version {base.number} is not older than the exported version {cvv.number}")
+    return base
+
+
+def _select_repository(uow: UnitOfWork, org, request: ExportRequest) -> list[RepoSelection]:
+    repo = find.repository(uow.session, org, request.product, request.repository)
+    versions = uow.backend.list_versions(repo.backend_key)
+    target = versions[-1].number if versions else uow.backend.latest_version(repo.backend_key)
+    base = None
+    if request.incremental:
+        if request.from_version:
+            try:
+                base = int(request.from_version)
+            except ValueError:
+                raise UsageError(f"--from-version for a repository is a repository version number, not '{request.from_version}'") from None
+            if base not in {v.number for v in versions}:
+                raise NotFound(f"repository '{request.product}/{request.repository}' has no version {base}")
+        elif request.since:
+            older = [v.number for v in versions if _aware(v.created) <= request.since]
+            if not older:
+                raise NotFound(f"repository '{request.product}/{request.repository}' has no version before {request.since.isoformat()}")
+            base = max(older)
+        else:
+            last = uow.session.scalar(
+                select(ExportRecord).where(
+                    ExportRecord.organization == org.label, ExportRecord.product == request.product,
+                    ExportRecord.repository == request.repository, ExportRecord.state == "done",
+                    ExportRecord.destination == request.destination,
+                ).order_by(ExportRecord.id.desc()).limit(1))
+            if last is None:
+                raise NotFound(f"no earlier export of repository '{request.product}/{request.repository}' to start from: "
+                               "use `content-export complete`, or give --from-version or --since")
+            base = next(iter(last.summary.values()))["target_version"]
+    return [RepoSelection(repo, target, base)]
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _write_trees(uow: UnitOfWork, selections: list[RepoSelection], staging: Path, progress: Progress):
+    plans: list[RepositoryExportPlan] = []
+    trees = []
+    staging.mkdir(parents=True)
+    for i, s in enumerate(selections):
+        progress("export repositories", i, len(selections))
+        key = s.repo.backend_key
+        target = uow.backend.list_packages(key, s.target_version)
+        base = uow.backend.list_packages(key, s.base_version) if s.base_version is not None else None
+        plan = plan_repository_export(s.repo.product.label, s.repo.label, s.target_version, target, s.base_version, base)
+        rel = f"repos/{s.repo.product.label}/{s.repo.label}"
+        dest = staging / rel
+        dest.mkdir(parents=True)
+        tree = uow.backend.export_version(key, s.target_version, s.base_version, dest)
+        if tree.new_packages != len(plan.new_packages):
+            raise IssError(f"backend wrote {tree.new_packages} package files for {key}, the plan says {len(plan.new_packages)}")
+        trees.append([type(f)(f"{rel}/{f.path}", f.sha256, f.size) for f in tree.files])
+        plans.append(plan)
+    progress("export repositories", len(selections), len(selections))
+    return plans, trees
+
+
+def _write_products_csv(staging: Path, selections: list[RepoSelection]) -> None:
+    with open(staging / PRODUCTS_CSV, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["product_label", "product_name", "redhat", "content_id", "repository_label", "repository_name", "content_type"])
+        for s in selections:
+            p = s.repo.product
+            w.writerow([p.label, p.name, "true" if p.redhat else "false", p.content_id or "", s.repo.label, s.repo.name,
+                        s.repo.content_type])
+
+
+def _manifest(bundle_id, server_id, fingerprint, org_label, request, cv_ref, base_label, kind, selections, plans) -> BundleManifest:
+    products: dict[str, ProductEntry] = {}
+    repos = []
+    for s, plan in zip(selections, plans):
+        p = s.repo.product
+        products[p.label] = ProductEntry(p.label, p.name, p.redhat, p.content_id)
+        repos.append(RepositoryEntry(
+            label=s.repo.label, name=s.repo.name, product=p.label, path=f"repos/{p.label}/{s.repo.label}",
+            content_type=s.repo.content_type, target=plan.target, base=plan.base, added=len(plan.new_packages),
+            removed=plan.removed))
+    return BundleManifest(
+        bundle_id=bundle_id, source_server=server_id, source_key_fingerprint=fingerprint,
+        created=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"), organization=org_label,
+        scope=request.scope, kind=kind, content_view=cv_ref,
+        base_content_view_version=base_label if request.scope == "content_view_version" else None,
+        products=tuple(products.values()), repositories=tuple(repos), files=(), destination=request.destination)
+
+
+def _bundle_name(org: str, cv_ref: ContentViewRef | None, selections: list[RepoSelection], kind: str, bundle_id: str) -> str:
+    what = f"{cv_ref.label}-{cv_ref.version}" if cv_ref else f"{selections[0].repo.product.label}-{selections[0].repo.label}-v{selections[0].target_version}"
+    return f"{org}-{what}-{kind}-{bundle_id[:8]}"

@@ -1,0 +1,208 @@
+"""Import: verify a bundle (hostile input), apply the rules, then apply it atomically.
+
+Order (DESIGN.md section 6/7): join chunks and read safely; signature against the sources trusted
+for the organization; schema; every file's sha256; import rules; base; then one transaction for
+every repository version and the content view version. Nothing changes on failure."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import select
+
+from iss_plugin.adapters.db import catalog as find
+from iss_plugin.adapters.db.models import (
+    ContentView,
+    ContentViewVersion,
+    ContentViewVersionRepository,
+    ImportRecord,
+    Organization,
+    Product,
+    Repository,
+)
+from iss_plugin.adapters.db.uow import UnitOfWork
+from iss_plugin.adapters.backends.base import ImportExpectation
+from iss_plugin.domain.errors import IssError, RejectedInput
+from iss_plugin.domain.manifest import BundleManifest
+from iss_plugin.domain.rules import (
+    DestinationSnapshot,
+    ExistingContentView,
+    ExistingProduct,
+    ExistingRepository,
+    ImportPlan,
+    plan_import,
+)
+from iss_plugin.domain.versions import VersionNumber
+
+from .audit import audit
+from .catalog import backend_key
+
+Scope = Literal["content_view_version", "repository"]
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    organization: str
+    path: Path
+    scope: Scope
+    dry_run: bool = False
+
+
+def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, actor: str) -> dict:
+    """Returns a summary; raises a RejectedInput subclass (exit 3) with every problem found."""
+    from iss_plugin.adapters.bundles.reader import TrustedKey, open_bundle, verify_bundle
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with open_bundle(Path(request.path), work_dir) as opened:
+        with uow:
+            org = find.organization(uow.session, request.organization)
+            trusted = [TrustedKey(t.name, t.public_key, t.fingerprint, tuple(t.organizations))
+                       for t in find.trusted_sources(uow.session)]
+        manifest = verify_bundle(opened, trusted, org.label)
+        if manifest.scope != request.scope:
+            command = "version" if manifest.scope == "content_view_version" else "repository"
+            raise RejectedInput(f"{request.path} is a {manifest.scope.replace('_', ' ')} bundle: "
+                                f"use `iss content-import {command}`")
+        with uow:
+            org = find.organization(uow.session, request.organization)
+            snapshot = snapshot_destination(uow, org, manifest)
+            plan = plan_import(manifest, snapshot)
+            if not plan.already_imported and manifest.scope == "repository":
+                plan = _repository_already_there(manifest, snapshot, plan)
+            summary = _summary(manifest, plan, request)
+            if request.dry_run:
+                return summary | {"state": "dry_run"}
+            if plan.already_imported:
+                _record(uow, manifest, request, "already_imported")
+                uow.commit()
+                return summary | {"state": "already_imported"}
+            written = _apply(uow, org, manifest, plan, opened.root)
+            _record(uow, manifest, request, "imported")
+            audit(uow.session, actor, "content.import", str(request.path), bundle_id=manifest.bundle_id,
+                  kind=manifest.kind, organization=org.label)
+            uow.commit()
+            _publish(uow, written)
+            return summary | {"state": "imported", "repositories": written}
+
+
+def record_rejection(uow: UnitOfWork, request: ImportRequest, error: IssError) -> None:
+    """History of a refused import, in its own transaction (the import itself changed nothing)."""
+    with uow:
+        uow.session.add(ImportRecord(organization=request.organization, path=str(request.path),
+                                     state="rejected" if isinstance(error, RejectedInput) else "failed",
+                                     reason=error.reason, error=str(error)[:4000]))
+        uow.commit()
+
+
+def snapshot_destination(uow: UnitOfWork, org: Organization, manifest: BundleManifest) -> DestinationSnapshot:
+    products = tuple(ExistingProduct(p.label, p.redhat, p.content_id) for p in org.products)
+    repos = []
+    for p in org.products:
+        for r in p.repositories:
+            digest = None
+            if manifest.scope == "repository":
+                versions = uow.backend.list_versions(r.backend_key)
+                digest = versions[-1].digest if versions else None
+            repos.append(ExistingRepository(p.label, r.label, r.content_type, digest))
+    cv_snapshot = None
+    if manifest.content_view:
+        cv = uow.session.scalar(select(ContentView).where(ContentView.organization_id == org.id,
+                                                          ContentView.label == manifest.content_view.label))
+        if cv is not None:
+            cv_snapshot = ExistingContentView(cv.label, cv.import_only, cv.composite, {
+                v.number: {f"{pin.repository.product.label}/{pin.repository.label}": pin.package_set_digest
+                           for pin in v.repositories} for v in cv.versions})
+    return DestinationSnapshot(org.label, products, tuple(repos), find.entitled_content_ids(uow.session, org), cv_snapshot)
+
+
+def _repository_already_there(manifest: BundleManifest, snapshot: DestinationSnapshot, plan: ImportPlan) -> ImportPlan:
+    repos = {(r.product, r.label): r for r in snapshot.repositories}
+    for pl in plan.placements:
+        entry = next(r for r in manifest.repositories if (r.product, r.label) == (pl.manifest_product, pl.manifest_repository))
+        existing = repos.get((pl.product, pl.repository))
+        if existing is None or existing.digest != entry.target.package_set_digest:
+            return plan
+    return ImportPlan(already_imported=True, placements=plan.placements)
+
+
+def _apply(uow: UnitOfWork, org: Organization, manifest: BundleManifest, plan: ImportPlan, root: Path) -> list[dict]:
+    s = uow.session
+    products = {p.label: p for p in org.products}
+    for label, name, redhat, content_id in plan.create_products:
+        products[label] = Product(organization=org, label=label, name=name, redhat=redhat, content_id=content_id)
+        s.add(products[label])
+    s.flush()
+    cv = cvv = base_pins = None
+    if manifest.content_view:
+        ref = manifest.content_view
+        cv = s.scalar(select(ContentView).where(ContentView.organization_id == org.id, ContentView.label == ref.label))
+        if cv is None:
+            cv = ContentView(organization=org, label=ref.label, name=ref.name, import_only=True, blessed=False)
+            s.add(cv)
+        number = VersionNumber.parse(ref.version)
+        cvv = ContentViewVersion(content_view=cv, major=number.major, minor=number.minor,
+                                 imported_from=manifest.source_server, description=f"imported bundle {manifest.bundle_id}")
+        if manifest.kind == "incremental":
+            base = find.content_view_version(s, cv, VersionNumber.parse(manifest.base_content_view_version))
+            base_pins = {(p.repository.product.label, p.repository.label): p.backend_version for p in base.repositories}
+    entries = {(r.product, r.label): r for r in manifest.repositories}
+    written = []
+    for pl in plan.placements:
+        entry = entries[(pl.manifest_product, pl.manifest_repository)]
+        product = products[pl.product]
+        repo = next((r for r in product.repositories if r.label == pl.repository), None)
+        key = backend_key(org.label, product.label, pl.repository)
+        if repo is None:
+            repo = Repository(product=product, label=pl.repository, name=entry.name, content_type=entry.content_type,
+                              backend_key=key)
+            s.add(repo)
+        uow.backend.ensure_repository(key, entry.content_type)
+        base_version = None
+        if entry.base is not None:
+            base_version = (base_pins or {}).get((pl.product, pl.repository)) if cvv is not None else uow.backend.latest_version(key)
+        version = uow.backend.import_tree(key, root / entry.path, ImportExpectation(
+            base_version=base_version, removed=entry.removed, target_digest=entry.target.package_set_digest,
+            target_count=entry.target.package_count))
+        if cvv is not None:
+            cvv.repositories.append(ContentViewVersionRepository(repository=repo, backend_version=version,
+                                                                 package_count=entry.target.package_count,
+                                                                 package_set_digest=entry.target.package_set_digest))
+        written.append({"product": pl.product, "repository": pl.repository, "backend_key": key, "version": version,
+                        "package_count": entry.target.package_count, "package_set_digest": entry.target.package_set_digest,
+                        "added": entry.added, "removed": len(entry.removed)})
+    if cvv is not None:
+        s.add(cvv)
+    s.flush()
+    return written
+
+
+def _publish(uow: UnitOfWork, written: list[dict]) -> None:
+    """Publish what was imported so yum clients read it; a failure here leaves the import in place."""
+    with uow:
+        for w in written:
+            location = uow.backend.publish(w["backend_key"], w["version"])
+            repo = uow.session.scalar(select(Repository).where(Repository.backend_key == w["backend_key"]))
+            repo.published_at = location
+            w["published_at"] = location
+        uow.commit()
+
+
+def _record(uow: UnitOfWork, manifest: BundleManifest, request: ImportRequest, state: str) -> None:
+    uow.session.add(ImportRecord(bundle_id=manifest.bundle_id, source_server=manifest.source_server,
+                                 organization=request.organization,
+                                 content_view=manifest.content_view.label if manifest.content_view else None,
+                                 version=manifest.content_view.version if manifest.content_view else None,
+                                 kind=manifest.kind, path=str(request.path), state=state))
+
+
+def _summary(manifest: BundleManifest, plan: ImportPlan, request: ImportRequest) -> dict:
+    return {
+        "bundle_id": manifest.bundle_id, "source_server": manifest.source_server, "organization": request.organization,
+        "content_view": manifest.content_view.label if manifest.content_view else None,
+        "version": manifest.content_view.version if manifest.content_view else None, "kind": manifest.kind,
+        "base": manifest.base_content_view_version,
+        "create_products": [p[0] for p in plan.create_products],
+        "create_repositories": [f"{p.product}/{p.repository}" for p in plan.placements if p.create_repository],
+        "create_content_view": plan.create_content_view,
+    }
