@@ -1,0 +1,200 @@
+"""Pure checks shared by the bundle writer and the hostile-input reader (no I/O here).
+
+- `path_problem`: is a relative path safe to create under a directory we own?
+- `member_problems`: every problem with the members of a container (tar, ISO, directory walk)
+  before anything is extracted: unsafe paths, links, devices, duplicates, sizes.
+- `manifest_consistency_problems`: what the JSON Schema cannot say about a manifest
+  (cross references between products, repositories and files).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from iss_plugin.domain.manifest import MANIFEST_NAME, PRODUCTS_CSV, SIGNATURE_NAME
+
+MemberKind = Literal["file", "dir", "symlink", "hardlink", "chrdev", "blkdev", "fifo", "socket", "other"]
+
+RESERVED = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
+MAX_PATH = 4096
+MAX_SEGMENT = 255
+
+_KIND_WORDS = {
+    "symlink": "is a symbolic link",
+    "hardlink": "is a hard link",
+    "chrdev": "is a character device",
+    "blkdev": "is a block device",
+    "fifo": "is a FIFO (named pipe)",
+    "socket": "is a socket",
+}
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds on what a reader accepts (a bundle is hostile input until verified)."""
+
+    max_total_bytes: int = 2 * 1024**4  # 2 TiB of content in all
+    max_file_bytes: int = 64 * 1024**3  # 64 GiB for one file
+    max_entries: int = 2_000_000  # files and directories
+    max_depth: int = 32  # path segments
+    max_manifest_bytes: int = 512 * 1024**2  # manifest.json (about 2.5 million files)
+    max_toc_bytes: int = 64 * 1024**2  # <name>.toc.json of a chunked bundle
+    max_reported_problems: int = 200
+
+
+@dataclass(frozen=True)
+class Member:
+    """One entry of a container as its index describes it, before anything is extracted."""
+
+    name: str  # as stored (may be hostile)
+    kind: MemberKind
+    size: int = 0
+    linkname: str = ""
+    problem: str = ""  # something the container format itself revealed (e.g. an unusable name)
+
+
+def path_problem(path: str) -> str | None:
+    """Why `path` is not a safe relative bundle path, or None when it is.
+
+    Safe: '/'-separated, not absolute, no empty, '.' or '..' segment, no backslash or control
+    character, bounded length. (The same rules as the manifest schema's `path`.)"""
+    if not path:
+        return "empty path"
+    if path.startswith("/"):
+        return "absolute path"
+    if len(path) > MAX_PATH:
+        return f"path longer than {MAX_PATH} characters"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return "control character in path"
+    if "\\" in path:
+        return "backslash in path"
+    for segment in path.split("/"):
+        if segment == "..":
+            return "path leaves the bundle ('..')"
+        if segment in ("", "."):
+            return "empty or '.' path segment"
+        if len(segment.encode("utf-8", "surrogateescape")) > MAX_SEGMENT:
+            return f"path segment longer than {MAX_SEGMENT} bytes"
+    return None
+
+
+def normalize_member_name(name: str) -> str:
+    """'./a/b/' -> 'a/b' (the harmless spellings `tar -C dir .` produces); '.' -> ''."""
+    while name.startswith("./"):
+        name = name[2:]
+    if name == ".":
+        return ""
+    return name.rstrip("/") if name.endswith("/") and name.strip("/") else name
+
+
+def member_problems(members: Iterable[Member], limits: ReadLimits) -> tuple[list[Member], list[str]]:
+    """Check every member; return (the members with normalized names, every problem found).
+
+    Only regular files and directories are accepted. Nothing here touches the file system, so a
+    caller can check a whole archive index before it extracts a single byte."""
+    problems: list[str] = []
+    accepted: list[Member] = []
+    names: Counter[str] = Counter()
+    files: set[str] = set()
+    total = 0
+    count = 0
+    for m in members:
+        count += 1
+        if count > limits.max_entries:
+            problems.append(f"(bundle): more than {limits.max_entries} entries; refusing to read further")
+            break
+        shown = _show(m.name)
+        if m.problem:
+            problems.append(f"{shown}: {m.problem}")
+            continue
+        name = normalize_member_name(m.name)
+        if name == "" and m.kind == "dir":
+            continue  # the top directory itself
+        reason = path_problem(name)
+        if reason:
+            problems.append(f"{shown}: {reason}")
+        elif name.count("/") + 1 > limits.max_depth:
+            problems.append(f"{shown}: more than {limits.max_depth} levels deep")
+        if m.kind in _KIND_WORDS:
+            target = f" to {_show(m.linkname)}" if m.linkname else ""
+            problems.append(f"{shown}: {_KIND_WORDS[m.kind]}{target}; bundles hold only regular files and directories")
+        elif m.kind not in ("file", "dir"):
+            problems.append(f"{shown}: unsupported entry type; bundles hold only regular files and directories")
+        if m.kind == "file":
+            if m.size < 0 or m.size > limits.max_file_bytes:
+                problems.append(f"{shown}: {m.size} bytes is over the limit of {limits.max_file_bytes} bytes for one file")
+            total += max(m.size, 0)
+            files.add(name)
+        names[name] += 1
+        if not reason and m.kind in ("file", "dir"):
+            accepted.append(Member(name, m.kind, m.size))
+    for name, n in sorted(names.items()):
+        if n > 1:
+            problems.append(f"{_show(name)}: appears {n} times")
+    for name in sorted(names):
+        parent = name.rsplit("/", 1)[0] if "/" in name else ""
+        while parent:
+            if parent in files:
+                problems.append(f"{_show(name)}: inside {_show(parent)}, which is a file")
+                break
+            parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
+    if total > limits.max_total_bytes:
+        problems.append(f"(bundle): {total} bytes in all is over the limit of {limits.max_total_bytes} bytes")
+    return accepted, problems
+
+
+def manifest_consistency_problems(data: dict) -> list[str]:
+    """Cross-reference checks for a manifest dict that already passed the JSON Schema."""
+    problems: list[str] = []
+    products = [p["label"] for p in data["products"]]
+    for label, n in Counter(products).items():
+        if n > 1:
+            problems.append(f"products: '{label}' is listed {n} times")
+    known = set(products)
+    repo_paths: list[str] = []
+    seen: Counter[tuple[str, str]] = Counter()
+    for i, r in enumerate(data["repositories"]):
+        where = f"repositories/{i}"
+        seen[(r["product"], r["label"])] += 1
+        if r["product"] not in known:
+            problems.append(f"{where}: product '{r['product']}' is not in products")
+        expected = f"repos/{r['product']}/{r['label']}"
+        if r["path"] != expected:
+            problems.append(f"{where}: path is '{r['path']}', expected '{expected}'")
+        if r["added"] > r["target"]["package_count"]:
+            problems.append(f"{where}: adds {r['added']} packages but the target holds {r['target']['package_count']}")
+        repo_paths.append(r["path"] + "/")
+    for (product, label), n in seen.items():
+        if n > 1:
+            problems.append(f"repositories: '{product}/{label}' is listed {n} times")
+    paths = [f["path"] for f in data["files"]]
+    for path, n in Counter(paths).items():
+        if n > 1:
+            problems.append(f"files: '{path}' is listed {n} times")
+    file_set = set(paths)
+    for path in sorted(file_set):
+        if path != PRODUCTS_CSV and not any(path.startswith(prefix) for prefix in repo_paths):
+            problems.append(f"files: '{path}' is neither {PRODUCTS_CSV} nor inside a listed repository")
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        while parent:
+            if parent in file_set:
+                problems.append(f"files: '{path}' is inside '{parent}', which is also listed as a file")
+                break
+            parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
+    return problems
+
+
+def capped(problems: Sequence[str], limit: int) -> list[str]:
+    """At most `limit` problems, then one line saying how many more there were."""
+    if len(problems) <= limit:
+        return list(problems)
+    return list(problems[:limit]) + [f"... and {len(problems) - limit} more problems"]
+
+
+def _show(name: str) -> str:
+    """A member name made printable for an error message (hostile names may hold anything)."""
+    text = name.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    text = "".join(c if 0x20 <= ord(c) < 0x7F else repr(c)[1:-1] for c in text)
+    return text if len(text) <= 300 else text[:300] + "..."

@@ -1,0 +1,284 @@
+"""The bundle writer: seal a staged tree (manifest + signature) and write it as a directory,
+a .tar.gz, an ISO, or chunks of either (DESIGN §6).
+
+The export service stages the bundle inside the output directory, then calls
+`finalize_bundle`:
+
+    staging = out_dir / f".tmp-{bundle_id}"          # repos/<product>/<repo>/..., products.csv
+    output = finalize_bundle(staging, manifest, signer, known_files,
+                             out_dir=out_dir, name=name, fmt="tgz", chunk_size=None)
+
+`finalize_bundle(staging, manifest, signer, known_files, *, out_dir, name, fmt, chunk_size=None,
+progress=None, compresslevel=6, validate=True) -> BundleOutput`
+
+- `known_files`: FileEntry values (paths relative to `staging`) whose sha256 the caller already
+  knows (the content backend's export). Their sizes are checked against the disk; every other
+  regular file under `staging` is hashed. A symlink or special file in `staging` is an error.
+- The manifest gets `files` (sorted by path) and `source_key_fingerprint` (the signer's), is
+  checked against schemas/bundle/manifest.v1.json (`validate`), and is written canonically
+  (`manifest_bytes`) as manifest.json with manifest.json.sig beside it.
+- fmt "dir": `staging` is renamed to `out_dir/name` (no copy). "tgz": `out_dir/name.tar.gz`,
+  manifest.json first in the archive. "iso": `out_dir/name.iso` (Rock Ridge + Joliet).
+  With `chunk_size` (bytes) the tar.gz (for "dir" too) or ISO byte stream is split into
+  `name.tar.gz.000`, `.001`, ... (`name.iso.000`, ...) plus `name.toc.json`.
+- Output is written under temporary names in `out_dir` and renamed at the end; an existing
+  bundle of the same name is never overwritten. On ANY failure, partial output and `staging`
+  are removed. On success `staging` is gone too (renamed, or removed after archiving).
+- `progress(n)` is called with increments of bytes processed (hashed, archived or mastered).
+
+The tar.gz is built from a stream of entries (`stream.bundle_entries` -> `stream.tar_gz_stream`),
+so the same code can feed an HTTP response without a full export on disk.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import schemas
+from iss_plugin.domain.errors import IssError, UsageError
+from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, FileEntry
+
+from .checks import RESERVED, manifest_consistency_problems, path_problem
+from .chunks import MIN_CHUNK_SIZE, SplitWriter, chunk_names, toc_document
+from .iso import write_iso
+from .stream import DEFAULT_COMPRESSLEVEL, bundle_entries, tar_gz_stream
+
+Format = Literal["dir", "tgz", "iso"]
+MANIFEST_SCHEMA = "bundle/manifest.v1.json"
+_HASH_READ = 1024 * 1024
+_WRITE_BUFFER = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BundleOutput:
+    """What was written. `path`: the directory, the archive, or the FIRST chunk."""
+
+    path: Path
+    files: list[Path]  # everything written, in order (chunks, then the table of contents)
+    format: str  # "dir" | "tgz" | "iso" (a chunked "dir" bundle is "tgz")
+    size: int  # bytes on disk (a directory: the files in the manifest plus manifest and signature)
+    manifest: BundleManifest = field(repr=False)  # as signed, with `files`
+    chunked: bool = False
+    toc: Path | None = None
+
+
+def manifest_bytes(manifest: BundleManifest) -> bytes:
+    """The canonical manifest.json: the bytes that are signed."""
+    return json.dumps(manifest.to_dict(), sort_keys=True, indent=2).encode("utf-8")
+
+
+def archive_suffix(fmt: Format, chunk_size: int | None) -> str | None:
+    """'' for a directory, '.tar.gz' or '.iso' for an archive (a chunked dir is a tar.gz)."""
+    if fmt == "iso":
+        return ".iso"
+    if fmt == "tgz" or chunk_size:
+        return ".tar.gz"
+    return ""
+
+
+def finalize_bundle(staging: Path, manifest: BundleManifest, signer, known_files: Iterable[FileEntry], *,
+                    out_dir: Path, name: str, fmt: Format, chunk_size: int | None = None,
+                    progress: Callable[[int], None] | None = None, compresslevel: int = DEFAULT_COMPRESSLEVEL,
+                    validate: bool = True) -> BundleOutput:
+    staging, out_dir = Path(staging), Path(out_dir)
+    tmp: Path | None = None
+    committed: list[Path] = []
+    try:
+        _check_arguments(name, fmt, chunk_size)
+        suffix = archive_suffix(fmt, chunk_size)
+        _refuse_existing(out_dir, name, suffix, chunk_size)
+        files = _inventory(staging, known_files, progress)
+        manifest = replace(manifest, files=files, source_key_fingerprint=signer.fingerprint)
+        if validate:
+            _validate(manifest)
+        data = manifest_bytes(manifest)
+        signature = signer.sign(data) + b"\n"
+        (staging / MANIFEST_NAME).write_bytes(data)
+        (staging / SIGNATURE_NAME).write_bytes(signature)
+        content_size = sum(f.size for f in files) + len(data) + len(signature)
+
+        if suffix == "":
+            final = out_dir / name
+            _rename_dir(staging, final)
+            return BundleOutput(final, [final], "dir", content_size, manifest)
+
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-write-{name}-", dir=out_dir))
+        entries = bundle_entries(staging, data, signature, files)
+        out_fmt = "iso" if suffix == ".iso" else "tgz"
+        archive = name + suffix
+        if chunk_size:
+            split = SplitWriter(tmp, "part-", chunk_size)
+            with io.BufferedWriter(split, _WRITE_BUFFER) as sink:
+                _write_archive(out_fmt, entries, sink, manifest, compresslevel, progress)
+            parts = split.finish()
+            names = chunk_names(archive, len(parts))
+            toc = toc_document(name, manifest.bundle_id, suffix.lstrip("."), chunk_size,
+                               [replace(p, name=n) for p, n in zip(parts, names)], split.size, split.sha256)
+            toc_tmp = tmp / "toc.json"
+            toc_tmp.write_text(json.dumps(toc, indent=2, sort_keys=True) + "\n")
+            for part, final_name in zip(parts, names):
+                committed.append(_rename_new(tmp / part.name, out_dir / final_name))
+            committed.append(_rename_new(toc_tmp, out_dir / f"{name}.toc.json"))
+            result = BundleOutput(committed[0], list(committed), out_fmt, split.size, manifest,
+                                  chunked=True, toc=committed[-1])
+        else:
+            part = tmp / archive
+            with open(part, "xb", buffering=_WRITE_BUFFER) as sink:
+                _write_archive(out_fmt, entries, sink, manifest, compresslevel, progress)
+                size = sink.tell()
+            committed.append(_rename_new(part, out_dir / archive))
+            result = BundleOutput(committed[0], list(committed), out_fmt, size, manifest)
+        shutil.rmtree(tmp)
+        shutil.rmtree(staging)
+        return result
+    except BaseException:
+        for path in committed:
+            path.unlink(missing_ok=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _write_archive(fmt: str, entries, sink, manifest: BundleManifest, compresslevel: int, progress) -> None:
+    if fmt == "iso":
+        write_iso(entries, sink, volume_id=f"ISS_{manifest.bundle_id}", progress=progress)
+        return
+    for piece in tar_gz_stream(entries, mtime=_mtime(manifest.created), compresslevel=compresslevel, progress=progress):
+        sink.write(piece)
+
+
+def _check_arguments(name: str, fmt: str, chunk_size: int | None) -> None:
+    if fmt not in ("dir", "tgz", "iso"):
+        raise UsageError(f"unknown bundle format '{fmt}': use dir, tgz or iso")
+    if not name or "/" in name or name.startswith(".") or path_problem(name):
+        raise UsageError(f"'{name}' cannot name a bundle: use a plain file name that does not start with '.'")
+    if chunk_size is not None and chunk_size < MIN_CHUNK_SIZE:
+        raise UsageError(f"chunk size {chunk_size} is too small: use at least {MIN_CHUNK_SIZE} bytes")
+
+
+def _refuse_existing(out_dir: Path, name: str, suffix: str, chunk_size: int | None) -> None:
+    candidates = [out_dir / (name + suffix)]
+    if chunk_size:
+        candidates = [out_dir / f"{name}.toc.json"] + sorted(out_dir.glob(f"{_glob_escape(name + suffix)}.[0-9][0-9][0-9]*"))
+    for path in candidates:
+        if path.exists() or path.is_symlink():
+            raise UsageError(f"{path} already exists: refusing to overwrite a bundle (move it away or pick another name)")
+
+
+def _inventory(staging: Path, known_files: Iterable[FileEntry], progress) -> tuple[FileEntry, ...]:
+    """Every regular file under `staging` as a FileEntry, sorted by path (known ones trusted for sha256)."""
+    known: dict[str, FileEntry] = {}
+    problems: list[str] = []
+    for f in known_files:
+        if f.path in known and known[f.path] != f:
+            problems.append(f"{f.path}: listed twice with different checksums or sizes")
+        known[f.path] = f
+    on_disk: dict[str, int] = {}
+    _walk_staging(staging, "", on_disk, problems)
+    for path in sorted(set(known) - set(on_disk)):
+        problems.append(f"{path}: listed by the export but not in the staging directory")
+    for path, size in sorted(on_disk.items()):
+        reason = path_problem(path)
+        if reason:
+            problems.append(f"{path}: {reason}")
+        if path in known and known[path].size != size:
+            problems.append(f"{path}: {size} bytes on disk, {known[path].size} listed")
+    if problems:
+        raise IssError(f"the staged bundle in {staging} is inconsistent; nothing was written", problems)
+    entries = []
+    for path, size in sorted(on_disk.items()):
+        entries.append(known.get(path) or FileEntry(path, _sha256_file(staging / path, progress), size))
+    return tuple(entries)
+
+
+def _walk_staging(root: Path, rel: str, out: dict[str, int], problems: list[str]) -> None:
+    with os.scandir(root / rel if rel else root) as it:
+        for entry in it:
+            path = f"{rel}/{entry.name}" if rel else entry.name
+            if not rel and entry.name in RESERVED:
+                continue  # rewritten by finalize
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                _walk_staging(root, path, out, problems)
+            elif stat.S_ISREG(st.st_mode):
+                out[path] = st.st_size
+            elif stat.S_ISLNK(st.st_mode):
+                problems.append(f"{path}: is a symbolic link; bundles hold only regular files")
+            else:
+                problems.append(f"{path}: is not a regular file; bundles hold only regular files")
+
+
+def _validate(manifest: BundleManifest) -> None:
+    data = manifest.to_dict()
+    problems = schemas.problems(MANIFEST_SCHEMA, data)
+    if not problems:
+        problems = manifest_consistency_problems(data)
+    if problems:
+        raise IssError(f"the manifest of bundle {manifest.bundle_id} does not follow schemas/{MANIFEST_SCHEMA}; "
+                       "nothing was written", problems)
+
+
+def _sha256_file(path: Path, progress) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        while block := fh.read(_HASH_READ):
+            h.update(block)
+            if progress:
+                progress(len(block))
+    return h.hexdigest()
+
+
+def _rename_dir(staging: Path, final: Path) -> None:
+    if final.exists() or final.is_symlink():
+        raise UsageError(f"{final} already exists: refusing to overwrite a bundle")
+    try:
+        os.rename(staging, final)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        # staging on another file system: copy next to the target, then rename into place
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-copy-{final.name}-", dir=final.parent))
+        try:
+            shutil.copytree(staging, tmp / "tree", symlinks=True)
+            os.rename(tmp / "tree", final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging)
+
+
+def _rename_new(src: Path, dst: Path) -> Path:
+    """Rename without replacing: a concurrent writer's bundle is never clobbered."""
+    try:
+        os.link(src, dst)  # fails with EEXIST instead of replacing
+    except FileExistsError:
+        raise UsageError(f"{dst} already exists: refusing to overwrite a bundle") from None
+    except OSError:
+        if dst.exists():
+            raise UsageError(f"{dst} already exists: refusing to overwrite a bundle") from None
+        os.rename(src, dst)  # file systems without hard links
+        return dst
+    os.unlink(src)
+    return dst
+
+
+def _mtime(created: str) -> int:
+    try:
+        return max(0, int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()))
+    except (ValueError, TypeError, OverflowError):
+        return 0
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
