@@ -1,8 +1,24 @@
-"""CloudEvents 1.0 envelopes (JSON structured mode) for the iss event types."""
+"""CloudEvents 1.0 envelopes (JSON structured mode) for the iss event types.
+
+Pure values: no I/O. The JSON Schemas live in `schemas/events/<type>.json`; the bus adapter
+(`iss_plugin.adapters.bus.codec`) validates against them on publish and on consume.
+
+Routing keys (topic exchange): the type without its version, plus the server an event is
+addressed to, when there is one:
+
+    iss.content_view.published          -> the source's export queue
+    iss.repository.changed              -> the source's export queue
+    iss.export.requested                -> the source's export queue
+    iss.bundle.ready.<destination>      -> that destination's import queue
+    iss.bundle.imported.<source>        -> that source's status queue
+    iss.bundle.rejected.<source>        -> that source's status queue
+"""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 CONTENT_VIEW_PUBLISHED = "iss.content_view.published.v1"
 REPOSITORY_CHANGED = "iss.repository.changed.v1"
@@ -20,9 +36,31 @@ EVENT_TYPES = (
     EXPORT_REQUESTED,
 )
 
+# Event types addressed to one server: routing_key() needs `target_server` for them.
+ADDRESSED_TYPES = (BUNDLE_READY, BUNDLE_IMPORTED, BUNDLE_REJECTED)
+
+# The reason codes of iss.bundle.rejected.v1 (IssError.reason of the matching errors).
+REJECTION_REASONS = ("base_mismatch", "untrusted", "integrity", "rule_violation", "schema")
+EXPORT_REQUEST_REASONS = ("manual", "reconcile", "base_mismatch", "subscription")
+BUNDLE_FORMATS = ("dir", "tgz", "iso")
+
+SPECVERSION = "1.0"
+DATA_CONTENT_TYPE = "application/json"
+SCHEMA_BASE = "https://iss.example/schemas/"
+
 
 def schema_path(event_type: str) -> str:
+    """The schema of a type, relative to the `schemas` package: events/<type>.json."""
     return f"events/{event_type}.json"
+
+
+def source_for_server(server_id: str) -> str:
+    """The CloudEvents `source` of events an iss server emits."""
+    return f"urn:iss:server:{server_id}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def make_envelope(event_type: str, source: str, data: dict, *, subject: str | None = None,
@@ -30,13 +68,13 @@ def make_envelope(event_type: str, source: str, data: dict, *, subject: str | No
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     envelope = {
-        "specversion": "1.0",
+        "specversion": SPECVERSION,
         "id": event_id or str(uuid.uuid4()),
         "source": source,
         "type": event_type,
-        "time": (time or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-        "dataschema": f"https://iss.example/schemas/{schema_path(event_type)}",
+        "time": time.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if time else _now(),
+        "datacontenttype": DATA_CONTENT_TYPE,
+        "dataschema": f"{SCHEMA_BASE}{schema_path(event_type)}",
         "data": data,
     }
     if subject:
@@ -45,6 +83,125 @@ def make_envelope(event_type: str, source: str, data: dict, *, subject: str | No
 
 
 def routing_key(event_type: str, target_server: str | None = None) -> str:
-    """Topic routing key: the type without its version, plus the addressed server when there is one."""
+    """Topic routing key: the type without its version, plus the addressed server when there is one.
+
+    bundle.ready is addressed to the destination; bundle.imported and bundle.rejected are
+    answers addressed to the source server that sent the bundle."""
     base = event_type.rsplit(".", 1)[0]
+    if target_server is not None and (not target_server or any(c in target_server for c in "*# ")):
+        raise ValueError(f"server id {target_server!r} cannot be part of a routing key")
     return f"{base}.{target_server}" if target_server else base
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A decoded, validated event as handlers see it."""
+
+    id: str
+    type: str
+    source: str
+    time: str
+    data: dict[str, Any] = field(default_factory=dict)
+    subject: str | None = None
+
+    @classmethod
+    def from_envelope(cls, envelope: dict) -> "Event":
+        return cls(id=envelope["id"], type=envelope["type"], source=envelope["source"], time=envelope["time"],
+                   data=envelope.get("data") or {}, subject=envelope.get("subject"))
+
+    def to_envelope(self) -> dict:
+        env = {"specversion": SPECVERSION, "id": self.id, "source": self.source, "type": self.type,
+               "time": self.time, "datacontenttype": DATA_CONTENT_TYPE,
+               "dataschema": f"{SCHEMA_BASE}{schema_path(self.type)}", "data": self.data}
+        if self.subject:
+            env["subject"] = self.subject
+        return env
+
+
+# --- data builders: keyword-only, None values dropped, so the shape follows the schema ---------
+
+
+def _clean(values: dict) -> dict:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def repository_state(product: str, repository: str, package_count: int, package_set_digest: str, *,
+                     redhat: bool | None = None, content_id: str | None = None,
+                     content_type: str | None = None) -> dict:
+    return _clean({"product": product, "repository": repository, "redhat": redhat, "content_id": content_id,
+                   "content_type": content_type, "package_count": package_count,
+                   "package_set_digest": package_set_digest})
+
+
+def holding(repositories: list[dict], content_view_version: str | None = None) -> dict:
+    """What a server holds: the base of an incremental bundle, or what a destination says it has."""
+    return {"content_view_version": content_view_version, "repositories": list(repositories)}
+
+
+def content_view_published(*, organization: str, content_view: str, version: str,
+                           repositories: list[dict] | None = None, blessed: bool | None = None,
+                           description: str | None = None, organization_name: str | None = None,
+                           content_view_name: str | None = None, origin: str = "iss") -> dict:
+    return _clean({"organization": organization, "organization_name": organization_name,
+                   "content_view": content_view, "content_view_name": content_view_name, "version": version,
+                   "blessed": blessed, "description": description, "repositories": repositories,
+                   "origin": origin})
+
+
+def repository_changed(*, organization: str, product: str, repository: str, version: int, package_count: int,
+                       package_set_digest: str, redhat: bool | None = None, content_id: str | None = None,
+                       content_type: str | None = "yum", previous_package_set_digest: str | None = None) -> dict:
+    return _clean({"organization": organization, "product": product, "repository": repository, "redhat": redhat,
+                   "content_id": content_id, "content_type": content_type, "version": version,
+                   "package_count": package_count, "package_set_digest": package_set_digest,
+                   "previous_package_set_digest": previous_package_set_digest})
+
+
+def _scope(content_view, version, product, repository) -> dict:
+    return _clean({"content_view": content_view, "version": version, "product": product, "repository": repository})
+
+
+def export_requested(*, organization: str, destination: str, reason: str, content_view: str | None = None,
+                     version: str | None = None, product: str | None = None, repository: str | None = None,
+                     kind: str = "auto", base: dict | None = None, requested_by: str | None = None) -> dict:
+    data = {"organization": organization, "destination": destination,
+            **_scope(content_view, version, product, repository), "kind": kind, "base": base, "reason": reason}
+    if requested_by:
+        data["requested_by"] = requested_by
+    return data
+
+
+def bundle_ready(*, bundle_id: str, source_server: str, destination: str, organization: str, kind: str,
+                 base: dict | None, location: str, format: str, repositories: list[dict],
+                 content_view: str | None = None, version: str | None = None, product: str | None = None,
+                 repository: str | None = None, size: int | None = None, chunks: int | None = None,
+                 manifest_sha256: str | None = None) -> dict:
+    data = {"bundle_id": bundle_id, "source_server": source_server, "destination": destination,
+            "organization": organization, **_scope(content_view, version, product, repository), "kind": kind,
+            "base": base, "location": location, "format": format, "repositories": repositories}
+    return data | _clean({"size": size, "chunks": chunks, "manifest_sha256": manifest_sha256})
+
+
+def bundle_imported(*, bundle_id: str, source_server: str, destination: str, organization: str,
+                    repositories: list[dict], already_imported: bool = False, content_view: str | None = None,
+                    version: str | None = None, product: str | None = None,
+                    repository: str | None = None) -> dict:
+    return {"bundle_id": bundle_id, "source_server": source_server, "destination": destination,
+            "organization": organization, **_scope(content_view, version, product, repository),
+            "already_imported": already_imported, "repositories": repositories}
+
+
+def bundle_rejected(*, bundle_id: str | None, source_server: str, destination: str, reason: str, message: str,
+                    problems: list[str] | None = None, has: dict | None = None, organization: str | None = None,
+                    content_view: str | None = None, version: str | None = None, product: str | None = None,
+                    repository: str | None = None, details: dict | None = None) -> dict:
+    if reason not in REJECTION_REASONS:
+        raise ValueError(f"rejection reason {reason!r} is not one of {', '.join(REJECTION_REASONS)}")
+    data = {"bundle_id": bundle_id, "source_server": source_server, "destination": destination,
+            **_clean({"organization": organization}), **_scope(content_view, version, product, repository),
+            "reason": reason, "message": message, "problems": list(problems or [])}
+    if reason == "base_mismatch" or has is not None:
+        data["has"] = has
+    if details:
+        data["details"] = details
+    return data

@@ -1,0 +1,78 @@
+"""Exactly-once *effect* for at-least-once delivery.
+
+A consumer records the event id in the same transaction as its state change; a redelivered or
+duplicated event finds its id and is skipped. ProcessedEvent's primary key is
+(event_id, consumer), so two workers racing on the same event cannot both commit: the loser's
+insert fails (at flush or commit) and it treats the event as a duplicate.
+
+Typical handler:
+
+    def on_bundle_ready(event):
+        process_once(app.uow, event.id, "import", lambda uow: import_bundle(uow, event))
+
+`claim()` inserts the marker first, so on PostgreSQL a concurrent duplicate waits on the row
+lock and then sees a duplicate instead of doing the work twice."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from iss_plugin.adapters.db.models import ProcessedEvent
+
+T = TypeVar("T")
+
+
+def already_processed(session: Session, event_id: str, consumer: str) -> bool:
+    return session.scalar(
+        select(ProcessedEvent.event_id).where(ProcessedEvent.event_id == event_id,
+                                              ProcessedEvent.consumer == consumer)
+    ) is not None
+
+
+def mark_processed(session: Session, event_id: str, consumer: str) -> None:
+    """Record the event in the caller's transaction (commit makes it and the change durable together)."""
+    session.add(ProcessedEvent(event_id=event_id, consumer=consumer))
+
+
+def claim(session: Session, event_id: str, consumer: str) -> bool:
+    """Insert the marker now (flush, in a savepoint). False if the event was already processed.
+
+    The caller's transaction stays usable either way."""
+    if already_processed(session, event_id, consumer):
+        return False
+    try:
+        with session.begin_nested():
+            session.add(ProcessedEvent(event_id=event_id, consumer=consumer))
+    except IntegrityError:
+        return False
+    return True
+
+
+def process_once(make_uow: Callable[[], object], event_id: str, consumer: str,
+                 work: Callable[[object], T]) -> tuple[bool, T | None]:
+    """Run `work(uow)` and commit it with the marker, unless the event was processed already.
+
+    Returns (True, result) when the work ran and committed, (False, None) for a duplicate. The
+    unit of work must not be committed by `work` itself. Other errors propagate (nothing is
+    committed: the unit of work rolls back)."""
+    with make_uow() as uow:
+        if not claim(uow.session, event_id, consumer):
+            return False, None
+        result = work(uow)
+        try:
+            uow.commit()
+        except IntegrityError:
+            uow.rollback()
+            if _processed_now(make_uow, event_id, consumer):
+                return False, None
+            raise
+    return True, result
+
+
+def _processed_now(make_uow, event_id: str, consumer: str) -> bool:
+    with make_uow() as uow:
+        return already_processed(uow.session, event_id, consumer)
