@@ -15,7 +15,9 @@ def load(relative: str) -> dict:
     return json.loads((ROOT / relative).read_text())
 
 
+@lru_cache(maxsize=None)
 def validator(relative: str):
+    """Built once per schema (checking a schema costs ~20 ms; validators are reusable)."""
     import jsonschema
 
     schema = load(relative)
