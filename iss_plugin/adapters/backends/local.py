@@ -1,0 +1,649 @@
+"""The embedded local content backend (DESIGN.md section 5, "local").
+
+- Files: content-addressed under <store_root>/sha256/ab/cdef... (local_blobs.BlobStore).
+- Versions: in the caller's SQLAlchemy session (the Store* tables). A version is a set of
+  packages by sha256; membership rows carry Pulp-style ranges [version_added, version_removed),
+  so a new version writes only what changed. Versions are immutable.
+- Metadata: each package's metadata chunks are stored when it enters the store; a version's
+  metadata is generated from them (never from the files), in cached blocks (local_index).
+- Content types are plugins (iss_plugin.adapters.content_types); a repository names its type.
+
+Transactions: this backend flushes but never commits; the caller's unit of work does, so an import
+commits together with its content view version. Files written for a transaction that rolls back
+may remain in the store: `discard_new_blobs()` (or `remove_unreferenced_blobs`) removes them.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urljoin
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from iss_plugin.adapters.backends.base import ExportedTree, ImportExpectation, VersionInfo
+from iss_plugin.adapters.backends.local_blobs import BlobStore, Placer
+from iss_plugin.adapters.backends.local_fetch import Fetcher
+from iss_plugin.adapters.backends.local_index import BlockCache, partition
+from iss_plugin.adapters.content_types import DEFAULT, ContentType, RemoteUnit, Unit, get_content_type
+from iss_plugin.adapters.db.models import (
+    StorePackage,
+    StoreRepository,
+    StoreRepositoryContent,
+    StoreRepositoryVersion,
+)
+from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError, NotFound, UsageError
+from iss_plugin.domain.labels import check_label
+from iss_plugin.domain.manifest import FileEntry
+from iss_plugin.domain.packages import Package, package_set_digest
+
+BATCH = 500  # rows per IN (...) list and per ingestion batch
+PUBLISHED_VERSIONS = ".versions"
+
+P = StorePackage
+C = StoreRepositoryContent
+V = StoreRepositoryVersion
+_CONTENT = StoreRepositoryContent.__table__
+_PACKAGES = StorePackage.__table__
+
+# (package id, sha256, location): a package as the version arithmetic sees it
+Item = tuple[int, str, str]
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    url: str
+    listed: int  # packages the remote lists
+    fetched: int  # package files downloaded
+    fetched_bytes: int
+    already_held: int  # listed packages the store had already
+    version: int
+
+
+def _batched(seq: Sequence, n: int = BATCH) -> Iterator[Sequence]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _check_key(key: str) -> list[str]:
+    parts = key.split("/")
+    for part in parts:
+        check_label(part, what=f"repository key part '{part}' of '{key}'")
+    return parts
+
+
+def _safe_relpath(rel: str) -> bool:
+    return not rel.startswith("/") and ".." not in rel.split("/") and "\\" not in rel and "\0" not in rel
+
+
+class LocalBackend:
+    """ContentBackend over a content-addressed directory and the caller's database session."""
+
+    name = "local"
+
+    def __init__(self, session: Session, store_root: Path | str, published_root: Path | str, *, hardlink_exports: bool = True):
+        self.session = session
+        self.store_root = Path(store_root)
+        self.published_root = Path(published_root)
+        self.blobs = BlobStore(self.store_root)
+        self.index_cache = BlockCache(self.store_root / "index-cache")
+        self.hardlink_exports = hardlink_exports
+        self.new_blobs: set[str] = set()  # blobs this backend created (for clean-up after a rollback)
+        self.last_sync: SyncReport | None = None
+
+    # === repositories and versions ==============================================================
+    def ensure_repository(self, repo: str, content_type: str = DEFAULT) -> None:
+        _check_key(repo)
+        get_content_type(content_type)  # an unknown type fails here, clearly
+        r = self.session.scalars(select(StoreRepository).where(StoreRepository.key == repo)).one_or_none()
+        if r is not None:
+            if r.content_type != content_type:
+                raise BackendError(
+                    f"repository '{repo}' exists in the local store with content type '{r.content_type}', "
+                    f"not '{content_type}'"
+                )
+            return
+        r = StoreRepository(key=repo, content_type=content_type, latest_version=0)
+        self.session.add(r)
+        self.session.flush()
+        self.session.add(V(repository_id=r.id, number=0, package_count=0, digest=package_set_digest(())))
+        self.session.flush()
+
+    def latest_version(self, repo: str) -> int:
+        return self._repo(repo).latest_version
+
+    def list_versions(self, repo: str) -> list[VersionInfo]:
+        r = self._repo(repo)
+        rows = self.session.execute(
+            select(V.number, V.created, V.package_count, V.digest).where(V.repository_id == r.id).order_by(V.number)
+        ).all()
+        return [VersionInfo(n, _utc(created), count, digest) for n, created, count, digest in rows]
+
+    def version_info(self, repo: str, version: int) -> VersionInfo:
+        v = self._version_row(self._repo(repo), version)
+        return VersionInfo(v.number, _utc(v.created), v.package_count, v.digest)
+
+    def list_packages(self, repo: str, version: int) -> list[Package]:
+        r = self._repo(repo)
+        self._version_row(r, version)
+        rows = self.session.execute(
+            select(P.name, P.epoch, P.version, P.release, P.arch, P.sha256, P.size, P.location)
+            .join(C, C.package_id == P.id)
+            .where(self._in_version(r.id, version))
+            .order_by(P.location, P.sha256)
+        ).all()
+        return [Package(*row) for row in rows]
+
+    # === changing content ========================================================================
+    def add_packages(self, repo: str, files: Sequence[Path]) -> int:
+        """Copy RPM files into the store (they stay the caller's: never hardlinked) and into a new
+        version. Packages the latest version holds already are skipped; nothing new: same version."""
+        r = self._repo(repo, lock=True)
+        items = self._ingest(self._content_type(r), [Path(f) for f in files], mode="copy")
+        return self._commit(r, self._current(r.id), items, set())
+
+    def remove_packages(self, repo: str, sha256s: Iterable[str]) -> int:
+        """A new version without these packages; checksums the latest version lacks are ignored."""
+        r = self._repo(repo, lock=True)
+        wanted = {s.lower() for s in sha256s}
+        current = self._current(r.id)
+        remove = {pid for pid, (sha, _) in current.items() if sha in wanted}
+        return self._commit(r, current, [], remove)
+
+    def sync(self, repo: str, url: str, *, mirror: bool = True) -> int:
+        """Synchronize from a yum repository (file://, http(s)://), fetching only the packages the
+        store lacks. mirror=True: the new version holds exactly the remote's packages; False: adds."""
+        r = self._repo(repo, lock=True)
+        ct = self._content_type(r)
+        base = url if url.endswith("/") else url + "/"
+        self.blobs.tmp.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.blobs.tmp) as work, Fetcher() as fetch:
+            listed = ct.read_remote_index(base, fetch, Path(work))
+            metadata_files = fetch.files
+            known = self._package_rows([u.sha256 for u in listed if u.sha256])
+            held: list[Item] = []
+            missing: dict[str, RemoteUnit] = {}
+            for u in listed:
+                row = known.get(u.sha256) if u.sha256 else None
+                if row is not None and self.blobs.has(u.sha256, row[2]):
+                    held.append((row[0], u.sha256, row[1]))
+                else:
+                    missing.setdefault(u.sha256 or f"{u.checksum_type}:{u.checksum}:{u.href}", u)
+            fetched = self._fetch_units(ct, base, list(missing.values()), fetch)
+            fetched_files, fetched_bytes = fetch.files - metadata_files, fetch.bytes
+        items = held + fetched
+        current = self._current(r.id)
+        remove = set(current) - {pid for pid, _, _ in items} if mirror else set()
+        version = self._commit(r, current, items, remove)
+        self.last_sync = SyncReport(url, len(listed), fetched_files, fetched_bytes, len(held), version)
+        return version
+
+    def import_tree(self, repo: str, tree: Path, expect: ImportExpectation, *, take_files: bool = False) -> int:
+        """A new version = expect.base_version's packages - expect.removed + the tree's package files.
+
+        Only the tree's package files are read (their headers give the metadata chunks and their
+        sha256); its repodata is not needed. The result must have expect.target_digest and
+        expect.target_count, else BundleIntegrityError and no version is written (the session
+        holds the new store rows: the caller rolls back). take_files=True: the tree is a staging
+        directory the caller owns and discards; its files are moved into the store, not copied."""
+        r = self._repo(repo, lock=True)
+        ct = self._content_type(r)
+        tree = Path(tree)
+        paths = self._tree_unit_files(ct, tree)
+        items = self._ingest(ct, paths, mode="move" if take_files else "copy")
+        current = self._current(r.id)
+        if expect.base_version is None:
+            base: dict[int, tuple[str, str]] = {}
+        elif expect.base_version == r.latest_version:
+            base = current
+        else:
+            if self._find_version(r, expect.base_version) is None:
+                latest = self._version_row(r, r.latest_version)
+                raise BaseMismatch(
+                    f"repository '{repo}' has no version {expect.base_version} to apply this tree to; "
+                    f"its latest is {latest.number} ({latest.package_count} packages, {latest.digest})",
+                    details={"has": {"version": latest.number, "package_count": latest.package_count,
+                                     "digest": latest.digest}},
+                )
+            base = {pid: (sha, loc) for pid, sha, loc in self._members(r.id, expect.base_version)}
+        removed = {s.lower() for s in expect.removed}
+        target = {pid: v for pid, v in base.items() if v[0] not in removed}
+        for pid, sha, loc in items:
+            target[pid] = (sha, loc)
+        add = [(pid, sha, loc) for pid, (sha, loc) in target.items() if pid not in current]
+        remove = set(current) - set(target)
+        return self._commit(r, current, add, remove, expect=expect, repo_key=repo, tree=tree)
+
+    # === export and publication ==================================================================
+    def export_version(self, repo: str, version: int, base_version: int | None, dest: Path) -> ExportedTree:
+        return self._export(repo, version, base_version, Path(dest), hardlink=self.hardlink_exports)
+
+    def publish(self, repo: str, version: int) -> str:
+        """Write the version as a yum repository at <published_root>/<repo key> and switch to it
+        atomically: the key is a symlink to a complete tree, replaced in one rename."""
+        parts = _check_key(repo)
+        r = self._repo(repo)
+        self._version_row(r, version)
+        link = self.published_root.joinpath(*parts)
+        versions_dir = self.published_root.joinpath(PUBLISHED_VERSIONS, *parts)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        versions_dir.mkdir(parents=True, exist_ok=True)
+        previous = None
+        if link.is_symlink():
+            previous = Path(os.path.normpath(link.parent / os.readlink(link)))
+            if previous.parent == versions_dir and previous.name.startswith(f"v{version}.") and (
+                previous / "repodata" / "repomd.xml"
+            ).is_file():
+                return str(link)  # already published
+        elif link.exists():
+            raise BackendError(
+                f"cannot publish '{repo}': {link} exists and is not a publication made by iss (a symlink); move it away"
+            )
+        new_dir = versions_dir / f"v{version}.{secrets.token_hex(4)}"
+        self._export(repo, version, None, new_dir, hardlink=True)
+        tmp_link = link.parent / f".{link.name}.{secrets.token_hex(4)}.tmp"
+        os.symlink(os.path.relpath(new_dir, link.parent), tmp_link)
+        os.replace(tmp_link, link)
+        # keep the previous tree for clients that are reading it right now; drop older ones
+        for old in versions_dir.iterdir():
+            if old not in (new_dir, previous) and old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+        return str(link)
+
+    # === store maintenance ========================================================================
+    def remove_unreferenced_blobs(self, sha256s: Iterable[str]) -> int:
+        """Delete the store files of these checksums that no package row (visible to this session)
+        references, e.g. after a rolled-back import. Returns how many files were deleted."""
+        wanted = sorted({s.lower() for s in sha256s})
+        referenced = self._package_rows(wanted)
+        n = sum(1 for s in wanted if s not in referenced and self.blobs.remove(s))
+        self.new_blobs.difference_update(wanted)
+        return n
+
+    def discard_new_blobs(self) -> int:
+        """After a rollback: delete the files this backend wrote that no committed row references."""
+        return self.remove_unreferenced_blobs(set(self.new_blobs))
+
+    def remove_orphan_blobs(self, min_age_seconds: float = 3600) -> int:
+        """Garbage collection over the whole store: delete files no package row references, older than
+        min_age_seconds (younger ones may belong to a transaction in flight), and stale temp files."""
+        import time
+
+        now, n = time.time(), 0
+        batch: list[tuple[str, Path]] = []
+
+        def flush() -> int:
+            referenced = self._package_rows([s for s, _ in batch])
+            k = 0
+            for sha, path in batch:
+                try:
+                    if sha not in referenced and now - path.stat().st_mtime >= min_age_seconds:
+                        path.unlink()
+                        k += 1
+                except FileNotFoundError:
+                    pass
+            batch.clear()
+            return k
+
+        for item in self.blobs.iter_blobs():
+            batch.append(item)
+            if len(batch) >= BATCH:
+                n += flush()
+        n += flush()
+        self.blobs.remove_stale_tmp(min_age_seconds)
+        return n
+
+    # === internals: lookups =======================================================================
+    def _content_type(self, r: StoreRepository) -> ContentType:
+        return get_content_type(r.content_type)
+
+    def _repo(self, key: str, *, lock: bool = False) -> StoreRepository:
+        stmt = select(StoreRepository).where(StoreRepository.key == key)
+        if lock:
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
+        r = self.session.scalars(stmt).one_or_none()
+        if r is None:
+            raise NotFound(f"repository '{key}' does not exist in the local content store (ensure_repository creates it)")
+        return r
+
+    def _find_version(self, r: StoreRepository, number: int) -> StoreRepositoryVersion | None:
+        return self.session.scalars(select(V).where(V.repository_id == r.id, V.number == number)).one_or_none()
+
+    def _version_row(self, r: StoreRepository, number: int) -> StoreRepositoryVersion:
+        v = self._find_version(r, number)
+        if v is None:
+            raise NotFound(f"repository '{r.key}' has no version {number} (its latest is {r.latest_version})")
+        return v
+
+    @staticmethod
+    def _in_version(repo_id: int, version: int):
+        return and_(
+            C.repository_id == repo_id,
+            C.version_added <= version,
+            or_(C.version_removed.is_(None), C.version_removed > version),
+        )
+
+    def _members(self, repo_id: int, version: int) -> list[Item]:
+        """(package id, sha256, location) of a version, in membership order."""
+        rows = self.session.execute(
+            select(P.id, P.sha256, P.location).join(C, C.package_id == P.id)
+            .where(self._in_version(repo_id, version)).order_by(C.id)
+        ).all()
+        return [tuple(row) for row in rows]
+
+    def _current(self, repo_id: int) -> dict[int, tuple[str, str]]:
+        """The latest version's packages: id -> (sha256, location), in membership order."""
+        rows = self.session.execute(
+            select(P.id, P.sha256, P.location).join(C, C.package_id == P.id)
+            .where(C.repository_id == repo_id, C.version_removed.is_(None)).order_by(C.id)
+        ).all()
+        return {pid: (sha, loc) for pid, sha, loc in rows}
+
+    def _package_rows(self, shas: Sequence[str]) -> dict[str, tuple[int, str, int]]:
+        """sha256 -> (id, location, size) for the checksums the store has rows for."""
+        out: dict[str, tuple[int, str, int]] = {}
+        for batch in _batched(list(dict.fromkeys(shas))):
+            for pid, sha, loc, size in self.session.execute(
+                select(P.id, P.sha256, P.location, P.size).where(P.sha256.in_(batch))
+            ):
+                out[sha] = (pid, loc, size)
+        return out
+
+    # === internals: putting files in ============================================================
+    def _ingest(self, ct: ContentType, paths: Sequence[Path], *, mode: str) -> list[Item]:
+        """Read each file's header, store the file and its row; every unreadable file is reported at
+        once. mode: copy (the caller's files), move (a staging dir the caller gives up)."""
+        items: dict[str, Item] = {}
+        problems: list[str] = []
+        for batch in _batched(list(paths)):
+            units: list[tuple[Path, Unit]] = []
+            for path in batch:
+                try:
+                    units.append((path, ct.read_unit(path)))
+                except BackendError as e:
+                    problems.append(e.message)
+            if not problems:
+                for item in self._store_units(units, mode):
+                    items.setdefault(item[1], item)
+        if problems:
+            raise BackendError(f"{len(problems)} of {len(paths)} files could not be read; nothing was added", problems)
+        return list(items.values())
+
+    def _store_units(self, units: Sequence[tuple[Path, Unit]], mode: str) -> list[Item]:
+        by_sha: dict[str, tuple[Path, Unit]] = {}
+        for path, unit in units:
+            by_sha.setdefault(unit.package.sha256, (path, unit))
+        existing = self._package_rows(list(by_sha))
+        new_rows = []
+        for sha, (path, unit) in by_sha.items():
+            if self.blobs.has(sha, unit.package.size):
+                if mode == "adopt":
+                    path.unlink(missing_ok=True)
+            else:
+                existed = self.blobs.has(sha)
+                if mode == "copy":
+                    self.blobs.put_copy(path, sha)
+                elif mode == "move":
+                    self.blobs.put_move(path, sha)
+                else:
+                    self.blobs.adopt(path, sha)
+                if not existed:
+                    self.new_blobs.add(sha)
+            if sha not in existing:
+                new_rows.append(self._row(unit))
+        if new_rows:
+            self.session.execute(self._insert_ignore(), new_rows)
+            existing.update(self._package_rows([row["sha256"] for row in new_rows]))
+        return [(existing[sha][0], sha, existing[sha][1]) for sha in by_sha]
+
+    @staticmethod
+    def _row(unit: Unit) -> dict:
+        p = unit.package
+        chunks = tuple(unit.chunks) + ("",) * (3 - len(unit.chunks))
+        return {
+            "sha256": p.sha256, "name": p.name, "epoch": p.epoch, "version": p.version, "release": p.release,
+            "arch": p.arch, "size": p.size, "location": p.location,
+            "primary_xml": chunks[0], "filelists_xml": chunks[1], "other_xml": chunks[2],
+        }
+
+    def _insert_ignore(self):
+        """INSERT that skips a package row another transaction added meanwhile (unique sha256)."""
+        dialect = self.session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(_PACKAGES).on_conflict_do_nothing(index_elements=["sha256"])
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(_PACKAGES).on_conflict_do_nothing(index_elements=["sha256"])
+        return insert(_PACKAGES)
+
+    def _fetch_units(self, ct: ContentType, base: str, units: list[RemoteUnit], fetch: Fetcher) -> list[Item]:
+        out: list[Item] = []
+        problems: list[str] = []
+        for batch in _batched(units):
+            got: list[tuple[Path, Unit]] = []
+            try:
+                for u in batch:
+                    url = urljoin(u.base_url if u.base_url and u.base_url.endswith("/") else
+                                  (u.base_url + "/" if u.base_url else base), u.href)
+                    tmp = self.blobs.new_tmp_path("sync")
+                    try:
+                        sha = fetch(url, tmp, u.checksum_type, u.checksum, u.size or None)
+                        unit = ct.read_unit(tmp)
+                    except BackendError as e:
+                        tmp.unlink(missing_ok=True)
+                        if e.transient:
+                            raise
+                        problems.append(e.message + "".join(f"; {p}" for p in e.problems))
+                        continue
+                    if unit.package.sha256 != sha:  # cannot happen unless the file changed under us
+                        tmp.unlink(missing_ok=True)
+                        problems.append(f"{url}: sha256 changed while reading it")
+                        continue
+                    got.append((tmp, unit))
+                if not problems:
+                    out.extend(self._store_units(got, "adopt"))
+            finally:
+                for tmp, _ in got:
+                    tmp.unlink(missing_ok=True)
+        if problems:
+            raise BackendError(f"sync from {base}: {len(problems)} packages failed; no new version was made", problems)
+        return out
+
+    def _tree_unit_files(self, ct: ContentType, tree: Path) -> list[Path]:
+        if not tree.is_dir():
+            raise BundleIntegrityError(f"{tree} is not a directory holding a yum tree")
+        found, problems = [], []
+        for dirpath, dirnames, filenames in os.walk(tree):
+            d = Path(dirpath)
+            for name in dirnames:
+                if (d / name).is_symlink():
+                    problems.append(f"{(d / name).relative_to(tree)} is a symbolic link")
+            for name in filenames:
+                p = d / name
+                rel = p.relative_to(tree).as_posix()
+                if not ct.is_unit_path(rel):
+                    continue
+                if p.is_symlink() or not p.is_file():
+                    problems.append(f"{rel} is not a regular file")
+                    continue
+                found.append(p)
+        if problems:
+            raise BundleIntegrityError(f"{tree} holds entries an import does not accept; nothing was imported", problems)
+        return sorted(found)
+
+    # === internals: making a version ============================================================
+    def _commit(
+        self,
+        r: StoreRepository,
+        current: dict[int, tuple[str, str]],
+        add: Sequence[Item],
+        remove: set[int],
+        *,
+        expect: ImportExpectation | None = None,
+        repo_key: str | None = None,
+        tree: Path | None = None,
+    ) -> int:
+        """The latest version - remove + add as a new version (or the latest when that changes nothing).
+        With expect, the result must have its digest and count; checked before anything is written."""
+        remove = {pid for pid in remove if pid in current}
+        new_items: list[Item] = []
+        seen: set[int] = set()
+        for item in add:
+            pid = item[0]
+            if pid in seen:
+                continue
+            seen.add(pid)
+            if pid in current:
+                remove.discard(pid)
+            else:
+                new_items.append(item)
+        kept = [(pid, sha, loc) for pid, (sha, loc) in current.items() if pid not in remove]
+        shas = [sha for _, sha, _ in kept] + [sha for _, sha, _ in new_items]
+        digest = package_set_digest(shas)
+        if expect is not None and (digest != expect.target_digest or len(shas) != expect.target_count):
+            raise BundleIntegrityError(
+                f"importing {tree} into '{repo_key}' would make a version of {len(shas)} packages with digest "
+                f"{digest}, but the bundle promises {expect.target_count} packages with digest "
+                f"{expect.target_digest}; nothing was imported",
+                [f"base version {expect.base_version}, {len(expect.removed)} packages removed, "
+                 f"{len(new_items)} packages added from the tree"],
+                details={"expected_digest": expect.target_digest, "expected_count": expect.target_count,
+                         "digest": digest, "count": len(shas)},
+            )
+        if not new_items and not remove:
+            return r.latest_version
+        self._check_locations(r, kept, new_items)
+        number = r.latest_version + 1
+        for batch in _batched(sorted(remove)):
+            self.session.execute(
+                update(_CONTENT)
+                .where(_CONTENT.c.repository_id == r.id, _CONTENT.c.version_removed.is_(None),
+                       _CONTENT.c.package_id.in_(batch))
+                .values(version_removed=number)
+            )
+        if new_items:
+            self.session.execute(
+                insert(_CONTENT),
+                [{"repository_id": r.id, "package_id": pid, "version_added": number, "version_removed": None}
+                 for pid, _, _ in new_items],
+            )
+        self.session.add(V(repository_id=r.id, number=number, package_count=len(shas), digest=digest))
+        r.latest_version = number
+        self.session.flush()
+        return number
+
+    @staticmethod
+    def _check_locations(r: StoreRepository, kept: Sequence[Item], new_items: Sequence[Item]) -> None:
+        """Two different packages may not have one location (file name) in a version."""
+        where = {loc: sha for _, sha, loc in kept}
+        problems = []
+        for _, sha, loc in new_items:
+            other = where.setdefault(loc, sha)
+            if other != sha:
+                problems.append(f"{loc}: {sha} and {other}")
+        if problems:
+            raise BackendError(
+                f"repository '{r.key}': different packages with the same file name cannot be in one version "
+                "(remove the old one first)",
+                problems,
+            )
+
+    # === internals: writing trees =================================================================
+    def _export(self, repo: str, version: int, base_version: int | None, dest: Path, *, hardlink: bool) -> ExportedTree:
+        r = self._repo(repo)
+        ct = self._content_type(r)
+        v = self._version_row(r, version)
+        base_ids: set[int] = set()
+        if base_version is not None:
+            self._version_row(r, base_version)
+            base_ids = {pid for pid, _, _ in self._members(r.id, base_version)}
+        created = self._prepare_empty_dir(dest)
+        try:
+            rows = self.session.execute(
+                select(P.id, P.sha256, P.size, P.location).join(C, C.package_id == P.id)
+                .where(self._in_version(r.id, version)).order_by(C.id)
+            ).all()
+            placer = Placer(self.blobs, hardlink)
+            files: list[FileEntry] = []
+            problems: list[str] = []
+            for pid, sha, size, loc in rows:
+                if pid in base_ids:
+                    continue
+                if not _safe_relpath(loc):
+                    problems.append(f"{sha}: unsafe location {loc!r} in the store")
+                elif not self.blobs.has(sha, size):
+                    problems.append(f"{loc} ({sha}): the store file {self.blobs.path(sha)} is missing or damaged")
+                else:
+                    placer.place(sha, dest / loc)
+                    files.append(FileEntry(loc, sha, size))
+            if problems:
+                raise BackendError(f"cannot export '{repo}' version {version}: the store is damaged", problems)
+            new_packages = len(files)
+            files.extend(self._write_index(ct, r, v, [(pid, sha) for pid, sha, _, _ in rows], dest))
+        except BaseException:
+            self._clear_dir(dest, remove_self=created)
+            raise
+        return ExportedTree(files=tuple(files), new_packages=new_packages)
+
+    def _write_index(self, ct: ContentType, r: StoreRepository, v: StoreRepositoryVersion,
+                     members: list[tuple[int, str]], dest: Path) -> list[FileEntry]:
+        shas = [sha for _, sha in members]
+
+        def blocks():
+            for a, b in partition(shas):
+                key = BlockCache.key(ct.format_version, shas[a:b])
+                block = self.index_cache.get(key)
+                if block is None:
+                    ids = [pid for pid, _ in members[a:b]]
+                    chunks = self._chunks(ids)
+                    block = ct.compress_block([chunks[pid] for pid in ids])
+                    self.index_cache.put(key, block)
+                yield block
+
+        ts = int(_utc(v.created).timestamp())
+        return ct.write_index(dest, len(members), blocks(), revision=str(ts), timestamp=ts)
+
+    def _chunks(self, ids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        out = {}
+        for batch in _batched(list(ids)):
+            for pid, a, b, c in self.session.execute(
+                select(P.id, P.primary_xml, P.filelists_xml, P.other_xml).where(P.id.in_(batch))
+            ):
+                out[pid] = (a, b, c)
+        return out
+
+    @staticmethod
+    def _prepare_empty_dir(dest: Path) -> bool:
+        """Make dest an empty directory; True if it was created."""
+        if dest.exists() or dest.is_symlink():
+            if not dest.is_dir() or dest.is_symlink():
+                raise UsageError(f"export destination {dest} exists and is not a directory")
+            if any(dest.iterdir()):
+                raise UsageError(f"export destination {dest} is not empty; give an empty or new directory")
+            return False
+        dest.mkdir(parents=True)
+        return True
+
+    @staticmethod
+    def _clear_dir(dest: Path, *, remove_self: bool) -> None:
+        if remove_self:
+            shutil.rmtree(dest, ignore_errors=True)
+            return
+        for child in dest.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)

@@ -1,0 +1,148 @@
+"""The local store's content-addressed files: <root>/sha256/ab/cdef... (the first two hex digits are
+a directory, the rest the file name).
+
+Files enter through a temporary file in <root>/tmp (same filesystem) and os.replace, so a blob
+path either does not exist or holds the whole, verified file. Blobs are made read-only because
+exports and publications hardlink them."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from iss_plugin.domain.errors import BackendError
+
+BUFSIZE = 1 << 20
+_LINK_FALLBACK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
+
+
+def _is_sha256(s: str) -> bool:
+    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)
+
+
+class BlobStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.blobs = self.root / "sha256"
+        self.tmp = self.root / "tmp"
+
+    def path(self, sha256: str) -> Path:
+        if not _is_sha256(sha256):
+            raise BackendError(f"'{sha256}' is not a lowercase hex sha256 checksum")
+        return self.blobs / sha256[:2] / sha256[2:]
+
+    def has(self, sha256: str, size: int | None = None) -> bool:
+        try:
+            st = self.path(sha256).stat()
+        except FileNotFoundError:
+            return False
+        return size is None or st.st_size == size
+
+    def new_tmp_path(self, hint: str = "blob") -> Path:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        return self.tmp / f"{hint}.{os.getpid()}.{time.monotonic_ns()}.{os.urandom(4).hex()}"
+
+    # --- putting files in ----------------------------------------------------------------------
+    def adopt(self, tmp: Path, sha256: str) -> None:
+        """Move a verified temporary file (in self.tmp) to its blob path."""
+        target = self.path(sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+
+    def put_copy(self, src: Path, sha256: str) -> None:
+        """Copy src into the store, checking while copying that it still has the sha256 expected."""
+        tmp = self.new_tmp_path()
+        h = hashlib.sha256()
+        try:
+            with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                while chunk := fin.read(BUFSIZE):
+                    h.update(chunk)
+                    fout.write(chunk)
+            if h.hexdigest() != sha256:
+                raise BackendError(
+                    f"{src} changed while it was being stored: its sha256 is now {h.hexdigest()}, "
+                    f"it was {sha256} when its header was read; nothing was stored from it"
+                )
+            self.adopt(tmp, sha256)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_move(self, src: Path, sha256: str) -> None:
+        """Move src (a file the caller owns and gives up) into the store; copy across filesystems."""
+        tmp = self.new_tmp_path()
+        try:
+            os.rename(src, tmp)
+        except OSError as e:
+            if e.errno not in _LINK_FALLBACK_ERRNOS:
+                raise
+            self.put_copy(src, sha256)
+            return
+        try:
+            self.adopt(tmp, sha256)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def remove(self, sha256: str) -> bool:
+        try:
+            self.path(sha256).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def iter_blobs(self) -> Iterator[tuple[str, Path]]:
+        if not self.blobs.is_dir():
+            return
+        for d in sorted(self.blobs.iterdir()):
+            if len(d.name) != 2 or not d.is_dir():
+                continue
+            for f in d.iterdir():
+                sha = d.name + f.name
+                if _is_sha256(sha):
+                    yield sha, f
+
+    def remove_stale_tmp(self, min_age_seconds: float) -> int:
+        if not self.tmp.is_dir():
+            return 0
+        now, n = time.time(), 0
+        for f in self.tmp.iterdir():
+            try:
+                if now - f.lstat().st_mtime >= min_age_seconds:
+                    f.unlink()
+                    n += 1
+            except FileNotFoundError:
+                pass
+        return n
+
+
+class Placer:
+    """Places store files into a tree: hardlinks while the filesystem allows, else copies."""
+
+    def __init__(self, store: BlobStore, hardlink: bool = True):
+        self.store = store
+        self.hardlink = hardlink
+        self.linked = 0
+        self.copied = 0
+        self._dirs: set[Path] = set()
+
+    def place(self, sha256: str, target: Path) -> None:
+        parent = target.parent
+        if parent not in self._dirs:
+            parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(parent)
+        src = self.store.path(sha256)
+        if self.hardlink:
+            try:
+                os.link(src, target)
+                self.linked += 1
+                return
+            except OSError as e:
+                if e.errno not in _LINK_FALLBACK_ERRNOS:
+                    raise
+                self.hardlink = False  # another filesystem: stop trying
+        shutil.copyfile(src, target)
+        self.copied += 1

@@ -1,0 +1,85 @@
+"""Blocks of metadata for the local store: a version's packages, in membership order, cut into
+blocks at content-defined boundaries; each block's compressed metadata cached by the checksums
+of its packages.
+
+Membership order is insertion order, so a new version keeps the blocks of its base and adds
+blocks at the end; a removal changes only the block that held the package. Writing a version's
+metadata then compresses only the blocks not seen before and copies the rest."""
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+from iss_plugin.adapters.content_types import CompressedBlock
+
+BLOCK_TARGET = 128  # mean packages per block (content-defined boundary: 1 in BLOCK_TARGET)
+BLOCK_MAX = 512
+_MAGIC = b"ISSMD1\n"
+
+
+def partition(shas: Sequence[str]) -> list[tuple[int, int]]:
+    """[start, end) ranges over shas: a block ends after a package whose checksum's last four hex
+    digits are 0 modulo BLOCK_TARGET, or at BLOCK_MAX packages."""
+    ranges, start = [], 0
+    for i, sha in enumerate(shas):
+        if int(sha[-4:], 16) % BLOCK_TARGET == 0 or i + 1 - start >= BLOCK_MAX:
+            ranges.append((start, i + 1))
+            start = i + 1
+    if start < len(shas):
+        ranges.append((start, len(shas)))
+    return ranges
+
+
+class BlockCache:
+    """<root>/ab/<key>: one file per block, written atomically. Derived data: safe to delete."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @staticmethod
+    def key(format_version: str, shas: Sequence[str]) -> str:
+        h = hashlib.sha256(format_version.encode() + b"\n")
+        for s in shas:
+            h.update(s.encode("ascii"))
+        return h.hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / key[2:]
+
+    def get(self, key: str) -> CompressedBlock | None:
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        if not data.startswith(_MAGIC):
+            return None
+        pos = len(_MAGIC)
+        (n,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        sizes = struct.unpack_from(f"<{2 * n}Q", data, pos)
+        pos += 16 * n
+        members, open_sizes = [], []
+        for i in range(n):
+            length = sizes[2 * i]
+            members.append(data[pos : pos + length])
+            open_sizes.append(sizes[2 * i + 1])
+            pos += length
+        if pos != len(data):
+            return None  # truncated or foreign: recompute
+        return CompressedBlock(tuple(members), tuple(open_sizes))
+
+    def put(self, key: str, block: CompressedBlock) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        n = len(block.members)
+        head = _MAGIC + struct.pack("<I", n)
+        head += struct.pack(f"<{2 * n}Q", *(v for m, o in zip(block.members, block.open_sizes) for v in (len(m), o)))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+        with open(tmp, "wb") as f:
+            f.write(head)
+            for m in block.members:
+                f.write(m)
+        os.replace(tmp, path)

@@ -1,0 +1,114 @@
+"""Content types are plugins (DESIGN.md section 5): each registers a class under the entry point group
+`iss_plugin.content_types`. A content type knows its file format; the store knows where files
+live and which versions hold them. The core names no type except the default, "yum".
+
+What a content type gives the local store:
+
+- `read_unit(path)`: read one content file (for yum: an RPM header) into a `Unit`: the package
+  values plus the metadata chunks the store keeps so that a version's metadata is generated
+  without reading the files again.
+- `compress_block(chunks)`: a run of units' chunks as one compressed member per metadata file.
+  Members concatenate, so the store caches blocks and a new version costs only its new blocks.
+- `write_index(dest, count, blocks, ...)`: the index of a tree (for yum: repodata/) from blocks.
+- `read_remote_index(url, fetch, workdir)`: what a remote repository holds (for `sync`).
+- `is_unit_path(relpath)`: which files of a tree are content (for `import_tree`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from iss_plugin.domain.errors import UsageError
+from iss_plugin.domain.manifest import FileEntry
+from iss_plugin.domain.packages import Package
+
+GROUP = "iss_plugin.content_types"
+DEFAULT = "yum"
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One content file read by its content type: what it is, and its metadata chunks.
+
+    `chunks` is opaque to the store: one text per metadata file of the type (for yum: the
+    primary, filelists and other XML of the package), stored and handed back unchanged."""
+
+    package: Package
+    chunks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteUnit:
+    """A content file a remote repository lists: where it is and how to check it."""
+
+    href: str  # relative to base_url (or absolute)
+    base_url: str | None  # xml:base of the entry, when the remote sets one
+    checksum_type: str  # "sha256", "sha1", ...
+    checksum: str
+    size: int
+    nevra: str
+
+    @property
+    def sha256(self) -> str | None:
+        return self.checksum.lower() if self.checksum_type.lower() == "sha256" else None
+
+
+@dataclass(frozen=True, slots=True)
+class CompressedBlock:
+    """One compressed member per metadata file, plus the uncompressed sizes."""
+
+    members: tuple[bytes, ...]
+    open_sizes: tuple[int, ...]
+
+
+# fetch(url, dest, checksum_type, checksum, size) downloads url to dest and verifies what is given.
+Fetch = Callable[[str, Path, "str | None", "str | None", "int | None"], None]
+
+
+@runtime_checkable
+class ContentType(Protocol):
+    name: str
+    # Bumped when chunks or compressed blocks would come out differently (invalidates caches).
+    format_version: str
+
+    def read_unit(self, path: Path) -> Unit: ...
+
+    def compress_block(self, chunks: Sequence[tuple[str, ...]]) -> CompressedBlock: ...
+
+    def write_index(
+        self, dest: Path, count: int, blocks: Iterable[CompressedBlock], *, revision: str, timestamp: int
+    ) -> list[FileEntry]: ...
+
+    def read_remote_index(self, url: str, fetch: Fetch, workdir: Path) -> list[RemoteUnit]: ...
+
+    def is_unit_path(self, relpath: str) -> bool: ...
+
+
+@cache
+def _registry() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def content_type_names() -> list[str]:
+    return sorted(_registry())
+
+
+@cache
+def get_content_type(name: str = DEFAULT) -> ContentType:
+    """The registered content type `name`, loaded on first use."""
+    ep = _registry().get(name)
+    if ep is None:
+        known = ", ".join(content_type_names()) or "none"
+        raise UsageError(
+            f"unknown content type '{name}': registered types are {known} "
+            f"(plugins register under the entry point group '{GROUP}'; is the package installed?)"
+        )
+    cls = ep.load()
+    instance = cls()
+    if not isinstance(instance, ContentType):
+        raise UsageError(f"content type plugin '{name}' ({ep.value}) does not implement the ContentType protocol")
+    return instance

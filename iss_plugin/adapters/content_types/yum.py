@@ -1,0 +1,227 @@
+"""The yum content type: RPM headers into metadata chunks, repodata from chunks, remote repodata.
+
+Chunks are what `createrepo_c.xml_dump` makes of one package: its <package> element of
+primary.xml, filelists.xml and other.xml. The store keeps them, so the metadata of any version is
+generated without reading an RPM again.
+
+Each metadata file is written as a series of gzip members (a header, one member per block of
+packages, a footer). Concatenated gzip members are one valid gzip stream (RFC 1952; zlib's
+gzread, librepo/libsolv, createrepo_c and Python all read them), so the store can cache the
+compressed blocks and a new version costs the blocks that changed, not the repository size."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from urllib.parse import urljoin
+
+import createrepo_c as cr
+
+from iss_plugin.adapters.content_types import CompressedBlock, Fetch, RemoteUnit, Unit
+from iss_plugin.domain.errors import BackendError
+from iss_plugin.domain.manifest import FileEntry
+from iss_plugin.domain.packages import Package, standard_location
+
+CHANGELOG_LIMIT = 10
+GZIP_LEVEL = 6
+REPODATA = "repodata"
+MD_TYPES = ("primary", "filelists", "other")
+
+_XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
+_HEADERS = {
+    "primary": '<metadata xmlns="http://linux.duke.edu/metadata/common" '
+    'xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="{count}">\n',
+    "filelists": '<filelists xmlns="http://linux.duke.edu/metadata/filelists" packages="{count}">\n',
+    "other": '<otherdata xmlns="http://linux.duke.edu/metadata/other" packages="{count}">\n',
+}
+_FOOTERS = {"primary": "</metadata>\n", "filelists": "</filelists>\n", "other": "</otherdata>\n"}
+# What may appear in a package file name we write (the header's name, version, release, arch).
+_SAFE_FILENAME = re.compile(r"^[A-Za-z0-9_+~^][A-Za-z0-9._+~^-]*\.rpm$")
+
+
+def gzip_member(data: bytes) -> bytes:
+    """One gzip member (fixed header: mtime 0) holding data."""
+    c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    return c.compress(data) + c.flush()
+
+
+def rpm_filename(pkg: cr.Package) -> str:
+    return f"{pkg.name}-{pkg.version}-{pkg.release}.{pkg.arch}.rpm"
+
+
+class YumContentType:
+    """Registered as `yum` in the entry point group iss_plugin.content_types."""
+
+    name = "yum"
+    format_version = f"yum-1/createrepo_c-{cr.VERSION}"
+    md_types = MD_TYPES
+
+    # --- reading content files --------------------------------------------------------------
+    def read_unit(self, path: Path) -> Unit:
+        """Read an RPM's header (createrepo_c computes the file's sha256) into a Unit.
+
+        The location is the standard one for the package's canonical file name, whatever the file
+        is called on disk, and the chunk's file time is the build time: the same file gives the
+        same chunks on every server."""
+        try:
+            pkg = cr.package_from_rpm(str(path), cr.SHA256, "", None, CHANGELOG_LIMIT)
+        except Exception as e:  # createrepo_c raises its own error type or OSError
+            raise BackendError(
+                f"{path} is not a readable RPM package: {e}",
+                details={"path": str(path)},
+            ) from None
+        filename = rpm_filename(pkg)
+        if not _SAFE_FILENAME.match(filename) or ".." in filename:
+            raise BackendError(
+                f"{path}: the RPM header gives the file name {filename!r}, which is not a safe file name; "
+                "the package is refused",
+                details={"path": str(path)},
+            )
+        location = standard_location(filename)
+        pkg.location_href = location
+        pkg.location_base = None
+        pkg.time_file = pkg.time_build
+        primary, filelists, other = cr.xml_dump(pkg)
+        package = Package(
+            name=pkg.name,
+            epoch=pkg.epoch or "0",
+            version=pkg.version,
+            release=pkg.release,
+            arch=pkg.arch,
+            sha256=pkg.pkgId,
+            size=pkg.size_package,
+            location=location,
+        )
+        return Unit(package=package, chunks=(primary, filelists, other))
+
+    def is_unit_path(self, relpath: str) -> bool:
+        return relpath.endswith(".rpm") and not relpath.startswith(REPODATA + "/")
+
+    # --- writing repodata -------------------------------------------------------------------
+    def compress_block(self, chunks: Sequence[tuple[str, ...]]) -> CompressedBlock:
+        members, sizes = [], []
+        for i in range(len(MD_TYPES)):
+            data = "".join(c[i] for c in chunks).encode("utf-8")
+            members.append(gzip_member(data))
+            sizes.append(len(data))
+        return CompressedBlock(tuple(members), tuple(sizes))
+
+    def write_index(
+        self, dest: Path, count: int, blocks: Iterable[CompressedBlock], *, revision: str, timestamp: int
+    ) -> list[FileEntry]:
+        """Write dest/repodata/ (primary, filelists, other .xml.gz and repomd.xml) from blocks.
+
+        Returns the files written, relative to dest."""
+        repodata = dest / REPODATA
+        repodata.mkdir(parents=True, exist_ok=True)
+        outs, hashes, sizes, open_sizes, tmp_paths = [], [], [], [], []
+        try:
+            for md in MD_TYPES:
+                tmp = repodata / f".{md}.xml.gz.tmp"
+                tmp_paths.append(tmp)
+                outs.append(open(tmp, "wb"))
+                hashes.append(hashlib.sha256())
+                sizes.append(0)
+                open_sizes.append(0)
+
+            def put(i: int, member: bytes, open_size: int) -> None:
+                outs[i].write(member)
+                hashes[i].update(member)
+                sizes[i] += len(member)
+                open_sizes[i] += open_size
+
+            for i, md in enumerate(MD_TYPES):
+                head = (_XML_DECL + _HEADERS[md].format(count=count)).encode()
+                put(i, gzip_member(head), len(head))
+            for block in blocks:
+                for i in range(len(MD_TYPES)):
+                    put(i, block.members[i], block.open_sizes[i])
+            for i, md in enumerate(MD_TYPES):
+                foot = _FOOTERS[md].encode()
+                put(i, gzip_member(foot), len(foot))
+        finally:
+            for f in outs:
+                f.close()
+
+        repomd = cr.Repomd()
+        repomd.revision = revision
+        files: list[FileEntry] = []
+        for i, md in enumerate(MD_TYPES):
+            digest = hashes[i].hexdigest()
+            href = f"{REPODATA}/{digest}-{md}.xml.gz"
+            os.replace(tmp_paths[i], dest / href)
+            rec = cr.RepomdRecord(md)
+            rec.location_href = href
+            rec.checksum = digest
+            rec.checksum_type = "sha256"
+            rec.size = sizes[i]
+            rec.size_open = open_sizes[i]
+            rec.timestamp = timestamp
+            repomd.set_record(rec)
+            files.append(FileEntry(href, digest, sizes[i]))
+        data = repomd.xml_dump().encode("utf-8")
+        (repodata / "repomd.xml").write_bytes(data)
+        files.append(FileEntry(f"{REPODATA}/repomd.xml", hashlib.sha256(data).hexdigest(), len(data)))
+        return files
+
+    # --- reading a remote repository ----------------------------------------------------------
+    def read_remote_index(self, url: str, fetch: Fetch, workdir: Path) -> list[RemoteUnit]:
+        """The packages a yum repository at url lists (from repomd.xml and primary.xml.*)."""
+        base = url if url.endswith("/") else url + "/"
+        repomd_path = workdir / "repomd.xml"
+        fetch(urljoin(base, f"{REPODATA}/repomd.xml"), repomd_path, None, None, None)
+        try:
+            repomd = cr.Repomd(str(repomd_path))
+        except Exception as e:
+            raise BackendError(f"{base}{REPODATA}/repomd.xml is not a valid repomd.xml: {e}") from None
+        if "primary" not in repomd:
+            raise BackendError(
+                f"{base}{REPODATA}/repomd.xml lists no primary metadata; is {url} a yum repository?"
+            )
+        rec = repomd["primary"]
+        href = rec.location_href
+        primary_url = urljoin(rec.location_base or base, href)
+        primary_path = workdir / os.path.basename(href)
+        fetch(primary_url, primary_path, rec.checksum_type, rec.checksum, rec.size or None)
+        units: list[RemoteUnit] = []
+
+        def on_package(pkg: cr.Package) -> None:
+            units.append(
+                RemoteUnit(
+                    href=pkg.location_href,
+                    base_url=pkg.location_base or None,
+                    checksum_type=(pkg.checksum_type or "").lower(),
+                    checksum=(pkg.pkgId or "").lower(),
+                    size=int(pkg.size_package or 0),
+                    nevra=pkg.nevra(),
+                )
+            )
+
+        warnings: list[str] = []
+
+        def on_warning(kind, message) -> bool:
+            warnings.append(str(message))
+            return True
+
+        try:
+            cr.xml_parse_primary(str(primary_path), pkgcb=on_package, warningcb=on_warning, do_files=False)
+        except Exception as e:
+            raise BackendError(f"cannot parse {primary_url}: {e}", warnings) from None
+        return units
+
+
+def read_tree_packages(tree: Path) -> list[RemoteUnit]:
+    """The packages a local yum tree's repodata lists, read with createrepo_c's own parser."""
+    import shutil
+    import tempfile
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    def fetch_local(url: str, dest: Path, *_) -> None:
+        shutil.copyfile(url2pathname(urlsplit(url).path), dest)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return YumContentType().read_remote_index(tree.resolve().as_uri(), fetch_local, Path(tmp))

@@ -1,0 +1,162 @@
+"""Test and demo content: valid RPM packages built in-process with rpm-rs, and yum trees made with
+createrepo_c's own writer. Deterministic: the same arguments give byte-identical files.
+
+    build_rpm(dir, "foo", version="1.0")          -> dir/foo-1.0-1.noarch.rpm
+    build_rpms(dir, 1000, prefix="pkg")            -> [dir/pkg0000-1.0-1.noarch.rpm, ...]
+    write_yum_repo(dir, rpm_paths)                 -> dir with Packages/ and repodata/
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+SOURCE_DATE = 1_700_000_000  # fixed build time: reproducible packages
+
+_COMPRESSION = {"none": "NONE", "gzip": "Gzip", "xz": "Xz", "zstd": "Zstd"}
+
+
+def _seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("\0".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+def build_rpm(
+    directory: Path | str,
+    name: str,
+    version: str = "1.0",
+    release: str = "1",
+    arch: str = "noarch",
+    payload_size: int = 20_000,
+    seed: int | None = None,
+    *,
+    epoch: int | None = None,
+    summary: str | None = None,
+    requires: Iterable[str] = (),
+    provides: Iterable[str] = (),
+    compression: str = "none",
+    filename: str | None = None,
+) -> Path:
+    """Build one RPM (format v4) holding /usr/share/<name>/data.bin of payload_size pseudo-random bytes.
+
+    compression: the payload compressor ("none" is fastest; the payload is random, it would not
+    shrink anyway; "gzip", "xz", "zstd" for realism). filename: the file name to write instead of
+    the canonical <name>-<version>-<release>.<arch>.rpm."""
+    import rpm_rs
+
+    if compression not in _COMPRESSION:
+        raise ValueError(f"compression must be one of {sorted(_COMPRESSION)}, not {compression!r}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if seed is None:
+        seed = _seed(name, epoch, version, release, arch, payload_size)
+    config = rpm_rs.BuildConfig(
+        format=rpm_rs.RpmFormat.V4,
+        compression=getattr(rpm_rs.CompressionType, _COMPRESSION[compression]),
+        source_date=SOURCE_DATE,
+        reserved_space=0,
+    )
+    builder = rpm_rs.PackageBuilder(name, version, "MIT", arch, summary or f"{name}: iss test package")
+    builder.release(release)
+    builder.using_config(config)
+    builder.description(f"Test package {name} built by iss_plugin.adapters.fixtures (seed {seed}).")
+    builder.build_host("iss-fixtures")
+    builder.vendor("iss")
+    if epoch is not None:
+        builder.epoch(int(epoch))
+    for dep in requires:
+        builder.requires(dep)
+    for cap in provides:
+        builder.provides(cap)
+    builder.add_changelog_entry("iss fixtures <iss@example.invalid>", f"- build {name}-{version}-{release}", SOURCE_DATE)
+    payload = random.Random(seed).randbytes(payload_size)
+    builder.with_file_contents(payload, rpm_rs.FileOptions.new(f"/usr/share/{name}/data.bin"))
+    package = builder.build()
+    path = directory / (filename or f"{name}-{version}-{release}.{arch}.rpm")
+    package.write_file(str(path))
+    return path
+
+
+def build_rpms(
+    directory: Path | str,
+    count: int,
+    prefix: str = "pkg",
+    version: str = "1.0",
+    release: str = "1",
+    *,
+    start: int = 0,
+    **kwargs,
+) -> list[Path]:
+    """count packages named <prefix><nnnn> (from start), all with the same version and release."""
+    width = max(4, len(str(start + count - 1)))
+    return [
+        build_rpm(directory, f"{prefix}{i:0{width}d}", version, release, **kwargs)
+        for i in range(start, start + count)
+    ]
+
+
+def write_yum_repo(
+    directory: Path | str,
+    rpm_paths: Sequence[Path | str],
+    *,
+    compression: str = "gz",
+    flat: bool = False,
+) -> Path:
+    """A yum tree made with createrepo_c's own writer: the packages copied under Packages/<x>/ (or
+    at the top with flat=True) and repodata/ with primary, filelists and other (compression gz,
+    xz, zstd or bz2). Returns the directory. Replaces an existing repodata/."""
+    import createrepo_c as cr
+
+    from iss_plugin.domain.packages import standard_location
+
+    comp = {"gz": cr.GZ_COMPRESSION, "xz": cr.XZ_COMPRESSION, "zstd": cr.ZSTD_COMPRESSION,
+            "bz2": cr.BZ2_COMPRESSION}[compression]
+    directory = Path(directory)
+    repodata = directory / "repodata"
+    if repodata.exists():
+        shutil.rmtree(repodata)
+    repodata.mkdir(parents=True)
+    suffix = cr.compression_suffix(comp)
+    paths = {
+        "primary": repodata / f"primary.xml{suffix}",
+        "filelists": repodata / f"filelists.xml{suffix}",
+        "other": repodata / f"other.xml{suffix}",
+    }
+    writers = (
+        cr.PrimaryXmlFile(str(paths["primary"]), comp),
+        cr.FilelistsXmlFile(str(paths["filelists"]), comp),
+        cr.OtherXmlFile(str(paths["other"]), comp),
+    )
+    for w in writers:
+        w.set_num_of_pkgs(len(rpm_paths))
+    for src in map(Path, rpm_paths):
+        href = src.name if flat else standard_location(src.name)
+        target = directory / href
+        if target.resolve() != src.resolve():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+        pkg = cr.package_from_rpm(str(target), cr.SHA256, href, None, 10)
+        for w in writers:
+            w.add_pkg(pkg)
+    for w in writers:
+        w.close()
+    repomd = cr.Repomd()
+    for md, path in paths.items():
+        rec = cr.RepomdRecord(md, str(path))
+        rec.fill(cr.SHA256)
+        rec.rename_file()
+        repomd.set_record(rec)
+    (repodata / "repomd.xml").write_text(repomd.xml_dump())
+    return directory
+
+
+def file_sha256(path: Path | str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+__all__ = ["build_rpm", "build_rpms", "write_yum_repo", "file_sha256", "SOURCE_DATE"]
