@@ -169,4 +169,4 @@ def _kind(mode: int) -> str:
 
 def _volume_id(text: str) -> str:
     clean = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in text.upper())
-    return (clean or "ISS_BUNDLE")[:32]
+    return (clean or "ISS_BUNDLE")[:16]  # Joliet stores it as UTF-16 in 32 bytes
