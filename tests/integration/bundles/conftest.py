@@ -87,14 +87,19 @@ def build(out_dir: Path, signer: Signer, fmt: str = "tgz", chunk_size: int | Non
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
-    """Every entry under root (links not followed): kind, size, mtime, content hash for files."""
+    """Every entry under root (links not followed): mode, size, mtime, content hash for files.
+
+    The top-level `work` directory is where the reader may make (and must remove) its temporary
+    directory, so its own mtime is not compared; everything inside it is."""
     result = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = Path(dirpath, name)
             st = p.lstat()
+            rel = str(p.relative_to(root))
             digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() and not p.is_symlink() else None
-            result[str(p.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns, digest)
+            mtime = None if rel == "work" else st.st_mtime_ns
+            result[rel] = (st.st_mode, st.st_size, mtime, digest)
     return result
 
 
