@@ -11,6 +11,7 @@ timed out, cut off by a connection loss) was not confirmed and must be published
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,13 +43,48 @@ class PublishError(Exception):
 
 
 class Publisher(Protocol):
+    def submit(self, messages: Sequence[OutgoingMessage]) -> "Ticket": ...
     def publish_batch(self, messages: Sequence[OutgoingMessage]) -> BatchResult: ...
     def idle(self, seconds: float) -> None: ...
     def close(self) -> None: ...
 
 
+class Ticket:
+    """One submitted batch; `result()` waits until every message is confirmed, refused, or lost."""
+
+    def __init__(self, event_ids: Sequence[str]):
+        self.event_ids = list(event_ids)
+        self.pending = len(self.event_ids)
+        self.result_ = BatchResult()
+        self.done = threading.Event()
+        if not self.pending:
+            self.done.set()
+
+    def resolve(self, event_id: str, ok: bool) -> None:
+        (self.result_.confirmed if ok else self.result_.nacked).add(event_id)
+        self.pending -= 1
+        if self.pending <= 0:
+            self.done.set()
+
+    def fail(self, error: str) -> None:
+        if not self.done.is_set():
+            self.result_.error = error
+            self.done.set()
+
+    def result(self, timeout: float | None = None) -> BatchResult:
+        if not self.done.wait(timeout):
+            self.fail(f"no confirm within {timeout:g} s")
+        res = self.result_
+        res.confirmed -= res.returned
+        return res
+
+
 class PikaStreamingPublisher:
-    """Streaming publisher confirms over one pika SelectConnection, driven from the caller's thread."""
+    """Streaming publisher confirms: a pika SelectConnection in its own I/O thread.
+
+    `submit()` hands a batch to the I/O thread and returns at once, so the caller can read and
+    mark outbox rows while earlier batches are written and confirmed (the relay keeps a small
+    window of batches in flight). Heartbeats are served by the I/O thread."""
 
     def __init__(self, url: str, exchange: str, *, confirm_timeout: float = 30.0, heartbeat: int = 30,
                  connect_timeout: float = 10.0, mandatory: bool = True):
@@ -59,34 +95,78 @@ class PikaStreamingPublisher:
         self.connect_timeout = connect_timeout
         self.mandatory = mandatory
         self._conn = None
-        self._ioloop = None
         self._channel = None
-        self._ready = False
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._closed = threading.Event()
         self._error: str | None = None
-        self._reset_batch()
+        self._tags: dict[int, tuple[Ticket, str]] = {}
+        self._by_id: dict[str, Ticket] = {}
+        self._lowest = 1
+        self._next_tag = 1
 
-    # --- connection ----------------------------------------------------------------------------
+    # --- connection (caller's thread) ----------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set() and not self._closed.is_set()
+
     def connect(self) -> None:
         import pika
 
+        self.close()
         params = pika.URLParameters(self.url)
         params.heartbeat = self.heartbeat
         params.connection_attempts = 1
         params.socket_timeout = self.connect_timeout
         params.blocked_connection_timeout = self.confirm_timeout
-        self._ready, self._error = False, None
+        self._ready, self._closed, self._error = threading.Event(), threading.Event(), None
+        self._tags, self._by_id, self._lowest, self._next_tag = {}, {}, 1, 1
         try:
             self._conn = pika.SelectConnection(params, on_open_callback=self._on_open,
                                                on_open_error_callback=self._on_open_error,
                                                on_close_callback=self._on_closed)
         except Exception as e:  # noqa: BLE001
             raise PublishError(f"cannot connect to {_safe(self.url)}: {e}") from e
-        self._ioloop = self._conn.ioloop
-        self._run_until(self.connect_timeout, "connecting")
-        if not self._ready:
-            error = self._error or "not ready"
-            self._drop()
+        self._thread = threading.Thread(target=self._io_loop, args=(self._conn,), name="iss-relay-io", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(self.connect_timeout) or self._closed.is_set():
+            error = self._error or f"not connected within {self.connect_timeout:g} s"
+            self.close()
             raise PublishError(f"cannot connect to {_safe(self.url)}: {error}")
+
+    def close(self) -> None:
+        conn, thread = self._conn, self._thread
+        self._conn = self._thread = None
+        if conn is None:
+            return
+        try:
+            conn.ioloop.add_callback_threadsafe(lambda: self._close_in_loop(conn))
+        except Exception:  # noqa: BLE001 - loop already gone
+            pass
+        if thread is not None:
+            thread.join(5)
+        self._closed.set()
+        self._fail_all(self._error or "publisher closed")
+
+    # --- the I/O thread ------------------------------------------------------------------------
+    def _io_loop(self, conn) -> None:
+        try:
+            conn.ioloop.start()
+        except Exception as e:  # noqa: BLE001
+            self._error = f"I/O loop failed: {e!r}"
+        finally:
+            self._closed.set()
+            self._fail_all(self._error or "connection closed")
+            try:
+                conn.ioloop.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _close_in_loop(self, conn) -> None:
+        if conn.is_open or conn.is_opening:
+            conn.close()
+        elif conn.is_closed:
+            conn.ioloop.stop()
 
     def _on_open(self, conn) -> None:
         conn.channel(on_open_callback=self._on_channel_open)
@@ -95,111 +175,59 @@ class PikaStreamingPublisher:
         self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_return_callback(self._on_return)
-        channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_confirm_selected)
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda _f: self._ready.set())
 
-    def _on_confirm_selected(self, _frame) -> None:
-        self._ready = True
-        self._next_tag = 1
-        self._stop()
-
-    def _on_open_error(self, _conn, error) -> None:
+    def _on_open_error(self, conn, error) -> None:
         self._error = f"connection failed: {error!r}"
-        self._ready = False
-        self._stop()
+        self._closed.set()
+        conn.ioloop.stop()
 
-    def _on_closed(self, _conn, reason) -> None:
-        self._error = f"connection closed: {reason!r}"
-        self._ready = False
-        self._channel = None
-        self._stop()
+    def _on_closed(self, conn, reason) -> None:
+        self._error = self._error or f"connection closed: {reason!r}"
+        self._closed.set()
+        self._fail_all(self._error)
+        conn.ioloop.stop()
 
     def _on_channel_closed(self, channel, reason) -> None:
         self._error = f"channel closed: {reason!r}"
-        self._ready = False
-        self._channel = None
-        conn = channel.connection if hasattr(channel, "connection") else self._conn
-        if conn is not None and conn.is_open:
+        self._closed.set()
+        self._fail_all(self._error)
+        conn = channel.connection
+        if conn.is_open:
             conn.close()
-        else:
-            self._stop()
 
-    def _stop(self) -> None:
-        if self._ioloop is not None:
-            self._ioloop.stop()
-
-    def _run_until(self, timeout: float, what: str) -> None:
-        """Run the I/O loop until a callback stops it, or `timeout` seconds."""
-        timer_fired = []
-
-        def on_timeout():
-            timer_fired.append(True)
-            self._error = f"timed out after {timeout:g} s {what}"
-            self._stop()
-
-        ioloop = self._ioloop
-        timer = ioloop.call_later(timeout, on_timeout)
-        ioloop.start()
-        if not timer_fired:
-            ioloop.remove_timeout(timer)
-
-    def _drop(self) -> None:
-        conn, ioloop = self._conn, self._ioloop
-        self._channel, self._ready = None, False
-        if conn is None:
-            return
-        try:
-            if conn.is_open or conn.is_opening:
-                conn.close()
-            if not conn.is_closed:
-                # let the close handshake finish (bounded); _on_closed stops the loop
-                timer = ioloop.call_later(2.0, ioloop.stop)
-                ioloop.start()
-                ioloop.remove_timeout(timer)
-        except Exception:  # noqa: BLE001
-            pass
-        try:
-            ioloop.close()
-        except Exception:  # noqa: BLE001
-            pass
-        self._conn = self._ioloop = None
-
-    # --- publishing ----------------------------------------------------------------------------
-    def _reset_batch(self) -> None:
-        self._outstanding: dict[int, str] = {}
-        self._lowest = 1
-        self._result = BatchResult()
+    def _fail_all(self, error: str) -> None:
+        tickets = {t for t, _ in self._tags.values()}
+        self._tags.clear()
+        self._by_id.clear()
+        for t in tickets:
+            t.fail(error)
 
     def _on_return(self, _channel, _method, properties, _body) -> None:
-        if properties.message_id:
-            self._result.returned.add(properties.message_id)
+        ticket = self._by_id.get(properties.message_id)
+        if ticket is not None:
+            ticket.result_.returned.add(properties.message_id)
 
     def _on_confirm(self, frame) -> None:
         method = frame.method
-        target = self._result.confirmed if method.NAME == "Basic.Ack" else self._result.nacked
+        ok = method.NAME == "Basic.Ack"
         tag = method.delivery_tag
-        if method.multiple:
-            while self._lowest <= tag:
-                event_id = self._outstanding.pop(self._lowest, None)
-                if event_id is not None:
-                    target.add(event_id)
-                self._lowest += 1
-        else:
-            event_id = self._outstanding.pop(tag, None)
-            if event_id is not None:
-                target.add(event_id)
-            while self._lowest not in self._outstanding and self._lowest < self._next_tag:
-                self._lowest += 1
-        if not self._outstanding:
-            self._stop()
+        tags = range(self._lowest, tag + 1) if method.multiple else (tag,)
+        for t in tags:
+            entry = self._tags.pop(t, None)
+            if entry is not None:
+                ticket, event_id = entry
+                self._by_id.pop(event_id, None)
+                ticket.resolve(event_id, ok)
+        while self._lowest not in self._tags and self._lowest < self._next_tag:
+            self._lowest += 1
 
-    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> BatchResult:
+    def _publish(self, ticket: Ticket, messages: Sequence[OutgoingMessage]) -> None:
         import pika
 
-        if not self._ready:
-            self.connect()
-        self._outstanding = {}
-        self._lowest = self._next_tag
-        self._result = BatchResult()
+        if self._closed.is_set() or self._channel is None:
+            ticket.fail(self._error or "not connected")
+            return
         stamp = int(time.time())
         publish = self._channel.basic_publish
         try:
@@ -207,33 +235,35 @@ class PikaStreamingPublisher:
                 props = pika.BasicProperties(content_type=CONTENT_TYPE, content_encoding=CONTENT_ENCODING,
                                              delivery_mode=2, message_id=m.event_id, type=m.event_type,
                                              timestamp=stamp)
-                publish(self.exchange, m.routing_key, m.body, props, mandatory=self.mandatory)
-                self._outstanding[self._next_tag] = m.event_id
+                self._tags[self._next_tag] = (ticket, m.event_id)
+                self._by_id[m.event_id] = ticket
                 self._next_tag += 1
+                publish(self.exchange, m.routing_key, m.body, props, mandatory=self.mandatory)
         except Exception as e:  # noqa: BLE001 - channel/connection gone while writing
             self._error = f"publish failed: {e!r}"
-            self._ready = False
-        if self._outstanding and self._ready:
-            self._run_until(self.confirm_timeout, "waiting for publisher confirms")
-        result = self._result
-        result.confirmed -= result.returned
-        if self._outstanding or not self._ready:
-            result.error = self._error or f"{len(self._outstanding)} messages unconfirmed"
-            self._drop()  # late confirms of an abandoned batch must not count: new channel, new tags
+            self._fail_all(self._error)
+
+    # --- API (caller's thread) -----------------------------------------------------------------
+    def submit(self, messages: Sequence[OutgoingMessage]) -> Ticket:
+        """Hand a batch to the I/O thread; returns at once. Raises PublishError if not connected."""
+        if not self.connected:
+            self.connect()
+        ticket = Ticket([m.event_id for m in messages])
+        if messages:
+            try:
+                self._conn.ioloop.add_callback_threadsafe(lambda: self._publish(ticket, messages))
+            except Exception as e:  # noqa: BLE001
+                ticket.fail(f"publisher loop gone: {e!r}")
+        return ticket
+
+    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> BatchResult:
+        result = self.submit(messages).result(self.confirm_timeout)
+        if result.error:
+            self.close()  # late confirms of an abandoned batch must not count: new channel, new tags
         return result
 
     def idle(self, seconds: float) -> None:
-        """Wait, serving heartbeats, instead of sleeping."""
-        if self._conn is None or not self._ready:
-            time.sleep(seconds)
-            return
-        self._run_until(seconds, "idle")
-        if not self._ready:
-            self._drop()
-        self._error = None
-
-    def close(self) -> None:
-        self._drop()
+        time.sleep(seconds)  # the I/O thread serves heartbeats
 
 
 class KombuPublisher:
@@ -253,6 +283,12 @@ class KombuPublisher:
             channel = self.connection.channel()
             self._producer = Producer(channel, exchange=Exchange(self.exchange, "topic", durable=True), auto_declare=False)
         return self._producer
+
+    def submit(self, messages: Sequence[OutgoingMessage]) -> Ticket:
+        """Publishes synchronously; the ticket is complete on return."""
+        ticket = Ticket([])
+        ticket.result_ = self.publish_batch(messages)
+        return ticket
 
     def publish_batch(self, messages: Sequence[OutgoingMessage]) -> BatchResult:
         result = BatchResult()

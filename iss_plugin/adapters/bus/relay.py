@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -42,10 +43,13 @@ class RelayResult:
 
 class OutboxRelay:
     def __init__(self, session_factory: sessionmaker[Session], publisher: Publisher, *, batch_size: int = 1000,
-                 poll_interval: float = 0.5, on_confirmed: Callable[[list[int]], None] | None = None):
+                 window: int = 3, poll_interval: float = 0.5, confirm_timeout: float = 30.0,
+                 on_confirmed: Callable[[list[int]], None] | None = None):
         self.session_factory = session_factory
         self.publisher = publisher
         self.batch_size = batch_size
+        self.window = window
+        self.confirm_timeout = confirm_timeout
         self.poll_interval = poll_interval
         self.on_confirmed = on_confirmed  # called with row ids after the confirm, before marking (tests, metrics)
 
@@ -53,15 +57,29 @@ class OutboxRelay:
     def run_once(self, *, max_batches: int | None = None) -> RelayResult:
         """Publish every row unsent at the start of the pass (rows that fail wait for the next pass).
 
-        Raises PublishError after marking what was confirmed if the broker connection failed."""
+        Up to `window` batches are in flight: while the broker confirms one, the next is read and
+        the previous marked. Raises PublishError (after marking what was confirmed) if the broker
+        connection failed or a confirm did not come in time."""
         result = RelayResult()
-        after_id = 0
-        while max_batches is None or result.batches < max_batches:
-            rows = self._fetch(after_id)
-            if not rows:
+        inflight: deque = deque()
+        after_id, exhausted, submitted = 0, False, 0
+        error = None
+        while True:
+            while error is None and not exhausted and len(inflight) < self.window and \
+                    (max_batches is None or submitted < max_batches):
+                rows = self._fetch(after_id)
+                if not rows:
+                    exhausted = True
+                    break
+                after_id = rows[-1][0]
+                exhausted = len(rows) < self.batch_size
+                messages = [OutgoingMessage(r[1], r[2], r[3], r[4].encode()) for r in rows]
+                inflight.append((rows, self.publisher.submit(messages)))
+                submitted += 1
+            if not inflight:
                 break
-            after_id = rows[-1][0]
-            batch = self.publisher.publish_batch([OutgoingMessage(r[1], r[2], r[3], r[4].encode()) for r in rows])
+            rows, ticket = inflight.popleft()
+            batch = ticket.result(self.confirm_timeout)
             sent = [r[0] for r in rows if r[1] in batch.confirmed]
             if sent and self.on_confirmed is not None:
                 self.on_confirmed(sent)
@@ -70,13 +88,16 @@ class OutboxRelay:
             result.published += len(sent)
             result.unconfirmed += len(rows) - len(sent)
             if batch.nacked or batch.returned:
-                log.warning("relay: %d nacked, %d returned (unroutable) — they stay unsent",
+                log.warning("relay: %d nacked, %d returned (unroutable): they stay unsent",
                             len(batch.nacked), len(batch.returned))
-            if batch.error:
-                result.error = batch.error
-                raise PublishError(batch.error)
-            if len(rows) < self.batch_size:
+            if batch.error and error is None:
+                error = batch.error
+                self.publisher.close()  # fails the batches still in flight; they are collected above
+            if max_batches is not None and submitted >= max_batches and not inflight:
                 break
+        if error:
+            result.error = error
+            raise PublishError(error)
         return result
 
     def _fetch(self, after_id: int) -> Sequence[tuple[int, str, str, str, str]]:
@@ -140,4 +161,5 @@ def relay_from_settings(settings, session_factory: sessionmaker[Session], **kwar
     bus = settings.bus
     with make_kombu_connection(bus) as conn:
         declare(conn, build(bus))
+    kwargs.setdefault("confirm_timeout", bus.confirm_timeout)
     return OutboxRelay(session_factory, make_publisher(bus), **kwargs)
