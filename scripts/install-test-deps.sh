@@ -4,6 +4,7 @@
 set -euo pipefail
 need=()
 command -v dnf >/dev/null || need+=(dnf)
+dnf download --help >/dev/null 2>&1 || need+=(dnf-plugins-core)  # `dnf download` in tests/integration
 command -v createrepo_c >/dev/null || need+=(createrepo-c)
 command -v rpm >/dev/null || need+=(rpm)
 command -v xorriso >/dev/null || need+=(xorriso)

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from iss_plugin.adapters.backends.base import ExportedTree, ImportExpectation, VersionInfo
 from iss_plugin.adapters.backends.local_blobs import BlobStore, Placer
 from iss_plugin.adapters.backends.local_fetch import Fetcher
-from iss_plugin.adapters.backends.local_index import BlockCache, partition
+from iss_plugin.adapters.backends.local_index import BlockCache, SetCache, partition, set_digest
 from iss_plugin.adapters.content_types import DEFAULT, ContentType, RemoteUnit, Unit, get_content_type
 from iss_plugin.adapters.db.models import (
     StorePackage,
@@ -46,11 +46,12 @@ from iss_plugin.domain.packages import Package, package_set_digest
 BATCH = 500  # rows per IN (...) list and per ingestion batch
 PUBLISHED_VERSIONS = ".versions"
 
-P = StorePackage
-C = StoreRepositoryContent
 V = StoreRepositoryVersion
 _CONTENT = StoreRepositoryContent.__table__
 _PACKAGES = StorePackage.__table__
+# Core columns: the hot queries skip the ORM's row processing
+P = _PACKAGES.c
+C = _CONTENT.c
 
 # (package id, sha256, location): a package as the version arithmetic sees it
 Item = tuple[int, str, str]
@@ -96,7 +97,8 @@ class LocalBackend:
         self.store_root = Path(store_root)
         self.published_root = Path(published_root)
         self.blobs = BlobStore(self.store_root)
-        self.index_cache = BlockCache(self.store_root / "index-cache")
+        self.index_cache = BlockCache(self.store_root / "index-cache" / "blocks")
+        self.sets = SetCache(self.store_root / "index-cache" / "sets")
         self.hardlink_exports = hardlink_exports
         self.new_blobs: set[str] = set()  # blobs this backend created (for clean-up after a rollback)
         self.last_sync: SyncReport | None = None
@@ -138,7 +140,7 @@ class LocalBackend:
         self._version_row(r, version)
         rows = self.session.execute(
             select(P.name, P.epoch, P.version, P.release, P.arch, P.sha256, P.size, P.location)
-            .join(C, C.package_id == P.id)
+            .join(_CONTENT, C.package_id == P.id)
             .where(self._in_version(r.id, version))
             .order_by(P.location, P.sha256)
         ).all()
@@ -150,15 +152,12 @@ class LocalBackend:
         version. Packages the latest version holds already are skipped; nothing new: same version."""
         r = self._repo(repo, lock=True)
         items = self._ingest(self._content_type(r), [Path(f) for f in files], mode="copy")
-        return self._commit(r, self._current(r.id), items, set())
+        return self._commit(r, self._snapshot(r, r.latest_version), items, set())
 
     def remove_packages(self, repo: str, sha256s: Iterable[str]) -> int:
         """A new version without these packages; checksums the latest version lacks are ignored."""
         r = self._repo(repo, lock=True)
-        wanted = {s.lower() for s in sha256s}
-        current = self._current(r.id)
-        remove = {pid for pid, (sha, _) in current.items() if sha in wanted}
-        return self._commit(r, current, [], remove)
+        return self._commit(r, self._snapshot(r, r.latest_version), [], {s.lower() for s in sha256s})
 
     def sync(self, repo: str, url: str, *, mirror: bool = True) -> int:
         """Synchronize from a yum repository (file://, http(s)://), fetching only the packages the
@@ -182,8 +181,8 @@ class LocalBackend:
             fetched = self._fetch_units(ct, base, list(missing.values()), fetch)
             fetched_files, fetched_bytes = fetch.files - metadata_files, fetch.bytes
         items = held + fetched
-        current = self._current(r.id)
-        remove = set(current) - {pid for pid, _, _ in items} if mirror else set()
+        current = self._snapshot(r, r.latest_version)
+        remove = set(current) - {sha for _, sha, _ in items} if mirror else set()
         version = self._commit(r, current, items, remove)
         self.last_sync = SyncReport(url, len(listed), fetched_files, fetched_bytes, len(held), version)
         return version
@@ -192,36 +191,38 @@ class LocalBackend:
         """A new version = expect.base_version's packages - expect.removed + the tree's package files.
 
         Only the tree's package files are read (their headers give the metadata chunks and their
-        sha256); its repodata is not needed. The result must have expect.target_digest and
-        expect.target_count, else BundleIntegrityError and no version is written (the session
-        holds the new store rows: the caller rolls back). take_files=True: the tree is a staging
-        directory the caller owns and discards; its files are moved into the store, not copied."""
+        sha256); its repodata is not needed, and the work follows the size of the change. The
+        result must have expect.target_digest and expect.target_count, else BundleIntegrityError
+        and no version is written (the session holds the new store rows: the caller rolls back).
+        take_files=True: the tree is a staging directory the caller owns and discards; its files
+        are moved into the store instead of copied."""
         r = self._repo(repo, lock=True)
         ct = self._content_type(r)
         tree = Path(tree)
-        paths = self._tree_unit_files(ct, tree)
-        items = self._ingest(ct, paths, mode="move" if take_files else "copy")
-        current = self._current(r.id)
+        if expect.base_version is not None and self._find_version(r, expect.base_version) is None:
+            latest = self._version_row(r, r.latest_version)
+            raise BaseMismatch(
+                f"repository '{repo}' has no version {expect.base_version} to apply {tree} to; "
+                f"its latest is {latest.number} ({latest.package_count} packages, {latest.digest})",
+                details={"has": {"version": latest.number, "package_count": latest.package_count,
+                                 "digest": latest.digest}},
+            )
+        items = self._ingest(ct, self._tree_unit_files(ct, tree), mode="move" if take_files else "copy")
+        current = self._snapshot(r, r.latest_version)
         if expect.base_version is None:
-            base: dict[int, tuple[str, str]] = {}
+            base: list[str] = []
         elif expect.base_version == r.latest_version:
             base = current
         else:
-            if self._find_version(r, expect.base_version) is None:
-                latest = self._version_row(r, r.latest_version)
-                raise BaseMismatch(
-                    f"repository '{repo}' has no version {expect.base_version} to apply this tree to; "
-                    f"its latest is {latest.number} ({latest.package_count} packages, {latest.digest})",
-                    details={"has": {"version": latest.number, "package_count": latest.package_count,
-                                     "digest": latest.digest}},
-                )
-            base = {pid: (sha, loc) for pid, sha, loc in self._members(r.id, expect.base_version)}
+            base = self._snapshot(r, expect.base_version)
         removed = {s.lower() for s in expect.removed}
-        target = {pid: v for pid, v in base.items() if v[0] not in removed}
-        for pid, sha, loc in items:
-            target[pid] = (sha, loc)
-        add = [(pid, sha, loc) for pid, (sha, loc) in target.items() if pid not in current]
-        remove = set(current) - set(target)
+        in_tree = {sha for _, sha, _ in items}
+        target = {sha for sha in base if sha not in removed} | in_tree
+        current_set = set(current)
+        # packages of the base that the latest version lacks (only when the base is not the latest)
+        from_base = [sha for sha in base if sha in target and sha not in in_tree and sha not in current_set]
+        add = list(items) + self._items(from_base)
+        remove = current_set - target
         return self._commit(r, current, add, remove, expect=expect, repo_key=repo, tree=tree)
 
     # === export and publication ==================================================================
@@ -333,21 +334,22 @@ class LocalBackend:
             or_(C.version_removed.is_(None), C.version_removed > version),
         )
 
-    def _members(self, repo_id: int, version: int) -> list[Item]:
-        """(package id, sha256, location) of a version, in membership order."""
-        rows = self.session.execute(
-            select(P.id, P.sha256, P.location).join(C, C.package_id == P.id)
-            .where(self._in_version(repo_id, version)).order_by(C.id)
-        ).all()
-        return [tuple(row) for row in rows]
+    def _snapshot(self, r: StoreRepository, number: int) -> list[str]:
+        """The package checksums of a version in membership order: from the set cache (checked
+        against the version's digest), else from the database (and then cached)."""
+        v = self._version_row(r, number)
+        shas = self.sets.get(v.digest, v.package_count)
+        if shas is None:
+            shas = list(self.session.scalars(
+                select(P.sha256).join(_CONTENT, C.package_id == P.id)
+                .where(self._in_version(r.id, number)).order_by(C.id)
+            ))
+            self.sets.put(v.digest, shas)
+        return shas
 
-    def _current(self, repo_id: int) -> dict[int, tuple[str, str]]:
-        """The latest version's packages: id -> (sha256, location), in membership order."""
-        rows = self.session.execute(
-            select(P.id, P.sha256, P.location).join(C, C.package_id == P.id)
-            .where(C.repository_id == repo_id, C.version_removed.is_(None)).order_by(C.id)
-        ).all()
-        return {pid: (sha, loc) for pid, sha, loc in rows}
+    def _items(self, shas: Sequence[str]) -> list[Item]:
+        rows = self._package_rows(shas)
+        return [(rows[sha][0], sha, rows[sha][1]) for sha in shas]
 
     def _package_rows(self, shas: Sequence[str]) -> dict[str, tuple[int, str, int]]:
         """sha256 -> (id, location, size) for the checksums the store has rows for."""
@@ -488,31 +490,33 @@ class LocalBackend:
     def _commit(
         self,
         r: StoreRepository,
-        current: dict[int, tuple[str, str]],
+        current: list[str],
         add: Sequence[Item],
-        remove: set[int],
+        remove: set[str],
         *,
         expect: ImportExpectation | None = None,
         repo_key: str | None = None,
         tree: Path | None = None,
     ) -> int:
-        """The latest version - remove + add as a new version (or the latest when that changes nothing).
-        With expect, the result must have its digest and count; checked before anything is written."""
-        remove = {pid for pid in remove if pid in current}
+        """The latest version (`current`, its checksums in order) - remove + add as a new version, or
+        the latest when that changes nothing. With expect, the result must have its digest and
+        count, checked before anything is written. Work and queries follow the change."""
+        current_set = set(current)
         new_items: list[Item] = []
-        seen: set[int] = set()
+        seen: set[str] = set()
         for item in add:
-            pid = item[0]
-            if pid in seen:
+            sha = item[1]
+            if sha in seen:
                 continue
-            seen.add(pid)
-            if pid in current:
-                remove.discard(pid)
+            seen.add(sha)
+            if sha in current_set:
+                remove.discard(sha)
             else:
                 new_items.append(item)
-        kept = [(pid, sha, loc) for pid, (sha, loc) in current.items() if pid not in remove]
-        shas = [sha for _, sha, _ in kept] + [sha for _, sha, _ in new_items]
-        digest = package_set_digest(shas)
+        remove = {sha for sha in remove if sha in current_set}
+        shas = [sha for sha in current if sha not in remove] if remove else list(current)
+        shas.extend(sha for _, sha, _ in new_items)
+        digest = set_digest(shas)
         if expect is not None and (digest != expect.target_digest or len(shas) != expect.target_count):
             raise BundleIntegrityError(
                 f"importing {tree} into '{repo_key}' would make a version of {len(shas)} packages with digest "
@@ -525,13 +529,13 @@ class LocalBackend:
             )
         if not new_items and not remove:
             return r.latest_version
-        self._check_locations(r, kept, new_items)
+        self._check_locations(r, new_items, remove)
         number = r.latest_version + 1
-        for batch in _batched(sorted(remove)):
+        removed_ids = [pid for pid, _, _ in self._items(sorted(remove))]
+        for batch in _batched(removed_ids):
             self.session.execute(
                 update(_CONTENT)
-                .where(_CONTENT.c.repository_id == r.id, _CONTENT.c.version_removed.is_(None),
-                       _CONTENT.c.package_id.in_(batch))
+                .where(C.repository_id == r.id, C.version_removed.is_(None), C.package_id.in_(batch))
                 .values(version_removed=number)
             )
         if new_items:
@@ -543,17 +547,31 @@ class LocalBackend:
         self.session.add(V(repository_id=r.id, number=number, package_count=len(shas), digest=digest))
         r.latest_version = number
         self.session.flush()
+        self.sets.put(digest, shas)
         return number
 
-    @staticmethod
-    def _check_locations(r: StoreRepository, kept: Sequence[Item], new_items: Sequence[Item]) -> None:
-        """Two different packages may not have one location (file name) in a version."""
-        where = {loc: sha for _, sha, loc in kept}
+    def _check_locations(self, r: StoreRepository, new_items: Sequence[Item], remove: set[str]) -> None:
+        """Two different packages may not have one location (file name) in a version. Looks up only
+        the new packages' locations."""
+        where: dict[str, str] = {}
         problems = []
         for _, sha, loc in new_items:
             other = where.setdefault(loc, sha)
             if other != sha:
-                problems.append(f"{loc}: {sha} and {other}")
+                problems.append(f"{loc}: {sha} and {other}, both being added")
+        clashes: dict[int, tuple[str, str]] = {}  # other packages of the store at the same locations
+        for batch in _batched(list(where)):
+            for pid, sha, loc in self.session.execute(
+                select(P.id, P.sha256, P.location).where(P.location.in_(batch))
+            ):
+                if where[loc] != sha and sha not in remove:
+                    clashes[pid] = (sha, loc)
+        for batch in _batched(list(clashes)):
+            for pid in self.session.scalars(
+                select(C.package_id).where(C.repository_id == r.id, C.version_removed.is_(None), C.package_id.in_(batch))
+            ):
+                sha, loc = clashes[pid]
+                problems.append(f"{loc}: {where[loc]} is being added, {sha} is in version {r.latest_version}")
         if problems:
             raise BackendError(
                 f"repository '{r.key}': different packages with the same file name cannot be in one version "
@@ -566,22 +584,20 @@ class LocalBackend:
         r = self._repo(repo)
         ct = self._content_type(r)
         v = self._version_row(r, version)
-        base_ids: set[int] = set()
-        if base_version is not None:
-            self._version_row(r, base_version)
-            base_ids = {pid for pid, _, _ in self._members(r.id, base_version)}
+        shas = self._snapshot(r, version)
+        if base_version is None:
+            new = shas
+        else:
+            in_base = set(self._snapshot(r, base_version))
+            new = [sha for sha in shas if sha not in in_base]
         created = self._prepare_empty_dir(dest)
         try:
-            rows = self.session.execute(
-                select(P.id, P.sha256, P.size, P.location).join(C, C.package_id == P.id)
-                .where(self._in_version(r.id, version)).order_by(C.id)
-            ).all()
+            rows = self._package_rows(new)
             placer = Placer(self.blobs, hardlink)
             files: list[FileEntry] = []
             problems: list[str] = []
-            for pid, sha, size, loc in rows:
-                if pid in base_ids:
-                    continue
+            for sha in new:
+                _, loc, size = rows[sha]
                 if not _safe_relpath(loc):
                     problems.append(f"{sha}: unsafe location {loc!r} in the store")
                 elif not self.blobs.has(sha, size):
@@ -592,37 +608,33 @@ class LocalBackend:
             if problems:
                 raise BackendError(f"cannot export '{repo}' version {version}: the store is damaged", problems)
             new_packages = len(files)
-            files.extend(self._write_index(ct, r, v, [(pid, sha) for pid, sha, _, _ in rows], dest))
+            files.extend(self._write_index(ct, v, shas, dest))
         except BaseException:
             self._clear_dir(dest, remove_self=created)
             raise
         return ExportedTree(files=tuple(files), new_packages=new_packages)
 
-    def _write_index(self, ct: ContentType, r: StoreRepository, v: StoreRepositoryVersion,
-                     members: list[tuple[int, str]], dest: Path) -> list[FileEntry]:
-        shas = [sha for _, sha in members]
-
+    def _write_index(self, ct: ContentType, v: StoreRepositoryVersion, shas: list[str], dest: Path) -> list[FileEntry]:
         def blocks():
             for a, b in partition(shas):
                 key = BlockCache.key(ct.format_version, shas[a:b])
                 block = self.index_cache.get(key)
                 if block is None:
-                    ids = [pid for pid, _ in members[a:b]]
-                    chunks = self._chunks(ids)
-                    block = ct.compress_block([chunks[pid] for pid in ids])
+                    chunks = self._chunks(shas[a:b])
+                    block = ct.compress_block([chunks[sha] for sha in shas[a:b]])
                     self.index_cache.put(key, block)
                 yield block
 
         ts = int(_utc(v.created).timestamp())
-        return ct.write_index(dest, len(members), blocks(), revision=str(ts), timestamp=ts)
+        return ct.write_index(dest, len(shas), blocks(), revision=str(ts), timestamp=ts)
 
-    def _chunks(self, ids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+    def _chunks(self, shas: Sequence[str]) -> dict[str, tuple[str, str, str]]:
         out = {}
-        for batch in _batched(list(ids)):
-            for pid, a, b, c in self.session.execute(
-                select(P.id, P.primary_xml, P.filelists_xml, P.other_xml).where(P.id.in_(batch))
+        for batch in _batched(list(shas)):
+            for sha, a, b, c in self.session.execute(
+                select(P.sha256, P.primary_xml, P.filelists_xml, P.other_xml).where(P.sha256.in_(batch))
             ):
-                out[pid] = (a, b, c)
+                out[sha] = (a, b, c)
         return out
 
     @staticmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -20,8 +21,11 @@ BUFSIZE = 1 << 20
 _LINK_FALLBACK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def _is_sha256(s: str) -> bool:
-    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)
+    return _SHA256.fullmatch(s) is not None
 
 
 class BlobStore:

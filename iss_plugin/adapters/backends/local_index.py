@@ -1,10 +1,15 @@
-"""Blocks of metadata for the local store: a version's packages, in membership order, cut into
-blocks at content-defined boundaries; each block's compressed metadata cached by the checksums
-of its packages.
+"""Derived data that lets the local store's work follow the change, not the repository size.
 
-Membership order is insertion order, so a new version keeps the blocks of its base and adds
-blocks at the end; a removal changes only the block that held the package. Writing a version's
-metadata then compresses only the blocks not seen before and copies the rest."""
+- SetCache: a version's package checksums in membership order, filed under the version's package
+  set digest (so it is valid for any version with that digest, and checked against it on every
+  read). A new version is its base's list plus and minus the change: no query over all members.
+- BlockCache: the version's packages, in that order, cut into blocks at content-defined
+  boundaries; each block's compressed metadata cached by the checksums of its packages.
+  Membership order is insertion order, so a new version keeps the blocks of its base and adds
+  blocks at the end; a removal changes only the block that held the package. Writing a version's
+  metadata compresses only the blocks not seen before and copies the rest.
+
+Both are caches: deleting them costs time, never correctness."""
 from __future__ import annotations
 
 import hashlib
@@ -20,12 +25,19 @@ BLOCK_MAX = 512
 _MAGIC = b"ISSMD1\n"
 
 
+def set_digest(shas: Sequence[str]) -> str:
+    """domain.packages.package_set_digest for checksums already in lowercase hex, in one hash call
+    (the same value: tests/contract/test_local_backend.py checks it)."""
+    unique = sorted(set(shas))
+    return "sha256:" + hashlib.sha256("".join(s + "\n" for s in unique).encode("ascii")).hexdigest()
+
+
 def partition(shas: Sequence[str]) -> list[tuple[int, int]]:
-    """[start, end) ranges over shas: a block ends after a package whose checksum's last four hex
+    """[start, end) ranges over shas: a block ends after a package whose checksum's last two hex
     digits are 0 modulo BLOCK_TARGET, or at BLOCK_MAX packages."""
     ranges, start = [], 0
     for i, sha in enumerate(shas):
-        if int(sha[-4:], 16) % BLOCK_TARGET == 0 or i + 1 - start >= BLOCK_MAX:
+        if int(sha[-2:], 16) % BLOCK_TARGET == 0 or i + 1 - start >= BLOCK_MAX:
             ranges.append((start, i + 1))
             start = i + 1
     if start < len(shas):
@@ -41,10 +53,7 @@ class BlockCache:
 
     @staticmethod
     def key(format_version: str, shas: Sequence[str]) -> str:
-        h = hashlib.sha256(format_version.encode() + b"\n")
-        for s in shas:
-            h.update(s.encode("ascii"))
-        return h.hexdigest()
+        return hashlib.sha256(format_version.encode() + b"\n" + "".join(shas).encode("ascii")).hexdigest()
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / key[2:]
@@ -82,4 +91,33 @@ class BlockCache:
             f.write(head)
             for m in block.members:
                 f.write(m)
+        os.replace(tmp, path)
+
+
+class SetCache:
+    """<root>/ab/<digest hex>: the package checksums of a set, in membership order, one per line."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _path(self, digest: str) -> Path:
+        hexpart = digest.split(":", 1)[-1]
+        return self.root / hexpart[:2] / hexpart
+
+    def get(self, digest: str, count: int) -> list[str] | None:
+        """The list filed under digest, if it is there and really has that digest and count."""
+        try:
+            text = self._path(digest).read_text("ascii")
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+        shas = text.split("\n") if text else []
+        if len(shas) != count or set_digest(shas) != digest:
+            return None
+        return shas
+
+    def put(self, digest: str, shas: Sequence[str]) -> None:
+        path = self._path(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+        tmp.write_text("\n".join(shas), "ascii")
         os.replace(tmp, path)

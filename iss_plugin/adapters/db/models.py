@@ -246,6 +246,7 @@ class StorePackage(Base):
     """A package file held once in the content-addressed store, with its yum metadata chunks."""
 
     __tablename__ = "store_packages"
+    __table_args__ = (Index("ix_store_packages_location", "location"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(255))

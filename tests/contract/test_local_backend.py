@@ -1,0 +1,281 @@
+"""What only the local backend promises: its file layout, links, clean-up, query counts and caches."""
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+from iss_plugin.adapters.backends.base import ImportExpectation
+from iss_plugin.adapters.backends.local import LocalBackend
+from iss_plugin.adapters.content_types import get_content_type
+from iss_plugin.adapters.content_types.yum import read_tree_packages
+from iss_plugin.adapters.fixtures import build_rpm, file_sha256
+from iss_plugin.domain.errors import BackendError, BundleIntegrityError, NotFound, UsageError
+
+from .conftest import local_server
+
+REPO = "ACME/tools/utils"
+
+
+@pytest.fixture
+def local(tmp_path):
+    with local_server(tmp_path, "local") as s:
+        s.backend.ensure_repository(REPO)
+        yield s
+
+
+@pytest.fixture
+def other(tmp_path):
+    with local_server(tmp_path, "other") as s:
+        s.backend.ensure_repository(REPO)
+        yield s
+
+
+class StatementCounter:
+    def __init__(self, engine):
+        self.engine, self.count = engine, 0
+
+    def _on(self, *args, **kwargs):
+        self.count += 1
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._on)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "before_cursor_execute", self._on)
+
+
+def expectation(b, version, base=None, removed=()):
+    info = b.version_info(REPO, version)
+    return ImportExpectation(base, tuple(removed), info.digest, info.package_count)
+
+
+def test_files_are_content_addressed_read_only_and_uploads_are_copies(local, rpms):
+    b: LocalBackend = local.backend
+    [f] = rpms(1, "blob")
+    b.add_packages(REPO, [f])
+    sha = file_sha256(f)
+    blob = local.workdir / "store" / "sha256" / sha[:2] / sha[2:]
+    assert blob.is_file() and file_sha256(blob) == sha
+    assert stat.S_IMODE(blob.stat().st_mode) == 0o444
+    assert blob.stat().st_ino != f.stat().st_ino  # the user's file is copied, never linked
+    assert list((local.workdir / "store" / "tmp").iterdir()) == []
+
+
+def test_exports_hardlink_store_files_unless_told_not_to(local, rpms, tmp_path):
+    b: LocalBackend = local.backend
+    [f] = rpms(1, "link")
+    b.add_packages(REPO, [f])
+    sha = file_sha256(f)
+    tree = b.export_version(REPO, 1, None, tmp_path / "linked")
+    [pkg] = [e for e in tree.files if e.path.startswith("Packages/")]
+    assert (tmp_path / "linked" / pkg.path).stat().st_ino == b.blobs.path(sha).stat().st_ino
+    copying = LocalBackend(b.session, b.store_root, b.published_root, hardlink_exports=False)
+    copying.export_version(REPO, 1, None, tmp_path / "copied")
+    assert (tmp_path / "copied" / pkg.path).stat().st_ino != b.blobs.path(sha).stat().st_ino
+
+
+def test_import_with_take_files_moves_the_staging_files(local, other, rpms, tmp_path):
+    local.backend.add_packages(REPO, rpms(3, "mv"))
+    staging = tmp_path / "staging"
+    local.backend.export_version(REPO, 1, None, staging)
+    before = {p.name: (p, p.stat().st_ino) for p in staging.rglob("*.rpm")}
+    other.backend.import_tree(REPO, staging, expectation(local.backend, 1), take_files=True)
+    for pkg in other.backend.list_packages(REPO, 1):
+        path, ino = before[pkg.filename]
+        assert not path.exists()  # moved, not copied
+        assert other.backend.blobs.path(pkg.sha256).stat().st_ino == ino
+
+
+def test_rolled_back_import_leaves_no_store_files_behind(local, other, rpms, tmp_path):
+    local.backend.add_packages(REPO, rpms(3, "rb"))
+    local.commit()
+    other.commit()
+    tree = tmp_path / "tree"
+    local.backend.export_version(REPO, 1, None, tree)
+    bad = ImportExpectation(None, (), "sha256:" + "1" * 64, 3)
+    with pytest.raises(BundleIntegrityError):
+        other.backend.import_tree(REPO, tree, bad)
+    written = set(other.backend.new_blobs)
+    assert len(written) == 3 and all(other.backend.blobs.has(s) for s in written)
+    other.extra["session"].rollback()
+    assert other.backend.discard_new_blobs() == 3
+    assert not any(other.backend.blobs.has(s) for s in written)
+
+
+def test_garbage_collection_removes_only_unreferenced_files(local, rpms):
+    b: LocalBackend = local.backend
+    keep = rpms(2, "keep")
+    b.add_packages(REPO, keep)
+    local.commit()
+    stray = "ab" * 32
+    b.blobs.path(stray).parent.mkdir(parents=True, exist_ok=True)
+    b.blobs.path(stray).write_bytes(b"orphan")
+    assert b.remove_orphan_blobs(min_age_seconds=3600) == 0  # too young: may belong to a transaction in flight
+    assert b.remove_orphan_blobs(min_age_seconds=0) == 1
+    assert not b.blobs.has(stray)
+    assert all(b.blobs.has(file_sha256(f)) for f in keep)
+
+
+def test_statements_do_not_grow_with_the_number_of_packages(local, other, rpms, tmp_path):
+    """No query per package: adding, exporting and importing 10x more packages costs about the
+    same number of SQL statements (only batches of 500 add one)."""
+    counts = {}
+    for n in (30, 300):
+        repo = f"ACME/tools/q{n}"
+        local.backend.ensure_repository(repo)
+        other.backend.ensure_repository(repo)
+        files = rpms(n, f"q{n}-")
+        with StatementCounter(local.extra["engine"]) as add:
+            local.backend.add_packages(repo, files)
+        with StatementCounter(local.extra["engine"]) as exp:
+            local.backend.export_version(repo, 1, None, tmp_path / f"e{n}")
+        info = local.backend.version_info(repo, 1)
+        with StatementCounter(other.extra["engine"]) as imp:
+            other.backend.import_tree(repo, tmp_path / f"e{n}", ImportExpectation(None, (), info.digest, n))
+        counts[n] = (add.count, exp.count, imp.count)
+    small, large = counts[30], counts[300]
+    for s, l in zip(small, large):
+        assert l <= s + 4, counts
+
+
+def test_metadata_of_a_new_version_reuses_cached_blocks(local, rpms, tmp_path):
+    b: LocalBackend = local.backend
+    b.add_packages(REPO, rpms(600, "blk"))
+    b.export_version(REPO, 1, None, tmp_path / "v1")
+    cache = b.store_root / "index-cache"
+    before = {p for p in cache.rglob("*") if p.is_file()}
+    assert len(before) >= 3
+    b.add_packages(REPO, rpms(5, "blk", start=600))
+    b.export_version(REPO, 2, 1, tmp_path / "v2")
+    added = {p for p in cache.rglob("*") if p.is_file()} - before
+    assert 1 <= len(added) <= 2  # only the tail block(s) were compressed again
+    assert len(read_tree_packages(tmp_path / "v2")) == 605
+
+
+def test_repodata_is_one_gzip_stream_with_the_right_count(local, rpms, tmp_path):
+    b: LocalBackend = local.backend
+    b.add_packages(REPO, rpms(300, "gz"))
+    b.export_version(REPO, 1, None, tmp_path / "t")
+    for md, tag in (("primary", "metadata"), ("filelists", "filelists"), ("other", "otherdata")):
+        [path] = (tmp_path / "t" / "repodata").glob(f"*-{md}.xml.gz")
+        text = gzip.decompress(path.read_bytes()).decode()
+        assert re.search(rf'<{tag} [^>]*packages="300"', text)
+        assert text.count("<package ") == 300 and text.rstrip().endswith(f"</{tag}>")
+
+
+def test_two_different_packages_with_one_file_name_cannot_share_a_version(local, tmp_path):
+    b: LocalBackend = local.backend
+    a = build_rpm(tmp_path / "a", "twin", payload_size=1000, seed=1)
+    c = build_rpm(tmp_path / "c", "twin", payload_size=1000, seed=2)
+    assert file_sha256(a) != file_sha256(c)
+    b.add_packages(REPO, [a])
+    with pytest.raises(BackendError) as e:
+        b.add_packages(REPO, [c])
+    assert "twin-1.0-1.noarch.rpm" in str(e.value)
+
+
+def test_publish_switches_atomically_and_keeps_one_previous_tree(local, rpms, tmp_path):
+    b: LocalBackend = local.backend
+    for i in range(3):
+        b.add_packages(REPO, rpms(1, f"pv{i}-"))
+    link = Path(b.publish(REPO, 1))
+    assert link.is_symlink()
+    first_target = link.resolve()
+    assert b.publish(REPO, 1) == str(link) and link.resolve() == first_target  # already there: no-op
+    b.publish(REPO, 2)
+    b.publish(REPO, 3)
+    versions = sorted(p.name.split(".")[0] for p in link.resolve().parent.iterdir())
+    assert versions == ["v2", "v3"]
+    assert len(read_tree_packages(link)) == 3
+
+    taken = b.published_root / "ACME" / "tools" / "handmade"
+    taken.mkdir(parents=True)
+    b.ensure_repository("ACME/tools/handmade")
+    with pytest.raises(BackendError) as e:
+        b.publish("ACME/tools/handmade", 0)
+    assert "not a publication made by iss" in str(e.value)
+
+
+def test_bad_names_and_types_are_refused(local):
+    b: LocalBackend = local.backend
+    with pytest.raises(UsageError):
+        b.ensure_repository("ACME/../etc")
+    with pytest.raises(UsageError) as e:
+        b.ensure_repository("ACME/tools/x", content_type="docker")
+    assert "yum" in str(e.value)
+    with pytest.raises(NotFound):
+        b.latest_version("ACME/tools/missing")
+    with pytest.raises(NotFound):
+        b.list_packages(REPO, 9)
+    assert get_content_type("yum").name == "yum"
+
+
+def test_import_refuses_links_in_the_tree(local, other, rpms, tmp_path):
+    local.backend.add_packages(REPO, rpms(1, "ln"))
+    tree = tmp_path / "tree"
+    local.backend.export_version(REPO, 1, None, tree)
+    os.symlink("/etc/passwd", tree / "Packages" / "evil.rpm")
+    with pytest.raises(BundleIntegrityError) as e:
+        other.backend.import_tree(REPO, tree, expectation(local.backend, 1))
+    assert "evil.rpm" in str(e.value)
+
+
+def test_export_with_a_missing_store_file_fails_and_removes_its_output(local, rpms, tmp_path):
+    b: LocalBackend = local.backend
+    [f] = rpms(1, "lost")
+    b.add_packages(REPO, [f])
+    b.blobs.remove(file_sha256(f))
+    with pytest.raises(BackendError) as e:
+        b.export_version(REPO, 1, None, tmp_path / "out")
+    assert "missing or damaged" in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_fast_set_digest_equals_the_domain_digest():
+    from iss_plugin.adapters.backends.local_index import set_digest
+    from iss_plugin.domain.packages import package_set_digest
+
+    shas = [os.urandom(32).hex() for _ in range(300)]
+    assert set_digest(shas + shas[:10]) == package_set_digest(shas)
+    assert set_digest([]) == package_set_digest([])
+
+
+def test_import_onto_a_base_that_is_not_the_latest_version(local, other, rpms, tmp_path):
+    """The destination changed its copy after the base (here: an extra upload); the import still
+    produces exactly the source's target."""
+    s, d = local.backend, other.backend
+    first = rpms(4, "nl")
+    s.add_packages(REPO, first)
+    s.export_version(REPO, 1, None, tmp_path / "full")
+    d.import_tree(REPO, tmp_path / "full", expectation(s, 1))
+    d.add_packages(REPO, rpms(2, "local-only"))  # destination version 2: the base plus strays
+    s.add_packages(REPO, rpms(2, "nl", start=4))
+    s.remove_packages(REPO, [file_sha256(first[0])])
+    s.export_version(REPO, 3, 1, tmp_path / "inc")
+    v = d.import_tree(REPO, tmp_path / "inc", expectation(s, 3, base=1, removed=[file_sha256(first[0])]))
+    assert v == 3
+    assert {p.sha256 for p in d.list_packages(REPO, 3)} == {p.sha256 for p in s.list_packages(REPO, 3)}
+
+
+def test_damaged_caches_cost_time_never_correctness(local, rpms, tmp_path):
+    b: LocalBackend = local.backend
+    files = rpms(40, "cc")
+    b.add_packages(REPO, files[:30])
+    b.add_packages(REPO, files[30:])
+    cache = b.store_root / "index-cache"
+    b.export_version(REPO, 2, None, tmp_path / "before")
+    for f in cache.rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"garbage")
+    b.remove_packages(REPO, [file_sha256(files[0])])
+    tree = b.export_version(REPO, 3, 1, tmp_path / "after")
+    assert tree.new_packages == 10
+    assert {u.sha256 for u in read_tree_packages(tmp_path / "after")} == {file_sha256(f) for f in files[1:]}
+    assert b.version_info(REPO, 3).package_count == 39
