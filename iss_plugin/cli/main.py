@@ -88,10 +88,15 @@ def keys_show(ctx, state: State, output):
         click.echo(signer.public_pem, nl=False)
 
 
-def main() -> None:
-    from . import catalog_commands, demo_command, transfer_commands  # noqa: F401  (registers commands)
+def build_cli() -> click.Group:
+    """The command tree with every command group registered."""
+    from . import bus_commands, catalog_commands, demo_command, transfer_commands  # noqa: F401
 
-    cli(prog_name="iss")
+    return cli
+
+
+def main() -> None:
+    build_cli()(prog_name="iss")
 
 
 def command(group: click.Group, *args, **kwargs):

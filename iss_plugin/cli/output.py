@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -82,8 +83,11 @@ def handle_errors(f: Callable) -> Callable:
             report_error(ctx, e.as_dict(), str(e), e.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except OSError as e:
-            report_error(ctx, {"error": type(e).__name__, "message": str(e), "reason": "os_error"}, f"error: {e}", EXIT_RUNTIME)
+        except Exception as e:  # an unexpected failure: say what, keep the traceback for ISS_DEBUG=1
+            if os.environ.get("ISS_DEBUG"):
+                raise
+            report_error(ctx, {"error": type(e).__name__, "message": str(e), "reason": "internal"},
+                         f"{type(e).__name__}: {e} (run with ISS_DEBUG=1 for the traceback)", EXIT_RUNTIME)
 
     return wrapper
 

@@ -34,7 +34,7 @@ def _export_options(f, *, incremental: bool, scope: str):
         click.option("--organization", required=True),
         click.option("--destination", help="destination server name (history and default base are per destination)"),
         click.option("--format", "fmt", type=click.Choice(["dir", "tgz", "iso"]), default="dir", show_default=True),
-        click.option("--chunk-size-mb", type=int, help="split the archive into chunks of this many MiB"),
+        click.option("--chunk-size-mb", type=float, help="split the archive into chunks of this many MiB (fractions allowed)"),
         click.option("--path", type=click.Path(file_okay=False, path_type=Path), help="output directory (default: export dir)"),
     ]
     if scope == "version":
@@ -68,7 +68,7 @@ def _run_export(ctx, state, *, scope: str, incremental: bool, organization, dest
         incremental=incremental, content_view=content_view,
         version=VersionNumber.parse(version) if version else None, product=product, repository=repository,
         from_version=from_version, since=_parse_since(since), destination=destination, fmt=fmt,
-        chunk_size=chunk_size_mb * 1024 * 1024 if chunk_size_mb is not None else None, path=path)
+        chunk_size=max(1, int(chunk_size_mb * 1024 * 1024)) if chunk_size_mb is not None else None, path=path)
     if chunk_size_mb is not None and chunk_size_mb <= 0:
         raise UsageError("--chunk-size-mb must be a positive number of MiB")
     app = state.app

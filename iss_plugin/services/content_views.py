@@ -54,6 +54,7 @@ def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None
             raise UsageError(f"content view '{label}' is import-only: its versions come from imports, not publish")
         latest = find.latest_content_view_version(cv)
         cvv = ContentViewVersion(content_view=cv, major=(latest.major + 1) if latest else 1, minor=0, description=description)
+        uow.session.add(cvv)
         pinned = []
         for repo in cv.repositories:
             version = uow.backend.latest_version(repo.backend_key)
@@ -61,13 +62,15 @@ def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None
             digest = package_set_digest(p.sha256 for p in packages)
             cvv.repositories.append(ContentViewVersionRepository(repository=repo, backend_version=version,
                                                                  package_count=len(packages), package_set_digest=digest))
-            pinned.append({"product": repo.product.label, "repository": repo.label, "version": version,
-                           "package_count": len(packages), "package_set_digest": digest})
+            pinned.append({"product": repo.product.label, "repository": repo.label, "redhat": repo.product.redhat,
+                           "content_type": repo.content_type, "package_count": len(packages),
+                           "package_set_digest": digest})
         uow.session.add(cvv)
         uow.session.flush()
         event_id = add_event(uow.session, CONTENT_VIEW_PUBLISHED, {
-            "organization": org.label, "content_view": cv.label, "version": cvv.number, "blessed": cv.blessed,
-            "repositories": pinned,
+            "organization": org.label, "organization_name": org.name, "content_view": cv.label,
+            "content_view_name": cv.name, "version": cvv.number, "blessed": cv.blessed, "description": description,
+            "repositories": pinned, "origin": "iss",
         }, source=source, subject=f"{org.label}/{cv.label}")
         audit(uow.session, actor, "content_view.publish", f"{org.label}/{cv.label}", version=cvv.number)
         uow.commit()

@@ -73,55 +73,64 @@ class RepoSelection:
 
 def export_bundle(uow: UnitOfWork, request: ExportRequest, *, out_dir: Path, signer, server_id: str, actor: str,
                   progress: Progress = _no_progress) -> dict:
+    """Export in a transaction of its own."""
+    with uow:
+        result = export_in_transaction(uow, request, out_dir=out_dir, signer=signer, server_id=server_id, actor=actor,
+                                       progress=progress)
+        uow.commit()
+    return result
+
+
+def export_in_transaction(uow: UnitOfWork, request: ExportRequest, *, out_dir: Path, signer, server_id: str,
+                          actor: str, progress: Progress = _no_progress) -> dict:
+    """Export inside the caller's (entered) unit of work; the output is removed if it rolls back."""
     if request.chunk_size is not None and request.chunk_size <= 0:
         raise UsageError("--chunk-size-mb must be a positive number of MiB")
     bundle_id = str(uuid.uuid4())
     out_dir = Path(request.path or out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / f".tmp-{bundle_id}"
-    with uow:
-        org = find.organization(uow.session, request.organization)
-        if request.destination:
-            _destination(uow, request.destination)
-        if request.scope == "content_view_version":
-            cv, cvv, base_cvv, selections = _select_content_view(uow, org, request)
-            cv_ref = ContentViewRef(cv.label, cv.name, cvv.number)
-            base_label = base_cvv.number if base_cvv else None
-        else:
-            cv = cvv = None
-            cv_ref, base_label, selections = None, None, _select_repository(uow, org, request)
-            if selections[0].base_version is not None:
-                base_label = f"repository-version-{selections[0].base_version}"
-        kind = "incremental" if request.incremental else "full"
-        name = _bundle_name(org.label, cv_ref, selections, kind, bundle_id)
-        record = ExportRecord(bundle_id=bundle_id, organization=org.label, scope=request.scope,
-                              content_view=cv_ref.label if cv_ref else None, version=cv_ref.version if cv_ref else None,
-                              product=request.product, repository=request.repository, kind=kind, base=base_label,
-                              destination=request.destination, format=request.fmt, state="running")
-        try:
-            plans, trees = _write_trees(uow, selections, staging, progress)
-            _write_products_csv(staging, selections)
-            manifest = _manifest(bundle_id, server_id, signer.fingerprint, org.label, request, cv_ref, base_label,
-                                 kind, selections, plans)
-            from iss_plugin.adapters.bundles.writer import finalize_bundle
+    org = find.organization(uow.session, request.organization)
+    if request.destination:
+        _destination(uow, request.destination)
+    if request.scope == "content_view_version":
+        cv, cvv, base_cvv, selections = _select_content_view(uow, org, request)
+        cv_ref = ContentViewRef(cv.label, cv.name, cvv.number)
+        base_label = base_cvv.number if base_cvv else None
+    else:
+        cv_ref, base_label, selections = None, None, _select_repository(uow, org, request)
+        if selections[0].base_version is not None:
+            base_label = f"repository-version-{selections[0].base_version}"
+    kind = "incremental" if request.incremental else "full"
+    name = _bundle_name(org.label, cv_ref, selections, kind, bundle_id)
+    record = ExportRecord(bundle_id=bundle_id, organization=org.label, scope=request.scope,
+                          content_view=cv_ref.label if cv_ref else None, version=cv_ref.version if cv_ref else None,
+                          product=request.product, repository=request.repository, kind=kind, base=base_label,
+                          destination=request.destination, format=request.fmt, state="running")
+    try:
+        plans, trees = _write_trees(uow, selections, staging, progress)
+        _write_products_csv(staging, selections)
+        manifest = _manifest(bundle_id, server_id, signer.fingerprint, org.label, request, cv_ref, base_label,
+                             kind, selections, plans)
+        from iss_plugin.adapters.bundles.writer import finalize_bundle
 
-            known = [f for tree in trees for f in tree]
-            progress("write bundle", 0, 1)
-            output = finalize_bundle(staging, manifest, signer, known, out_dir=out_dir, name=name, fmt=_fmt(request),
-                                     chunk_size=request.chunk_size)
-            progress("write bundle", 1, 1)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        record.state, record.path, record.finished = "done", str(output.path), datetime.now(timezone.utc)
-        record.summary = {f"{p.product}/{p.repository}": {"target_version": s.target_version, "base_version": s.base_version,
-                                                            "target_digest": p.target.package_set_digest,
-                                                            "package_count": p.target.package_count,
-                                                            "new_packages": len(p.new_packages), "removed": len(p.removed)}
-                          for p, s in zip(plans, selections)}
-        uow.session.add(record)
-        audit(uow.session, actor, "content.export", name, bundle_id=bundle_id, kind=kind)
-        uow.commit()
+        known = [f for tree in trees for f in tree]
+        progress("write bundle", 0, 1)
+        output = finalize_bundle(staging, manifest, signer, known, out_dir=out_dir, name=name, fmt=_fmt(request),
+                                 chunk_size=request.chunk_size)
+        progress("write bundle", 1, 1)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    record.state, record.path, record.finished = "done", str(output.path), datetime.now(timezone.utc)
+    record.summary = {f"{p.product}/{p.repository}": {"target_version": s.target_version, "base_version": s.base_version,
+                                                        "target_digest": p.target.package_set_digest,
+                                                        "package_count": p.target.package_count,
+                                                        "new_packages": len(p.new_packages), "removed": len(p.removed)}
+                      for p, s in zip(plans, selections)}
+    uow.session.add(record)
+    uow.on_rollback(lambda: _remove_output(output.files))
+    audit(uow.session, actor, "content.export", name, bundle_id=bundle_id, kind=kind)
     return {"bundle_id": bundle_id, "path": str(output.path), "format": output.format, "kind": kind,
             "organization": org.label, "content_view": cv_ref.label if cv_ref else None,
             "version": cv_ref.version if cv_ref else None, "base": base_label,
@@ -138,6 +147,15 @@ def record_failed_export(uow: UnitOfWork, request: ExportRequest, error: IssErro
                                      format=request.fmt, state="failed", error=str(error),
                                      finished=datetime.now(timezone.utc)))
         uow.commit()
+
+
+def _remove_output(files) -> None:
+    for f in files:
+        p = Path(f)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 def _fmt(request: ExportRequest) -> str:

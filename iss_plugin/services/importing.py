@@ -5,6 +5,7 @@ for the organization; schema; every file's sha256; import rules; base; then one 
 every repository version and the content view version. Nothing changes on failure."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -49,17 +50,21 @@ class ImportRequest:
     dry_run: bool = False
 
 
-def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, actor: str) -> dict:
-    """Returns a summary; raises a RejectedInput subclass (exit 3) with every problem found."""
+def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, actor: str,
+                  before_commit: Callable[[UnitOfWork, dict], None] | None = None) -> dict:
+    """Returns a summary; raises a RejectedInput subclass (exit 3) with every problem found.
+
+    `before_commit(uow, summary)` runs inside the import's transaction (the consumers add their
+    answer event and the processed event id there)."""
     from iss_plugin.adapters.bundles.reader import TrustedKey, open_bundle, verify_bundle
 
     work_dir.mkdir(parents=True, exist_ok=True)
     with open_bundle(Path(request.path), work_dir) as opened:
         with uow:
-            org = find.organization(uow.session, request.organization)
+            org_label = find.organization(uow.session, request.organization).label
             trusted = [TrustedKey(t.name, t.public_key, t.fingerprint, tuple(t.organizations))
                        for t in find.trusted_sources(uow.session)]
-        manifest = verify_bundle(opened, trusted, org.label)
+        manifest = verify_bundle(opened, trusted, org_label)
         if manifest.scope != request.scope:
             command = "version" if manifest.scope == "content_view_version" else "repository"
             raise RejectedInput(f"{request.path} is a {manifest.scope.replace('_', ' ')} bundle: "
@@ -75,12 +80,16 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
                 return summary | {"state": "dry_run"}
             if plan.already_imported:
                 _record(uow, manifest, request, "already_imported")
+                if before_commit:
+                    before_commit(uow, summary | {"state": "already_imported", "repositories": None})
                 uow.commit()
                 return summary | {"state": "already_imported"}
             written = _apply(uow, org, manifest, plan, opened.root)
             _record(uow, manifest, request, "imported")
             audit(uow.session, actor, "content.import", str(request.path), bundle_id=manifest.bundle_id,
                   kind=manifest.kind, organization=org.label)
+            if before_commit:
+                before_commit(uow, summary | {"state": "imported", "repositories": written})
             uow.commit()
             _publish(uow, written)
             return summary | {"state": "imported", "repositories": written}
@@ -89,10 +98,39 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
 def record_rejection(uow: UnitOfWork, request: ImportRequest, error: IssError) -> None:
     """History of a refused import, in its own transaction (the import itself changed nothing)."""
     with uow:
-        uow.session.add(ImportRecord(organization=request.organization, path=str(request.path),
-                                     state="rejected" if isinstance(error, RejectedInput) else "failed",
-                                     reason=error.reason, error=str(error)[:4000]))
+        record_rejection_in(uow, request, error)
         uow.commit()
+
+
+def record_rejection_in(uow: UnitOfWork, request: ImportRequest, error: IssError) -> None:
+    uow.session.add(ImportRecord(organization=request.organization, path=str(request.path),
+                                 state="rejected" if isinstance(error, RejectedInput) else "failed",
+                                 reason=error.reason, error=str(error)[:4000]))
+
+
+def destination_holding(uow: UnitOfWork, org_label: str, content_view: str | None, product: str | None,
+                        repository: str | None) -> dict | None:
+    """What this server holds of a content view or repository, as iss.bundle.rejected.v1 reports it."""
+    org = uow.session.scalar(select(Organization).where(Organization.label == org_label))
+    if org is None:
+        return None
+    if content_view:
+        cv = uow.session.scalar(select(ContentView).where(ContentView.organization_id == org.id,
+                                                          ContentView.label == content_view))
+        latest = find.latest_content_view_version(cv) if cv else None
+        if latest is None:
+            return None
+        return {"content_view_version": latest.number, "repositories": [
+            {"product": p.repository.product.label, "repository": p.repository.label, "package_count": p.package_count,
+             "package_set_digest": p.package_set_digest} for p in latest.repositories]}
+    repo = uow.session.scalar(select(Repository).where(Repository.backend_key == backend_key(org_label, product, repository)))
+    if repo is None:
+        return None
+    versions = uow.backend.list_versions(repo.backend_key)
+    if not versions or versions[-1].package_count == 0:
+        return None
+    return {"repositories": [{"product": product, "repository": repository, "package_count": versions[-1].package_count,
+                              "package_set_digest": versions[-1].digest}]}
 
 
 def snapshot_destination(uow: UnitOfWork, org: Organization, manifest: BundleManifest) -> DestinationSnapshot:
@@ -143,6 +181,7 @@ def _apply(uow: UnitOfWork, org: Organization, manifest: BundleManifest, plan: I
         number = VersionNumber.parse(ref.version)
         cvv = ContentViewVersion(content_view=cv, major=number.major, minor=number.minor,
                                  imported_from=manifest.source_server, description=f"imported bundle {manifest.bundle_id}")
+        s.add(cvv)
         if manifest.kind == "incremental":
             base = find.content_view_version(s, cv, VersionNumber.parse(manifest.base_content_view_version))
             base_pins = {(p.repository.product.label, p.repository.label): p.backend_version for p in base.repositories}
@@ -171,8 +210,6 @@ def _apply(uow: UnitOfWork, org: Organization, manifest: BundleManifest, plan: I
         written.append({"product": pl.product, "repository": pl.repository, "backend_key": key, "version": version,
                         "package_count": entry.target.package_count, "package_set_digest": entry.target.package_set_digest,
                         "added": entry.added, "removed": len(entry.removed)})
-    if cvv is not None:
-        s.add(cvv)
     s.flush()
     return written
 

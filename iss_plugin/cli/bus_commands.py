@@ -1,0 +1,58 @@
+"""destination, subscriptions and reconcile (automatic propagation)."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from iss_plugin.services import propagation, subscriptions
+
+from .main import cli, command
+from .output import emit
+
+
+def source_context(app) -> propagation.SourceContext:
+    return propagation.SourceContext(server_id=app.server_id, signer=app.signer, exports_path=app.settings.exports_path,
+                                     grace=timedelta(seconds=app.settings.reconcile_grace_seconds))
+
+
+def destination_context(app) -> propagation.DestinationContext:
+    return propagation.DestinationContext(server_id=app.server_id, imports_path=app.settings.imports_path)
+
+
+@cli.group()
+def destination():
+    """Downstream servers this source feeds."""
+
+
+@command(destination, "add")
+@click.option("--name", required=True)
+@click.option("--server-id", required=True, help="the destination's server id (`iss keys show` there)")
+@click.option("--public-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def destination_add(ctx, state, output, name, server_id, public_key):
+    emit(ctx, subscriptions.add_destination(state.app.uow(), name, server_id, public_key.read_text(),
+                                            state.app.settings.actor))
+
+
+@command(destination, "subscribe")
+@click.option("--name", "destination_name", required=True, help="destination name")
+@click.option("--organization", required=True)
+@click.option("--content-view", help="a content view label (only blessed views propagate)")
+@click.option("--repository", metavar="PRODUCT/REPO", help="a Library repository")
+def destination_subscribe(ctx, state, output, destination_name, organization, content_view, repository):
+    emit(ctx, subscriptions.subscribe(state.app.uow(), destination_name, organization, content_view, repository,
+                                      state.app.settings.actor))
+
+
+@command(destination, "list")
+def destination_list(ctx, state, output):
+    emit(ctx, subscriptions.list_subscriptions(state.app.uow()))
+
+
+@command(cli, "reconcile")
+def reconcile(ctx, state, output):
+    """Re-emit every subscription whose destination is behind (nothing in flight for the grace time)."""
+    made = propagation.reconcile(state.app.uow(), source_context(state.app))
+    emit(ctx, [{"destination": m["destination"], "bundle_id": m["bundle_id"], "kind": m["kind"],
+                "version": m.get("version"), "path": m["path"]} for m in made])

@@ -1,0 +1,308 @@
+"""Automatic propagation (the bus issue): what the export, import and status consumers and the
+reconcile pass do. Each handler runs in one unit of work: its state change, the events it emits
+(through the outbox) and the processed event id commit together, so a redelivered event has no
+second effect."""
+from __future__ import annotations
+
+import shutil
+import urllib.parse
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+
+from iss_plugin.adapters.db import catalog as find
+from iss_plugin.adapters.db.models import ContentView, Destination, Subscription
+from iss_plugin.adapters.db.uow import UnitOfWork
+from iss_plugin.domain import events as ev
+from iss_plugin.domain.errors import RejectedInput, TransientError
+from iss_plugin.domain.versions import VersionNumber
+
+from . import exporting, importing
+from .idempotency import already_processed, mark_processed
+from .outbox import add_event
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    server_id: str
+    signer: object
+    exports_path: Path
+    actor: str = "iss-export"
+    grace: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class DestinationContext:
+    server_id: str
+    imports_path: Path
+    actor: str = "iss-import"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- source: export ------------------------------------------------------------------------------
+
+def on_content_view_published(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> list[dict]:
+    data = envelope["data"]
+    with uow:
+        if already_processed(uow.session, envelope["id"], "export"):
+            return []
+        made = []
+        if _is_blessed(uow, data["organization"], data["content_view"]):
+            for sub in _subscriptions(uow, data["organization"], content_view=data["content_view"]):
+                made += [b for b in [propagate(uow, sub, ctx, reason="published")] if b]
+        mark_processed(uow.session, envelope["id"], "export")
+        uow.commit()
+        return made
+
+
+def on_repository_changed(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> list[dict]:
+    data = envelope["data"]
+    with uow:
+        if already_processed(uow.session, envelope["id"], "export"):
+            return []
+        made = [b for sub in _subscriptions(uow, data["organization"], product=data["product"], repository=data["repository"])
+                if (b := propagate(uow, sub, ctx, reason="repository_changed"))]
+        mark_processed(uow.session, envelope["id"], "export")
+        uow.commit()
+        return made
+
+
+def on_export_requested(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> list[dict]:
+    data = envelope["data"]
+    with uow:
+        if already_processed(uow.session, envelope["id"], "export"):
+            return []
+        dest = uow.session.scalar(select(Destination).where(Destination.server_id == data["destination"]))
+        made = []
+        if dest is not None:
+            subs = _subscriptions(uow, data["organization"], content_view=data.get("content_view"),
+                                  product=data.get("product"), repository=data.get("repository"))
+            for sub in (s for s in subs if s.destination_id == dest.id):
+                if data.get("kind") == "full" or data.get("base") is None:
+                    sub.acknowledged = None
+                made += [b for b in [propagate(uow, sub, ctx, reason=data["reason"], force=True)] if b]
+        mark_processed(uow.session, envelope["id"], "export")
+        uow.commit()
+        return made
+
+
+def propagate(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, *, reason: str, force: bool = False) -> dict | None:
+    """Export what `sub`'s destination lacks (incremental from what it acknowledged, else full) and
+    announce the bundle. None when it already has the latest."""
+    dest = sub.destination
+    if sub.content_view:
+        cv = find.content_view(uow.session, find.organization(uow.session, sub.organization), sub.content_view)
+        target = find.latest_content_view_version(cv)
+        if target is None or (sub.acknowledged == target.number and not force):
+            return None
+        base = sub.acknowledged if sub.acknowledged and _has_older_version(cv, sub.acknowledged, target.number) else None
+        request = exporting.ExportRequest(organization=sub.organization, scope="content_view_version",
+                                          incremental=base is not None, content_view=cv.label,
+                                          version=VersionNumber(target.major, target.minor), from_version=base,
+                                          destination=dest.name, fmt="tgz", path=ctx.exports_path / dest.server_id)
+        marker = target.number
+    else:
+        org = find.organization(uow.session, sub.organization)
+        repo = find.repository(uow.session, org, sub.product, sub.repository)
+        versions = uow.backend.list_versions(repo.backend_key)
+        latest = versions[-1]
+        if sub.acknowledged == latest.digest and not force:
+            return None
+        base = next((v.number for v in reversed(versions) if v.digest == sub.acknowledged and v.number != latest.number), None)
+        request = exporting.ExportRequest(organization=sub.organization, scope="repository", incremental=base is not None,
+                                          product=sub.product, repository=sub.repository,
+                                          from_version=str(base) if base is not None else None,
+                                          destination=dest.name, fmt="tgz", path=ctx.exports_path / dest.server_id)
+        marker = latest.digest
+    result = exporting.export_in_transaction(uow, request, out_dir=ctx.exports_path, signer=ctx.signer,
+                                             server_id=ctx.server_id, actor=ctx.actor)
+    add_event(uow.session, ev.BUNDLE_READY, _bundle_ready_data(result, sub, ctx), source=ctx.server_id,
+              subject=result["bundle_id"], target_server=dest.server_id)
+    sub.in_flight, sub.in_flight_since = marker, _now()
+    return result | {"destination": dest.server_id, "reason": reason}
+
+
+def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> dict:
+    path = Path(result["path"])
+    data = {
+        "bundle_id": result["bundle_id"], "source_server": ctx.server_id, "destination": sub.destination.server_id,
+        "organization": sub.organization, "kind": result["kind"], "location": path.resolve().as_uri(),
+        "format": result["format"], "size": result["size"],
+        "base": None,
+        "repositories": [{"product": k.split("/")[0], "repository": k.split("/")[1], "package_count": v["package_count"],
+                          "package_set_digest": v["target_digest"]} for k, v in result["repositories"].items()],
+    }
+    if sub.content_view:
+        data |= {"content_view": sub.content_view, "version": result["version"]}
+        if result["kind"] == "incremental":
+            data["base"] = {"content_view_version": result["base"], "repositories": []}
+    else:
+        data |= {"product": sub.product, "repository": sub.repository}
+        if result["kind"] == "incremental":
+            data["base"] = {"repositories": [{"product": sub.product, "repository": sub.repository,
+                                              "package_count": 0, "package_set_digest": sub.acknowledged}]}
+    return data
+
+
+def _has_older_version(cv: ContentView, version: str, than: str) -> bool:
+    want = VersionNumber.parse(version)
+    return any((v.major, v.minor) == (want.major, want.minor) for v in cv.versions) and want < VersionNumber.parse(than)
+
+
+def _is_blessed(uow: UnitOfWork, org_label: str, cv_label: str) -> bool:
+    cv = uow.session.scalar(select(ContentView).join(ContentView.organization).where(
+        ContentView.label == cv_label, ContentView.organization.has(label=org_label)))
+    return bool(cv and cv.blessed and not cv.import_only)
+
+
+def _subscriptions(uow: UnitOfWork, org: str, *, content_view: str | None = None, product: str | None = None,
+                   repository: str | None = None) -> list[Subscription]:
+    q = select(Subscription).where(Subscription.organization == org)
+    if content_view:
+        q = q.where(Subscription.content_view == content_view)
+    else:
+        q = q.where(Subscription.product == (product or ""), Subscription.repository == (repository or ""))
+    return list(uow.session.scalars(q.order_by(Subscription.id)))
+
+
+# --- source: status ------------------------------------------------------------------------------
+
+def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dict | None:
+    """Record what a destination acknowledged; on base_mismatch re-plan from what it has."""
+    data = envelope["data"]
+    with uow:
+        if already_processed(uow.session, envelope["id"], "status"):
+            return None
+        dest = uow.session.scalar(select(Destination).where(Destination.server_id == data["destination"]))
+        result = None
+        if dest is not None:
+            subs = [s for s in _subscriptions(uow, data.get("organization", ""), content_view=data.get("content_view"),
+                                              product=data.get("product"), repository=data.get("repository"))
+                    if s.destination_id == dest.id]
+            for sub in subs:
+                if envelope["type"] == ev.BUNDLE_IMPORTED:
+                    sub.acknowledged = data.get("version") if sub.content_view else data["repositories"][0]["package_set_digest"]
+                    sub.acknowledged_at = _now()
+                    if sub.in_flight == sub.acknowledged:
+                        sub.in_flight = sub.in_flight_since = None
+                elif data["reason"] == "base_mismatch":
+                    has = data.get("has") or {}
+                    if sub.content_view:
+                        sub.acknowledged = has.get("content_view_version")
+                    else:
+                        repos = has.get("repositories") or []
+                        sub.acknowledged = repos[0]["package_set_digest"] if repos else None
+                    result = propagate(uow, sub, ctx, reason="base_mismatch", force=True)
+                else:
+                    sub.in_flight_since = _now()  # reconcile retries after the grace period
+        mark_processed(uow.session, envelope["id"], "status")
+        uow.commit()
+        return result
+
+
+def reconcile(uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None) -> list[dict]:
+    """Re-emit every subscription whose destination is behind with nothing in flight for the grace time."""
+    now = now or _now()
+    made = []
+    with uow:
+        for sub in uow.session.scalars(select(Subscription).order_by(Subscription.id)):
+            if sub.content_view and not _is_blessed(uow, sub.organization, sub.content_view):
+                continue
+            since = sub.in_flight_since
+            if since is not None and since.tzinfo is None:
+                since = since.replace(tzinfo=timezone.utc)
+            if sub.in_flight and since and now - since < ctx.grace:
+                continue
+            b = propagate(uow, sub, ctx, reason="reconcile")
+            if b:
+                made.append(b)
+        uow.commit()
+    return made
+
+
+# --- destination: import -------------------------------------------------------------------------
+
+def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) -> dict | None:
+    data = envelope["data"]
+    if data["destination"] != ctx.server_id:
+        return None
+    with uow:
+        if already_processed(uow.session, envelope["id"], "import"):
+            return None
+    local = fetch_bundle(data["location"], ctx.imports_path / "incoming" / data["bundle_id"], data.get("size"))
+    scope = "content_view_version" if data.get("content_view") else "repository"
+    request = importing.ImportRequest(organization=data["organization"], path=local, scope=scope)
+    answer = {"bundle_id": data["bundle_id"], "source_server": data["source_server"], "destination": ctx.server_id,
+              "organization": data["organization"]}
+    answer |= {k: data[k] for k in ("content_view", "version", "product", "repository") if k in data}
+
+    def before_commit(tx: UnitOfWork, summary: dict) -> None:
+        state = [{"product": r["product"], "repository": r["repository"], "package_count": r["package_count"],
+                  "package_set_digest": r["package_set_digest"]} for r in summary.get("repositories") or data["repositories"]]
+        add_event(tx.session, ev.BUNDLE_IMPORTED, answer | {"already_imported": summary["state"] == "already_imported",
+                                                            "repositories": state},
+                  source=ctx.server_id, subject=data["bundle_id"], target_server=data["source_server"])
+        mark_processed(tx.session, envelope["id"], "import")
+
+    try:
+        return importing.import_bundle(uow, request, work_dir=ctx.imports_path, actor=ctx.actor, before_commit=before_commit)
+    except RejectedInput as e:
+        with uow:
+            has = importing.destination_holding(uow, data["organization"], data.get("content_view"),
+                                                data.get("product"), data.get("repository"))
+            importing.record_rejection_in(uow, request, e)
+            add_event(uow.session, ev.BUNDLE_REJECTED, answer | {
+                "reason": e.reason if e.reason in ("base_mismatch", "untrusted", "integrity", "rule_violation", "schema")
+                else "rule_violation",
+                "message": e.message[:4000], "problems": [p[:4000] for p in e.problems[:1000]], "has": has},
+                source=ctx.server_id, subject=data["bundle_id"], target_server=data["source_server"])
+            mark_processed(uow.session, envelope["id"], "import")
+            uow.commit()
+        return {"state": "rejected", "reason": e.reason}
+    finally:
+        shutil.rmtree(local.parent if local.parent.name == data["bundle_id"] else local, ignore_errors=True)
+
+
+def fetch_bundle(location: str, into: Path, size: int | None) -> Path:
+    """A local copy (hardlink when possible) of a file:// bundle, or a streamed download of http(s)://."""
+    into.mkdir(parents=True, exist_ok=True)
+    url = urllib.parse.urlparse(location)
+    if url.scheme == "file":
+        src = Path(urllib.parse.unquote(url.path))
+        if not src.exists():
+            raise TransientError(f"bundle {location} is not there (yet)")
+        dst = into / src.name
+        if src.is_dir():
+            shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
+        else:
+            _link_or_copy(src, dst)
+        return dst
+    import httpx
+
+    dst = into / (Path(url.path).name or "bundle.tar.gz")
+    try:
+        with httpx.stream("GET", location, timeout=60, follow_redirects=True) as r:
+            r.raise_for_status()
+            with open(dst, "wb") as fh:
+                for chunk in r.iter_bytes(1 << 20):
+                    fh.write(chunk)
+    except httpx.HTTPError as e:
+        raise TransientError(f"could not download {location}: {e}") from None
+    if size is not None and dst.stat().st_size != size:
+        raise TransientError(f"download of {location} has {dst.stat().st_size} bytes, expected {size}")
+    return dst
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        Path(dst).unlink(missing_ok=True)
+        import os
+
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
