@@ -104,9 +104,37 @@ def test_rolled_back_import_leaves_no_store_files_behind(local, other, rpms, tmp
         other.backend.import_tree(REPO, tree, bad)
     written = set(other.backend.new_blobs)
     assert len(written) == 3 and all(other.backend.blobs.has(s) for s in written)
-    other.extra["session"].rollback()
-    assert other.backend.discard_new_blobs() == 3
+    other.extra["session"].rollback()  # the backend removes the files no committed row references
     assert not any(other.backend.blobs.has(s) for s in written)
+    assert other.backend.new_blobs == set() and other.backend.discard_new_blobs() == 0
+
+
+def test_committed_files_stay_when_a_later_transaction_rolls_back(local, rpms):
+    b: LocalBackend = local.backend
+    kept = rpms(2, "cm")
+    b.add_packages(REPO, kept)
+    local.commit()
+    b.add_packages(REPO, kept + rpms(1, "gone"))
+    local.extra["session"].rollback()
+    assert all(b.blobs.has(file_sha256(f)) for f in kept)
+    assert len(list(b.blobs.iter_blobs())) == 2
+
+
+def test_version_changes_gives_what_an_incremental_plan_needs(local, rpms):
+    b: LocalBackend = local.backend
+    first = rpms(5, "vc")
+    b.add_packages(REPO, first)
+    later = rpms(2, "vc", start=5)
+    b.add_packages(REPO, later)
+    b.remove_packages(REPO, [file_sha256(first[1])])
+    changes = b.version_changes(REPO, 1, 3)
+    assert [p.sha256 for p in changes.added] == sorted((file_sha256(f) for f in later),
+                                                       key=lambda s: next(p.location for p in changes.added if p.sha256 == s))
+    assert {p.name for p in changes.added} == {"vc0005", "vc0006"}
+    assert changes.removed == [file_sha256(first[1])]
+    full = b.version_changes(REPO, None, 3)
+    assert len(full.added) == 6 and full.removed == []
+    assert full.added == sorted(b.list_packages(REPO, 3), key=lambda p: (p.location, p.sha256))
 
 
 def test_garbage_collection_removes_only_unreferenced_files(local, rpms):

@@ -14,6 +14,7 @@ may remain in the store: `discard_new_blobs()` (or `remove_unreferenced_blobs`) 
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -24,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urljoin
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Engine, and_, event, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from iss_plugin.adapters.backends.base import ExportedTree, ImportExpectation, VersionInfo
@@ -43,6 +44,8 @@ from iss_plugin.domain.labels import check_label
 from iss_plugin.domain.manifest import FileEntry
 from iss_plugin.domain.packages import Package, package_set_digest
 
+log = logging.getLogger(__name__)
+
 BATCH = 500  # rows per IN (...) list and per ingestion batch
 PUBLISHED_VERSIONS = ".versions"
 
@@ -55,6 +58,12 @@ C = _CONTENT.c
 
 # (package id, sha256, location): a package as the version arithmetic sees it
 Item = tuple[int, str, str]
+
+
+@dataclass(frozen=True)
+class VersionChanges:
+    added: list[Package]  # in the version, not in the base (ordered by location)
+    removed: list[str]  # sha256 of base packages the version no longer has (sorted)
 
 
 @dataclass(frozen=True)
@@ -100,8 +109,11 @@ class LocalBackend:
         self.index_cache = BlockCache(self.store_root / "index-cache" / "blocks")
         self.sets = SetCache(self.store_root / "index-cache" / "sets")
         self.hardlink_exports = hardlink_exports
-        self.new_blobs: set[str] = set()  # blobs this backend created (for clean-up after a rollback)
+        self.new_blobs: set[str] = set()  # blobs created in the session's current transaction
         self.last_sync: SyncReport | None = None
+        # Files are not transactional: forget them on commit, delete the unreferenced ones on rollback.
+        event.listen(session, "after_commit", self._after_commit)
+        event.listen(session, "after_rollback", self._after_rollback)
 
     # === repositories and versions ==============================================================
     def ensure_repository(self, repo: str, content_type: str = DEFAULT) -> None:
@@ -134,6 +146,23 @@ class LocalBackend:
     def version_info(self, repo: str, version: int) -> VersionInfo:
         v = self._version_row(self._repo(repo), version)
         return VersionInfo(v.number, _utc(v.created), v.package_count, v.digest)
+
+    def version_changes(self, repo: str, base_version: int | None, version: int) -> VersionChanges:
+        """What `version` holds that `base_version` lacks (as packages) and what it dropped (sha256s),
+        at the cost of the change: what an incremental export plan needs, without listing both."""
+        r = self._repo(repo)
+        shas = self._snapshot(r, version)
+        base = set(self._snapshot(r, base_version)) if base_version is not None else set()
+        added = [sha for sha in shas if sha not in base]
+        removed = sorted(base - set(shas))
+        rows: dict[str, Package] = {}
+        for batch in _batched(added):
+            for row in self.session.execute(
+                select(P.name, P.epoch, P.version, P.release, P.arch, P.sha256, P.size, P.location)
+                .where(P.sha256.in_(batch))
+            ):
+                rows[row.sha256] = Package(*row)
+        return VersionChanges(sorted((rows[s] for s in added), key=lambda p: (p.location, p.sha256)), removed)
 
     def list_packages(self, repo: str, version: int) -> list[Package]:
         r = self._repo(repo)
@@ -270,6 +299,28 @@ class LocalBackend:
         n = sum(1 for s in wanted if s not in referenced and self.blobs.remove(s))
         self.new_blobs.difference_update(wanted)
         return n
+
+    def _after_commit(self, session: Session) -> None:
+        self.new_blobs.clear()
+
+    def _after_rollback(self, session: Session) -> None:
+        """The rows of the files this transaction stored are gone: delete the files no other row
+        references (checked on a connection of its own; the session is mid-rollback)."""
+        shas = sorted(self.new_blobs)
+        self.new_blobs.clear()
+        bind = session.get_bind()
+        if not shas or not isinstance(bind, Engine):
+            return
+        try:
+            referenced: set[str] = set()
+            with bind.connect() as conn:
+                for batch in _batched(shas):
+                    referenced.update(conn.scalars(select(P.sha256).where(P.sha256.in_(batch))))
+            for sha in shas:
+                if sha not in referenced:
+                    self.blobs.remove(sha)
+        except Exception as e:  # never let clean-up hide the error that caused the rollback
+            log.warning("could not remove %d store files after a rollback (remove_orphan_blobs will): %s", len(shas), e)
 
     def discard_new_blobs(self) -> int:
         """After a rollback: delete the files this backend wrote that no committed row references."""
