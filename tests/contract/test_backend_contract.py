@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -140,7 +141,8 @@ def test_sync_from_file_url_fetches_only_missing_packages(server, repo_key, rpms
 def test_sync_over_http_downloads_each_missing_package_once(server, repo_key, rpms, tmp_path, serve_tree):
     b = server.backend
     b.ensure_repository(repo_key)
-    old, new = rpms(6, "hs"), rpms(3, "hs", start=6)
+    unique = f"hs{uuid.uuid4().hex[:8]}x"  # packages no store holds yet (a shared Pulp keeps what it saw)
+    old, new = rpms(6, unique), rpms(3, unique, start=6)
     remote = tmp_path / "remote"
     write_yum_repo(remote, old)
     http = serve_tree(remote)

@@ -307,3 +307,19 @@ def test_damaged_caches_cost_time_never_correctness(local, rpms, tmp_path):
     assert tree.new_packages == 10
     assert {u.sha256 for u in read_tree_packages(tmp_path / "after")} == {file_sha256(f) for f in files[1:]}
     assert b.version_info(REPO, 3).package_count == 39
+
+
+def test_a_rolled_back_savepoint_does_not_delete_files_the_transaction_still_uses(local, rpms):
+    b: LocalBackend = local.backend
+    session = local.extra["session"]
+    files = rpms(2, "sp")
+    b.add_packages(REPO, files)
+    try:
+        with session.begin_nested():
+            b.ensure_repository("ACME/tools/other")
+            raise RuntimeError("undo the savepoint")
+    except RuntimeError:
+        pass
+    assert all(b.blobs.has(file_sha256(f)) for f in files)
+    local.commit()
+    assert b.version_info(REPO, 1).package_count == 2 and all(b.blobs.has(file_sha256(f)) for f in files)

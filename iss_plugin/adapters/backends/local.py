@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 from sqlalchemy import Engine, and_, event, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from iss_plugin.adapters.backends.base import ExportedTree, ImportExpectation, VersionInfo
@@ -119,19 +120,27 @@ class LocalBackend:
     def ensure_repository(self, repo: str, content_type: str = DEFAULT) -> None:
         _check_key(repo)
         get_content_type(content_type)  # an unknown type fails here, clearly
-        r = self.session.scalars(select(StoreRepository).where(StoreRepository.key == repo)).one_or_none()
-        if r is not None:
-            if r.content_type != content_type:
-                raise BackendError(
-                    f"repository '{repo}' exists in the local store with content type '{r.content_type}', "
-                    f"not '{content_type}'"
-                )
-            return
-        r = StoreRepository(key=repo, content_type=content_type, latest_version=0)
-        self.session.add(r)
-        self.session.flush()
-        self.session.add(V(repository_id=r.id, number=0, package_count=0, digest=package_set_digest(())))
-        self.session.flush()
+        stmt = select(StoreRepository).where(StoreRepository.key == repo)
+        r = self.session.scalars(stmt).one_or_none()
+        if r is None:
+            try:
+                with self.session.begin_nested():  # another transaction may create it meanwhile
+                    r = StoreRepository(key=repo, content_type=content_type, latest_version=0)
+                    self.session.add(r)
+                    self.session.flush()
+                    self.session.add(V(repository_id=r.id, number=0, package_count=0, digest=package_set_digest(())))
+                    self.session.flush()
+                return
+            except IntegrityError:
+                r = self.session.scalars(stmt).one_or_none()
+                if r is None:
+                    raise BackendError(f"could not create repository '{repo}' in the local store (a concurrent "
+                                       "change?); try again", transient=True) from None
+        if r.content_type != content_type:
+            raise BackendError(
+                f"repository '{repo}' exists in the local store with content type '{r.content_type}', "
+                f"not '{content_type}'"
+            )
 
     def latest_version(self, repo: str) -> int:
         return self._repo(repo).latest_version
@@ -306,6 +315,8 @@ class LocalBackend:
     def _after_rollback(self, session: Session) -> None:
         """The rows of the files this transaction stored are gone: delete the files no other row
         references (checked on a connection of its own; the session is mid-rollback)."""
+        if session.in_nested_transaction():
+            return  # a savepoint: the outer transaction may still commit rows that use these files
         shas = sorted(self.new_blobs)
         self.new_blobs.clear()
         bind = session.get_bind()
@@ -499,7 +510,8 @@ class LocalBackend:
                         tmp.unlink(missing_ok=True)
                         if e.transient:
                             raise
-                        problems.append(e.message + "".join(f"; {p}" for p in e.problems))
+                        message = e.message.replace(str(tmp), url)
+                        problems.append(message + "".join(f"; {p}" for p in e.problems))
                         continue
                     if unit.package.sha256 != sha:  # cannot happen unless the file changed under us
                         tmp.unlink(missing_ok=True)
