@@ -18,7 +18,7 @@ import pytest
 from iss_plugin.adapters.backends.base import ContentBackend
 from iss_plugin.adapters.fixtures import build_rpms
 
-BACKENDS = ["local"]
+BACKENDS = ["local", "pulp"]
 
 
 @dataclass
@@ -58,8 +58,22 @@ def local_server(tmp_path: Path, name: str) -> Iterator[Server]:
         engine.dispose()
 
 
+@contextlib.contextmanager
+def pulp_server(tmp_path: Path, name: str) -> Iterator[Server]:
+    """A server on one of the two Pulps of deploy/pulp/pulpctl: "source" on instance 1, any other
+    name on instance 2; a repository prefix of its own, purged at the end. Pulp commits as it goes:
+    commit and rollback have nothing to do."""
+    from tests.integration.pulp.support import pulp_backend
+
+    root = tmp_path / name
+    root.mkdir(parents=True)
+    with pulp_backend(1 if name == "source" else 2) as backend:
+        yield Server(name, backend, lambda: None, lambda: None, root)
+
+
 FACTORIES: dict[str, Callable[[Path, str], contextlib.AbstractContextManager[Server]]] = {
     "local": local_server,
+    "pulp": pulp_server,
 }
 
 
