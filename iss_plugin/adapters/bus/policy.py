@@ -18,7 +18,6 @@ the larger of the two counts wins, so either transport gives the same numbers.
 """
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from enum import Enum
 
@@ -103,7 +102,3 @@ def on_error(exc: BaseException, attempt: int, *, retry_delays_ms: tuple[int, ..
         return Decision(Action.PARK, reason=MAX_ATTEMPTS, error=describe(exc), attempt=attempt)
     delays = tuple(retry_delays_ms) or (1000,)
     return Decision(Action.RETRY, error=describe(exc), delay_ms=delays[min(attempt, len(delays)) - 1], attempt=attempt)
-
-
-# Errors of the transport itself (not of the handler): leave the message unacked and reconnect.
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, socket.timeout, OSError)
