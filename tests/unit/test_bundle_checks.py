@@ -141,3 +141,36 @@ def test_inconsistent_manifest():
         "files: 'repos/p/r/Packages/a.rpm/inner' is inside 'repos/p/r/Packages/a.rpm', which is also listed as a file",
         "files: 'stray.txt' is neither products.csv nor inside a listed repository",
     ]
+
+
+PATH_CASES = ["products.csv", "repos/p/r/Packages/b/bash-5.1-1.el9+x~y^z.x86_64.rpm", ".hidden/ok", "a/..b/c..", "",
+              "/etc/passwd", "../x", "a/../../x", "a/..", "a//b", "a/./b", "a/", "./a", ".", "..", "a\\b", "a\nb",
+              "a\n", "a\x00b", "a\x7fb", "x" * 255, "x" * 256]
+
+
+@pytest.mark.parametrize("path", PATH_CASES)
+def test_path_rules_agree_with_the_manifest_schema(path):
+    import re
+
+    import schemas
+
+    pattern = schemas.load("bundle/manifest.v1.json")["$defs"]["path"]["pattern"]
+    assert (re.search(pattern, path) is not None) == (path_problem(path) is None)
+
+
+def test_file_entry_problems():
+    from iss_plugin.adapters.bundles.checks import file_entry_problems
+
+    good = {"path": "products.csv", "sha256": "a" * 64, "size": 0}
+    assert file_entry_problems([good]) == []
+    assert file_entry_problems([
+        {"path": "../x", "sha256": "A" * 64, "size": True},
+        {"path": "manifest.json", "sha256": "a" * 64, "size": 1},
+        {"path": "x", "sha256": "a" * 64},
+    ]) == [
+        "files/0/path: '../x': path leaves the bundle ('..')",
+        "files/0/sha256: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' is not 64 lowercase hex digits",
+        "files/0/size: True is not a non-negative integer",
+        "files/1/path: 'manifest.json': reserved name",
+        "files/2: has keys ['path', 'sha256'], expected path, sha256 and size",
+    ]

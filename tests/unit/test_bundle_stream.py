@@ -60,3 +60,20 @@ def test_entry_that_lies_about_its_size_aborts():
         b"".join(tar_gz_stream([Entry("a.rpm", 5, data=b"abc")]))
     with pytest.raises(IssError, match="grew while the bundle was being written"):
         b"".join(tar_gz_stream([Entry("a.rpm", 2, data=b"abc")]))
+
+
+@pytest.mark.parametrize("name", ["a", "manifest.json", "x" * 99, "x" * 100, "x" * 101, "x" * 90 + "é" * 20, "y" * 1000,
+                                  "répertoire/ü.rpm", "bad\udcff.rpm",
+                                  "repos/Red_Hat_Enterprise_Linux_for_x86_64/rhel-9-for-x86_64-baseos-rpms/Packages/k/"
+                                  "kernel-5.14.0-362.8.1.el9_3.x86_64.rpm"])
+@pytest.mark.parametrize("is_dir", [False, True])
+@pytest.mark.parametrize("size, mtime", [(0, 0), (20480, 1714644930), (8**11 - 1, 8**11 - 1), (8**11, 5), (3, 8**11)])
+def test_fast_headers_are_what_tarfile_writes(name, is_dir, size, mtime):
+    from iss_plugin.adapters.bundles.stream import _header
+
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
+    info.mode = 0o755 if is_dir else 0o644
+    info.size = 0 if is_dir else size
+    info.mtime, info.uid, info.gid, info.uname, info.gname = mtime, 0, 0, "", ""
+    assert _header(name, size, mtime, is_dir=is_dir) == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")

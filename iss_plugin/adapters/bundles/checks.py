@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from iss_plugin.domain.manifest import MANIFEST_NAME, PRODUCTS_CSV, SIGNATURE_NA
 MemberKind = Literal["file", "dir", "symlink", "hardlink", "chrdev", "blkdev", "fifo", "socket", "other"]
 
 RESERVED = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_PATH = 4096
 MAX_SEGMENT = 255
 
@@ -66,7 +69,7 @@ def path_problem(path: str) -> str | None:
         return "absolute path"
     if len(path) > MAX_PATH:
         return f"path longer than {MAX_PATH} characters"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+    if _CONTROL.search(path):
         return "control character in path"
     if "\\" in path:
         return "backslash in path"
@@ -75,7 +78,7 @@ def path_problem(path: str) -> str | None:
             return "path leaves the bundle ('..')"
         if segment in ("", "."):
             return "empty or '.' path segment"
-        if len(segment.encode("utf-8", "surrogateescape")) > MAX_SEGMENT:
+        if len(segment) > MAX_SEGMENT // 4 and len(segment.encode("utf-8", "surrogateescape")) > MAX_SEGMENT:
             return f"path segment longer than {MAX_SEGMENT} bytes"
     return None
 
@@ -183,6 +186,24 @@ def manifest_consistency_problems(data: dict) -> list[str]:
                 problems.append(f"files: '{path}' is inside '{parent}', which is also listed as a file")
                 break
             parent = parent.rsplit("/", 1)[0] if "/" in parent else ""
+    return problems
+
+
+def file_entry_problems(files: Sequence[dict]) -> list[str]:
+    """The manifest schema's rules for `files` items, for lists the writer built itself."""
+    problems = []
+    for i, f in enumerate(files):
+        if set(f) != {"path", "sha256", "size"}:
+            problems.append(f"files/{i}: has keys {sorted(f)}, expected path, sha256 and size")
+            continue
+        path, sha, size = f["path"], f["sha256"], f["size"]
+        reason = path_problem(path) if isinstance(path, str) else "not a string"
+        if reason or path in RESERVED:
+            problems.append(f"files/{i}/path: {path!r}: {reason or 'reserved name'}")
+        if not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
+            problems.append(f"files/{i}/sha256: {sha!r} is not 64 lowercase hex digits")
+        if type(size) is not int or size < 0:
+            problems.append(f"files/{i}/size: {size!r} is not a non-negative integer")
     return problems
 
 

@@ -274,7 +274,6 @@ def _open_iso(source: Path, display: str, fh: BinaryIO, work_dir: Path, limits: 
                 if m.kind == "dir":
                     target.mkdir(mode=0o755, parents=True, exist_ok=True)
                     continue
-                target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
                 with os.fdopen(fd, "wb", buffering=_READ) as out:
                     try:

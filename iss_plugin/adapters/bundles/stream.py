@@ -17,6 +17,7 @@ a full flush, so no block refers back across it.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import tarfile
 import zlib
@@ -29,6 +30,7 @@ from iss_plugin.domain.errors import IssError
 from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry
 
 READ_SIZE = 1024 * 1024
+OUTPUT_CHUNK = 1024 * 1024
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 10240
 DEFAULT_COMPRESSLEVEL = 6
@@ -49,7 +51,7 @@ class Entry:
 
     path: str  # relative, '/'-separated
     size: int
-    source: Path | None = None  # a file on disk ...
+    source: Path | str | None = None  # a file on disk ...
     data: bytes | None = None  # ... or small content held in memory (manifest.json, its signature)
 
     def open(self) -> BinaryIO:
@@ -63,8 +65,9 @@ def bundle_entries(root: Path, manifest_bytes: bytes, signature: bytes, files: S
     """manifest.json, manifest.json.sig, then every listed file (sorted by path) under `root`."""
     yield Entry(MANIFEST_NAME, len(manifest_bytes), data=manifest_bytes)
     yield Entry(SIGNATURE_NAME, len(signature), data=signature)
+    base = os.fspath(root)
     for f in sorted(files, key=lambda f: f.path):
-        yield Entry(f.path, f.size, source=Path(root, f.path))
+        yield Entry(f.path, f.size, source=os.path.join(base, f.path))
 
 
 def tar_gz_stream(entries: Iterable[Entry], *, mtime: int = 0, compresslevel: int = DEFAULT_COMPRESSLEVEL,
@@ -96,7 +99,8 @@ def tar_segments(entries: Iterable[Entry], *, mtime: int = 0, progress: Progress
         written = 0
         with entry.open() as fh:
             while True:
-                chunk = fh.read(READ_SIZE)
+                # ask for what is left (+1 to notice growth): a 1 MiB read of a 20 KB file costs an mmap
+                chunk = fh.read(min(READ_SIZE, entry.size - written + 1))
                 if not chunk:
                     break
                 written += len(chunk)
@@ -116,42 +120,41 @@ def tar_segments(entries: Iterable[Entry], *, mtime: int = 0, progress: Progress
 
 def gzip_segments(segments: Iterable[tuple[bytes | memoryview, bool]], *, compresslevel: int = DEFAULT_COMPRESSLEVEL
                   ) -> Iterator[bytes]:
-    """One gzip member: compressible pieces deflated at `compresslevel`, the rest in stored blocks."""
+    """One gzip member: compressible pieces deflated at `compresslevel`, the rest in stored blocks.
+
+    Output comes in pieces of about OUTPUT_CHUNK bytes (few, large writes for any sink)."""
     if not 0 <= compresslevel <= 9:
         raise ValueError(f"compresslevel must be 0..9, not {compresslevel}")
     deflater = zlib.compressobj(compresslevel, zlib.DEFLATED, -zlib.MAX_WBITS, 9) if compresslevel else None
     crc = 0
     length = 0
     deflating = False  # the deflater holds input that is not flushed yet
-    yield _GZIP_HEADER
+    out = bytearray(_GZIP_HEADER)
     for data, compressible in segments:
         if not data:
             continue
         crc = zlib.crc32(data, crc)
         length += len(data)
         if compressible and deflater is not None:
-            out = deflater.compress(data)
+            out += deflater.compress(data)
             deflating = True
-            if out:
-                yield out
-            continue
-        if deflating:
-            yield deflater.flush(zlib.Z_FULL_FLUSH)  # byte-aligned, no reference back across the switch
-            deflating = False
-        yield from _stored_blocks(data)
+        else:
+            if deflating:
+                out += deflater.flush(zlib.Z_FULL_FLUSH)  # byte-aligned, no reference back across the switch
+                deflating = False
+            view = memoryview(data)
+            for start in range(0, len(view), _MAX_STORED):
+                piece = view[start:start + _MAX_STORED]
+                out += b"\x00" + struct.pack("<HH", len(piece), len(piece) ^ 0xFFFF)
+                out += piece
+        if len(out) >= OUTPUT_CHUNK:
+            yield bytes(out)
+            out.clear()
     if deflating:
-        yield deflater.flush(zlib.Z_FULL_FLUSH)
-    yield _FINAL_EMPTY_STORED
-    yield struct.pack("<II", crc & 0xFFFFFFFF, length & 0xFFFFFFFF)
-
-
-def _stored_blocks(data: bytes | memoryview) -> Iterator[bytes | memoryview]:
-    view = memoryview(data)
-    for start in range(0, len(view), _MAX_STORED):
-        piece = view[start:start + _MAX_STORED]
-        n = len(piece)
-        yield b"\x00" + struct.pack("<HH", n, n ^ 0xFFFF)
-        yield piece
+        out += deflater.flush(zlib.Z_FULL_FLUSH)
+    out += _FINAL_EMPTY_STORED
+    out += struct.pack("<II", crc & 0xFFFFFFFF, length & 0xFFFFFFFF)
+    yield bytes(out)
 
 
 def _parents(path: str) -> list[str]:
@@ -160,6 +163,52 @@ def _parents(path: str) -> list[str]:
 
 
 def _header(name: str, size: int, mtime: int, *, is_dir: bool) -> bytes:
+    """The header block(s) tarfile would write for this entry in PAX format (byte for byte), built
+    directly: TarInfo.tobuf costs ~60 us per entry, a third of the whole write for small RPMs."""
+    if is_dir:
+        name += "/"
+    if size >= _MAX_USTAR_NUMBER or mtime >= _MAX_USTAR_NUMBER or mtime < 0:
+        return _slow_header(name, size, mtime, is_dir=is_dir)
+    pax = b""
+    if len(name) > _NAME_FIELD or not name.isascii():
+        try:
+            pax = _pax_path_header(name)
+        except UnicodeEncodeError:  # undecodable bytes in the name: tarfile's hdrcharset=BINARY form
+            return _slow_header(name, size, mtime, is_dir=is_dir)
+    block = _ustar_block(name.encode("ascii", "replace"), 0o755 if is_dir else 0o644, 0 if is_dir else size, mtime,
+                         tarfile.DIRTYPE if is_dir else tarfile.REGTYPE)
+    return pax + block
+
+
+def _pax_path_header(name: str) -> bytes:
+    value = name.encode("utf-8")  # strict: surrogates raise
+    length = len(b"path") + len(value) + 3  # ' ' + '=' + '\n'
+    n = p = 0
+    while True:  # the record's length counts its own digits
+        n = length + len(str(p))
+        if n == p:
+            break
+        p = n
+    record = b"%d path=%s\n" % (p, value)
+    header = _ustar_block(b"././@PaxHeader", 0, len(record), 0, tarfile.XHDTYPE)
+    return header + record + b"\0" * (-len(record) % BLOCK)
+
+
+def _ustar_block(name: bytes, mode: int, size: int, mtime: int, typeflag: bytes) -> bytes:
+    block = b"".join((
+        name[:_NAME_FIELD].ljust(_NAME_FIELD, b"\0"),
+        b"%07o\0" % mode,
+        b"0000000\0" b"0000000\0",  # uid, gid
+        b"%011o\0" % size,
+        b"%011o\0" % mtime,
+        b"        ",  # the checksum, computed with this field as eight spaces
+        typeflag,
+        _EMPTY_USTAR_TAIL,
+    ))
+    return block[:148] + b"%06o\0" % sum(block) + block[155:]
+
+
+def _slow_header(name: str, size: int, mtime: int, *, is_dir: bool) -> bytes:
     info = tarfile.TarInfo(name)
     info.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
     info.mode = 0o755 if is_dir else 0o644
@@ -168,3 +217,9 @@ def _header(name: str, size: int, mtime: int, *, is_dir: bool) -> bytes:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+_NAME_FIELD = 100
+_MAX_USTAR_NUMBER = 8**11
+# linkname, magic "ustar\0" + version "00", uname, gname, devmajor, devminor, prefix, padding
+_EMPTY_USTAR_TAIL = b"\0" * 100 + tarfile.POSIX_MAGIC + b"\0" * (32 + 32 + 8 + 8 + 155 + 12)
