@@ -1,11 +1,11 @@
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
     name="iss",
     version="0.1.0",
     description="Inter-Server Sync for Foreman/Katello and Pulp: signed incremental yum bundles over RabbitMQ",
     python_requires=">=3.11",
-    packages=find_packages(include=["iss_plugin*", "consumers*", "producers*", "schemas*"]),
+    packages=find_namespace_packages(include=["iss_plugin*", "consumers*", "producers*", "schemas*"]),
     include_package_data=True,
     package_data={
         "schemas": ["*.json", "*/*.json", "*/*/*.json"],
@@ -45,5 +45,6 @@ setup(
     entry_points={
         "console_scripts": ["iss=iss_plugin.cli:main"],
         "iss_plugin.content_types": ["yum=iss_plugin.adapters.content_types.yum:YumContentType"],
+        "iss_plugin.commands": ["consumers=consumers.cli:register", "producers=producers.cli:register"],
     },
 )

@@ -30,10 +30,43 @@ class Step:
     seconds: float
 
 
-def make_server(root: Path, name: str) -> App:
-    settings = load_settings(None, data_dir=str(root / name), server_id=name)
+def make_server(root: Path, name: str, **overrides) -> App:
+    settings = load_settings(None, data_dir=str(root / name), server_id=name, **overrides)
     initialize(settings)
     return App(settings)
+
+
+def prepare_source(src: App, rpms: Path, packages_per_repo: int, actor: str) -> None:
+    """ACME with a Red Hat and a custom product, two repositories each, in the blessed view 'base'."""
+    from iss_plugin.adapters.fixtures import build_rpms
+
+    catalog.create_organization(src.uow(), "ACME Corp", ORG, actor)
+    catalog.create_product(src.uow(), ORG, "Red Hat Enterprise Linux 9 for x86_64", RH_PRODUCT, True, RH_CONTENT_ID, actor)
+    catalog.create_product(src.uow(), ORG, "ACME Tools", CUSTOM_PRODUCT, False, None, actor)
+    for product, repos in REPOS.items():
+        for repo in repos:
+            catalog.create_repository(src.uow(), ORG, product, repo, repo, None, "yum", actor)
+            files = build_rpms(rpms / repo, packages_per_repo, prefix=f"{repo}-pkg")
+            catalog.upload_packages(src.uow(), ORG, f"{product}/{repo}", files, actor, src.server_id)
+    content_views.create_content_view(src.uow(), ORG, "Base", "base", True,
+                                       [f"{p}/{r}" for p, rs in REPOS.items() for r in rs], actor)
+
+
+def prepare_destination(dst: App, src: App, root: Path, actor: str) -> None:
+    """ACME entitled to the Red Hat product; ACME-Lab with a custom product that has its label;
+    both trust the source's key."""
+    catalog.create_organization(dst.uow(), "ACME Corp", ORG, actor)
+    catalog.create_organization(dst.uow(), "ACME Lab", "ACME-Lab", actor)
+    manifest = root / "entitlements.json"
+    manifest.write_text(
+        '{"manifest_id": "demo-manifest-1", "organization": "ACME", "products": '
+        f'[{{"label": "{RH_PRODUCT}", "name": "Red Hat Enterprise Linux 9 for x86_64", "content_id": "{RH_CONTENT_ID}"}}]}}')
+    catalog.import_entitlement_manifest(dst.uow(), manifest, actor)
+    key = root / "source.pub"
+    key.write_text(src.signer.public_pem)
+    catalog.add_trusted_source(dst.uow(), "source", key.read_text(), [ORG, "ACME-Lab"], actor)
+    # ACME-Lab once made a custom product with the Red Hat product's label:
+    catalog.create_product(dst.uow(), "ACME-Lab", "RHEL rebuild", RH_PRODUCT, False, None, actor)
 
 
 def run_demo(root: Path | None = None, packages_per_repo: int = 20, say: Callable[[str], None] = print) -> list[Step]:
@@ -56,32 +89,12 @@ def run_demo(root: Path | None = None, packages_per_repo: int = 20, say: Callabl
     rpms = root / "rpms"
     try:
         def build_source() -> tuple[str, str]:
-            catalog.create_organization(src.uow(), "ACME Corp", ORG, actor)
-            catalog.create_product(src.uow(), ORG, "Red Hat Enterprise Linux 9 for x86_64", RH_PRODUCT, True, RH_CONTENT_ID, actor)
-            catalog.create_product(src.uow(), ORG, "ACME Tools", CUSTOM_PRODUCT, False, None, actor)
-            for product, repos in REPOS.items():
-                for repo in repos:
-                    catalog.create_repository(src.uow(), ORG, product, repo, repo, None, "yum", actor)
-                    files = build_rpms(rpms / repo, packages_per_repo, prefix=f"{repo}-pkg")
-                    catalog.upload_packages(src.uow(), ORG, f"{product}/{repo}", files, actor, src.server_id)
-            content_views.create_content_view(src.uow(), ORG, "Base", "base", True,
-                                               [f"{p}/{r}" for p, rs in REPOS.items() for r in rs], actor)
+            prepare_source(src, rpms, packages_per_repo, actor)
             v = content_views.publish(src.uow(), ORG, "base", "first", actor, src.server_id)
             return "published", f"content view base {v['version']}, 4 repositories x {packages_per_repo} packages"
 
-        def prepare_destination() -> tuple[str, str]:
-            catalog.create_organization(dst.uow(), "ACME Corp", ORG, actor)
-            catalog.create_organization(dst.uow(), "ACME Lab", "ACME-Lab", actor)
-            manifest = root / "entitlements.json"
-            manifest.write_text(
-                '{"manifest_id": "demo-manifest-1", "organization": "ACME", "products": '
-                f'[{{"label": "{RH_PRODUCT}", "name": "Red Hat Enterprise Linux 9 for x86_64", "content_id": "{RH_CONTENT_ID}"}}]}}')
-            catalog.import_entitlement_manifest(dst.uow(), manifest, actor)
-            key = root / "source.pub"
-            key.write_text(src.signer.public_pem)
-            catalog.add_trusted_source(dst.uow(), "source", key.read_text(), [ORG, "ACME-Lab"], actor)
-            # ACME-Lab once made a custom product with the Red Hat product's label:
-            catalog.create_product(dst.uow(), "ACME-Lab", "RHEL rebuild", RH_PRODUCT, False, None, actor)
+        def destination_ready() -> tuple[str, str]:
+            prepare_destination(dst, src, root, actor)
             return "ready", f"entitled to {RH_CONTENT_ID}, trusts the source key {src.signer.fingerprint[:23]}..."
 
         def export(incremental: bool, version: str) -> dict:
@@ -141,7 +154,7 @@ def run_demo(root: Path | None = None, packages_per_repo: int = 20, say: Callabl
             return "identical", f"versions {', '.join(sorted(s))}: every repository has the source's package set digest"
 
         timed("source: build and publish", build_source)
-        timed("destination: trust, entitlements", prepare_destination)
+        timed("destination: trust, entitlements", destination_ready)
         timed("export complete", export_full)
         timed("import complete", import_full)
         timed("source: change and publish", change_source)

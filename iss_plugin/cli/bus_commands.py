@@ -56,3 +56,27 @@ def reconcile(ctx, state, output):
     made = propagation.reconcile(state.app.uow(), source_context(state.app))
     emit(ctx, [{"destination": m["destination"], "bundle_id": m["bundle_id"], "kind": m["kind"],
                 "version": m.get("version"), "path": m["path"]} for m in made])
+
+
+@command(cli, "relay")
+@click.option("--once", is_flag=True, help="one pass: publish what is unsent, print the counts, exit")
+def relay(ctx, state, output, once):
+    """Publish outbox events to the bus; rows are marked sent only after the broker confirmed them."""
+    import signal
+    import threading
+
+    from iss_plugin.adapters.bus.relay import relay_from_settings
+
+    app = state.app
+    r = relay_from_settings(app.settings, app.session_factory)
+    try:
+        if once:
+            res = r.run_once()
+            emit(ctx, {"published": res.published, "unconfirmed": res.unconfirmed, "error": res.error})
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        r.run_forever(stop)
+    finally:
+        r.close()

@@ -88,10 +88,22 @@ def keys_show(ctx, state: State, output):
         click.echo(signer.public_pem, nl=False)
 
 
-def build_cli() -> click.Group:
-    """The command tree with every command group registered."""
-    from . import bus_commands, catalog_commands, demo_command, transfer_commands  # noqa: F401
+_built = False
 
+
+def build_cli() -> click.Group:
+    """The command tree: this package's commands, then those of the `iss_plugin.commands` entry
+    points (consumers/ and producers/ add the workers, `iss run` and `iss watch` that way, so that
+    iss_plugin never imports them)."""
+    global _built
+    from importlib.metadata import entry_points
+
+    from . import bus_commands, catalog_commands, transfer_commands  # noqa: F401
+
+    if not _built:
+        for ep in entry_points(group="iss_plugin.commands"):
+            ep.load()(cli)
+        _built = True
     return cli
 
 

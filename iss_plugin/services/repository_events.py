@@ -9,7 +9,11 @@ from iss_plugin.domain.packages import package_set_digest
 from .outbox import add_event
 
 
-def record_new_version(uow: UnitOfWork, repo: Repository, version: int, source: str) -> str:
+def record_new_version(uow: UnitOfWork, repo: Repository, version: int, source: str) -> str | None:
+    """Announce `version` once: the watcher and the services that create versions share the marker."""
+    if repo.announced_version is not None and version <= repo.announced_version:
+        return None
+    repo.announced_version = version
     packages = uow.backend.list_packages(repo.backend_key, version)
     data = {
         "organization": repo.product.organization.label,
@@ -22,3 +26,17 @@ def record_new_version(uow: UnitOfWork, repo: Repository, version: int, source: 
         "package_set_digest": package_set_digest(p.sha256 for p in packages),
     }
     return add_event(uow.session, REPOSITORY_CHANGED, data, source=source, subject=repo.backend_key)
+
+
+def announce_new_versions(uow: UnitOfWork, source: str) -> list[dict]:
+    """The repository watcher's pass: every repository version not yet announced (made by iss or by
+    anyone else in the backend, e.g. a sync run from pulp-cli) gets its event, once."""
+    from sqlalchemy import select
+
+    announced = []
+    for repo in uow.session.scalars(select(Repository).order_by(Repository.id)):
+        latest = uow.backend.latest_version(repo.backend_key)
+        if latest > 0 and (repo.announced_version is None or latest > repo.announced_version):
+            event_id = record_new_version(uow, repo, latest, source)
+            announced.append({"repository": repo.backend_key, "version": latest, "event_id": event_id})
+    return announced

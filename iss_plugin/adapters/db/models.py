@@ -61,6 +61,7 @@ class Repository(Base):
     temporary_sync_url_override: Mapped[str | None] = mapped_column(Text, nullable=True)
     backend_key: Mapped[str] = mapped_column(String(400), unique=True)  # org/product/repo
     published_at: Mapped[str | None] = mapped_column(Text, nullable=True)
+    announced_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # see producers/repository_watcher
     product: Mapped[Product] = relationship(back_populates="repositories")
 
 

@@ -1,0 +1,94 @@
+"""Commands this package adds to `iss` (registered through the iss_plugin.commands entry point):
+`iss worker export|import|status` and `iss run`."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import click
+from pathlib import Path
+
+from rich.table import Table
+
+
+def register(cli: click.Group) -> None:
+    from iss_plugin.cli.main import command, pass_state
+
+    from .workers import ROLES
+
+    @cli.command()
+    @click.argument("role", type=click.Choice(ROLES))
+    @pass_state
+    def worker(state, role):
+        """Consume this server's ROLE queue until SIGINT/SIGTERM."""
+        from .workers import make_worker
+
+        _logging()
+        w = make_worker(state.app, role)
+        _on_signal(lambda: setattr(w, "should_stop", True))
+        w.run()
+
+    @command(cli, "run")
+    @click.option("--role", "roles", multiple=True, help="only these roles (default: all)")
+    def run(ctx, state, output, roles):
+        """Every role of this server in one process: relay, export/import/status workers, watcher, reconcile."""
+        from .run import ALL_ROLES, Runtime
+
+        _logging()
+        runtime = Runtime(state.app, roles or ALL_ROLES).start()
+        done = threading.Event()
+        _on_signal(done.set)
+        click.echo(f"iss {state.app.server_id}: running {', '.join(roles or ALL_ROLES)} on {state.app.settings.bus.url} "
+                   "(Ctrl-C stops)", err=True)
+        done.wait()
+        runtime.shutdown()
+
+
+    @cli.command()
+    @click.option("--manual", is_flag=True, help="drive export and import by hand instead of through the bus")
+    @click.option("--keep", type=click.Path(file_okay=False, path_type=Path), help="build in this directory and keep it")
+    @click.option("--packages", default=20, show_default=True, help="packages per repository")
+    @click.option("--output", type=click.Choice(["table", "json"]), default=None)
+    @click.pass_context
+    def demo(ctx, manual, keep, packages, output):
+        """A source and a destination on this machine (no servers): publish, propagate, import, refuse."""
+        from iss_plugin.cli.output import emit, stderr, stdout, wants_json
+
+        quiet = wants_json(ctx)
+        say = (lambda s: None) if quiet else (lambda s: stderr.print(s, highlight=False))
+        if keep:
+            keep.mkdir(parents=True, exist_ok=True)
+        if manual:
+            from iss_plugin.demo import run_demo
+
+            steps, timeline = run_demo(keep, packages, say=say), []
+        else:
+            from .demo import run_automatic_demo
+
+            steps, timeline = run_automatic_demo(keep, packages, say=say)
+        rows = [{"step": s.step, "result": s.result, "detail": s.detail, "seconds": round(s.seconds, 3)} for s in steps]
+        times = [{"version": t.version, "bundle": t.kind, "bundle_ready_s": round(t.bundle_ready - t.published, 3),
+                  "live_s": round(t.latency, 3)} for t in timeline]
+        if quiet:
+            emit(ctx, {"steps": rows, "timeline": times})
+            return
+        table = Table("step", "result", "detail", "seconds", title="iss demo: source -> destination (embedded)")
+        for r in rows:
+            table.add_row(r["step"], r["result"], r["detail"], f"{r['seconds']:.3f}")
+        stdout.print(table)
+        if times:
+            t = Table("version", "bundle", "published", "bundle ready", "live on destination",
+                      title="timeline (seconds after publish)")
+            for x in times:
+                t.add_row(x["version"], x["bundle"], "0.000", f"{x['bundle_ready_s']:.3f}", f"{x['live_s']:.3f}")
+            stdout.print(t)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
+
+
+def _on_signal(stop) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop())

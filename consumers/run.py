@@ -1,0 +1,77 @@
+"""`iss run`: every role of one server in one process (relay, workers, watcher, reconcile).
+
+On the embedded default the bus is kombu memory:// (one process only) and the database SQLite;
+with RabbitMQ each role can also run as its own process (`iss worker export` ...)."""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from iss_plugin.adapters.bus.relay import relay_from_settings
+from iss_plugin.bootstrap import App
+from iss_plugin.services import propagation
+from producers.repository_watcher import watch_forever
+
+from .handlers import source_context
+from .workers import ROLES, make_worker
+
+log = logging.getLogger(__name__)
+ALL_ROLES = ("relay", *ROLES, "watch", "reconcile")
+
+
+@dataclass
+class Runtime:
+    app: App
+    roles: Iterable[str] = ALL_ROLES
+    relay_poll: float = 0.1
+    watch_interval: float = 5.0
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    workers: list = field(default_factory=list)
+
+    def start(self) -> "Runtime":
+        roles = list(self.roles)
+        unknown = set(roles) - set(ALL_ROLES)
+        if unknown:
+            raise ValueError(f"unknown roles {sorted(unknown)}: choose from {', '.join(ALL_ROLES)}")
+        for role in (r for r in roles if r in ROLES):
+            worker = make_worker(self.app, role)
+            self.workers.append(worker)
+            self._thread(f"worker-{role}", worker.run)
+        if "relay" in roles:
+            relay = relay_from_settings(self.app.settings, self.app.session_factory, poll_interval=self.relay_poll)
+            self._thread("relay", lambda: relay.run_forever(self.stop))
+        if "watch" in roles:
+            self._thread("watch", lambda: watch_forever(self.app, self.stop, self.watch_interval))
+        if "reconcile" in roles:
+            self._thread("reconcile", self._reconcile_loop)
+        return self
+
+    def _thread(self, name: str, target) -> None:
+        t = threading.Thread(target=target, name=f"iss-{name}@{self.app.server_id}", daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def _reconcile_loop(self) -> None:
+        ctx = source_context(self.app)
+        while not self.stop.wait(self.app.settings.reconcile_interval_seconds):
+            try:
+                for made in propagation.reconcile(self.app.uow(), ctx):
+                    log.info("reconcile: re-sent %s to %s", made["bundle_id"], made["destination"])
+            except Exception as e:
+                log.warning("reconcile pass failed: %s", e)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        self.stop.set()
+        for w in self.workers:
+            w.should_stop = True
+        for t in self.threads:
+            t.join(timeout)
+
+    def __enter__(self) -> "Runtime":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
