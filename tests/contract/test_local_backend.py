@@ -323,3 +323,75 @@ def test_a_rolled_back_savepoint_does_not_delete_files_the_transaction_still_use
     assert all(b.blobs.has(file_sha256(f)) for f in files)
     local.commit()
     assert b.version_info(REPO, 1).package_count == 2 and all(b.blobs.has(file_sha256(f)) for f in files)
+
+
+def _backend_on(url: str, root: Path):
+    from iss_plugin.adapters.db.engine import make_engine, make_session_factory
+
+    engine = make_engine(url)
+    return engine, make_session_factory(engine), root / "store", root / "published"
+
+
+def test_local_backend_on_sqlite_and_postgresql(database_url, rpms, tmp_path):
+    """The same flow on both databases: upload, export, import, rollback clean-up, and two
+    transactions storing the same new package at once (the second waits, then reuses the row)."""
+    import threading
+
+    from iss_plugin.adapters.db.migrate import upgrade
+
+    upgrade(database_url)
+    engine, factory, store, published = _backend_on(database_url, tmp_path)
+    try:
+        with factory() as s:
+            b = LocalBackend(s, store, published)
+            b.ensure_repository("ACME/db/src")
+            b.ensure_repository("ACME/db/dst")
+            b.add_packages("ACME/db/src", rpms(5, "db"))
+            s.commit()
+            b.export_version("ACME/db/src", 1, None, tmp_path / "tree")
+            info = b.version_info("ACME/db/src", 1)
+            assert b.import_tree("ACME/db/dst", tmp_path / "tree", ImportExpectation(None, (), info.digest, 5)) == 1
+            s.commit()
+            [stray] = rpms(1, "stray")
+            b.add_packages("ACME/db/dst", [stray])
+            s.rollback()
+            assert not b.blobs.has(file_sha256(stray))
+            assert b.latest_version("ACME/db/dst") == 1
+
+        [shared] = rpms(1, "shared")
+        first, second = factory(), factory()
+        try:
+            a = LocalBackend(first, store, published)
+            assert a.add_packages("ACME/db/src", [shared]) == 2  # row inserted, not committed
+            done = {}
+
+            def other():
+                done["version"] = LocalBackend(second, store, published).add_packages("ACME/db/dst", [shared])
+                second.commit()
+
+            t = threading.Thread(target=other)
+            t.start()
+            t.join(0.5)
+            first.commit()
+            t.join(30)
+            assert done == {"version": 2}
+        finally:
+            first.close()
+            second.close()
+        with factory() as s:
+            b = LocalBackend(s, store, published)
+            assert b.version_info("ACME/db/src", 2).digest == b.version_info("ACME/db/dst", 2).digest
+    finally:
+        engine.dispose()
+
+
+def test_parallel_http_sync_of_many_packages_leaves_no_temporary_files(local, rpms, tmp_path, serve_tree):
+    from iss_plugin.adapters.fixtures import write_yum_repo
+
+    b: LocalBackend = local.backend
+    files = rpms(300, "par", payload_size=2000)
+    http = serve_tree(write_yum_repo(tmp_path / "remote", files))
+    assert b.sync(REPO, http.url) == 1
+    assert len(http.rpm_requests()) == 300 and b.last_sync.fetched == 300
+    assert {p.sha256 for p in b.list_packages(REPO, 1)} == {file_sha256(f) for f in files}
+    assert list(b.blobs.tmp.iterdir()) == []

@@ -19,6 +19,7 @@ import os
 import secrets
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor, wait
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -102,7 +103,15 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, session: Session, store_root: Path | str, published_root: Path | str, *, hardlink_exports: bool = True):
+    def __init__(
+        self,
+        session: Session,
+        store_root: Path | str,
+        published_root: Path | str,
+        *,
+        hardlink_exports: bool = True,
+        download_workers: int = 4,
+    ):
         self.session = session
         self.store_root = Path(store_root)
         self.published_root = Path(published_root)
@@ -110,6 +119,7 @@ class LocalBackend:
         self.index_cache = BlockCache(self.store_root / "index-cache" / "blocks")
         self.sets = SetCache(self.store_root / "index-cache" / "sets")
         self.hardlink_exports = hardlink_exports
+        self.download_workers = max(1, download_workers)
         self.new_blobs: set[str] = set()  # blobs created in the session's current transaction
         self.last_sync: SyncReport | None = None
         # Files are not transactional: forget them on commit, delete the unreferenced ones on rollback.
@@ -494,38 +504,55 @@ class LocalBackend:
         return insert(_PACKAGES)
 
     def _fetch_units(self, ct: ContentType, base: str, units: list[RemoteUnit], fetch: Fetcher) -> list[Item]:
+        """Download units (download_workers at a time), read their headers, store them. Permanent
+        problems are collected and raised together; a transient one stops the sync at once."""
         out: list[Item] = []
         problems: list[str] = []
-        for batch in _batched(units):
-            got: list[tuple[Path, Unit]] = []
-            try:
-                for u in batch:
-                    url = urljoin(u.base_url if u.base_url and u.base_url.endswith("/") else
-                                  (u.base_url + "/" if u.base_url else base), u.href)
-                    tmp = self.blobs.new_tmp_path("sync")
-                    try:
-                        sha = fetch(url, tmp, u.checksum_type, u.checksum, u.size or None)
-                        unit = ct.read_unit(tmp)
-                    except BackendError as e:
+        with ThreadPoolExecutor(max_workers=self.download_workers, thread_name_prefix="iss-sync") as pool:
+            for batch in _batched(units):
+                futures = [pool.submit(self._fetch_unit, ct, base, u, fetch) for u in batch]
+                wait(futures)
+                got: list[tuple[Path, Unit]] = []
+                error: BaseException | None = None
+                for f in futures:
+                    if f.exception() is not None:
+                        error = error or f.exception()
+                    elif isinstance(f.result(), str):
+                        problems.append(f.result())
+                    else:
+                        got.append(f.result())
+                try:
+                    if error is not None:
+                        raise error
+                    if not problems:
+                        out.extend(self._store_units(got, "adopt"))
+                finally:
+                    for tmp, _ in got:
                         tmp.unlink(missing_ok=True)
-                        if e.transient:
-                            raise
-                        message = e.message.replace(str(tmp), url)
-                        problems.append(message + "".join(f"; {p}" for p in e.problems))
-                        continue
-                    if unit.package.sha256 != sha:  # cannot happen unless the file changed under us
-                        tmp.unlink(missing_ok=True)
-                        problems.append(f"{url}: sha256 changed while reading it")
-                        continue
-                    got.append((tmp, unit))
-                if not problems:
-                    out.extend(self._store_units(got, "adopt"))
-            finally:
-                for tmp, _ in got:
-                    tmp.unlink(missing_ok=True)
         if problems:
             raise BackendError(f"sync from {base}: {len(problems)} packages failed; no new version was made", problems)
         return out
+
+    def _fetch_unit(self, ct: ContentType, base: str, u: RemoteUnit, fetch: Fetcher) -> tuple[Path, Unit] | str:
+        """One package into a temporary file of the store: (path, unit), or a problem (str)."""
+        unit_base = (u.base_url if u.base_url.endswith("/") else u.base_url + "/") if u.base_url else base
+        url = urljoin(unit_base, u.href)
+        tmp = self.blobs.new_tmp_path("sync")
+        try:
+            sha = fetch(url, tmp, u.checksum_type, u.checksum, u.size or None)
+            unit = ct.read_unit(tmp)
+        except BackendError as e:
+            tmp.unlink(missing_ok=True)
+            if e.transient:
+                raise
+            return e.message.replace(str(tmp), url) + "".join(f"; {p}" for p in e.problems)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if unit.package.sha256 != sha:  # the file changed between download and reading: never expected
+            tmp.unlink(missing_ok=True)
+            return f"{url}: its sha256 changed while it was read"
+        return tmp, unit
 
     def _tree_unit_files(self, ct: ContentType, tree: Path) -> list[Path]:
         if not tree.is_dir():

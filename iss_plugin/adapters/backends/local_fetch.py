@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
@@ -23,6 +24,7 @@ class Fetcher:
     def __init__(self, timeout: float = 60.0):
         self.timeout = timeout
         self._client: httpx.Client | None = None
+        self._lock = threading.Lock()  # fetch is called from several threads; httpx.Client may be shared
         self.files = 0
         self.bytes = 0
 
@@ -39,9 +41,10 @@ class Fetcher:
 
     @property
     def client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout, follow_redirects=True)
-        return self._client
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout, follow_redirects=True)
+            return self._client
 
     def __call__(
         self, url: str, dest: Path, checksum_type: str | None = None, checksum: str | None = None, size: int | None = None
@@ -79,8 +82,9 @@ class Fetcher:
                 problems,
                 details={"url": url},
             )
-        self.files += 1
-        self.bytes += n
+        with self._lock:
+            self.files += 1
+            self.bytes += n
         return sha.hexdigest()
 
     def _read_file(self, url: str, write) -> int:
