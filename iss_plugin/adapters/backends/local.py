@@ -9,18 +9,25 @@
 - Content types are plugins (iss_plugin.adapters.content_types); a repository names its type.
 
 Transactions: this backend flushes but never commits; the caller's unit of work does, so an import
-commits together with its content view version. Files written for a transaction that rolls back
-may remain in the store: `discard_new_blobs()` (or `remove_unreferenced_blobs`) removes them.
+commits together with its content view version. Files are not transactional: when the session's
+transaction rolls back, the files it stored that no committed row references are deleted
+(session events; `discard_new_blobs()` does the same by hand). `remove_orphan_blobs()` is the
+store-wide garbage collection for anything a crash left behind.
+
+Costs follow the change: a version's ordered checksum list is cached under its set digest
+(local_index.SetCache), so adding, removing, importing and exporting query only the packages that
+change (plus one row per version), never one query per package.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor, wait
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -287,27 +294,35 @@ class LocalBackend:
         versions_dir = self.published_root.joinpath(PUBLISHED_VERSIONS, *parts)
         link.parent.mkdir(parents=True, exist_ok=True)
         versions_dir.mkdir(parents=True, exist_ok=True)
-        previous = None
-        if link.is_symlink():
-            previous = Path(os.path.normpath(link.parent / os.readlink(link)))
-            if previous.parent == versions_dir and previous.name.startswith(f"v{version}.") and (
-                previous / "repodata" / "repomd.xml"
+        with open(versions_dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one publisher of this repository at a time (across processes)
+            current = self._published_target(link, versions_dir, repo)
+            if current is not None and current.name.startswith(f"v{version}.") and (
+                current / "repodata" / "repomd.xml"
             ).is_file():
                 return str(link)  # already published
-        elif link.exists():
+            new_dir = versions_dir / f"v{version}.{secrets.token_hex(4)}"
+            self._export(repo, version, None, new_dir, hardlink=True)
+            tmp_link = link.parent / f".{link.name}.{secrets.token_hex(4)}.tmp"
+            os.symlink(os.path.relpath(new_dir, link.parent), tmp_link)
+            os.replace(tmp_link, link)
+            # keep the previous tree for clients that are reading it right now; drop older ones
+            for old in versions_dir.iterdir():
+                if old not in (new_dir, current) and old.is_dir() and not old.is_symlink():
+                    shutil.rmtree(old, ignore_errors=True)
+        return str(link)
+
+    @staticmethod
+    def _published_target(link: Path, versions_dir: Path, repo: str) -> Path | None:
+        """The tree the publication link points to now (None: not published yet)."""
+        if link.is_symlink():
+            target = Path(os.path.normpath(link.parent / os.readlink(link)))
+            return target if target.parent == versions_dir else None
+        if link.exists():
             raise BackendError(
                 f"cannot publish '{repo}': {link} exists and is not a publication made by iss (a symlink); move it away"
             )
-        new_dir = versions_dir / f"v{version}.{secrets.token_hex(4)}"
-        self._export(repo, version, None, new_dir, hardlink=True)
-        tmp_link = link.parent / f".{link.name}.{secrets.token_hex(4)}.tmp"
-        os.symlink(os.path.relpath(new_dir, link.parent), tmp_link)
-        os.replace(tmp_link, link)
-        # keep the previous tree for clients that are reading it right now; drop older ones
-        for old in versions_dir.iterdir():
-            if old not in (new_dir, previous) and old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old, ignore_errors=True)
-        return str(link)
+        return None
 
     # === store maintenance ========================================================================
     def remove_unreferenced_blobs(self, sha256s: Iterable[str]) -> int:
