@@ -20,6 +20,7 @@ demo: install
 
 test-deps: install
 	bash scripts/install-test-deps.sh
+	bash scripts/start-services.sh
 
 test: test-deps
 	bash scripts/test.sh
