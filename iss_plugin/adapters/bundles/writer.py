@@ -10,13 +10,17 @@ The export service stages the bundle inside the output directory, then calls
 
 `finalize_bundle(staging, manifest, signer, known_files, *, out_dir, name, fmt, chunk_size=None,
 progress=None, compresslevel=6, validate=True) -> BundleOutput`
+`seal_manifest(manifest, signer, files, *, validate=True) -> (manifest, manifest_bytes, signature)`
+`manifest_bytes(manifest) -> bytes` (the canonical manifest.json)
 
 - `known_files`: FileEntry values (paths relative to `staging`) whose sha256 the caller already
   knows (the content backend's export). Their sizes are checked against the disk; every other
   regular file under `staging` is hashed. A symlink or special file in `staging` is an error.
 - The manifest gets `files` (sorted by path) and `source_key_fingerprint` (the signer's), is
-  checked against schemas/bundle/manifest.v1.json (`validate`), and is written canonically
-  (`manifest_bytes`) as manifest.json with manifest.json.sig beside it.
+  checked against schemas/bundle/manifest.v1.json plus the cross-reference checks (`validate`;
+  the file list with equivalent fast checks), and is written canonically
+  (`json.dumps(to_dict(), sort_keys=True, indent=2)`) as manifest.json, with manifest.json.sig
+  (base64 Ed25519 signature of exactly those bytes, newline-terminated) beside it.
 - fmt "dir": `staging` is renamed to `out_dir/name` (no copy). "tgz": `out_dir/name.tar.gz`,
   manifest.json first in the archive. "iso": `out_dir/name.iso` (Rock Ridge + Joliet).
   With `chunk_size` (bytes) the tar.gz (for "dir" too) or ISO byte stream is split into
@@ -82,6 +86,23 @@ def _canonical(document: dict) -> bytes:
     return json.dumps(document, sort_keys=True, indent=2).encode("utf-8")
 
 
+def seal_manifest(manifest: BundleManifest, signer, files: Iterable[FileEntry], *, validate: bool = True
+                  ) -> tuple[BundleManifest, bytes, bytes]:
+    """(manifest with `files` sorted and the signer's fingerprint, manifest.json bytes, signature file bytes).
+
+    Also what a streamed bundle (phase 3) needs before its first byte goes out:
+        manifest, data, sig = seal_manifest(manifest, signer, files)
+        entries = [Entry(MANIFEST_NAME, len(data), data=data), Entry(SIGNATURE_NAME, len(sig), data=sig),
+                   *(Entry(f.path, f.size, source=store_path(f)) for f in manifest.files)]
+        body = tar_gz_stream(entries)"""
+    manifest = replace(manifest, files=tuple(sorted(files, key=lambda f: f.path)), source_key_fingerprint=signer.fingerprint)
+    document = manifest.to_dict()
+    if validate:
+        _validate(document)
+    data = _canonical(document)
+    return manifest, data, signer.sign(data) + b"\n"
+
+
 def archive_suffix(fmt: Format, chunk_size: int | None) -> str | None:
     """'' for a directory, '.tar.gz' or '.iso' for an archive (a chunked dir is a tar.gz)."""
     if fmt == "iso":
@@ -103,12 +124,7 @@ def finalize_bundle(staging: Path, manifest: BundleManifest, signer, known_files
         suffix = archive_suffix(fmt, chunk_size)
         _refuse_existing(out_dir, name, suffix, chunk_size)
         files = _inventory(staging, known_files, progress)
-        manifest = replace(manifest, files=files, source_key_fingerprint=signer.fingerprint)
-        document = manifest.to_dict()
-        if validate:
-            _validate(document)
-        data = _canonical(document)
-        signature = signer.sign(data) + b"\n"
+        manifest, data, signature = seal_manifest(manifest, signer, files, validate=validate)
         (staging / MANIFEST_NAME).write_bytes(data)
         (staging / SIGNATURE_NAME).write_bytes(signature)
         content_size = sum(f.size for f in files) + len(data) + len(signature)

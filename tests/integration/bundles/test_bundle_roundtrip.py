@@ -201,3 +201,22 @@ def test_many_chunks_get_wider_suffixes(sandbox, signer):
     assert chunks[0].name == "bundle.tar.gz.0000" and chunks[-1].name == f"bundle.tar.gz.{len(chunks) - 1:04d}"
     with open_bundle(chunks[0], sandbox / "work") as opened:
         assert len(opened.inventory()) == 300 * 2 + 4 + 3
+
+
+def test_a_streamed_bundle_needs_no_staging_and_reads_back(sandbox, signer, trusted):
+    """Phase 3: manifest sealed first, then tar.gz bytes straight from where the files live."""
+    from iss_plugin.adapters.bundles.stream import Entry, tar_gz_stream
+    from iss_plugin.adapters.bundles.writer import seal_manifest
+
+    s = stage(sandbox / "store")  # stands in for the content store: any paths will do
+    csv = s.contents["products.csv"]
+    files = [*s.known, FileEntry("products.csv", hashlib.sha256(csv).hexdigest(), len(csv))]
+    manifest, data, sig = seal_manifest(s.manifest, signer, files)
+    entries = [Entry(MANIFEST_NAME, len(data), data=data), Entry(SIGNATURE_NAME, len(sig), data=sig)]
+    entries += [Entry(f.path, f.size, source=s.staging / f.path) for f in manifest.files]
+    body = sandbox / "received.tar.gz"
+    with open(body, "wb") as response:
+        for piece in tar_gz_stream(entries):
+            response.write(piece)
+    with open_bundle(body, sandbox / "work") as opened:
+        assert verify_bundle(opened, trusted, ORG) == manifest
