@@ -1,0 +1,275 @@
+"""The Pulp backend against the two real Pulps of deploy/pulp/pulpctl (instance 1: source,
+instance 2: destination). The protocol itself is covered by tests/contract (which runs on Pulp
+too); these tests cover what is Pulp's own: versions made by others, the watcher query,
+propagation between two servers, the shared directories, error translation and settings."""
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+
+from iss_plugin.adapters.backends.base import ContentBackend, ImportExpectation
+from iss_plugin.adapters.backends.pulp import PulpBackend, session_for
+from iss_plugin.adapters.backends.pulp_client import PulpConnection
+from iss_plugin.adapters.content_types.yum import read_tree_packages
+from iss_plugin.adapters.fixtures import build_rpms, file_sha256, write_yum_repo
+from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError, ConfigError
+from iss_plugin.domain.packages import package_set_digest, standard_location
+from tests.integration.pulp.support import require_instance
+
+pytestmark = pytest.mark.pulp
+REPO = "ACME/tools/utils"
+
+
+def shas(paths) -> set[str]:
+    return {file_sha256(p) for p in paths}
+
+
+def expectation(backend: ContentBackend, repo: str, version: int, base=None, removed=()) -> ImportExpectation:
+    info = {v.number: v for v in backend.list_versions(repo)}[version]
+    return ImportExpectation(base, tuple(removed), info.digest, info.package_count)
+
+
+def test_the_backend_is_the_protocol_and_from_settings_reads_the_pulpctl_env(pulp1):
+    assert isinstance(pulp1, ContentBackend) and pulp1.name == "pulp"
+    inst = require_instance(1)
+    settings = inst.settings()
+    assert settings.backend == "pulp"
+    b = PulpBackend.from_settings(settings)
+    assert b.shared_export_dir == inst.export_dir and b.shared_import_dir == inst.import_dir
+    password = inst.password_file.read_text().strip()
+    assert password not in repr(b.pulp.conn)
+    with pytest.raises(ConfigError):
+        PulpBackend.from_settings(inst.settings().model_copy(
+            update={"pulp": settings.pulp.model_copy(update={"password_file": None})}))
+
+
+def test_propagation_between_two_pulps_full_then_incremental_with_removals(pulp1, pulp2, tmp_path):
+    src, dst = pulp1, pulp2
+    for b in (src, dst):
+        b.ensure_repository(REPO)
+    first = build_rpms(tmp_path / "a", 40, prefix="prop")
+    assert src.add_packages(REPO, first) == 1
+
+    full = tmp_path / "full"
+    tree = src.export_version(REPO, 1, None, full)
+    assert tree.new_packages == 40
+    v = dst.import_tree(REPO, full, expectation(src, REPO, 1))
+    assert dst.list_versions(REPO)[-1].digest == src.list_versions(REPO)[1].digest
+
+    added = build_rpms(tmp_path / "b", 4, prefix="prop", start=40)
+    src.add_packages(REPO, added)
+    removed = [file_sha256(first[3]), file_sha256(first[17])]
+    target = src.remove_packages(REPO, removed)
+    inc = tmp_path / "inc"
+    tree = src.export_version(REPO, target, 1, inc)
+    # only the new package files, and full metadata for the target
+    package_files = {f.path for f in tree.files if not f.path.startswith("repodata/")}
+    assert package_files == {standard_location(p.name) for p in added}
+    assert tree.new_packages == 4
+    assert {u.sha256 for u in read_tree_packages(inc)} == shas(first + added) - set(removed)
+    for f in tree.files:
+        assert file_sha256(inc / f.path) == f.sha256 and (inc / f.path).stat().st_size == f.size
+
+    expect = expectation(src, REPO, target, base=v, removed=removed)
+    v2 = dst.import_tree(REPO, inc, expect)
+    assert v2 == v + 1
+    got = {p.sha256 for p in dst.list_packages(REPO, v2)}
+    assert got == shas(first + added) - set(removed)
+    assert package_set_digest(got) == expect.target_digest
+    # the destination's packages read the same as the source's
+    assert dst.list_packages(REPO, v2) == src.list_packages(REPO, target)
+
+    # re-applying the same tree is a no-op: same version, no new one
+    assert dst.import_tree(REPO, inc, expect) == v2
+    assert dst.latest_version(REPO) == v2
+
+
+def test_incremental_tree_applies_on_the_matching_base_only(pulp1, pulp2, tmp_path):
+    src, dst = pulp1, pulp2
+    src.ensure_repository(REPO)
+    dst.ensure_repository(REPO)
+    src.add_packages(REPO, build_rpms(tmp_path / "a", 5, prefix="base"))
+    target = src.add_packages(REPO, build_rpms(tmp_path / "b", 2, prefix="base", start=5))
+    inc = tmp_path / "inc"
+    src.export_version(REPO, target, 1, inc)
+    # the destination never got version 1's packages: Pulp could not build the target
+    with pytest.raises(BaseMismatch) as e:
+        dst.import_tree(REPO, inc, expectation(src, REPO, target, base=0))
+    assert e.value.details["has"]["version"] == 0
+    assert [v.number for v in dst.list_versions(REPO)] == [0]
+
+
+def test_a_hostile_tree_is_refused_before_pulp_sees_it(pulp1, pulp2, tmp_path):
+    src, dst = pulp1, pulp2
+    src.ensure_repository(REPO)
+    dst.ensure_repository(REPO)
+    src.add_packages(REPO, build_rpms(tmp_path / "a", 3, prefix="hostile"))
+    tree = tmp_path / "tree"
+    src.export_version(REPO, 1, None, tree)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for Pulp")
+    (tree / "Packages" / "h" / "link.rpm").symlink_to(secret)
+    with pytest.raises(BundleIntegrityError) as e:
+        dst.import_tree(REPO, tree, expectation(src, REPO, 1))
+    assert "symbolic link" in str(e.value)
+    assert [v.number for v in dst.list_versions(REPO)] == [0]
+    # no remote was even created on the destination for this repository
+    assert dst.pulp.first("remotes_rpm_rpm_list", "test", {"name": dst.pulp_name(REPO)}) is None
+
+
+def test_tree_listing_more_than_the_bundle_promises_is_refused_before_pulp_sees_it(pulp1, tmp_path):
+    pulp1.ensure_repository(REPO)
+    files = build_rpms(tmp_path / "a", 3, prefix="promise")
+    tree = write_yum_repo(tmp_path / "tree", files)
+    promise = ImportExpectation(None, (), package_set_digest(shas(files[:2])), 2)
+    with pytest.raises(BundleIntegrityError) as e:
+        pulp1.import_tree(REPO, tree, promise)
+    assert "promises" in str(e.value)
+    assert pulp1.pulp.first("remotes_rpm_rpm_list", "test", {"name": pulp1.pulp_name(REPO)}) is None
+
+
+# --- the repository watcher: versions made by anyone ---------------------------------------------
+
+def _glue_context(inst):
+    """A plain pulp-glue context, as pulp-cli would make one (basic auth): someone who is not iss."""
+    from pulp_glue.common.context import PulpContext
+
+    class Ctx(PulpContext):
+        def echo(self, *a, **k):
+            pass
+
+    return Ctx.from_config({"base_url": inst.url, "username": "admin",
+                            "password": inst.password_file.read_text().strip()})
+
+
+def test_the_watcher_sees_a_sync_run_directly_through_pulp_glue(pulp1, tmp_path):
+    from pulp_glue.rpm.context import PulpRpmRemoteContext, PulpRpmRepositoryContext
+
+    inst = require_instance(1)
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    key = "ACME/vendor/mirror"
+    files = build_rpms(tmp_path / "a", 6, prefix="outside")
+    tree = write_yum_repo(inst.import_dir / f"iss-test-{pulp1.repo_prefix.strip('/')}", files)
+    try:
+        ctx = _glue_context(inst)
+        remote = PulpRpmRemoteContext(ctx)
+        remote.create({"name": pulp1.pulp_name(key) + "-cli", "url": tree.as_uri() + "/", "policy": "immediate"})
+        repo = PulpRpmRepositoryContext(ctx)
+        repo.create({"name": pulp1.pulp_name(key)})
+        repo.sync(body={"remote": remote})
+    finally:
+        import shutil
+
+        shutil.rmtree(tree, ignore_errors=True)
+    try:
+        changes = pulp1.changed_since(since)
+        assert [(c.repo, c.version) for c in changes if c.repo == key] == [(key, 0), (key, 1)]
+        assert all(c.created >= since for c in changes)
+        assert key in pulp1.list_repositories()
+        [v0, v1] = pulp1.list_versions(key)
+        assert (v1.number, v1.package_count, v1.digest) == (1, 6, package_set_digest(shas(files)))
+        # nothing new after the last change
+        assert [c for c in pulp1.changed_since(changes[-1].created + timedelta(microseconds=1)) if c.repo == key] == []
+        # a change made by iss shows up the same way
+        pulp1.add_packages(key, build_rpms(tmp_path / "b", 1, prefix="outside", start=6))
+        assert (key, 2) in [(c.repo, c.version) for c in pulp1.changed_since(since)]
+    finally:
+        remote.delete()
+
+
+def test_list_versions_follows_changes_without_listing_every_version_in_full(pulp1, tmp_path):
+    pulp1.ensure_repository(REPO)
+    batches = [build_rpms(tmp_path / f"b{i}", 3, prefix=f"walk{i}") for i in range(4)]
+    for b in batches:
+        pulp1.add_packages(REPO, b)
+    pulp1.remove_packages(REPO, [file_sha256(batches[0][0])])
+    versions = pulp1.list_versions(REPO)
+    assert [(v.number, v.package_count) for v in versions] == [(0, 0), (1, 3), (2, 6), (3, 9), (4, 12), (5, 11)]
+    for v in versions:
+        assert v.digest == package_set_digest(p.sha256 for p in pulp1.list_packages(REPO, v.number))
+
+
+# --- publication -----------------------------------------------------------------------------------
+
+def test_publish_serves_the_version_from_the_content_app(pulp1, tmp_path):
+    pulp1.ensure_repository(REPO)
+    files = build_rpms(tmp_path / "a", 3, prefix="pub")
+    pulp1.add_packages(REPO, files)
+    pulp1.add_packages(REPO, build_rpms(tmp_path / "b", 1, prefix="pub", start=3))
+    url = pulp1.publish(REPO, 1)
+    assert url.startswith(require_instance(1).env["ISS_PULP__CONTENT_ORIGIN"])
+    assert pulp1.publish(REPO, 1) == url  # idempotent
+    r = requests.get(url + "repodata/repomd.xml", timeout=10)
+    assert r.status_code == 200 and b"primary" in r.content
+    pkg = requests.get(url + standard_location(files[0].name), timeout=10)
+    assert pkg.status_code == 200 and pkg.content == files[0].read_bytes()
+    assert pulp1.publish(REPO, 2) == url  # the same distribution now serves version 2
+    new = requests.get(url + standard_location("pub0003-1.0-1.noarch.rpm"), timeout=10)
+    assert new.status_code == 200
+
+
+# --- errors ----------------------------------------------------------------------------------------
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_a_pulp_that_is_not_there_is_a_transient_error(tmp_path):
+    b = PulpBackend(session_for(PulpConnection(f"http://127.0.0.1:{_closed_port()}", "admin", "x")),
+                    shared_export_dir=tmp_path, shared_import_dir=tmp_path)
+    with pytest.raises(BackendError) as e:
+        b.latest_version(REPO)
+    assert e.value.transient
+
+
+def test_wrong_credentials_are_a_permanent_error_that_does_not_show_the_password(tmp_path):
+    inst = require_instance(1)
+    b = PulpBackend(session_for(PulpConnection(inst.url, "admin", "wrong-secret-pw")),
+                    shared_export_dir=tmp_path, shared_import_dir=tmp_path)
+    with pytest.raises(BackendError) as e:
+        b.latest_version(REPO)
+    assert not e.value.transient and "credentials" in str(e.value)
+    assert "wrong-secret-pw" not in str(e.value) and "wrong-secret-pw" not in repr(e.value.as_dict())
+
+
+def test_a_failed_task_carries_pulps_error_text(pulp1, tmp_path):
+    pulp1.ensure_repository(REPO)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BackendError) as e:
+        pulp1.sync(REPO, empty.as_uri())
+    assert "repomd.xml" in str(e.value) and not e.value.transient
+    assert "task" in e.value.details
+    assert pulp1.latest_version(REPO) == 0
+
+
+def test_export_without_a_shared_export_dir_is_a_config_error(pulp1, tmp_path):
+    pulp1.ensure_repository(REPO)
+    b = PulpBackend(pulp1.pulp, shared_export_dir=None, shared_import_dir=None, repo_prefix=pulp1.repo_prefix)
+    with pytest.raises(ConfigError):
+        b.export_version(REPO, 0, None, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="checks hardlinks into Pulp's media root, which root can read")
+def test_export_hardlinks_package_files_from_pulps_storage(pulp1, tmp_path):
+    pulp1.ensure_repository(REPO)
+    pulp1.add_packages(REPO, build_rpms(tmp_path / "a", 2, prefix="hl"))
+    out = Path(require_instance(1).export_dir).parent / "exports" / f"iss-test-{os.getpid()}-{pulp1.repo_prefix.strip('/')}"
+    try:
+        pulp1.export_version(REPO, 1, None, out)
+        pkg = next(out.rglob("*.rpm"))
+        assert pkg.stat().st_nlink >= 2  # the same inode as Pulp's artifact: no copy was written
+    finally:
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
