@@ -12,6 +12,7 @@ from sqlalchemy import event
 
 from iss_plugin.adapters.backends.base import ImportExpectation
 from iss_plugin.adapters.backends.local import LocalBackend
+from iss_plugin.adapters.backends.local_index import SetCache
 from iss_plugin.adapters.content_types import get_content_type
 from iss_plugin.adapters.content_types.yum import read_tree_packages
 from iss_plugin.adapters.fixtures import build_rpm, file_sha256
@@ -302,6 +303,7 @@ def test_damaged_caches_cost_time_never_correctness(local, rpms, tmp_path):
     for f in cache.rglob("*"):
         if f.is_file():
             f.write_bytes(b"garbage")
+    SetCache.forget_memory()  # what a new process would see: only the damaged files
     b.remove_packages(REPO, [file_sha256(files[0])])
     tree = b.export_version(REPO, 3, 1, tmp_path / "after")
     assert tree.new_packages == 10

@@ -265,7 +265,7 @@ class LocalBackend:
         items = self._ingest(ct, self._tree_unit_files(ct, tree), mode="move" if take_files else "copy")
         current = self._snapshot(r, r.latest_version)
         if expect.base_version is None:
-            base: list[str] = []
+            base: Sequence[str] = ()
         elif expect.base_version == r.latest_version:
             base = current
         else:
@@ -421,13 +421,13 @@ class LocalBackend:
             or_(C.version_removed.is_(None), C.version_removed > version),
         )
 
-    def _snapshot(self, r: StoreRepository, number: int) -> list[str]:
+    def _snapshot(self, r: StoreRepository, number: int) -> Sequence[str]:
         """The package checksums of a version in membership order: from the set cache (checked
         against the version's digest), else from the database (and then cached)."""
         v = self._version_row(r, number)
         shas = self.sets.get(v.digest, v.package_count)
         if shas is None:
-            shas = list(self.session.scalars(
+            shas = tuple(self.session.scalars(
                 select(P.sha256).join(_CONTENT, C.package_id == P.id)
                 .where(self._in_version(r.id, number)).order_by(C.id)
             ))
@@ -595,7 +595,7 @@ class LocalBackend:
     def _commit(
         self,
         r: StoreRepository,
-        current: list[str],
+        current: Sequence[str],
         add: Sequence[Item],
         remove: set[str],
         *,
@@ -719,7 +719,7 @@ class LocalBackend:
             raise
         return ExportedTree(files=tuple(files), new_packages=new_packages)
 
-    def _write_index(self, ct: ContentType, v: StoreRepositoryVersion, shas: list[str], dest: Path) -> list[FileEntry]:
+    def _write_index(self, ct: ContentType, v: StoreRepositoryVersion, shas: Sequence[str], dest: Path) -> list[FileEntry]:
         def blocks():
             for a, b in partition(shas):
                 key = BlockCache.key(ct.format_version, shas[a:b])

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,7 +97,15 @@ class BlockCache:
 
 
 class SetCache:
-    """<root>/ab/<digest hex>: the package checksums of a set, in membership order, one per line."""
+    """<root>/ab/<digest hex>: the package checksums of a set, in membership order, one per line.
+
+    Lists this process wrote or verified are also kept in memory (a few, bounded by MEMO_LIMIT
+    checksums in all), so a long-running worker does not read and check them again."""
+
+    MEMO_LIMIT = 200_000
+    _memo: "OrderedDict[tuple[str, str], tuple[str, ...]]" = OrderedDict()
+    _memo_size = 0
+    _memo_lock = threading.Lock()
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -104,15 +114,22 @@ class SetCache:
         hexpart = digest.split(":", 1)[-1]
         return self.root / hexpart[:2] / hexpart
 
-    def get(self, digest: str, count: int) -> list[str] | None:
+    def get(self, digest: str, count: int) -> tuple[str, ...] | None:
         """The list filed under digest, if it is there and really has that digest and count."""
+        key = (str(self.root), digest)
+        with self._memo_lock:
+            shas = self._memo.get(key)
+            if shas is not None:
+                self._memo.move_to_end(key)
+                return shas
         try:
             text = self._path(digest).read_text("ascii")
         except (FileNotFoundError, UnicodeDecodeError):
             return None
-        shas = text.split("\n") if text else []
+        shas = tuple(text.split("\n")) if text else ()
         if len(shas) != count or set_digest(shas) != digest:
             return None
+        self._remember(key, shas)
         return shas
 
     def put(self, digest: str, shas: Sequence[str]) -> None:
@@ -121,3 +138,23 @@ class SetCache:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
         tmp.write_text("\n".join(shas), "ascii")
         os.replace(tmp, path)
+        self._remember((str(self.root), digest), tuple(shas))
+
+    @classmethod
+    def forget_memory(cls) -> None:
+        with cls._memo_lock:
+            cls._memo.clear()
+            cls._memo_size = 0
+
+    @classmethod
+    def _remember(cls, key: tuple[str, str], shas: tuple[str, ...]) -> None:
+        if len(shas) > cls.MEMO_LIMIT:
+            return
+        with cls._memo_lock:
+            old = cls._memo.pop(key, None)
+            cls._memo_size -= len(old) if old is not None else 0
+            cls._memo[key] = shas
+            cls._memo_size += len(shas)
+            while cls._memo_size > cls.MEMO_LIMIT:
+                _, dropped = cls._memo.popitem(last=False)
+                cls._memo_size -= len(dropped)
