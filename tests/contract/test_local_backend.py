@@ -397,3 +397,16 @@ def test_parallel_http_sync_of_many_packages_leaves_no_temporary_files(local, rp
     assert len(http.rpm_requests()) == 300 and b.last_sync.fetched == 300
     assert {p.sha256 for p in b.list_packages(REPO, 1)} == {file_sha256(f) for f in files}
     assert list(b.blobs.tmp.iterdir()) == []
+
+
+def test_pruned_index_cache_is_rebuilt_on_use(local, rpms, tmp_path):
+    b: LocalBackend = local.backend
+    files = rpms(20, "pr")
+    b.add_packages(REPO, files)
+    b.export_version(REPO, 1, None, tmp_path / "a")
+    assert b.prune_index_cache(older_than_seconds=3600) == 0
+    assert b.prune_index_cache(older_than_seconds=-1) >= 2
+    SetCache.forget_memory()
+    b.add_packages(REPO, rpms(1, "pr", start=20))
+    tree = b.export_version(REPO, 2, 1, tmp_path / "b")
+    assert tree.new_packages == 1 and len(read_tree_packages(tmp_path / "b")) == 21

@@ -26,6 +26,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -365,8 +366,6 @@ class LocalBackend:
     def remove_orphan_blobs(self, min_age_seconds: float = 3600) -> int:
         """Garbage collection over the whole store: delete files no package row references, older than
         min_age_seconds (younger ones may belong to a transaction in flight), and stale temp files."""
-        import time
-
         now, n = time.time(), 0
         batch: list[tuple[str, Path]] = []
 
@@ -389,6 +388,22 @@ class LocalBackend:
                 n += flush()
         n += flush()
         self.blobs.remove_stale_tmp(min_age_seconds)
+        return n
+
+    def prune_index_cache(self, older_than_seconds: float = 7 * 86400) -> int:
+        """Delete cached version lists and metadata blocks not written for a while. They are derived
+        data: whatever is still needed is rebuilt on next use. Returns how many files went."""
+        cutoff, n = time.time() - older_than_seconds, 0
+        for root in (self.sets.root, self.index_cache.root):
+            if not root.is_dir():
+                continue
+            for f in root.rglob("*"):
+                try:
+                    if f.is_file() and f.stat().st_mtime < cutoff:
+                        f.unlink()
+                        n += 1
+                except FileNotFoundError:
+                    pass
         return n
 
     # === internals: lookups =======================================================================
