@@ -80,3 +80,12 @@ def test_incremental_content_view_bundle_needs_its_base():
     d = example("incremental")
     d["base_content_view_version"] = None
     assert schemas.problems(MANIFEST, d) != []
+
+
+@pytest.mark.parametrize("name", ["full", "incremental"])
+def test_writer_document_is_exactly_to_dict(name):
+    from iss_plugin.adapters.bundles.writer import _to_dict, manifest_bytes
+
+    m = BundleManifest.from_dict(example(name))
+    assert _to_dict(m) == m.to_dict()
+    assert manifest_bytes(m) == json.dumps(m.to_dict(), sort_keys=True, indent=2).encode()

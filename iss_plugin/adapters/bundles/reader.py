@@ -214,6 +214,8 @@ def _tar_index(display: str, opener: Callable[[], BinaryIO], limits: ReadLimits)
                     pass
     except BundleIntegrityError:
         raise
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        raise BundleIntegrityError(f"{display} cannot be read: {e.strerror}") from None
     except (EOFError, gzip.BadGzipFile, zlib.error, tarfile.TarError, OSError, ValueError) as e:
         raise BundleIntegrityError(f"{display} is truncated or not a gzip file: {_reason(e)}") from None
     return infos

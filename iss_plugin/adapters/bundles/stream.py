@@ -129,32 +129,39 @@ def gzip_segments(segments: Iterable[tuple[bytes | memoryview, bool]], *, compre
     crc = 0
     length = 0
     deflating = False  # the deflater holds input that is not flushed yet
-    out = bytearray(_GZIP_HEADER)
+    out: list[bytes | memoryview] = [_GZIP_HEADER]  # joined once per OUTPUT_CHUNK: one copy of each byte
+    pending = len(_GZIP_HEADER)
     for data, compressible in segments:
         if not data:
             continue
         crc = zlib.crc32(data, crc)
         length += len(data)
         if compressible and deflater is not None:
-            out += deflater.compress(data)
+            piece = deflater.compress(data)
             deflating = True
+            out.append(piece)
+            pending += len(piece)
         else:
             if deflating:
-                out += deflater.flush(zlib.Z_FULL_FLUSH)  # byte-aligned, no reference back across the switch
+                piece = deflater.flush(zlib.Z_FULL_FLUSH)  # byte-aligned, no reference back across the switch
+                out.append(piece)
+                pending += len(piece)
                 deflating = False
             view = memoryview(data)
             for start in range(0, len(view), _MAX_STORED):
                 piece = view[start:start + _MAX_STORED]
-                out += b"\x00" + struct.pack("<HH", len(piece), len(piece) ^ 0xFFFF)
-                out += piece
-        if len(out) >= OUTPUT_CHUNK:
-            yield bytes(out)
+                out.append(b"\x00" + struct.pack("<HH", len(piece), len(piece) ^ 0xFFFF))
+                out.append(piece)
+                pending += 5 + len(piece)
+        if pending >= OUTPUT_CHUNK:
+            yield b"".join(out)
             out.clear()
+            pending = 0
     if deflating:
-        out += deflater.flush(zlib.Z_FULL_FLUSH)
-    out += _FINAL_EMPTY_STORED
-    out += struct.pack("<II", crc & 0xFFFFFFFF, length & 0xFFFFFFFF)
-    yield bytes(out)
+        out.append(deflater.flush(zlib.Z_FULL_FLUSH))
+    out.append(_FINAL_EMPTY_STORED)
+    out.append(struct.pack("<II", crc & 0xFFFFFFFF, length & 0xFFFFFFFF))
+    yield b"".join(out)
 
 
 def _parents(path: str) -> list[str]:

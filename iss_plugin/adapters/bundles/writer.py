@@ -44,7 +44,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -82,6 +82,14 @@ def manifest_bytes(manifest: BundleManifest) -> bytes:
     return _canonical(manifest.to_dict())
 
 
+def _to_dict(manifest: BundleManifest) -> dict:
+    """manifest.to_dict(), without dataclasses.asdict's deep copy of thousands of FileEntry values."""
+    document = replace(manifest, files=()).to_dict()
+    names = [f.name for f in fields(FileEntry)]
+    document["files"] = [{n: getattr(f, n) for n in names} for f in manifest.files]
+    return document
+
+
 def _canonical(document: dict) -> bytes:
     return json.dumps(document, sort_keys=True, indent=2).encode("utf-8")
 
@@ -96,7 +104,7 @@ def seal_manifest(manifest: BundleManifest, signer, files: Iterable[FileEntry], 
                    *(Entry(f.path, f.size, source=store_path(f)) for f in manifest.files)]
         body = tar_gz_stream(entries)"""
     manifest = replace(manifest, files=tuple(sorted(files, key=lambda f: f.path)), source_key_fingerprint=signer.fingerprint)
-    document = manifest.to_dict()
+    document = _to_dict(manifest)
     if validate:
         _validate(document)
     data = _canonical(document)
