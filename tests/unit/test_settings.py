@@ -33,3 +33,10 @@ def test_missing_or_broken_config_file(tmp_path):
     bad.write_text("data_dir = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad)
+
+
+def test_the_example_config_in_deploy_is_valid():
+    from pathlib import Path
+
+    s = load_settings(Path(__file__).parents[2] / "deploy" / "settings.example.toml")
+    assert s.backend == "local" and s.bus.url == "memory://" and s.bus.max_attempts == 5
