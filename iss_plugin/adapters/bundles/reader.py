@@ -5,7 +5,8 @@
         ... import from opened.root ...
     # the temporary extraction under work_dir is gone here
 
-`open_bundle(path, work_dir, *, limits=ReadLimits(), progress=None) -> OpenedBundle` accepts a
+`open_bundle(path, work_dir, *, trusted=None, organization=None, limits=ReadLimits(), progress=None)
+-> OpenedBundle` accepts a
 directory (read in place, nothing copied), `x.tar.gz` / `x.tgz`, `x.iso`, or a chunked bundle
 given by its FIRST chunk `x.tar.gz.000` / `x.iso.000` (or its `x.toc.json`). Chunks are checked
 against the table of contents first (each one's size and sha256, none missing, extra or out of
@@ -14,6 +15,9 @@ only, no '..', only regular files and directories (no symlinks, hard links, devi
 no duplicates, sizes within `limits`. All problems are collected and raised once as
 BundleIntegrityError. Archives are extracted into a fresh directory under `work_dir` (tarfile's
 "data" filter as defence in depth), removed when the context exits or when opening fails.
+With `trusted` and `organization`, the signature is checked as soon as manifest.json and its
+signature have been read (iss writes them first in a tar.gz), so a bundle from an untrusted
+source or with an edited manifest is refused before the rest is read or anything is extracted.
 
 `verify_bundle(opened, trusted, organization, *, schema=True, progress=None) -> BundleManifest`:
 manifest.json and manifest.json.sig present; the signature FIRST, with a key trusted for
@@ -69,6 +73,7 @@ _TAR_KINDS = {
 }
 
 Progress = Callable[[int], None]
+Seal = Callable[[bytes, bytes], None]  # (manifest.json, manifest.json.sig) -> raises unless trusted
 
 
 @dataclass
@@ -102,15 +107,27 @@ class OpenedBundle:
         return {m.name: m.size for m in members if m.kind == "file"}
 
 
-def open_bundle(path: Path, work_dir: Path, *, limits: ReadLimits = ReadLimits(),
+def open_bundle(path: Path, work_dir: Path, *, trusted: Sequence[TrustedKey] | None = None,
+                organization: str | None = None, limits: ReadLimits = ReadLimits(),
                 progress: Progress | None = None) -> OpenedBundle:
     path = Path(path)
     if not path.exists():
         raise NotFound(f"bundle {path} does not exist")
+    seal = None
+    if trusted is not None:
+        if organization is None:
+            raise ValueError("open_bundle: `trusted` needs `organization`")
+
+        def seal(manifest: bytes, signature: bytes) -> None:
+            _check_signature(manifest, signature, trusted, organization)
     if path.is_dir():
         members, problems = _walk_directory(path, limits)
         _raise_if(problems, f"bundle directory {path} holds entries a bundle may not hold; nothing was read", limits)
-        return OpenedBundle(path, path, "dir", False, limits)
+        opened = OpenedBundle(path, path, "dir", False, limits)
+        if seal is not None and {MANIFEST_NAME, SIGNATURE_NAME} <= {m.name for m in members}:
+            seal(_read_bounded(path / MANIFEST_NAME, limits.max_manifest_bytes, MANIFEST_NAME),
+                 _read_bounded(path / SIGNATURE_NAME, MAX_SIGNATURE_BYTES, SIGNATURE_NAME))
+        return opened
     kind, chunked = _classify(path)
     with ExitStack() as stack:
         if chunked:
@@ -130,9 +147,9 @@ def open_bundle(path: Path, work_dir: Path, *, limits: ReadLimits = ReadLimits()
         work_dir = Path(work_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
         if kind == "tgz":
-            opened = _open_tar(path, display, opener, work_dir, limits, chunked, progress)
+            opened = _open_tar(path, display, opener, work_dir, limits, chunked, progress, seal)
         else:
-            opened = _open_iso(path, display, stack.enter_context(opener()), work_dir, limits, chunked, progress)
+            opened = _open_iso(path, display, stack.enter_context(opener()), work_dir, limits, chunked, progress, seal)
         return opened
 
 
@@ -179,9 +196,9 @@ def _toc_for(path: Path, limits: ReadLimits) -> tuple[Path, dict]:
 
 
 def _open_tar(source: Path, display: str, opener: Callable[[], BinaryIO], work_dir: Path, limits: ReadLimits,
-              chunked: bool, progress: Progress | None) -> OpenedBundle:
-    # pass 1: every header, nothing written
-    infos = _tar_index(display, opener, limits)
+              chunked: bool, progress: Progress | None, seal: Seal | None) -> OpenedBundle:
+    # pass 1: every header, nothing written (and the signature as soon as the first two members are read)
+    infos = _tar_index(display, opener, limits, seal)
     members = [Member(ti.name, _TAR_KINDS.get(ti.type, "other"), ti.size, ti.linkname) for ti in infos]
     accepted, problems = member_problems(members, limits)
     _raise_if(problems, f"{display} is not a safe bundle archive; nothing was extracted", limits)
@@ -200,8 +217,11 @@ def _tar_stream(fh: BinaryIO) -> tuple[gzip.GzipFile, tarfile.TarFile]:
     return gz, tarfile.open(fileobj=gz, mode="r|")
 
 
-def _tar_index(display: str, opener: Callable[[], BinaryIO], limits: ReadLimits) -> list[tarfile.TarInfo]:
+def _tar_index(display: str, opener: Callable[[], BinaryIO], limits: ReadLimits, seal: Seal | None = None
+               ) -> list[tarfile.TarInfo]:
     infos: list[tarfile.TarInfo] = []
+    sealed: dict[str, bytes] = {}
+    bounds = {MANIFEST_NAME: limits.max_manifest_bytes, SIGNATURE_NAME: MAX_SIGNATURE_BYTES}
     try:
         with opener() as fh:
             gz, tar = _tar_stream(fh)
@@ -210,6 +230,12 @@ def _tar_index(display: str, opener: Callable[[], BinaryIO], limits: ReadLimits)
                     infos.append(ti)
                     if len(infos) > limits.max_entries:
                         return infos  # member_problems reports it; no need to read further
+                    name = ti.name.removeprefix("./")
+                    if seal and name in bounds and ti.type in (tarfile.REGTYPE, tarfile.AREGTYPE) \
+                            and ti.size <= bounds[name] and name not in sealed:
+                        sealed[name] = tar.extractfile(ti).read()
+                        if len(sealed) == 2:  # iss writes these two first: an untrusted bundle stops here
+                            seal(sealed[MANIFEST_NAME], sealed[SIGNATURE_NAME])
                 while gz.read(_READ):  # to the end: the gzip trailer's CRC and length are checked
                     pass
     except BundleIntegrityError:
@@ -256,7 +282,7 @@ def _strict_data_filter(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarI
 
 
 def _open_iso(source: Path, display: str, fh: BinaryIO, work_dir: Path, limits: ReadLimits, chunked: bool,
-              progress: Progress | None) -> OpenedBundle:
+              progress: Progress | None, seal: Seal | None) -> OpenedBundle:
     try:
         iso = open_iso(fh)
     except Exception as e:  # pycdlib on a hostile image may raise anything; all of it means "bad image"
@@ -268,7 +294,19 @@ def _open_iso(source: Path, display: str, fh: BinaryIO, work_dir: Path, limits: 
             raise BundleIntegrityError(f"{display} is damaged: {_reason(e)}") from None
         accepted, problems = member_problems(members, limits)
         _raise_if(problems, f"{display} is not a safe bundle image; nothing was extracted", limits)
-        _check_space(work_dir, sum(m.size for m in accepted if m.kind == "file"))
+        sizes = {m.name: m.size for m in accepted if m.kind == "file"}
+        if seal and sizes.get(MANIFEST_NAME, 1 << 62) <= limits.max_manifest_bytes \
+                and sizes.get(SIGNATURE_NAME, 1 << 62) <= MAX_SIGNATURE_BYTES:
+            pieces = []
+            for name in (MANIFEST_NAME, SIGNATURE_NAME):
+                buffer = io.BytesIO()
+                try:
+                    extract_iso_file(iso, name, buffer)
+                except Exception as e:
+                    raise BundleIntegrityError(f"{display}: {name} cannot be read: {_reason(e)}") from None
+                pieces.append(buffer.getvalue())
+            seal(*pieces)
+        _check_space(work_dir, sum(sizes.values()))
         temp = Path(tempfile.mkdtemp(prefix="bundle-", dir=work_dir))
         try:
             for m in sorted(accepted, key=lambda m: (m.kind != "dir", m.name)):
@@ -353,16 +391,7 @@ def verify_bundle(opened: OpenedBundle, trusted: Sequence[TrustedKey], organizat
     signature = _read_bounded(opened.root / SIGNATURE_NAME, MAX_SIGNATURE_BYTES, SIGNATURE_NAME)
 
     # 1. the signature, before anything in the manifest is believed
-    data, duplicates = _parse_manifest(raw)
-    fingerprint = data.get("source_key_fingerprint") if isinstance(data, dict) else None
-    if not isinstance(fingerprint, str) or not fingerprint.startswith("sha256:") or len(fingerprint) > 80:
-        raise BundleIntegrityError("manifest.json does not name the key that signed it (source_key_fingerprint)")
-    key = _trusted_key(trusted, fingerprint, organization)
-    if not verify_signature(key.public_pem, raw, signature):
-        raise BundleIntegrityError(
-            f"manifest.json was changed after it was signed: its signature does not verify with "
-            f"the trusted key '{key.name}' ({fingerprint}); nothing was imported",
-            details={"fingerprint": fingerprint, "key": key.name})
+    data, duplicates = _check_signature(raw, signature, trusted, organization)
 
     # 2. the schema
     if schema:
@@ -397,6 +426,22 @@ def verify_bundle(opened: OpenedBundle, trusted: Sequence[TrustedKey], organizat
         raise BundleIntegrityError(f"bundle {opened.source.name} failed its integrity check; nothing was imported",
                                    capped(sorted(problems), limits.max_reported_problems))
     return manifest
+
+
+def _check_signature(raw: bytes, signature: bytes, trusted: Sequence[TrustedKey], organization: str
+                     ) -> tuple[object, list[str]]:
+    """The manifest's signature by a key trusted for `organization`; (parsed JSON, duplicate keys)."""
+    data, duplicates = _parse_manifest(raw)
+    fingerprint = data.get("source_key_fingerprint") if isinstance(data, dict) else None
+    if not isinstance(fingerprint, str) or not fingerprint.startswith("sha256:") or len(fingerprint) > 80:
+        raise BundleIntegrityError("manifest.json does not name the key that signed it (source_key_fingerprint)")
+    key = _trusted_key(trusted, fingerprint, organization)
+    if not verify_signature(key.public_pem, raw, signature):
+        raise BundleIntegrityError(
+            f"manifest.json was changed after it was signed: its signature does not verify with "
+            f"the trusted key '{key.name}' ({fingerprint}); nothing was imported",
+            details={"fingerprint": fingerprint, "key": key.name})
+    return data, duplicates
 
 
 def _parse_manifest(raw: bytes) -> tuple[object, list[str]]:

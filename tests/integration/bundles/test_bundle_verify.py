@@ -193,3 +193,53 @@ def test_a_good_bundle_verifies_in_every_format_and_leaves_nothing(sandbox, sign
             assert len(m.files) == len(contents)
         assert os.listdir(sandbox / "work") == []
     shutil.rmtree(sandbox / "out-dir")
+
+
+def test_open_with_trust_stops_at_the_signature_before_reading_the_rest(sandbox, signer, good):
+    """iss writes manifest.json and its signature first: an untrusted bundle is refused without
+    reading (or extracting) the rest; here the rest is even cut off, and that is never noticed."""
+    cut = sandbox / "cut.tar.gz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    stranger = Signer.generate()
+    before = snapshot(sandbox)
+    with pytest.raises(UntrustedSource, match="not trusted for organization ACME"):
+        open_bundle(cut, sandbox / "work", trusted=[TrustedKey("x", stranger.public_pem, stranger.fingerprint, (ORG,))],
+                    organization=ORG)
+    assert snapshot(sandbox) == before
+
+
+@pytest.mark.parametrize("fmt", ["dir", "tgz", "iso"])
+def test_open_with_trust_refuses_an_edited_manifest_before_extracting(sandbox, signer, trusted, fmt):
+    out, _ = build(sandbox / "out", signer, "dir")
+    raw = json.loads((out.path / "manifest.json").read_text())
+    raw["organization"] = "EVIL"
+    (out.path / "manifest.json").write_text(json.dumps(raw, sort_keys=True, indent=2))
+    bundle = out.path
+    if fmt != "dir":
+        from iss_plugin.adapters.bundles.stream import Entry, tar_gz_stream
+
+        entries = [Entry(p, (out.path / p).stat().st_size, source=out.path / p)
+                   for p in ["manifest.json", "manifest.json.sig"] + sorted(
+                       str(f.relative_to(out.path)) for f in out.path.rglob("*") if f.is_file()
+                       and f.name not in ("manifest.json", "manifest.json.sig"))]
+        if fmt == "tgz":
+            bundle = sandbox / "edited.tar.gz"
+            bundle.write_bytes(b"".join(tar_gz_stream(entries)))
+        else:
+            from iss_plugin.adapters.bundles.iso import write_iso
+
+            bundle = sandbox / "edited.iso"
+            with open(bundle, "wb") as fh:
+                write_iso(entries, fh, volume_id="X")
+        shutil.rmtree(out.path)
+    before = snapshot(sandbox)
+    with pytest.raises(BundleIntegrityError, match="changed after it was signed"):
+        open_bundle(bundle, sandbox / "work", trusted=trusted, organization=ORG)
+    assert snapshot(sandbox) == before
+
+
+def test_open_with_trust_lets_a_good_bundle_through(sandbox, signer, trusted):
+    for fmt in ("dir", "tgz", "iso"):
+        out, contents = build(sandbox / f"ok-{fmt}", signer, fmt)
+        with open_bundle(out.path, sandbox / "work", trusted=trusted, organization=ORG) as opened:
+            assert len(verify_bundle(opened, trusted, ORG).files) == len(contents)
