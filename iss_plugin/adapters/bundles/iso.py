@@ -10,7 +10,6 @@ import io
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import BinaryIO
 
 import pycdlib
