@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import threading
@@ -37,16 +38,22 @@ from urllib.parse import unquote, urlsplit
 
 from iss_plugin.adapters.backends.base import ExportedTree, ImportExpectation, VersionInfo
 from iss_plugin.adapters.backends.pulp_client import PulpConnection, PulpSession
+from iss_plugin.adapters.backends.pulp_tree import link_or_copy_tree, repomd_types, write_repo_around
 from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError, ConfigError, NotFound, UsageError
 from iss_plugin.domain.labels import check_label
 from iss_plugin.domain.manifest import FileEntry
 from iss_plugin.domain.packages import Package, package_set_digest, standard_location
 
+log = logging.getLogger(__name__)
+
 PACKAGE_FIELDS = ["pulp_href", "name", "epoch", "version", "release", "arch", "pkgId", "checksum_type", "sha256",
                   "size_package", "location_href"]
 SET_FIELDS = ["pulp_href", "pkgId", "checksum_type", "sha256"]
-IN_BATCH = 100  # checksums per `pkgId__in` query (keeps the URL short)
+IN_BATCH = 50  # checksums per `pkgId__in` query: gunicorn refuses request lines over 4094 bytes
 UPLOAD_THREADS = 4
+BULK_UPLOAD = 20  # from this many files to upload, one sync of a yum tree around them beats one request each
+MODIFY_IMPORT_LIMIT = 200  # up to this many new package files, an import is uploads + one modify (follows the change)
+PACKAGE_METADATA = {"primary", "filelists", "other", "primary_db", "filelists_db", "other_db"}
 REPODATA = "repodata"
 
 _SESSIONS: dict[tuple[str, str, str], PulpSession] = {}
@@ -115,22 +122,6 @@ def _batched(seq: Sequence, n: int) -> Iterable[Sequence]:
         yield seq[i : i + n]
 
 
-def _link_or_copy_tree(src: Path, dst: Path) -> None:
-    """dst (new) gets src's regular files as hardlinks, or copies across filesystems."""
-    for dirpath, _dirnames, filenames in os.walk(src):
-        d = Path(dirpath)
-        target_dir = dst / d.relative_to(src)
-        target_dir.mkdir(parents=True, exist_ok=True)
-        for name in filenames:
-            s, t = d / name, target_dir / name
-            try:
-                os.link(s, t)
-            except OSError:
-                shutil.copy2(s, t)
-    dst.mkdir(parents=True, exist_ok=True)
-    os.chmod(dst, 0o755)
-
-
 class PulpBackend:
     """ContentBackend over a Pulp 3 server with pulp_rpm."""
 
@@ -144,12 +135,16 @@ class PulpBackend:
         shared_import_dir: Path | None,
         repo_prefix: str = "",
         upload_threads: int = UPLOAD_THREADS,
+        bulk_upload: int = BULK_UPLOAD,
+        modify_import_limit: int = MODIFY_IMPORT_LIMIT,
     ):
         self.pulp = session
         self.shared_export_dir = Path(shared_export_dir) if shared_export_dir else None
         self.shared_import_dir = Path(shared_import_dir) if shared_import_dir else None
         self.repo_prefix = repo_prefix
         self.upload_threads = upload_threads
+        self.bulk_upload = bulk_upload
+        self.modify_import_limit = modify_import_limit
         self._repos: dict[str, dict] = {}
 
     @classmethod
@@ -237,6 +232,8 @@ class PulpBackend:
             return self._version_number(r["latest_version_href"])
         hrefs = self._content_by_sha(list(wanted))
         missing = [(sha, f) for sha, f in wanted.items() if sha not in hrefs]
+        if len(missing) >= self.bulk_upload and self.shared_import_dir is not None:
+            return self._bulk_add(repo, r, wanted, len(files))
         uploaded, problems = self._upload(missing)
         if problems:
             raise BackendError(
@@ -244,6 +241,25 @@ class PulpBackend:
             )
         hrefs.update(uploaded)
         return self._modify(r, add=[hrefs[sha] for sha in wanted], doing=f"adding {len(wanted)} packages to '{repo}'")
+
+    def _bulk_add(self, repo: str, r: dict, wanted: dict[str, Path], total: int) -> int:
+        """Many new packages: a yum tree around them in the shared import directory, one additive
+        sync (one Pulp task; packages Pulp holds already are not read again)."""
+        stage = self.shared_import_dir / f"iss-upload-{uuid.uuid4().hex}"  # type: ignore[operator]
+        try:
+            problems = write_repo_around(stage, list(wanted.values()))
+            if problems:
+                raise BackendError(
+                    f"{len(problems)} of {total} packages could not be uploaded to Pulp; '{repo}' is unchanged", problems
+                )
+            version = self._sync_from(r, stage.as_uri() + "/", mirror=False, what=f"{len(wanted)} uploaded packages")
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        got = self._version_set(self._version_href(repo, version))
+        lost = [f.name for sha, f in wanted.items() if sha not in got]
+        if lost:
+            raise BackendError(f"Pulp's sync of the uploaded packages left out {len(lost)} of them", lost[:20])
+        return version
 
     def remove_packages(self, repo: str, sha256s: Iterable[str]) -> int:
         r = self._repo(repo, fresh=True)
@@ -295,12 +311,16 @@ class PulpBackend:
                           parameters={"filesystem_exporter_href": exporter["pulp_href"]}, body=body)
             _move_tree(out, dest)
         finally:
-            try:
-                self.pulp.run("exporters_core_filesystem_delete", "deleting the filesystem exporter",
-                              parameters={"filesystem_exporter_href": exporter["pulp_href"]})
+            try:  # not waited for: nothing depends on it
+                self.pulp.call("exporters_core_filesystem_delete", "deleting the filesystem exporter",
+                               parameters={"filesystem_exporter_href": exporter["pulp_href"]})
+            except BackendError as e:
+                log.warning("could not delete filesystem exporter %s: %s", exporter["pulp_href"], e)
             finally:
                 shutil.rmtree(out, ignore_errors=True)
-        known = {p.location: p for p in self.list_packages(repo, version)}
+        package_files = sum(1 for p in dest.rglob("*.rpm"))
+        # many package files: their sha256 from Pulp (one request per 1000); few: hashing is cheaper
+        known = {p.location: p for p in self.list_packages(repo, version)} if package_files > 50 else {}
         files, new = [], 0
         for path in sorted(p for p in dest.rglob("*") if p.is_file()):
             rel = path.relative_to(dest).as_posix()
@@ -357,8 +377,12 @@ class PulpBackend:
                     details={"has": {"version": latest.number, "package_count": latest.package_count,
                                      "digest": latest.digest}},
                 )
-        with self._staged(tree) as staged:
-            version = self._sync_from(r, staged.as_uri() + "/", mirror=True, what=str(tree))
+        to_upload = [u for u in listed if u.sha256 not in self._version_set(latest_href) and (tree / u.href).is_file()]
+        if len(to_upload) <= self.modify_import_limit and repomd_types(tree) <= PACKAGE_METADATA:
+            version = self._apply_by_modify(repo, r, tree, listed)
+        else:  # large changes, or metadata beyond packages (errata, comps, modules): Pulp's mirror sync
+            with self._staged(tree) as staged:
+                version = self._sync_from(r, staged.as_uri() + "/", mirror=True, what=str(tree))
         got = self._version_set(self._version_href(repo, version))
         if package_set_digest(got) != expect.target_digest:
             if version != self._version_number(latest_href):
@@ -370,6 +394,25 @@ class PulpBackend:
                 "the version was removed again",
             )
         return version
+
+    def _apply_by_modify(self, repo: str, r: dict, tree: Path, listed) -> int:
+        """Make the latest version equal to the tree's package list with one modify task: packages
+        Pulp holds are added by reference, the tree's new package files are uploaded first. Costs
+        follow the change, not the repository (a mirror sync re-reads every package's metadata)."""
+        current = self._version_set(r["latest_version_href"])
+        wanted = {u.sha256: u for u in listed}
+        adding = [u for sha, u in wanted.items() if sha not in current]
+        removing = [href for sha, href in current.items() if sha not in wanted]
+        if not adding and not removing:
+            return self._version_number(r["latest_version_href"])
+        held = self._content_by_sha([u.sha256 for u in adding])
+        uploaded, problems = self._upload([(u.sha256, tree / u.href) for u in adding if u.sha256 not in held])
+        if problems:
+            raise BundleIntegrityError(f"{len(problems)} package files of {tree} were refused; nothing was imported",
+                                       problems)
+        held.update(uploaded)
+        return self._modify(r, add=[held[u.sha256] for u in adding], remove=removing,
+                            doing=f"importing {tree} into '{repo}' (+{len(adding)} -{len(removing)})")
 
     # === publication ==============================================================================
     def publish(self, repo: str, version: int) -> str:
@@ -635,7 +678,7 @@ class PulpBackend:
             except ValueError:
                 pass
             self.path = root / f"iss-import-{uuid.uuid4().hex}"
-            _link_or_copy_tree(self.tree, self.path)
+            link_or_copy_tree(self.tree, self.path)
             return self.path
 
         def __exit__(self, *exc) -> None:

@@ -93,6 +93,18 @@ def translate(e: BaseException, doing: str) -> BackendError:
     return BackendError(f"unexpected error from pulp-glue while {doing}: {type(e).__name__}: {e}")
 
 
+def _run_seconds(task: dict) -> float | None:
+    """How long Pulp says the task took from creation to finish (queueing included)."""
+    from datetime import datetime
+
+    try:
+        created = datetime.fromisoformat(task["pulp_created"].replace("Z", "+00:00"))
+        finished = datetime.fromisoformat(task["finished_at"].replace("Z", "+00:00"))
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
+    return (finished - created).total_seconds()
+
+
 class PulpSession:
     """One logged-in pulp-glue context per thread (requests sessions are not shared across threads)."""
 
@@ -104,6 +116,7 @@ class PulpSession:
         self._csrf: str | None = None
         self.task_seconds = 0.0  # wall time spent waiting for tasks (for the benchmark's question)
         self.tasks = 0
+        self.task_log: list[tuple[str, float, float | None]] = []  # (doing, waited s, Pulp's run s), last 1000
 
     # --- authentication ----------------------------------------------------------------------
     def _login(self) -> None:
@@ -229,6 +242,9 @@ class PulpSession:
         finally:
             self.task_seconds += time.monotonic() - start
             self.tasks += 1
+        ran = _run_seconds(task)
+        self.task_log.append((doing, time.monotonic() - start, ran))
+        del self.task_log[:-1000]
         if log.isEnabledFor(logging.DEBUG):
             log.debug("task %s (%s): %s, waited %.3f s, ran %s -> %s", href, doing, task["state"],
                       time.monotonic() - start, task.get("started_at"), task.get("finished_at"))

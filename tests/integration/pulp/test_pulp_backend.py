@@ -48,8 +48,12 @@ def test_the_backend_is_the_protocol_and_from_settings_reads_the_pulpctl_env(pul
             update={"pulp": settings.pulp.model_copy(update={"password_file": None})}))
 
 
-def test_propagation_between_two_pulps_full_then_incremental_with_removals(pulp1, pulp2, tmp_path):
+@pytest.mark.parametrize("apply", ["modify", "mirror-sync"])
+def test_propagation_between_two_pulps_full_then_incremental_with_removals(pulp1, pulp2, tmp_path, apply):
     src, dst = pulp1, pulp2
+    # small changes are applied by uploads + one modify; large ones (or trees with errata, comps,
+    # modules) by a mirror sync of the staged tree: both must reach the same exact target
+    dst.modify_import_limit = 10_000 if apply == "modify" else -1
     for b in (src, dst):
         b.ensure_repository(REPO)
     first = build_rpms(tmp_path / "a", 40, prefix="prop")
@@ -87,6 +91,26 @@ def test_propagation_between_two_pulps_full_then_incremental_with_removals(pulp1
     # re-applying the same tree is a no-op: same version, no new one
     assert dst.import_tree(REPO, inc, expect) == v2
     assert dst.latest_version(REPO) == v2
+
+
+def test_bulk_upload_is_one_version_and_refuses_a_broken_file_naming_it(pulp1, tmp_path):
+    pulp1.ensure_repository(REPO)
+    pulp1.bulk_upload = 5
+    files = build_rpms(tmp_path / "a", 12, prefix="bulk")
+    bad = tmp_path / "bad" / "broken-1.0-1.noarch.rpm"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not an rpm" * 50)
+    with pytest.raises(BackendError) as e:
+        pulp1.add_packages(REPO, files + [bad])
+    assert "broken-1.0-1.noarch.rpm" in str(e.value) and not e.value.transient
+    assert pulp1.latest_version(REPO) == 0
+    assert pulp1.add_packages(REPO, files) == 1
+    assert {p.sha256 for p in pulp1.list_packages(REPO, 1)} == shas(files)
+    assert [p.location for p in pulp1.list_packages(REPO, 1)][0] == standard_location(files[0].name)
+    assert pulp1.add_packages(REPO, files) == 1
+    more = build_rpms(tmp_path / "b", 6, prefix="bulk", start=12)
+    assert pulp1.add_packages(REPO, files[:3] + more) == 2
+    assert {p.sha256 for p in pulp1.list_packages(REPO, 2)} == shas(files + more)
 
 
 def test_incremental_tree_applies_on_the_matching_base_only(pulp1, pulp2, tmp_path):

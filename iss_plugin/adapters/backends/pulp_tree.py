@@ -1,0 +1,90 @@
+"""Local yum trees the Pulp backend hands to Pulp: staging under the shared import directory, and
+a yum repository written around RPM files (the bulk upload path: one sync task instead of one
+upload request per package)."""
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from iss_plugin.domain.packages import standard_location
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def link_or_copy_tree(src: Path, dst: Path) -> None:
+    """dst (new) gets src's regular files as hardlinks, or copies across filesystems."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for dirpath, _dirnames, filenames in os.walk(src):
+        d = Path(dirpath)
+        target_dir = dst / d.relative_to(src)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        for name in filenames:
+            link_or_copy(d / name, target_dir / name)
+    os.chmod(dst, 0o755)
+
+
+def write_repo_around(root: Path, files: Sequence[Path]) -> list[str]:
+    """Make root a yum repository of `files` (hardlinked under Packages/<x>/, with repodata/).
+
+    Returns the problems (a file that is not a readable RPM, two files at one location); the
+    repository is written only when there are none."""
+    import createrepo_c as cr
+
+    problems: list[str] = []
+    pkgs = []
+    seen: dict[str, Path] = {}
+    for f in files:
+        href = standard_location(f.name)
+        if href in seen:
+            problems.append(f"{f.name}: two files of this name in one upload ({seen[href]} and {f})")
+            continue
+        seen[href] = f
+        target = root / href
+        link_or_copy(f, target)
+        try:
+            pkgs.append(cr.package_from_rpm(str(target), cr.SHA256, href, None, 10))
+        except Exception as e:  # noqa: BLE001 - createrepo_c raises its own error types
+            problems.append(f"{f.name}: not a readable RPM package ({e})")
+    if problems:
+        return problems
+    repodata = root / "repodata"
+    repodata.mkdir(parents=True, exist_ok=True)
+    comp = cr.GZ_COMPRESSION
+    suffix = cr.compression_suffix(comp)
+    paths = {name: repodata / f"{name}.xml{suffix}" for name in ("primary", "filelists", "other")}
+    writers = (
+        cr.PrimaryXmlFile(str(paths["primary"]), comp),
+        cr.FilelistsXmlFile(str(paths["filelists"]), comp),
+        cr.OtherXmlFile(str(paths["other"]), comp),
+    )
+    for w in writers:
+        w.set_num_of_pkgs(len(pkgs))
+    for pkg in pkgs:
+        for w in writers:
+            w.add_pkg(pkg)
+    for w in writers:
+        w.close()
+    repomd = cr.Repomd()
+    for name, path in paths.items():
+        rec = cr.RepomdRecord(name, str(path))
+        rec.fill(cr.SHA256)
+        rec.rename_file()
+        repomd.set_record(rec)
+    (repodata / "repomd.xml").write_text(repomd.xml_dump())
+    return []
+
+
+def repomd_types(tree: Path) -> set[str]:
+    """The metadata types a tree's repomd.xml lists (primary, filelists, other, updateinfo, ...)."""
+    import createrepo_c as cr
+
+    repomd = cr.Repomd(str(tree / "repodata" / "repomd.xml"))
+    return {rec.type for rec in repomd.records}
