@@ -10,9 +10,9 @@ splits into chunks, or (phase 3) sends as an HTTP response body:
 
 The gzip is one standard member (gzip, tar -z, Python's gzip module read it). Payloads that are
 already compressed (RPMs, .gz/.xz/.zst/.bz2 metadata) go into stored deflate blocks: measured,
-zlib level 1 spends ~2 s per 100 MB of RPMs to save nothing. Tar headers, padding and other
-files (XML, CSV, JSON) are deflated at `compresslevel`. Each switch between the two ends with
-a full flush, so no block refers back across it.
+zlib level 1 spends ~2 s per 100 MB of RPMs to save nothing. Other files (XML, CSV, JSON) are
+deflated at `compresslevel`; a tar header goes in its entry's mode. Each switch between the two
+ends with a full flush, so no block refers back across it.
 """
 from __future__ import annotations
 
@@ -84,18 +84,20 @@ def tar_segments(entries: Iterable[Entry], *, mtime: int = 0, progress: Progress
     directory entry precedes the first file inside it. A source file whose size differs from its
     entry aborts the stream (IssError) rather than produce a corrupt archive."""
     made: set[str] = set()
-    pending = bytearray()  # headers and padding, compressed together
+    pending = bytearray()  # the previous entry's padding, directory headers, this entry's header
     offset = 0  # bytes of tar emitted so far
     for entry in entries:
+        # Headers travel in their entry's mode: switching modes costs a full deflate flush, and
+        # entries sorted by path keep RPMs (stored) and metadata (deflated) in long runs.
+        compressible = not entry.path.lower().endswith(PRECOMPRESSED)
         for directory in _parents(entry.path):
             if directory not in made:
                 made.add(directory)
                 pending += _header(directory, 0, mtime, is_dir=True)
         pending += _header(entry.path, entry.size, mtime, is_dir=False)
         offset += len(pending)
-        yield bytes(pending), True
+        yield bytes(pending), compressible
         pending.clear()
-        compressible = not entry.path.lower().endswith(PRECOMPRESSED)
         written = 0
         with entry.open() as fh:
             while True:
