@@ -49,6 +49,24 @@ def plan_repository_export(
     )
 
 
+def plan_from_changes(
+    product: str,
+    repository: str,
+    target: VersionRef,
+    base: VersionRef | None,
+    added: Sequence[Package],
+    removed: Sequence[str],
+) -> RepositoryExportPlan:
+    """The same plan from what a backend says changed, without listing both versions (cost of the change)."""
+    if base is None and removed:
+        raise ValueError("a full export removes nothing")
+    if base is not None and base.package_count + len(added) - len(removed) != target.package_count:
+        raise ValueError(f"{product}/{repository}: base {base.package_count} + {len(added)} - {len(removed)} "
+                         f"is not the target's {target.package_count} packages")
+    return RepositoryExportPlan(product, repository, target, base,
+                                tuple(sorted(added, key=lambda p: p.location)), tuple(sorted(removed)))
+
+
 def target_after_import(base: Sequence[Package], added: Sequence[Package], removed: Sequence[str]) -> list[Package]:
     """The package set an incremental bundle yields on top of its base."""
     gone = set(removed)

@@ -24,6 +24,7 @@ from iss_plugin.adapters.db.models import (
     ExportRecord,
     Repository,
 )
+from iss_plugin.adapters.backends.base import version_changes
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.errors import IssError, NotFound, UsageError
 from iss_plugin.domain.manifest import (
@@ -32,8 +33,9 @@ from iss_plugin.domain.manifest import (
     ContentViewRef,
     ProductEntry,
     RepositoryEntry,
+    VersionRef,
 )
-from iss_plugin.domain.planning import RepositoryExportPlan, plan_repository_export
+from iss_plugin.domain.planning import RepositoryExportPlan, plan_from_changes
 from iss_plugin.domain.versions import VersionNumber
 
 from .audit import audit
@@ -252,9 +254,11 @@ def _write_trees(uow: UnitOfWork, selections: list[RepoSelection], staging: Path
     for i, s in enumerate(selections):
         progress("export repositories", i, len(selections))
         key = s.repo.backend_key
-        target = uow.backend.list_packages(key, s.target_version)
-        base = uow.backend.list_packages(key, s.base_version) if s.base_version is not None else None
-        plan = plan_repository_export(s.repo.product.label, s.repo.label, s.target_version, target, s.base_version, base)
+        target = uow.backend.version_info(key, s.target_version)
+        base = uow.backend.version_info(key, s.base_version) if s.base_version is not None else None
+        changes = version_changes(uow.backend, key, s.base_version, s.target_version)
+        plan = plan_from_changes(s.repo.product.label, s.repo.label, _ref(target), _ref(base) if base else None,
+                                 changes.added, changes.removed)
         rel = f"repos/{s.repo.product.label}/{s.repo.label}"
         dest = staging / rel
         dest.mkdir(parents=True)
@@ -265,6 +269,10 @@ def _write_trees(uow: UnitOfWork, selections: list[RepoSelection], staging: Path
         plans.append(plan)
     progress("export repositories", len(selections), len(selections))
     return plans, trees
+
+
+def _ref(info) -> VersionRef:
+    return VersionRef(info.number, info.package_count, info.digest)
 
 
 def _write_products_csv(staging: Path, selections: list[RepoSelection]) -> None:

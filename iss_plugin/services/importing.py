@@ -35,6 +35,7 @@ from iss_plugin.domain.rules import (
     plan_import,
 )
 from iss_plugin.domain.versions import VersionNumber
+from iss_plugin.failpoints import failpoint
 
 from .audit import audit
 from .catalog import backend_key
@@ -84,12 +85,13 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
                     before_commit(uow, summary | {"state": "already_imported", "repositories": None})
                 uow.commit()
                 return summary | {"state": "already_imported"}
-            written = _apply(uow, org, manifest, plan, opened.root)
+            written = _apply(uow, org, manifest, plan, opened.root, disposable=opened.temp_dir is not None)
             _record(uow, manifest, request, "imported")
             audit(uow.session, actor, "content.import", str(request.path), bundle_id=manifest.bundle_id,
                   kind=manifest.kind, organization=org.label)
             if before_commit:
                 before_commit(uow, summary | {"state": "imported", "repositories": written})
+            failpoint("import.before_commit")  # crash tests: files are in the store, nothing committed
             uow.commit()
             _publish(uow, written)
             return summary | {"state": "imported", "repositories": written}
@@ -164,7 +166,8 @@ def _repository_already_there(manifest: BundleManifest, snapshot: DestinationSna
     return ImportPlan(already_imported=True, placements=plan.placements)
 
 
-def _apply(uow: UnitOfWork, org: Organization, manifest: BundleManifest, plan: ImportPlan, root: Path) -> list[dict]:
+def _apply(uow: UnitOfWork, org: Organization, manifest: BundleManifest, plan: ImportPlan, root: Path,
+           disposable: bool) -> list[dict]:
     s = uow.session
     products = {p.label: p for p in org.products}
     for label, name, redhat, content_id in plan.create_products:
@@ -202,7 +205,7 @@ def _apply(uow: UnitOfWork, org: Organization, manifest: BundleManifest, plan: I
             base_version = (base_pins or {}).get((pl.product, pl.repository)) if cvv is not None else uow.backend.latest_version(key)
         version = uow.backend.import_tree(key, root / entry.path, ImportExpectation(
             base_version=base_version, removed=entry.removed, target_digest=entry.target.package_set_digest,
-            target_count=entry.target.package_count))
+            target_count=entry.target.package_count, disposable_tree=disposable))
         if cvv is not None:
             cvv.repositories.append(ContentViewVersionRepository(repository=repo, backend_version=version,
                                                                  package_count=entry.target.package_count,

@@ -41,6 +41,27 @@ class ImportExpectation:
     removed: tuple[str, ...]  # sha256 of base packages to drop
     target_digest: str
     target_count: int
+    # The tree is a temporary extraction the caller deletes afterwards: a backend may move its
+    # files instead of copying them. Never set for a directory bundle the user handed over.
+    disposable_tree: bool = False
+
+
+@dataclass(frozen=True)
+class VersionChanges:
+    added: list[Package]  # in the version, not in the base
+    removed: list[str]  # sha256 of base packages the version no longer has
+
+
+def version_changes(backend: "ContentBackend", repo: str, base_version: int | None, version: int) -> VersionChanges:
+    """What `version` adds to `base_version` and drops from it: at the cost of the change when the
+    backend can say so itself (local), otherwise by comparing both package lists."""
+    own = getattr(backend, "version_changes", None)
+    if own is not None:
+        return own(repo, base_version, version)
+    target = backend.list_packages(repo, version)
+    base = {p.sha256 for p in backend.list_packages(repo, base_version)} if base_version is not None else set()
+    target_sha = {p.sha256 for p in target}
+    return VersionChanges([p for p in target if p.sha256 not in base], sorted(base - target_sha))
 
 
 @runtime_checkable
@@ -54,6 +75,8 @@ class ContentBackend(Protocol):
         """The newest version number (0 for a new, empty repository)."""
 
     def list_versions(self, repo: str) -> list[VersionInfo]: ...
+
+    def version_info(self, repo: str, version: int) -> VersionInfo: ...
 
     def list_packages(self, repo: str, version: int) -> list[Package]: ...
 

@@ -38,7 +38,7 @@ from sqlalchemy import Engine, and_, event, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from iss_plugin.adapters.backends.base import ExportedTree, ImportExpectation, VersionInfo
+from iss_plugin.adapters.backends.base import ExportedTree, ImportExpectation, VersionChanges, VersionInfo
 from iss_plugin.adapters.backends.local_blobs import BlobStore, Placer
 from iss_plugin.adapters.backends.local_fetch import Fetcher
 from iss_plugin.adapters.backends.local_index import BlockCache, SetCache, partition, set_digest
@@ -70,10 +70,6 @@ C = _CONTENT.c
 Item = tuple[int, str, str]
 
 
-@dataclass(frozen=True)
-class VersionChanges:
-    added: list[Package]  # in the version, not in the base (ordered by location)
-    removed: list[str]  # sha256 of base packages the version no longer has (sorted)
 
 
 @dataclass(frozen=True)
@@ -252,6 +248,7 @@ class LocalBackend:
         and no version is written (the session holds the new store rows: the caller rolls back).
         take_files=True: the tree is a staging directory the caller owns and discards; its files
         are moved into the store instead of copied."""
+        take_files = take_files or expect.disposable_tree
         r = self._repo(repo, lock=True)
         ct = self._content_type(r)
         tree = Path(tree)
