@@ -75,6 +75,10 @@ class _SetCache:
                 self._d.move_to_end(key)
             return v
 
+    def drop(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._d.pop(key, None)
+
     def put(self, key: tuple[str, str], value: dict[str, str]) -> None:
         with self._lock:
             self._d[key] = value
@@ -362,7 +366,9 @@ class PulpBackend:
             return self._version_number(latest_href)  # already there: re-delivery changes nothing
         if expect.base_version is not None:
             self._check_base(repo, r, expect.base_version)
-        absent = [u for u in listed if not (tree / u.href).is_file()]
+        # packages the tree lists without their file: the latest version or Pulp must hold them
+        latest_set = self._version_set(latest_href)
+        absent = [u for u in listed if u.sha256 not in latest_set and not (tree / u.href).is_file()]
         if absent:
             held = self._content_by_sha([u.sha256 for u in absent])
             lacking = [u for u in absent if u.sha256 not in held]
@@ -377,7 +383,7 @@ class PulpBackend:
                     details={"has": {"version": latest.number, "package_count": latest.package_count,
                                      "digest": latest.digest}},
                 )
-        to_upload = [u for u in listed if u.sha256 not in self._version_set(latest_href) and (tree / u.href).is_file()]
+        to_upload = [u for u in listed if u.sha256 not in latest_set and (tree / u.href).is_file()]
         if len(to_upload) <= self.modify_import_limit and repomd_types(tree) <= PACKAGE_METADATA:
             version = self._apply_by_modify(repo, r, tree, listed)
         else:  # large changes, or metadata beyond packages (errata, comps, modules): Pulp's mirror sync
@@ -386,6 +392,7 @@ class PulpBackend:
         got = self._version_set(self._version_href(repo, version))
         if package_set_digest(got) != expect.target_digest:
             if version != self._version_number(latest_href):
+                _SETS.drop((self.pulp.conn.url, self._version_href(repo, version)))
                 self.pulp.run("repositories_rpm_rpm_versions_delete", f"deleting the wrong version {version} of '{repo}'",
                               parameters={"rpm_rpm_repository_version_href": self._version_href(repo, version)})
             raise BundleIntegrityError(
@@ -542,17 +549,9 @@ class PulpBackend:
             key = (self.pulp.conn.url, v["pulp_href"])
             shas = _SETS.get(key)
             if shas is None:
-                summary = v.get("content_summary") or {}
-                if prev is None:
+                shas = self._apply_summary(prev, v) if prev is not None else None
+                if shas is None:
                     shas = self._full_set(v["pulp_href"])
-                else:
-                    shas = dict(prev)
-                    if "rpm.package" in summary.get("removed", {}):
-                        for e in self._set_query({"repository_version_removed": v["pulp_href"]}):
-                            shas.pop(_sha_of(e), None)
-                    if "rpm.package" in summary.get("added", {}):
-                        for e in self._set_query({"repository_version_added": v["pulp_href"]}):
-                            shas[_sha_of(e)] = e["pulp_href"]
                 _SETS.put(key, shas)
             out.append((v, shas))
             prev = shas
@@ -565,12 +564,38 @@ class PulpBackend:
         return {_sha_of(e): e["pulp_href"] for e in self._set_query({"repository_version": version_href})}
 
     def _version_set(self, version_href: str) -> dict[str, str]:
+        """The version's {sha256: content href}: from its predecessor's cached set and what Pulp says
+        the version added and removed when that set is known (the cost follows the change), checked
+        against Pulp's count of the version's packages; otherwise listed in full."""
         key = (self.pulp.conn.url, version_href)
         shas = _SETS.get(key)
+        if shas is not None:
+            return shas
+        number = self._version_number(version_href)
+        prev = _SETS.get((self.pulp.conn.url, version_href[: -len(f"{number}/")] + f"{number - 1}/")) if number else None
+        if prev is not None:
+            v = self.pulp.call("repositories_rpm_rpm_versions_read", "reading a repository version",
+                               parameters={"rpm_rpm_repository_version_href": version_href,
+                                           "fields": ["pulp_href", "number", "content_summary"]})
+            shas = self._apply_summary(prev, v)
         if shas is None:
             shas = self._full_set(version_href)
-            _SETS.put(key, shas)
+        _SETS.put(key, shas)
         return shas
+
+    def _apply_summary(self, prev: dict[str, str], v: dict) -> dict[str, str] | None:
+        """prev + what version v added - what it removed; None when the result disagrees with Pulp's
+        count of v's packages (a version between them was deleted: list v in full instead)."""
+        summary = v.get("content_summary") or {}
+        shas = dict(prev)
+        if "rpm.package" in summary.get("removed", {}):
+            for e in self._set_query({"repository_version_removed": v["pulp_href"]}):
+                shas.pop(_sha_of(e), None)
+        if "rpm.package" in summary.get("added", {}):
+            for e in self._set_query({"repository_version_added": v["pulp_href"]}):
+                shas[_sha_of(e)] = e["pulp_href"]
+        present = summary.get("present", {}).get("rpm.package", {}).get("count", 0)
+        return shas if present == len(shas) else None
 
     @staticmethod
     def _package(e: dict) -> Package:
@@ -608,6 +633,7 @@ class PulpBackend:
         problems: list[str] = []
         if not items:
             return done, problems
+        self.pulp.operation_url("content_rpm_packages_upload")  # resolved once, before the threads start
         with ThreadPoolExecutor(max_workers=max(1, min(self.upload_threads, len(items)))) as pool:
             for sha, href, problem in pool.map(one, items):
                 if problem:

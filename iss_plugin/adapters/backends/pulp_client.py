@@ -114,6 +114,8 @@ class PulpSession:
         self._cookie_lock = threading.Lock()
         self._cookie: str | None = None
         self._csrf: str | None = None
+        self._generation = 0
+        self._operation_urls: dict[str, tuple[str, str]] = {}
         self.task_seconds = 0.0  # wall time spent waiting for tasks (for the benchmark's question)
         self.tasks = 0
         self.task_log: list[tuple[str, float, float | None]] = []  # (doing, waited s, Pulp's run s), last 1000
@@ -136,7 +138,7 @@ class PulpSession:
                                    transient=r.status_code >= 500)
             self._cookie = f"sessionid={r.cookies.get('sessionid')}; csrftoken={r.cookies.get('csrftoken')}"
             self._csrf = r.cookies.get("csrftoken")
-            self._generation = getattr(self, "_generation", 0) + 1
+            self._generation += 1
 
     @property
     def ctx(self) -> PulpContext:
@@ -174,15 +176,25 @@ class PulpSession:
                 raise translate(e, doing) from None
         raise AssertionError("unreachable")
 
+    def operation_url(self, operation: str) -> tuple[str, str]:
+        """(method, absolute URL) of an operation without path parameters, from the API description
+        (looked up once: a pulp-glue context per upload thread would parse the description again)."""
+        with self._cookie_lock:
+            found = self._operation_urls.get(operation)
+        if found is None:
+            method, url_path = self.ctx.api.operations[operation]
+            found = (method.upper(), self.conn.url.rstrip("/") + url_path)
+            with self._cookie_lock:
+                self._operation_urls[operation] = found
+        return found
+
     def upload_file(self, operation: str, path, field: str = "file") -> dict:
         """POST one file to a synchronous upload operation (e.g. content_rpm_packages_upload).
 
         The hot path of a bulk upload, from several threads at once: a plain requests session per
         thread with the login cookie (a pulp-glue context per thread would parse the API description
         again in each); the operation's URL comes from pulp-glue's API description."""
-        ctx = self.ctx
-        method, url_path = ctx.api.operations[operation]
-        url = self.conn.url.rstrip("/") + url_path
+        method, url = self.operation_url(operation)
         doing = f"uploading {path.name}"
         for attempt in (1, 2):
             http = getattr(self._local, "http", None)
@@ -192,12 +204,11 @@ class PulpSession:
                 self._local.http, self._local.http_generation = http, self._generation
             try:
                 with open(path, "rb") as f:
-                    r = http.request(method.upper(), url, files={field: (path.name, f)}, timeout=self.conn.timeout_seconds)
+                    r = http.request(method, url, files={field: (path.name, f)}, timeout=self.conn.timeout_seconds)
             except requests.RequestException as e:
                 raise BackendError(f"cannot reach Pulp while {doing}: {e}", transient=True) from None
             if r.status_code in (401, 403) and attempt == 1:
-                self._cookie = None
-                self.ctx  # log in again
+                self._login()  # the session expired: log in again
                 continue
             if r.status_code >= 400:
                 raise BackendError(f"Pulp answered {r.status_code} while {doing}: {r.text[:2000]}",

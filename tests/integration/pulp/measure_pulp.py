@@ -42,8 +42,9 @@ def main() -> None:
     try:
         for b in (src, dst):
             b.ensure_repository(repo)
-        base_files = build_rpms(work / "base", n, prefix="m")
-        new_files = build_rpms(work / "new", k, prefix="m", start=n)
+        tag = src.repo_prefix.strip("/")  # packages no earlier run uploaded: Pulp holds none of them
+        base_files = build_rpms(work / "base", n, prefix=f"m{tag}-")
+        new_files = build_rpms(work / "new", k, prefix=f"m{tag}-", start=n)
         v1 = timed(f"upload {n} packages (add_packages)", lambda: src.add_packages(repo, base_files))
         timed(f"upload the same {n} again (no-op)", lambda: src.add_packages(repo, base_files))
         timed("list_versions", lambda: src.list_versions(repo))
