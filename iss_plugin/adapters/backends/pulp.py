@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from iss_plugin.adapters.backends.base import ExportedTree, ImportExpectation, VersionInfo
+from iss_plugin.adapters.backends.base import ExportedTree, ImportExpectation, VersionChanges, VersionInfo
 from iss_plugin.adapters.backends.pulp_client import PulpConnection, PulpSession
 from iss_plugin.adapters.backends.pulp_tree import link_or_copy_tree, repomd_types, write_repo_around
 from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError, ConfigError, NotFound, UsageError
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 PACKAGE_FIELDS = ["pulp_href", "name", "epoch", "version", "release", "arch", "pkgId", "checksum_type", "sha256",
                   "size_package", "location_href"]
 SET_FIELDS = ["pulp_href", "pkgId", "checksum_type", "sha256"]
+HREF_BATCH = 40  # content hrefs per `pulp_href__in` query (same limit)
 IN_BATCH = 50  # checksums per `pkgId__in` query: gunicorn refuses request lines over 4094 bytes
 UPLOAD_THREADS = 4
 BULK_UPLOAD = 20  # from this many files to upload, one sync of a yum tree around them beats one request each
@@ -208,10 +209,25 @@ class PulpBackend:
         return out
 
     def version_info(self, repo: str, version: int) -> VersionInfo:
-        for v in self.list_versions(repo):
-            if v.number == version:
-                return v
-        raise NotFound(f"repository '{repo}' has no version {version} in Pulp")
+        href = self._version_href(repo, version)
+        v = self.pulp.call("repositories_rpm_rpm_versions_read", f"reading '{repo}' version {version}",
+                           parameters={"rpm_rpm_repository_version_href": href, "fields": ["pulp_created"]})
+        shas = self._version_set(href)
+        return VersionInfo(version, _utc(v["pulp_created"]), len(shas), package_set_digest(shas))
+
+    def version_changes(self, repo: str, base_version: int | None, version: int) -> VersionChanges:
+        """What `version` adds to `base_version` and drops from it, from the cached version sets: only
+        the added packages are read in full (the cost of the change)."""
+        target = self._version_set(self._version_href(repo, version))
+        base = self._version_set(self._version_href(repo, base_version)) if base_version is not None else {}
+        added_hrefs = [href for sha, href in target.items() if sha not in base]
+        added = []
+        for batch in _batched(added_hrefs, HREF_BATCH):
+            added.extend(self._package(e) for e in self.pulp.list(
+                "content_rpm_packages_list", f"reading the packages '{repo}' version {version} adds",
+                {"pulp_href__in": list(batch), "fields": PACKAGE_FIELDS}))
+        return VersionChanges(sorted(added, key=lambda p: (p.location, p.sha256)),
+                              sorted(sha for sha in base if sha not in target))
 
     def list_packages(self, repo: str, version: int) -> list[Package]:
         href = self._version_href(repo, version)
@@ -463,7 +479,7 @@ class PulpBackend:
         ))
         repo_hrefs = sorted({v["repository"] for v in versions})
         names: dict[str, str] = {}
-        for batch in _batched(repo_hrefs, IN_BATCH):
+        for batch in _batched(repo_hrefs, HREF_BATCH):
             for e in self.pulp.list("repositories_rpm_rpm_list", "naming changed repositories",
                                     {"pulp_href__in": list(batch), "fields": ["pulp_href", "name"]}):
                 names[e["pulp_href"]] = e["name"]

@@ -216,6 +216,12 @@ def test_list_versions_follows_changes_without_listing_every_version_in_full(pul
     assert [(v.number, v.package_count) for v in versions] == [(0, 0), (1, 3), (2, 6), (3, 9), (4, 12), (5, 11)]
     for v in versions:
         assert v.digest == package_set_digest(p.sha256 for p in pulp1.list_packages(REPO, v.number))
+        assert pulp1.version_info(REPO, v.number) == v
+    changes = pulp1.version_changes(REPO, 1, 5)
+    assert {p.sha256 for p in changes.added} == shas(batches[1] + batches[2] + batches[3])
+    assert changes.removed == [file_sha256(batches[0][0])]
+    assert changes.added == sorted(changes.added, key=lambda p: (p.location, p.sha256))
+    assert pulp1.version_changes(REPO, None, 1).added == pulp1.list_packages(REPO, 1)
 
 
 # --- publication -----------------------------------------------------------------------------------
