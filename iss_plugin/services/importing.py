@@ -60,11 +60,13 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
     from iss_plugin.adapters.bundles.reader import TrustedKey, open_bundle, verify_bundle
 
     work_dir.mkdir(parents=True, exist_ok=True)
-    with open_bundle(Path(request.path), work_dir) as opened:
-        with uow:
-            org_label = find.organization(uow.session, request.organization).label
-            trusted = [TrustedKey(t.name, t.public_key, t.fingerprint, tuple(t.organizations))
-                       for t in find.trusted_sources(uow.session)]
+    with uow:
+        org_label = find.organization(uow.session, request.organization).label
+        trusted = [TrustedKey(t.name, t.public_key, t.fingerprint, tuple(t.organizations))
+                   for t in find.trusted_sources(uow.session)]
+    # The signature is checked as soon as manifest.json is read: an untrusted or edited archive is
+    # refused before the rest of it is read or extracted.
+    with open_bundle(Path(request.path), work_dir, trusted=trusted, organization=org_label) as opened:
         manifest = verify_bundle(opened, trusted, org_label)
         if manifest.scope != request.scope:
             command = "version" if manifest.scope == "content_view_version" else "repository"
