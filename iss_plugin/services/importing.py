@@ -24,7 +24,7 @@ from iss_plugin.adapters.db.models import (
 )
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.adapters.backends.base import ImportExpectation
-from iss_plugin.domain.errors import IssError, RejectedInput
+from iss_plugin.domain.errors import BundleIntegrityError, IssError, RejectedInput
 from iss_plugin.domain.manifest import BundleManifest
 from iss_plugin.domain.rules import (
     DestinationSnapshot,
@@ -67,7 +67,8 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
     # The signature is checked as soon as manifest.json is read: an untrusted or edited archive is
     # refused before the rest of it is read or extracted.
     with open_bundle(Path(request.path), work_dir, trusted=trusted, organization=org_label) as opened:
-        manifest = verify_bundle(opened, trusted, org_label)
+        file_problems: list[str] | None = [] if request.dry_run else None
+        manifest = verify_bundle(opened, trusted, org_label, file_problems=file_problems)
         if manifest.scope != request.scope:
             command = "version" if manifest.scope == "content_view_version" else "repository"
             raise RejectedInput(f"{request.path} is a {manifest.scope.replace('_', ' ')} bundle: "
@@ -75,7 +76,10 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
         with uow:
             org = find.organization(uow.session, request.organization)
             snapshot = snapshot_destination(uow, org, manifest)
-            plan = plan_import(manifest, snapshot)
+            if request.dry_run:
+                plan = _dry_run_plan(manifest, snapshot, file_problems or [])
+            else:
+                plan = plan_import(manifest, snapshot)
             if not plan.already_imported and manifest.scope == "repository":
                 plan = _repository_already_there(manifest, snapshot, plan)
             summary = _summary(manifest, plan, request)
@@ -97,6 +101,21 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
             uow.commit()
             _publish(uow, written)
             return summary | {"state": "imported", "repositories": written}
+
+
+def _dry_run_plan(manifest: BundleManifest, snapshot: DestinationSnapshot, file_problems: list[str]) -> ImportPlan:
+    """Every problem at once: the files' and the rules' (or the base's) together."""
+    try:
+        plan = plan_import(manifest, snapshot)
+    except RejectedInput as e:
+        if not file_problems:
+            raise
+        raise BundleIntegrityError(f"bundle {manifest.bundle_id} has {len(file_problems) + len(e.problems)} problems; "
+                                   "nothing would be imported", file_problems + e.problems, details=e.details) from None
+    if file_problems:
+        raise BundleIntegrityError(f"bundle {manifest.bundle_id} failed its integrity check; nothing would be imported",
+                                   file_problems)
+    return plan
 
 
 def record_rejection(uow: UnitOfWork, request: ImportRequest, error: IssError) -> None:

@@ -171,3 +171,16 @@ def test_redhat_repository_without_entitlement(tmp_path, published_source):
 def test_import_only_conflict(tmp_path, published_source, destination):
     destination.run("content-view", "create", "--organization", "ACME", "--name", "Base", "--label", "base")
     refused(destination, export_full(published_source), "not import-only")
+
+
+def test_dry_run_reports_file_and_rule_problems_together(tmp_path, published_source, destination):
+    destination.run("content-view", "create", "--organization", "ACME", "--name", "Base", "--label", "base")
+
+    def edit(name, data):
+        return data[:-1] + bytes([data[-1] ^ 0xFF]) if name.endswith(".rpm") else data
+
+    evil = rewrite_tar(export_full(published_source), tmp_path / "both.tar.gz", edit=edit)
+    before = destination.state()
+    r = destination.run("content-import", "version", "--organization", "ACME", "--path", str(evil), "--dry-run", expect=3)
+    assert ".rpm" in r.output and "not import-only" in r.output
+    assert destination.state() == before

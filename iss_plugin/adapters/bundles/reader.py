@@ -380,7 +380,9 @@ def _mode_kind(mode: int) -> str:
 # -- verification -------------------------------------------------------------------------------
 
 def verify_bundle(opened: OpenedBundle, trusted: Sequence[TrustedKey], organization: str, *, schema: bool = True,
-                  progress: Progress | None = None) -> BundleManifest:
+                  progress: Progress | None = None, file_problems: list[str] | None = None) -> BundleManifest:
+    """Signature, then schema, then every file. With `file_problems` (a dry run that wants every
+    problem at once), problems with the files are appended there instead of raised."""
     limits = opened.limits
     files = opened.inventory()
     missing = [n for n in (MANIFEST_NAME, SIGNATURE_NAME) if n not in files]
@@ -422,7 +424,9 @@ def verify_bundle(opened: OpenedBundle, trusted: Sequence[TrustedKey], organizat
     for path in sorted(set(files) - set(listed) - RESERVED):
         problems.append(f"{path}: in the bundle but not listed in the manifest")
     problems += _hash_problems(opened.root, to_hash, progress)
-    if problems:
+    if problems and file_problems is not None:
+        file_problems.extend(capped(sorted(problems), limits.max_reported_problems))
+    elif problems:
         raise BundleIntegrityError(f"bundle {opened.source.name} failed its integrity check; nothing was imported",
                                    capped(sorted(problems), limits.max_reported_problems))
     return manifest
