@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 PACKAGE_FIELDS = ["pulp_href", "name", "epoch", "version", "release", "arch", "pkgId", "checksum_type", "sha256",
                   "size_package", "location_href"]
-SET_FIELDS = ["pulp_href", "pkgId", "checksum_type", "sha256"]
+SET_FIELDS = ["pulp_href", "pkgId", "checksum_type", "sha256", "location_href"]
 HREF_BATCH = 40  # content hrefs per `pulp_href__in` query (same limit)
 IN_BATCH = 50  # checksums per `pkgId__in` query: gunicorn refuses request lines over 4094 bytes
 UPLOAD_THREADS = 4
@@ -89,6 +89,17 @@ class _SetCache:
 
 
 _SETS = _SetCache()
+# content href -> its file name: content never changes, so this is filled by every set query and
+# lets an export name each package file's sha256 without listing the version again
+_FILENAMES: dict[tuple[str, str], str] = {}
+_FILENAMES_MAX = 500_000
+
+
+def _remember_filename(url: str, e: dict) -> None:
+    if len(_FILENAMES) > _FILENAMES_MAX:
+        _FILENAMES.clear()
+    if e.get("location_href"):
+        _FILENAMES[(url, e["pulp_href"])] = e["location_href"].rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -338,16 +349,17 @@ class PulpBackend:
                 log.warning("could not delete filesystem exporter %s: %s", exporter["pulp_href"], e)
             finally:
                 shutil.rmtree(out, ignore_errors=True)
-        package_files = sum(1 for p in dest.rglob("*.rpm"))
-        # many package files: their sha256 from Pulp (one request per 1000); few: hashing is cheaper
-        known = {p.location: p for p in self.list_packages(repo, version)} if package_files > 50 else {}
+        # the package files' sha256 from the version's (cached) set; anything else is hashed
+        url = self.pulp.conn.url
+        members = self._version_set(href)
+        known = {standard_location(_FILENAMES[(url, h)]): sha for sha, h in members.items() if (url, h) in _FILENAMES}
         files, new = [], 0
         for path in sorted(p for p in dest.rglob("*") if p.is_file()):
             rel = path.relative_to(dest).as_posix()
             size = path.stat().st_size
-            pkg = known.get(rel)
-            if pkg is not None and pkg.size == size:
-                files.append(FileEntry(rel, pkg.sha256, size))
+            sha = known.get(rel)
+            if sha is not None:
+                files.append(FileEntry(rel, sha, size))
             else:
                 files.append(FileEntry(rel, file_sha256(path), size))
             if not rel.startswith(REPODATA + "/"):
@@ -574,7 +586,9 @@ class PulpBackend:
         return out
 
     def _set_query(self, params: dict) -> Iterable[dict]:
-        return self.pulp.list("content_rpm_packages_list", "listing packages", dict(params, fields=SET_FIELDS))
+        for e in self.pulp.list("content_rpm_packages_list", "listing packages", dict(params, fields=SET_FIELDS)):
+            _remember_filename(self.pulp.conn.url, e)
+            yield e
 
     def _full_set(self, version_href: str) -> dict[str, str]:
         return {_sha_of(e): e["pulp_href"] for e in self._set_query({"repository_version": version_href})}
