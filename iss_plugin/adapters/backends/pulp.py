@@ -378,8 +378,9 @@ class PulpBackend:
         except BackendError as e:
             raise BundleIntegrityError(f"{tree} is not a readable yum tree: {e.message}", e.problems) from None
         problems = [f"{u.href}: checksum type {u.checksum_type}, not sha256" for u in listed if u.sha256 is None]
+        problems += [f"{u.href}: {why}" for u in listed if (why := _unsafe_href(u))]
         if problems:
-            raise BundleIntegrityError(f"{tree} lists packages without a sha256; nothing was imported", problems)
+            raise BundleIntegrityError(f"{tree} lists packages an import does not accept; nothing was imported", problems)
         shas = [u.sha256 for u in listed]
         digest = package_set_digest(shas)
         if digest != expect.target_digest or len(set(shas)) != expect.target_count:
@@ -791,6 +792,16 @@ def _move_tree(src: Path, dest: Path) -> None:
                 shutil.copytree(child, target)
             else:
                 shutil.copy2(child, target)
+
+
+def _unsafe_href(u) -> str | None:
+    """Why a package location in a tree's metadata may not be followed (None: it may)."""
+    if u.base_url:
+        return f"points elsewhere (xml:base {u.base_url})"
+    href = u.href
+    if href.startswith("/") or "://" in href or "\\" in href or "\0" in href or ".." in href.split("/"):
+        return "is not a relative path inside the tree"
+    return None
 
 
 def _check_tree(tree: Path) -> None:

@@ -146,6 +146,38 @@ def test_a_hostile_tree_is_refused_before_pulp_sees_it(pulp1, pulp2, tmp_path):
     assert dst.pulp.first("remotes_rpm_rpm_list", "test", {"name": dst.pulp_name(REPO)}) is None
 
 
+@pytest.mark.parametrize("href", ["../outside/evil-1.0-1.noarch.rpm", "/etc/evil-1.0-1.noarch.rpm"])
+def test_metadata_pointing_outside_the_tree_is_refused_before_pulp_sees_it(pulp1, tmp_path, href):
+    import createrepo_c as cr
+
+    pulp1.ensure_repository(REPO)
+    [f] = build_rpms(tmp_path / "a", 1, prefix="evil")
+    tree = write_yum_repo(tmp_path / "tree", [f])
+    # rewrite primary.xml with a location outside the tree
+    pkg = cr.package_from_rpm(str(f), cr.SHA256, href, None, 10)
+    repodata = tree / "repodata"
+    for old in repodata.iterdir():
+        old.unlink()
+    paths = {n: repodata / f"{n}.xml.gz" for n in ("primary", "filelists", "other")}
+    writers = (cr.PrimaryXmlFile(str(paths["primary"])), cr.FilelistsXmlFile(str(paths["filelists"])),
+               cr.OtherXmlFile(str(paths["other"])))
+    for w in writers:
+        w.set_num_of_pkgs(1)
+        w.add_pkg(pkg)
+        w.close()
+    repomd = cr.Repomd()
+    for n, path in paths.items():
+        rec = cr.RepomdRecord(n, str(path))
+        rec.fill(cr.SHA256)
+        repomd.set_record(rec)
+    (repodata / "repomd.xml").write_text(repomd.xml_dump())
+    with pytest.raises(BundleIntegrityError) as e:
+        pulp1.import_tree(REPO, tree, ImportExpectation(None, (), package_set_digest(shas([f])), 1))
+    assert "not a relative path inside the tree" in str(e.value)
+    assert pulp1.latest_version(REPO) == 0
+    assert pulp1.pulp.first("remotes_rpm_rpm_list", "test", {"name": pulp1.pulp_name(REPO)}) is None
+
+
 def test_tree_listing_more_than_the_bundle_promises_is_refused_before_pulp_sees_it(pulp1, tmp_path):
     pulp1.ensure_repository(REPO)
     files = build_rpms(tmp_path / "a", 3, prefix="promise")
