@@ -53,8 +53,8 @@ def on_content_view_published(uow: UnitOfWork, envelope: dict, ctx: SourceContex
             return []
         made = []
         if _is_blessed(uow, data["organization"], data["content_view"]):
-            for sub in _subscriptions(uow, data["organization"], content_view=data["content_view"]):
-                made += [b for b in [propagate(uow, sub, ctx, reason="published")] if b]
+            for sub in _subscriptions(uow, data["organization"], content_view=data["content_view"], lock=True):
+                made += [b for b in [propagate(uow, sub, ctx, reason="published", version=data["version"])] if b]
         mark_processed(uow.session, envelope["id"], "export")
         uow.commit()
         return made
@@ -65,7 +65,8 @@ def on_repository_changed(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -
     with uow:
         if already_processed(uow.session, envelope["id"], "export"):
             return []
-        made = [b for sub in _subscriptions(uow, data["organization"], product=data["product"], repository=data["repository"])
+        made = [b for sub in _subscriptions(uow, data["organization"], product=data["product"], repository=data["repository"],
+                                            lock=True)
                 if (b := propagate(uow, sub, ctx, reason="repository_changed"))]
         mark_processed(uow.session, envelope["id"], "export")
         uow.commit()
@@ -81,7 +82,7 @@ def on_export_requested(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> 
         made = []
         if dest is not None:
             subs = _subscriptions(uow, data["organization"], content_view=data.get("content_view"),
-                                  product=data.get("product"), repository=data.get("repository"))
+                                  product=data.get("product"), repository=data.get("repository"), lock=True)
             for sub in (s for s in subs if s.destination_id == dest.id):
                 if data.get("kind") == "full" or data.get("base") is None:
                     sub.acknowledged = None
@@ -91,14 +92,24 @@ def on_export_requested(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> 
         return made
 
 
-def propagate(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, *, reason: str, force: bool = False) -> dict | None:
-    """Export what `sub`'s destination lacks (incremental from what it acknowledged, else full) and
-    announce the bundle. None when it already has the latest."""
+def propagate(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, *, reason: str, force: bool = False,
+              version: str | None = None) -> dict | None:
+    """Export what `sub`'s destination lacks and announce the bundle. None when there is nothing to
+    send: it is up to date, or a bundle is already in flight to it (`force` sends anyway).
+
+    One bundle in flight per subscription: when it is acknowledged, the status consumer calls this
+    again for the next one (reconcile re-sends a lost one after the grace time). A content view goes
+    version by version: a destination holding X gets the next version after X, incremental from X;
+    one holding nothing gets `version` (the published one), else the latest, in full. So a burst of
+    publishes arrives as that many versions, each exported once per destination. A repository goes
+    to its latest version, incremental from the one acknowledged."""
     dest = sub.destination
+    if sub.in_flight and not force:
+        return None
     if sub.content_view:
         cv = find.content_view(uow.session, find.organization(uow.session, sub.organization), sub.content_view)
-        target = find.latest_content_view_version(cv)
-        if target is None or (sub.acknowledged == target.number and not force):
+        target = _next_version(cv, sub.acknowledged, version, force)
+        if target is None:
             return None
         base = sub.acknowledged if sub.acknowledged and _has_older_version(cv, sub.acknowledged, target.number) else None
         request = exporting.ExportRequest(organization=sub.organization, scope="content_view_version",
@@ -149,6 +160,27 @@ def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> d
     return data
 
 
+def _next_version(cv: ContentView, acknowledged: str | None, wanted: str | None, force: bool):
+    ordered = sorted(cv.versions, key=lambda v: (v.major, v.minor))
+    if not ordered:
+        return None
+    if acknowledged is None:
+        return next((v for v in ordered if v.number == wanted), ordered[-1])
+    have = VersionNumber.parse(acknowledged)
+    later = [v for v in ordered if (v.major, v.minor) > (have.major, have.minor)]
+    if later:
+        return later[0]
+    return ordered[-1] if force else None
+
+
+def _is_newer(version: str | None, than: str | None) -> bool:
+    if than is None:
+        return True
+    if version is None:
+        return False
+    return VersionNumber.parse(version) > VersionNumber.parse(than)
+
+
 def _has_older_version(cv: ContentView, version: str, than: str) -> bool:
     want = VersionNumber.parse(version)
     return any((v.major, v.minor) == (want.major, want.minor) for v in cv.versions) and want < VersionNumber.parse(than)
@@ -161,13 +193,16 @@ def _is_blessed(uow: UnitOfWork, org_label: str, cv_label: str) -> bool:
 
 
 def _subscriptions(uow: UnitOfWork, org: str, *, content_view: str | None = None, product: str | None = None,
-                   repository: str | None = None) -> list[Subscription]:
+                   repository: str | None = None, lock: bool = False) -> list[Subscription]:
+    """`lock`: row locks (PostgreSQL; SQLite writers are serialized anyway, BEGIN IMMEDIATE), taken in
+    id order, so two workers handling events of the same subscription decide one after the other."""
     q = select(Subscription).where(Subscription.organization == org)
     if content_view:
         q = q.where(Subscription.content_view == content_view)
     else:
         q = q.where(Subscription.product == (product or ""), Subscription.repository == (repository or ""))
-    return list(uow.session.scalars(q.order_by(Subscription.id)))
+    q = q.order_by(Subscription.id)
+    return list(uow.session.scalars(q.with_for_update() if lock else q))
 
 
 # --- source: status ------------------------------------------------------------------------------
@@ -182,14 +217,20 @@ def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dic
         result = None
         if dest is not None:
             subs = [s for s in _subscriptions(uow, data.get("organization", ""), content_view=data.get("content_view"),
-                                              product=data.get("product"), repository=data.get("repository"))
+                                              product=data.get("product"), repository=data.get("repository"), lock=True)
                     if s.destination_id == dest.id]
             for sub in subs:
                 if envelope["type"] == ev.BUNDLE_IMPORTED:
-                    sub.acknowledged = data.get("version") if sub.content_view else data["repositories"][0]["package_set_digest"]
+                    if sub.content_view:
+                        if _is_newer(data.get("version"), sub.acknowledged):  # a late, older answer does not go back
+                            sub.acknowledged = data.get("version")
+                    else:
+                        sub.acknowledged = data["repositories"][0]["package_set_digest"]
                     sub.acknowledged_at = _now()
                     if sub.in_flight == sub.acknowledged:
                         sub.in_flight = sub.in_flight_since = None
+                        if not sub.content_view or _is_blessed(uow, sub.organization, sub.content_view):
+                            result = propagate(uow, sub, ctx, reason="next") or result  # the next one, if any
                 elif data["reason"] == "base_mismatch":
                     has = data.get("has") or {}
                     if sub.content_view:
@@ -197,7 +238,8 @@ def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dic
                     else:
                         repos = has.get("repositories") or []
                         sub.acknowledged = repos[0]["package_set_digest"] if repos else None
-                    result = propagate(uow, sub, ctx, reason="base_mismatch", force=True)
+                    sub.in_flight = sub.in_flight_since = None
+                    result = propagate(uow, sub, ctx, reason="base_mismatch")
                 else:
                     sub.in_flight_since = _now()  # reconcile retries after the grace period
         mark_processed(uow.session, envelope["id"], "status")
@@ -210,7 +252,8 @@ def reconcile(uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None) 
     now = now or _now()
     made = []
     with uow:
-        for sub in uow.session.scalars(select(Subscription).order_by(Subscription.id)):
+        # skip_locked: a subscription a worker is busy with right now is not behind for long
+        for sub in uow.session.scalars(select(Subscription).order_by(Subscription.id).with_for_update(skip_locked=True)):
             if sub.content_view and not _is_blessed(uow, sub.organization, sub.content_view):
                 continue
             since = sub.in_flight_since
@@ -218,6 +261,7 @@ def reconcile(uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None) 
                 since = since.replace(tzinfo=timezone.utc)
             if sub.in_flight and since and now - since < ctx.grace:
                 continue
+            sub.in_flight = None  # nothing came back within the grace time: consider it lost
             b = propagate(uow, sub, ctx, reason="reconcile")
             if b:
                 made.append(b)
