@@ -232,6 +232,50 @@ def test_publish_switches_atomically_and_keeps_one_previous_tree(local, rpms, tm
     assert "not a publication made by iss" in str(e.value)
 
 
+def test_publish_links_only_the_change_into_the_pool(local, rpms, tmp_path):
+    """The live and the previous tree share one package pool; a publish adds what the live version
+    lacks and drops what only the tree before the live one used."""
+    b: LocalBackend = local.backend
+    first = rpms(20, "pool-")
+    b.add_packages(REPO, first)  # version 1
+    link = Path(b.publish(REPO, 1))
+    pool = (link / "Packages").resolve()
+    gone = file_sha256(first[0])
+    b.remove_packages(REPO, [gone])  # version 2
+    b.add_packages(REPO, rpms(2, "pool2-"))  # version 3
+    linked = []
+    real_link = os.link
+    os.link = lambda src, dst, *a, **k: (linked.append(dst), real_link(src, dst, *a, **k))[1]
+    try:
+        b.publish(REPO, 3)
+    finally:
+        os.link = real_link
+    assert len(linked) == 2  # the change, not the 21 packages of version 3
+    assert (link / "Packages").resolve() == pool
+    assert {u.sha256 for u in read_tree_packages(link)} == {p.sha256 for p in b.list_packages(REPO, 3)}
+    assert (pool / "p" / first[0].name).exists()  # the previous tree (version 1) still reads it
+    b.add_packages(REPO, rpms(1, "pool3-"))  # version 4
+    b.publish(REPO, 4)
+    assert not (pool / "p" / first[0].name).exists()  # only version 1's tree used it, and that tree is gone
+    assert all(file_sha256(link / u.href) == u.sha256 for u in read_tree_packages(link))
+
+
+def test_publish_makes_a_fresh_pool_when_a_file_name_gets_other_bytes(local, tmp_path):
+    b: LocalBackend = local.backend
+    a = build_rpm(tmp_path / "a", "twin", payload_size=1000, seed=1)
+    c = build_rpm(tmp_path / "c", "twin", payload_size=1000, seed=2)
+    b.add_packages(REPO, [a])
+    link = Path(b.publish(REPO, 1))
+    old_pool = (link / "Packages").resolve()
+    b.remove_packages(REPO, [file_sha256(a)])
+    b.add_packages(REPO, [c])
+    b.publish(REPO, 3)
+    assert (link / "Packages").resolve() != old_pool
+    assert file_sha256(old_pool / "t" / "twin-1.0-1.noarch.rpm") == file_sha256(a)  # the previous tree is intact
+    [u] = read_tree_packages(link)
+    assert file_sha256(link / u.href) == file_sha256(c)
+
+
 def test_bad_names_and_types_are_refused(local):
     b: LocalBackend = local.backend
     with pytest.raises(UsageError):

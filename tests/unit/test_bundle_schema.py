@@ -88,4 +88,4 @@ def test_writer_document_is_exactly_to_dict(name):
 
     m = BundleManifest.from_dict(example(name))
     assert _to_dict(m) == m.to_dict()
-    assert manifest_bytes(m) == json.dumps(m.to_dict(), sort_keys=True, indent=2).encode()
+    assert manifest_bytes(m) == json.dumps(m.to_dict(), sort_keys=True, separators=(",", ":")).encode()

@@ -21,6 +21,7 @@ change (plus one row per version), never one query per package.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import secrets
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 500  # rows per IN (...) list and per ingestion batch
 PUBLISHED_VERSIONS = ".versions"
+PUBLISHED_POOLS = ".pools"
+POOL_STATE = ".pool-state.json"
 
 V = StoreRepositoryVersion
 _CONTENT = StoreRepositoryContent.__table__
@@ -100,6 +103,34 @@ def _check_key(key: str) -> list[str]:
 
 def _safe_relpath(rel: str) -> bool:
     return not rel.startswith("/") and ".." not in rel.split("/") and "\\" not in rel and "\0" not in rel
+
+
+def _pool_of(tree: Path) -> Path | None:
+    """The package pool a publication tree's Packages symlink points into (None: a tree of its own)."""
+    packages = tree / "Packages"
+    return Path(os.path.realpath(packages)).parent if packages.is_symlink() else None
+
+
+def _read_pool_state(pool: Path) -> dict | None:
+    try:
+        state = json.loads((pool / POOL_STATE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    ok = isinstance(state, dict) and isinstance(state.get("version"), int) and isinstance(state.get("pending"), list)
+    return state if ok else None
+
+
+def _write_pool_state(pool: Path, version: int, pending: list[str]) -> None:
+    tmp = pool / f".{POOL_STATE}.{secrets.token_hex(4)}.tmp"
+    tmp.write_text(json.dumps({"version": version, "pending": pending}))
+    os.replace(tmp, pool / POOL_STATE)
+
+
+def _same_file_or_absent(path: Path, blob: Path) -> bool:
+    try:
+        return os.path.samefile(path, blob)
+    except FileNotFoundError:
+        return True
 
 
 class LocalBackend:
@@ -284,14 +315,22 @@ class LocalBackend:
 
     def publish(self, repo: str, version: int) -> str:
         """Write the version as a yum repository at <published_root>/<repo key> and switch to it
-        atomically: the key is a symlink to a complete tree, replaced in one rename."""
+        atomically: the key is a symlink to a complete tree, replaced in one rename.
+
+        A tree is its own repodata/ plus Packages, a symlink into the repository's package pool
+        (<published_root>/.pools/<key>/p<N>.<token>/Packages, hardlinks into the store). The pool
+        holds the packages of the live tree and of the one before it; a publish adds the packages
+        the live version lacks and drops those only the tree before the live one used, so it costs
+        the change plus the metadata. A fresh pool (all packages) is made for the first
+        publication, and when an added package would reuse a file name of the pool with other bytes."""
         parts = _check_key(repo)
         r = self._repo(repo)
-        self._version_row(r, version)
+        v = self._version_row(r, version)
         link = self.published_root.joinpath(*parts)
         versions_dir = self.published_root.joinpath(PUBLISHED_VERSIONS, *parts)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        versions_dir.mkdir(parents=True, exist_ok=True)
+        pools_dir = self.published_root.joinpath(PUBLISHED_POOLS, *parts)
+        for d in (link.parent, versions_dir, pools_dir):
+            d.mkdir(parents=True, exist_ok=True)
         with open(versions_dir / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one publisher of this repository at a time (across processes)
             current = self._published_target(link, versions_dir, repo)
@@ -300,7 +339,15 @@ class LocalBackend:
             ).is_file():
                 return str(link)  # already published
             new_dir = versions_dir / f"v{version}.{secrets.token_hex(4)}"
-            self._export(repo, version, None, new_dir, hardlink=True)
+            new_dir.mkdir()
+            try:
+                pool, pending = self._fill_pool(r, repo, version, current, pools_dir)
+                os.symlink(os.path.relpath(pool / "Packages", new_dir), new_dir / "Packages")
+                self._write_index(self._content_type(r), v, self._snapshot(r, version), new_dir)
+                _write_pool_state(pool, version, pending)
+            except BaseException:
+                shutil.rmtree(new_dir, ignore_errors=True)
+                raise
             tmp_link = link.parent / f".{link.name}.{secrets.token_hex(4)}.tmp"
             os.symlink(os.path.relpath(new_dir, link.parent), tmp_link)
             os.replace(tmp_link, link)
@@ -308,7 +355,32 @@ class LocalBackend:
             for old in versions_dir.iterdir():
                 if old not in (new_dir, current) and old.is_dir() and not old.is_symlink():
                     shutil.rmtree(old, ignore_errors=True)
+            kept = {_pool_of(t) for t in (new_dir, current) if t is not None}
+            for old in pools_dir.iterdir():
+                if old not in kept and old.is_dir() and not old.is_symlink():
+                    shutil.rmtree(old, ignore_errors=True)
         return str(link)
+
+    def _fill_pool(self, r: StoreRepository, repo: str, version: int, current: Path | None, pools_dir: Path
+                   ) -> tuple[Path, list[str]]:
+        """(the pool the new tree uses, the locations to drop from it at the next publish)."""
+        pool = _pool_of(current) if current is not None else None
+        state = _read_pool_state(pool) if pool is not None else None
+        if pool is not None and state is not None and current.name.startswith(f"v{state['version']}."):
+            changes = self.version_changes(repo, state["version"], version)
+            added = {p.location: p for p in changes.added}
+            if all(_same_file_or_absent(pool / p.location, self.blobs.path(p.sha256)) for p in changes.added):
+                for loc in state["pending"]:
+                    if loc not in added and _safe_relpath(loc):
+                        (pool / loc).unlink(missing_ok=True)
+                missing = [p.sha256 for p in changes.added if not (pool / p.location).exists()]
+                self._place_packages(pool, missing, True, repo, version)
+                rows = self._package_rows(changes.removed)
+                return pool, sorted({rows[s][1] for s in changes.removed if s in rows} - set(added))
+        pool = pools_dir / f"p{version}.{secrets.token_hex(4)}"
+        self._place_packages(pool, self._snapshot(r, version), True, repo, version)
+        (pool / "Packages").mkdir(exist_ok=True)  # an empty version still has a Packages directory
+        return pool, []
 
     @staticmethod
     def _published_target(link: Path, versions_dir: Path, repo: str) -> Path | None:
@@ -709,27 +781,30 @@ class LocalBackend:
             new = [sha for sha in shas if sha not in in_base]
         created = self._prepare_empty_dir(dest)
         try:
-            rows = self._package_rows(new)
-            placer = Placer(self.blobs, hardlink)
-            files: list[FileEntry] = []
-            problems: list[str] = []
-            for sha in new:
-                _, loc, size = rows[sha]
-                if not _safe_relpath(loc):
-                    problems.append(f"{sha}: unsafe location {loc!r} in the store")
-                elif not self.blobs.has(sha, size):
-                    problems.append(f"{loc} ({sha}): the store file {self.blobs.path(sha)} is missing or damaged")
-                else:
-                    placer.place(sha, dest / loc)
-                    files.append(FileEntry(loc, sha, size))
-            if problems:
-                raise BackendError(f"cannot export '{repo}' version {version}: the store is damaged", problems)
+            files = [FileEntry(loc, sha, size) for sha, loc, size in self._place_packages(dest, new, hardlink, repo, version)]
             new_packages = len(files)
             files.extend(self._write_index(ct, v, shas, dest))
         except BaseException:
             self._clear_dir(dest, remove_self=created)
             raise
         return ExportedTree(files=tuple(files), new_packages=new_packages)
+
+    def _place_packages(self, dest: Path, shas: Sequence[str], hardlink: bool, repo: str, version: int
+                        ) -> list[tuple[str, str, int]]:
+        """Hardlink (or copy) the store files of these packages under dest at their locations."""
+        rows = self._package_rows(shas)
+        problems: list[str] = []
+        items = []
+        for sha in shas:
+            _, loc, size = rows[sha]
+            if _safe_relpath(loc):
+                items.append((sha, loc, size))
+            else:
+                problems.append(f"{sha}: unsafe location {loc!r} in the store")
+        placed = Placer(self.blobs, hardlink).place_many(dest, items, problems)
+        if problems:
+            raise BackendError(f"cannot export '{repo}' version {version}: the store is damaged", problems)
+        return placed
 
     def _write_index(self, ct: ContentType, v: StoreRepositoryVersion, shas: Sequence[str], dest: Path) -> list[FileEntry]:
         def blocks():

@@ -70,7 +70,7 @@ def test_manifest_is_canonical_signed_and_lists_every_file(sandbox, signer):
     output, contents = build(sandbox / "out", signer, "dir")
     raw = (output.path / MANIFEST_NAME).read_bytes()
     assert raw == manifest_bytes(output.manifest)
-    assert raw == json.dumps(json.loads(raw), sort_keys=True, indent=2).encode()
+    assert raw == json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
     assert verify(signer.public_pem, raw, (output.path / SIGNATURE_NAME).read_bytes())
     m = output.manifest
     assert m.source_key_fingerprint == signer.fingerprint

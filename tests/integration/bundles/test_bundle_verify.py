@@ -178,7 +178,8 @@ def test_manifest_whose_parts_do_not_agree(sandbox, signer, trusted, good):
 def test_duplicate_keys_in_the_manifest(sandbox, signer, trusted):
     out, _ = build(sandbox / "out", signer, "dir")
     raw = (out.path / "manifest.json").read_bytes()
-    raw = raw.replace(b'"kind": "full"', b'"kind": "full", "kind": "incremental"')
+    assert b'"kind":"full"' in raw
+    raw = raw.replace(b'"kind":"full"', b'"kind":"full","kind":"incremental"')
     (out.path / "manifest.json").write_bytes(raw)
     (out.path / "manifest.json.sig").write_bytes(signer.sign(raw))
     e = refused_on_verify(sandbox, out.path, trusted, SchemaViolation)
