@@ -2,25 +2,14 @@
 acks; these adapt an Event to a service call in a fresh unit of work."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 from iss_plugin.bootstrap import App
 from iss_plugin.domain import events as ev
 from iss_plugin.domain.events import Event
 from iss_plugin.services import propagation
 
 
-def source_context(app: App) -> propagation.SourceContext:
-    return propagation.SourceContext(server_id=app.server_id, signer=app.signer, exports_path=app.settings.exports_path,
-                                     grace=timedelta(seconds=app.settings.reconcile_grace_seconds))
-
-
-def destination_context(app: App) -> propagation.DestinationContext:
-    return propagation.DestinationContext(server_id=app.server_id, imports_path=app.settings.imports_path)
-
-
 def export_handlers(app: App) -> dict:
-    ctx = source_context(app)
+    ctx = app.source_context()
     return {
         ev.CONTENT_VIEW_PUBLISHED: lambda e: propagation.on_content_view_published(app.uow(), _env(e), ctx),
         ev.REPOSITORY_CHANGED: lambda e: propagation.on_repository_changed(app.uow(), _env(e), ctx),
@@ -29,12 +18,12 @@ def export_handlers(app: App) -> dict:
 
 
 def import_handlers(app: App) -> dict:
-    ctx = destination_context(app)
+    ctx = app.destination_context()
     return {ev.BUNDLE_READY: lambda e: propagation.on_bundle_ready(app.uow(), _env(e), ctx)}
 
 
 def status_handlers(app: App) -> dict:
-    ctx = source_context(app)
+    ctx = app.source_context()
     handle = lambda e: propagation.on_bundle_status(app.uow(), _env(e), ctx)  # noqa: E731
     return {ev.BUNDLE_IMPORTED: handle, ev.BUNDLE_REJECTED: handle}
 

@@ -14,7 +14,6 @@ from iss_plugin.bootstrap import App
 from iss_plugin.services import propagation
 from producers.repository_watcher import watch_forever
 
-from .handlers import source_context
 from .workers import ROLES, make_worker
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ class Runtime:
         self.threads.append(t)
 
     def _reconcile_loop(self) -> None:
-        ctx = source_context(self.app)
+        ctx = self.app.source_context()
         while not self.stop.wait(self.app.settings.reconcile_interval_seconds):
             try:
                 for made in propagation.reconcile(self.app.uow(), ctx):

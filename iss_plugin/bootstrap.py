@@ -46,6 +46,21 @@ class App:
     def server_id(self) -> str:
         return self.settings.resolved_server_id()
 
+    def source_context(self):
+        """What the source-side handlers (export, status, reconcile) need of this server."""
+        from datetime import timedelta
+
+        from iss_plugin.services.propagation import SourceContext
+
+        return SourceContext(server_id=self.server_id, signer=self.signer, exports_path=self.settings.exports_path,
+                             grace=timedelta(seconds=self.settings.reconcile_grace_seconds),
+                             staging_root=self.settings.data_dir / "staging")
+
+    def destination_context(self):
+        from iss_plugin.services.propagation import DestinationContext
+
+        return DestinationContext(server_id=self.server_id, imports_path=self.settings.imports_path)
+
     def close(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()

@@ -1,7 +1,6 @@
 """destination, subscriptions and reconcile (automatic propagation)."""
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -10,15 +9,6 @@ from iss_plugin.services import propagation, subscriptions
 
 from .main import cli, command
 from .output import emit
-
-
-def source_context(app) -> propagation.SourceContext:
-    return propagation.SourceContext(server_id=app.server_id, signer=app.signer, exports_path=app.settings.exports_path,
-                                     grace=timedelta(seconds=app.settings.reconcile_grace_seconds))
-
-
-def destination_context(app) -> propagation.DestinationContext:
-    return propagation.DestinationContext(server_id=app.server_id, imports_path=app.settings.imports_path)
 
 
 @cli.group()
@@ -53,7 +43,7 @@ def destination_list(ctx, state, output):
 @command(cli, "reconcile")
 def reconcile(ctx, state, output):
     """Re-emit every subscription whose destination is behind (nothing in flight for the grace time)."""
-    made = propagation.reconcile(state.app.uow(), source_context(state.app))
+    made = propagation.reconcile(state.app.uow(), state.app.source_context())
     emit(ctx, [{"destination": m["destination"], "bundle_id": m["bundle_id"], "kind": m["kind"],
                 "version": m.get("version"), "path": m["path"]} for m in made])
 
@@ -68,7 +58,7 @@ def relay(ctx, state, output, once):
     from iss_plugin.adapters.bus.relay import relay_from_settings
 
     app = state.app
-    r = relay_from_settings(app.settings, app.session_factory)
+    r = relay_from_settings(app.settings, app.session_factory, poll_interval=0.1)
     try:
         if once:
             res = r.run_once()

@@ -75,7 +75,8 @@ def _run_export(ctx, state, *, scope: str, incremental: bool, organization, dest
     try:
         with progress_bar(ctx) as progress:
             result = exporting.export_bundle(app.uow(), request, out_dir=app.settings.exports_path, signer=app.signer,
-                                             server_id=app.server_id, actor=app.settings.actor, progress=progress)
+                                             server_id=app.server_id, actor=app.settings.actor, progress=progress,
+                                             staging_root=app.settings.data_dir / "staging")
     except IssError as e:
         if not isinstance(e, UsageError) and e.reason != "not_found":
             exporting.record_failed_export(app.uow(), request, e)

@@ -74,24 +74,29 @@ class RepoSelection:
 
 
 def export_bundle(uow: UnitOfWork, request: ExportRequest, *, out_dir: Path, signer, server_id: str, actor: str,
-                  progress: Progress = _no_progress) -> dict:
+                  progress: Progress = _no_progress, staging_root: Path | None = None) -> dict:
     """Export in a transaction of its own."""
     with uow:
         result = export_in_transaction(uow, request, out_dir=out_dir, signer=signer, server_id=server_id, actor=actor,
-                                       progress=progress)
+                                       progress=progress, staging_root=staging_root)
         uow.commit()
     return result
 
 
 def export_in_transaction(uow: UnitOfWork, request: ExportRequest, *, out_dir: Path, signer, server_id: str,
-                          actor: str, progress: Progress = _no_progress) -> dict:
-    """Export inside the caller's (entered) unit of work; the output is removed if it rolls back."""
+                          actor: str, progress: Progress = _no_progress, staging_root: Path | None = None) -> dict:
+    """Export inside the caller's (entered) unit of work; the output is removed if it rolls back.
+
+    A directory bundle is staged in the output directory and renamed into place. An archive is
+    staged under `staging_root` (give one on the store's filesystem: the tree is then hardlinks)
+    and only the archive is written to the output directory."""
     if request.chunk_size is not None and request.chunk_size <= 0:
         raise UsageError("--chunk-size-mb must be a positive number of MiB")
     bundle_id = str(uuid.uuid4())
     out_dir = Path(request.path or out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = out_dir / f".tmp-{bundle_id}"
+    archive = request.fmt != "dir" or request.chunk_size is not None
+    staging = (staging_root if archive and staging_root else out_dir) / f".tmp-{bundle_id}"
     org = find.organization(uow.session, request.organization)
     if request.destination:
         _destination(uow, request.destination)

@@ -31,6 +31,7 @@ class SourceContext:
     exports_path: Path
     actor: str = "iss-export"
     grace: timedelta = timedelta(minutes=5)
+    staging_root: Path | None = None  # on the store's filesystem, so staged trees are hardlinks
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def propagate(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, *, reason:
                                           destination=dest.name, fmt="tgz", path=ctx.exports_path / dest.server_id)
         marker = latest.digest
     result = exporting.export_in_transaction(uow, request, out_dir=ctx.exports_path, signer=ctx.signer,
-                                             server_id=ctx.server_id, actor=ctx.actor)
+                                             server_id=ctx.server_id, actor=ctx.actor, staging_root=ctx.staging_root)
     add_event(uow.session, ev.BUNDLE_READY, _bundle_ready_data(result, sub, ctx), source=ctx.server_id,
               subject=result["bundle_id"], target_server=dest.server_id)
     sub.in_flight, sub.in_flight_since = marker, _now()

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from consumers.handlers import source_context
 from iss_plugin.adapters.db import models as m
 from iss_plugin.adapters.fixtures import build_rpms
 from iss_plugin.demo import CUSTOM_PRODUCT, ORG, RH_PRODUCT
@@ -91,7 +90,7 @@ def test_unblessed_view_does_not_propagate(embedded):
 
     event_id = publish(src, "extras")["event_id"]
     wait_until(lambda: processed(src, event_id, "export"), T, "the export worker to handle the publish")
-    reconcile_made = propagation.reconcile(src.uow(), source_context(src))
+    reconcile_made = propagation.reconcile(src.uow(), src.source_context())
     assert reconcile_made == []  # reconcile does not send it either
     assert exports(src, content_view="extras") == []
     assert versions(dst, "extras") == []
@@ -237,7 +236,7 @@ def test_reconcile_sends_what_events_did_not(embedded):
     """No export worker: the publish event goes nowhere. Reconcile notices the destination is behind
     and sends the bundle; a bundle nobody answered is sent again only after the grace time."""
     src, dst = embedded.src, embedded.dst
-    ctx = source_context(src)
+    ctx = src.source_context()
     embedded.run(src, "relay", "status")
     dst_runtime = embedded.run(dst, *DESTINATION_ROLES)
     publish(src)
