@@ -26,6 +26,7 @@ class PulpSettings(BaseModel):
     content_origin: str | None = None
     shared_export_dir: Path | None = None  # a path under Pulp's ALLOWED_EXPORT_PATHS
     shared_import_dir: Path | None = None  # a path under Pulp's ALLOWED_IMPORT_PATHS
+    repo_prefix: str = ""  # prepended to Pulp repository names (several iss servers, or test runs, on one Pulp)
     timeout_seconds: int = 600
 
 

@@ -179,7 +179,7 @@ class PulpBackend:
             session_for(PulpConnection(p.url, p.username, password, p.timeout_seconds)),
             shared_export_dir=p.shared_export_dir,
             shared_import_dir=p.shared_import_dir,
-            **kwargs,
+            **{"repo_prefix": p.repo_prefix, **kwargs},
         )
 
     # === naming ===================================================================================

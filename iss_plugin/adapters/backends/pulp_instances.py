@@ -38,11 +38,12 @@ class PulpInstance:
     def import_dir(self) -> Path:
         return Path(self.env["ISS_PULP__SHARED_IMPORT_DIR"])
 
-    def settings(self, **overrides):
+    def settings(self, repo_prefix: str = "", **overrides):
         """An iss Settings object that uses this Pulp."""
         from iss_plugin.settings import PulpSettings, Settings
 
         pulp = PulpSettings(
+            repo_prefix=repo_prefix,
             url=self.url,
             username=self.env.get("ISS_PULP__USERNAME", "admin"),
             password_file=self.password_file,
@@ -56,6 +57,18 @@ class PulpInstance:
         from iss_plugin.adapters.backends.pulp import PulpBackend
 
         return PulpBackend.from_settings(self.settings(), repo_prefix=repo_prefix, **kwargs)
+
+
+def settings_toml(instance: PulpInstance, repo_prefix: str = "") -> str:
+    """The [pulp] table of an iss settings.toml (plus backend = "pulp") for this instance."""
+    e = instance.env
+    lines = ['backend = "pulp"', "", "[pulp]", f'url = "{instance.url}"',
+             f'username = "{e.get("ISS_PULP__USERNAME", "admin")}"', f'password_file = "{instance.password_file}"',
+             f'shared_export_dir = "{instance.export_dir}"', f'shared_import_dir = "{instance.import_dir}"',
+             f'repo_prefix = "{repo_prefix}"']
+    if e.get("ISS_PULP__CONTENT_ORIGIN"):
+        lines.append(f'content_origin = "{e["ISS_PULP__CONTENT_ORIGIN"]}"')
+    return "\n".join(lines) + "\n"
 
 
 def find_instance(number: int = 1) -> PulpInstance:
