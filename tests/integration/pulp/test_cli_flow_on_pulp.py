@@ -98,3 +98,46 @@ def test_complete_then_incremental_between_two_pulps_through_the_cli(servers, tm
     [count, digest] = dst.pins("2.0")[("tools", "utils")]
     versions = dst.backend().list_versions("ACME/tools/utils")
     assert (versions[-1].package_count, versions[-1].digest) == (count, digest)
+
+
+def test_iss_watch_announces_a_version_made_in_pulp_by_someone_else(servers, tmp_path):
+    """A sync run directly through pulp-glue (as pulp-cli would), not through iss: `iss watch`
+    notices the new version and announces it once."""
+    from pulp_glue.common.context import PulpContext
+    from pulp_glue.rpm.context import PulpRpmRemoteContext, PulpRpmRepositoryContext
+
+    from iss_plugin.adapters.fixtures import write_yum_repo
+    from iss_plugin.domain.packages import package_set_digest
+
+    src, _ = servers
+    src.run("init")
+    src.run("organization", "create", "--name", "ACME Corp", "--label", "ACME")
+    src.run("product", "create", "--organization", "ACME", "--name", "Tools", "--label", "tools")
+    src.run("repository", "create", "--organization", "ACME", "--product", "tools", "--name", "utils")
+    assert src.json("watch", "--once") == []
+
+    class Cli(PulpContext):
+        def echo(self, *a, **k):
+            pass
+
+    ctx = Cli.from_config({"base_url": src.inst.url, "username": "admin",
+                           "password": src.inst.password_file.read_text().strip()})
+    files = build_rpms(tmp_path / "outside", 4, prefix="outside")
+    tree = write_yum_repo(src.inst.import_dir / f"iss-test-{src.prefix.strip('/')}", files)
+    remote = PulpRpmRemoteContext(ctx)
+    try:
+        remote.create({"name": f"{src.prefix}outside-cli", "url": tree.as_uri() + "/", "policy": "immediate"})
+        repo = PulpRpmRepositoryContext(ctx, entity={"name": f"{src.prefix}ACME/tools/utils"})
+        repo.sync(body={"remote": remote})
+    finally:
+        import shutil
+
+        shutil.rmtree(tree, ignore_errors=True)
+        remote.delete()
+    [announced] = src.json("watch", "--once")
+    assert (announced["repository"], announced["version"]) == ("ACME/tools/utils", 1)
+    assert src.json("watch", "--once") == []  # once
+    info = src.backend().version_info("ACME/tools/utils", 1)
+    from iss_plugin.adapters.fixtures import file_sha256
+
+    assert info.digest == package_set_digest(file_sha256(f) for f in files)
