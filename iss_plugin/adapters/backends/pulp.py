@@ -153,6 +153,7 @@ class PulpBackend:
         upload_threads: int = UPLOAD_THREADS,
         bulk_upload: int = BULK_UPLOAD,
         modify_import_limit: int = MODIFY_IMPORT_LIMIT,
+        remote_options: dict | None = None,
     ):
         self.pulp = session
         self.shared_export_dir = Path(shared_export_dir) if shared_export_dir else None
@@ -161,6 +162,7 @@ class PulpBackend:
         self.upload_threads = upload_threads
         self.bulk_upload = bulk_upload
         self.modify_import_limit = modify_import_limit
+        self.remote_options = dict(remote_options or {})  # e.g. {"max_retries": 0}: more remote settings
         self._repos: dict[str, dict] = {}
 
     @classmethod
@@ -691,7 +693,7 @@ class PulpBackend:
 
     # === internals: sync, remotes, publications ====================================================
     def _remote(self, name: str, url: str) -> str:
-        desired = {"url": url, "policy": "immediate"}
+        desired = {"url": url, "policy": "immediate", **self.remote_options}
         e = self.pulp.first("remotes_rpm_rpm_list", f"finding remote '{name}'", {"name": name})
         if e is None:
             e = self.pulp.call("remotes_rpm_rpm_create", f"creating remote '{name}'", body={"name": name, **desired})
