@@ -42,7 +42,7 @@ def run_automatic_demo(root: Path | None = None, packages_per_repo: int = 20, sa
     tmp = tempfile.TemporaryDirectory(prefix="iss-demo-") if root is None else None
     root = Path(tmp.name) if tmp else root
     bus = {"bus": {"url": "memory://", "prefix": f"demo{int(time.time() * 1000) % 100000}"}}
-    src, dst = make_server(root, "source", **bus), make_server(root, "destination", **bus)
+    src, dst = make_server(root, "source", **bus), make_server(root, "destination", fetch_roots=[str(root)], **bus)
     steps: list[Step] = []
     timeline: list[Timeline] = []
     actor = "demo"

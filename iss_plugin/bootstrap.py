@@ -59,7 +59,8 @@ class App:
     def destination_context(self):
         from iss_plugin.services.propagation import DestinationContext
 
-        return DestinationContext(server_id=self.server_id, imports_path=self.settings.imports_path)
+        return DestinationContext(server_id=self.server_id, imports_path=self.settings.imports_path,
+                                  fetch_roots=tuple(self.settings.fetch_roots))
 
     def close(self) -> None:
         if "engine" in self.__dict__:

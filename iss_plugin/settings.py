@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     web_base_url: str | None = None
     reconcile_interval_seconds: int = 60
     reconcile_grace_seconds: int = 300
+    fetch_roots: tuple[Path, ...] = ()  # file:// bundle locations an import worker accepts (empty: any local path)
     pulp: PulpSettings = PulpSettings()
     bus: BusSettings = BusSettings()
 

@@ -72,7 +72,13 @@ def plan_import(manifest: BundleManifest, dest: DestinationSnapshot) -> ImportPl
                 "import-only content views (rename the local view or import into another organization)"
             )
         elif cv.version in dest.content_view.versions and not problems:
-            return ImportPlan(already_imported=True)
+            held = dest.content_view.versions[cv.version]
+            differs = [f"{r.product}/{r.label}" for r in manifest.repositories
+                       if r.target.package_set_digest not in held.values()]
+            if not differs:
+                return ImportPlan(already_imported=True)
+            problems.append(f"content view '{cv.label}' version {cv.version} exists here with other content "
+                            f"({', '.join(differs)}): a version is never re-created with different packages")
 
     by_label = {p.label: p for p in dest.products}
     by_content_id = {p.content_id: p for p in dest.products if p.redhat and p.content_id}
@@ -86,6 +92,12 @@ def plan_import(manifest: BundleManifest, dest: DestinationSnapshot) -> ImportPl
                 problems.append(
                     f"product '{p.label}': Red Hat content (content id {p.content_id}) cannot go into the "
                     f"custom product '{clash.label}' on this server"
+                )
+                continue
+            if local is None and clash is not None:
+                problems.append(
+                    f"product '{p.label}': the label is held here by the Red Hat product with content id "
+                    f"{clash.content_id}, not {p.content_id}"
                 )
                 continue
             if not p.content_id:

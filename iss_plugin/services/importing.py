@@ -24,7 +24,7 @@ from iss_plugin.adapters.db.models import (
 )
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.adapters.backends.base import ImportExpectation
-from iss_plugin.domain.errors import BundleIntegrityError, IssError, RejectedInput
+from iss_plugin.domain.errors import BundleIntegrityError, ImportRuleViolation, IssError, RejectedInput
 from iss_plugin.domain.manifest import BundleManifest
 from iss_plugin.domain.rules import (
     DestinationSnapshot,
@@ -49,6 +49,8 @@ class ImportRequest:
     path: Path
     scope: Scope
     dry_run: bool = False
+    # What the event that announced the bundle said of it: must agree with the signed manifest.
+    announced: dict | None = None
 
 
 def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, actor: str,
@@ -69,6 +71,7 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
     with open_bundle(Path(request.path), work_dir, trusted=trusted, organization=org_label) as opened:
         file_problems: list[str] | None = [] if request.dry_run else None
         manifest = verify_bundle(opened, trusted, org_label, file_problems=file_problems)
+        _check_announcement(manifest, request.announced or {})
         if manifest.scope != request.scope:
             command = "version" if manifest.scope == "content_view_version" else "repository"
             raise RejectedInput(f"{request.path} is a {manifest.scope.replace('_', ' ')} bundle: "
@@ -101,6 +104,20 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
             uow.commit()
             _publish(uow, written)
             return summary | {"state": "imported", "repositories": written}
+
+
+def _check_announcement(manifest: BundleManifest, announced: dict) -> None:
+    """The bus event is not signed; the manifest is. Refuse a bundle the event misdescribes."""
+    actual = {"bundle_id": manifest.bundle_id, "source_server": manifest.source_server,
+              "content_view": manifest.content_view.label if manifest.content_view else None,
+              "version": manifest.content_view.version if manifest.content_view else None}
+    if manifest.scope == "repository" and manifest.repositories:
+        actual |= {"product": manifest.repositories[0].product, "repository": manifest.repositories[0].label}
+    problems = [f"{k}: the event says {v!r}, the signed manifest {actual.get(k)!r}"
+                for k, v in sorted(announced.items()) if k in actual and actual[k] != v]
+    if problems:
+        raise ImportRuleViolation("the event that announced this bundle does not match its signed manifest; "
+                                  "nothing was imported", problems)
 
 
 def _dry_run_plan(manifest: BundleManifest, snapshot: DestinationSnapshot, file_problems: list[str]) -> ImportPlan:
@@ -260,6 +277,9 @@ def _record(uow: UnitOfWork, manifest: BundleManifest, request: ImportRequest, s
 def _summary(manifest: BundleManifest, plan: ImportPlan, request: ImportRequest) -> dict:
     return {
         "bundle_id": manifest.bundle_id, "source_server": manifest.source_server, "organization": request.organization,
+        "scope": manifest.scope,
+        "targets": [{"product": r.product, "repository": r.label, "package_count": r.target.package_count,
+                     "package_set_digest": r.target.package_set_digest} for r in manifest.repositories],
         "content_view": manifest.content_view.label if manifest.content_view else None,
         "version": manifest.content_view.version if manifest.content_view else None, "kind": manifest.kind,
         "base": manifest.base_content_view_version,

@@ -4,9 +4,12 @@ reconcile pass do. Each handler runs in one unit of work: its state change, the 
 second effect."""
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import urllib.parse
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,12 +19,14 @@ from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import ContentView, Destination, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain import events as ev
-from iss_plugin.domain.errors import RejectedInput, TransientError
+from iss_plugin.domain.errors import BundleIntegrityError, IssError, RejectedInput, TransientError, UntrustedSource
 from iss_plugin.domain.versions import VersionNumber
 
 from . import exporting, importing
 from .idempotency import already_processed, mark_processed
 from .outbox import add_event
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class DestinationContext:
     server_id: str
     imports_path: Path
     actor: str = "iss-import"
+    fetch_roots: tuple[Path, ...] = ()  # file:// bundle locations must lie under these (when set)
 
 
 def _now() -> datetime:
@@ -249,93 +255,127 @@ def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dic
 
 
 def reconcile(uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None) -> list[dict]:
-    """Re-emit every subscription whose destination is behind with nothing in flight for the grace time."""
+    """Re-emit every subscription whose destination is behind with nothing in flight for the grace
+    time. One transaction per subscription: one that fails (disk full, a broken repository) is
+    logged and the others still go out."""
     now = now or _now()
     made = []
     with uow:
-        # skip_locked: a subscription a worker is busy with right now is not behind for long
-        for sub in uow.session.scalars(select(Subscription).order_by(Subscription.id).with_for_update(skip_locked=True)):
-            if sub.content_view and not _is_blessed(uow, sub.organization, sub.content_view):
-                continue
-            since = sub.in_flight_since
-            if since is not None and since.tzinfo is None:
-                since = since.replace(tzinfo=timezone.utc)
-            if sub.in_flight and since and now - since < ctx.grace:
-                continue
-            sub.in_flight = None  # nothing came back within the grace time: consider it lost
-            b = propagate(uow, sub, ctx, reason="reconcile")
+        ids = list(uow.session.scalars(select(Subscription.id).order_by(Subscription.id)))
+    for sub_id in ids:
+        try:
+            with uow:
+                # skip_locked: a subscription a worker is busy with right now is not behind for long
+                sub = uow.session.scalar(select(Subscription).where(Subscription.id == sub_id)
+                                         .with_for_update(skip_locked=True))
+                if sub is None or (sub.content_view and not _is_blessed(uow, sub.organization, sub.content_view)):
+                    continue
+                since = sub.in_flight_since
+                if since is not None and since.tzinfo is None:
+                    since = since.replace(tzinfo=timezone.utc)
+                if sub.in_flight and since and now - since < ctx.grace:
+                    continue
+                sub.in_flight = None  # nothing came back within the grace time: consider it lost
+                b = propagate(uow, sub, ctx, reason="reconcile")
+                uow.commit()
             if b:
                 made.append(b)
-        uow.commit()
+        except Exception as e:  # noqa: BLE001 - one subscription's failure must not stop the others
+            log.warning("reconcile: subscription %s failed: %s", sub_id, e)
     return made
 
 
 # --- destination: import -------------------------------------------------------------------------
 
 def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) -> dict | None:
+    """Fetch, verify and import an announced bundle; answer the source from the signed manifest.
+
+    A transient problem (the bundle not there yet, a download error) raises for a retry; any other
+    refusal is answered with iss.bundle.rejected.v1 so the source knows."""
     data = envelope["data"]
     if data["destination"] != ctx.server_id:
         return None
     with uow:
         if already_processed(uow.session, envelope["id"], "import"):
             return None
-    local = fetch_bundle(data["location"], ctx.imports_path / "incoming" / data["bundle_id"], data.get("size"))
+    into = ctx.imports_path / "incoming" / f"{data['bundle_id']}-{uuid.uuid4().hex[:8]}"  # one per delivery
     scope = "content_view_version" if data.get("content_view") else "repository"
-    request = importing.ImportRequest(organization=data["organization"], path=local, scope=scope)
-    answer = {"bundle_id": data["bundle_id"], "source_server": data["source_server"], "destination": ctx.server_id,
-              "organization": data["organization"]}
-    answer |= {k: data[k] for k in ("content_view", "version", "product", "repository") if k in data}
+    announced = {k: data[k] for k in ("bundle_id", "source_server", "content_view", "version", "product", "repository")
+                 if data.get(k) is not None}
+    request = importing.ImportRequest(organization=data["organization"], path=into, scope=scope, announced=announced)
 
     def before_commit(tx: UnitOfWork, summary: dict) -> None:
-        state = [{"product": r["product"], "repository": r["repository"], "package_count": r["package_count"],
-                  "package_set_digest": r["package_set_digest"]} for r in summary.get("repositories") or data["repositories"]]
-        add_event(tx.session, ev.BUNDLE_IMPORTED, answer | {"already_imported": summary["state"] == "already_imported",
-                                                            "repositories": state},
-                  source=ctx.server_id, subject=data["bundle_id"], target_server=data["source_server"])
+        add_event(tx.session, ev.BUNDLE_IMPORTED, _imported_answer(summary, data["organization"], ctx),
+                  source=ctx.server_id, subject=summary["bundle_id"], target_server=summary["source_server"])
         mark_processed(tx.session, envelope["id"], "import")
 
     try:
+        request = replace(request, path=fetch_bundle(data["location"], into, data.get("size"), ctx.fetch_roots))
         return importing.import_bundle(uow, request, work_dir=ctx.imports_path, actor=ctx.actor, before_commit=before_commit)
-    except RejectedInput as e:
-        with uow:
-            has = importing.destination_holding(uow, data["organization"], data.get("content_view"),
-                                                data.get("product"), data.get("repository"))
-            importing.record_rejection_in(uow, request, e)
-            add_event(uow.session, ev.BUNDLE_REJECTED, answer | {
-                "reason": e.reason if e.reason in ("base_mismatch", "untrusted", "integrity", "rule_violation", "schema")
-                else "rule_violation",
-                "message": e.message[:4000], "problems": [p[:4000] for p in e.problems[:1000]], "has": has},
-                source=ctx.server_id, subject=data["bundle_id"], target_server=data["source_server"])
-            mark_processed(uow.session, envelope["id"], "import")
-            uow.commit()
+    except IssError as e:
+        if e.transient:
+            raise
+        _answer_rejected(uow, envelope, request, e, ctx)
         return {"state": "rejected", "reason": e.reason}
     finally:
-        shutil.rmtree(local.parent if local.parent.name == data["bundle_id"] else local, ignore_errors=True)
+        shutil.rmtree(into, ignore_errors=True)
 
 
-def fetch_bundle(location: str, into: Path, size: int | None) -> Path:
-    """A local copy (hardlink when possible) of a file:// bundle, or a streamed download of http(s)://."""
+def _imported_answer(summary: dict, organization: str, ctx: DestinationContext) -> dict:
+    """What the destination now holds, from the verified manifest (never from the event)."""
+    answer = {"bundle_id": summary["bundle_id"], "source_server": summary["source_server"], "destination": ctx.server_id,
+              "organization": organization, "already_imported": summary["state"] == "already_imported",
+              "repositories": summary["targets"]}
+    if summary["content_view"]:
+        answer |= {"content_view": summary["content_view"], "version": summary["version"]}
+    else:
+        answer |= {"product": summary["targets"][0]["product"], "repository": summary["targets"][0]["repository"]}
+    return answer
+
+
+def _answer_rejected(uow: UnitOfWork, envelope: dict, request: importing.ImportRequest, e: IssError,
+                     ctx: DestinationContext) -> None:
+    data = envelope["data"]
+    answer = {"bundle_id": data["bundle_id"], "source_server": data["source_server"], "destination": ctx.server_id,
+              "organization": data["organization"]}
+    answer |= {k: data[k] for k in ("content_view", "version", "product", "repository") if k in data}
+    with uow:
+        has = importing.destination_holding(uow, data["organization"], data.get("content_view"),
+                                            data.get("product"), data.get("repository"))
+        importing.record_rejection_in(uow, request, e)
+        add_event(uow.session, ev.BUNDLE_REJECTED, answer | {
+            "reason": e.reason if e.reason in ev.REJECTION_REASONS else "rule_violation",
+            "message": e.message[:4000], "problems": [p[:4000] for p in e.problems[:1000]], "has": has},
+            source=ctx.server_id, subject=data["bundle_id"], target_server=data["source_server"])
+        mark_processed(uow.session, envelope["id"], "import")
+        uow.commit()
+
+
+def fetch_bundle(location: str, into: Path, size: int | None, roots: tuple[Path, ...] = ()) -> Path:
+    """A local copy of an announced bundle: hardlinks (else copies) of a file:// bundle, or a
+    streamed download of http(s)://. file:// paths must lie under `roots` when roots are set;
+    links inside a directory bundle are copied as links, so the bundle reader refuses them."""
     into.mkdir(parents=True, exist_ok=True)
     url = urllib.parse.urlparse(location)
     if url.scheme == "file":
-        src = Path(urllib.parse.unquote(url.path))
-        if not src.exists():
-            raise TransientError(f"bundle {location} is not there (yet)")
-        dst = into / src.name
-        if src.is_dir():
-            shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
-        else:
-            _link_or_copy(src, dst)
-        return dst
+        return _fetch_file(Path(urllib.parse.unquote(url.path)), location, into, size, roots)
+    if url.scheme not in ("http", "https"):
+        raise RejectedInput(f"bundle location {location!r} is neither file:// nor http(s)://")
     import httpx
 
     dst = into / (Path(url.path).name or "bundle.tar.gz")
     try:
-        with httpx.stream("GET", location, timeout=60, follow_redirects=True) as r:
+        with httpx.stream("GET", location, timeout=60, follow_redirects=False) as r:
             r.raise_for_status()
+            written = 0
             with open(dst, "wb") as fh:
                 for chunk in r.iter_bytes(1 << 20):
+                    written += len(chunk)
+                    if size is not None and written > size:
+                        raise BundleIntegrityError(f"download of {location} is larger than the announced {size} bytes")
                     fh.write(chunk)
+    except httpx.HTTPStatusError as e:
+        raise TransientError(f"could not download {location}: {e}", details={"status": e.response.status_code}) from None
     except httpx.HTTPError as e:
         raise TransientError(f"could not download {location}: {e}") from None
     if size is not None and dst.stat().st_size != size:
@@ -343,11 +383,33 @@ def fetch_bundle(location: str, into: Path, size: int | None) -> Path:
     return dst
 
 
+def _fetch_file(src: Path, location: str, into: Path, size: int | None, roots: tuple[Path, ...]) -> Path:
+    if not src.is_absolute():
+        raise RejectedInput(f"bundle location {location!r} is not an absolute file:// path")
+    try:
+        real = src.resolve(strict=True)
+    except FileNotFoundError:
+        raise TransientError(f"bundle {location} is not there (yet)") from None
+    if roots and not any(real.is_relative_to(Path(r).resolve()) for r in roots):
+        raise UntrustedSource(f"bundle location {location} is outside the directories this server fetches from "
+                              f"({', '.join(str(r) for r in roots)}; setting fetch_roots)")
+    dst = into / real.name
+    if real.is_dir():
+        if not (real / "manifest.json").is_file():
+            raise RejectedInput(f"{location} is a directory but not an iss bundle (no manifest.json)")
+        shutil.copytree(real, dst, symlinks=True, copy_function=_link_or_copy)
+    elif real.is_file():
+        if size is not None and real.stat().st_size != size:
+            raise BundleIntegrityError(f"{location} has {real.stat().st_size} bytes, the announcement says {size}")
+        _link_or_copy(real, dst)
+    else:
+        raise RejectedInput(f"{location} is neither a bundle directory nor a bundle file")
+    return dst
+
+
 def _link_or_copy(src, dst) -> None:
     try:
         Path(dst).unlink(missing_ok=True)
-        import os
-
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)

@@ -91,7 +91,8 @@ def test_composite_view_cannot_be_imported():
 
 
 def test_existing_version_is_a_no_op():
-    cv = ExistingContentView("base", import_only=True, composite=False, versions={"1.0": {}})
+    held = {"rhel-9/r1": "sha256:" + "b" * 64, "tools/r1": "sha256:" + "b" * 64}
+    cv = ExistingContentView("base", import_only=True, composite=False, versions={"1.0": held})
     assert plan_import(manifest(), dest(cv=cv)).already_imported
 
 
@@ -125,3 +126,16 @@ def test_incremental_on_its_base_is_planned():
     m = manifest(products=(CUSTOM,), kind="incremental", base_cvv="1.0", base_digest=digest, version="2.0")
     plan = plan_import(m, dest(products=[ExistingProduct("tools", False, None)], repos=[ExistingRepository("tools", "r1", "yum", None)], cv=cv))
     assert not plan.already_imported and not plan.create_content_view
+
+
+def test_redhat_label_held_by_another_content_id_is_a_rule_problem():
+    with pytest.raises(ImportRuleViolation) as e:
+        plan_import(manifest(products=(RH,)), dest(products=[ExistingProduct("rhel-9", True, "rh-1")]))
+    assert "held here by the Red Hat product with content id rh-1" in e.value.problems[0]
+
+
+def test_existing_version_with_other_content_is_refused_not_a_no_op():
+    cv = ExistingContentView("base", True, False, versions={"1.0": {"tools/r1": "sha256:" + "c" * 64}})
+    with pytest.raises(ImportRuleViolation) as e:
+        plan_import(manifest(products=(CUSTOM,)), dest(products=[ExistingProduct("tools", False, None)], cv=cv))
+    assert "exists here with other content" in e.value.problems[0]
