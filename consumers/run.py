@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from iss_plugin.adapters.bus.relay import relay_from_settings
 from iss_plugin.bootstrap import App
 from iss_plugin.services import propagation
+from iss_plugin.services.maintenance import collect_garbage
 from producers.repository_watcher import watch_forever
 
 from .workers import ROLES, make_worker
@@ -59,6 +60,9 @@ class Runtime:
             try:
                 for made in propagation.reconcile(self.app.uow(), ctx):
                     log.info("reconcile: re-sent %s to %s", made["bundle_id"], made["destination"])
+                removed = collect_garbage(self.app)
+                if removed:
+                    log.info("store: removed %d unreferenced files", removed)
             except Exception as e:
                 log.warning("reconcile pass failed: %s", e)
 

@@ -204,3 +204,17 @@ def manifest():
 @click.argument("file", type=click.Path(path_type=Path))
 def manifest_import(ctx, state, output, file):
     emit(ctx, catalog.import_entitlement_manifest(state.app.uow(), file, state.app.settings.actor))
+
+
+@cli.group()
+def store():
+    """The local content store."""
+
+
+@command(store, "gc")
+@click.option("--min-age", default=3600.0, show_default=True, help="only files older than this many seconds")
+def store_gc(ctx, state, output, min_age):
+    """Remove store files no package references (left by a crashed or rolled-back import)."""
+    from iss_plugin.services.maintenance import collect_garbage
+
+    emit(ctx, {"removed": collect_garbage(state.app, min_age)})

@@ -417,6 +417,11 @@ class LocalBackend:
         bind = session.get_bind()
         if not shas or not isinstance(bind, Engine):
             return
+        if bind.dialect.name != "sqlite":
+            # With concurrent writers (PostgreSQL) another transaction may have found one of these
+            # files on disk and be about to commit a row for it that this connection cannot see yet:
+            # leave them to remove_orphan_blobs, whose age grace covers transactions in flight.
+            return
         try:
             referenced: set[str] = set()
             with bind.connect() as conn:
