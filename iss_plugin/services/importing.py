@@ -89,12 +89,16 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
             if request.dry_run:
                 return summary | {"state": "dry_run"}
             if plan.already_imported:
+                _publish(uow, _held_versions(uow, org, manifest))  # re-delivery also repairs a lost publication
                 _record(uow, manifest, request, "already_imported")
                 if before_commit:
                     before_commit(uow, summary | {"state": "already_imported", "repositories": None})
                 uow.commit()
                 return summary | {"state": "already_imported"}
             written = _apply(uow, org, manifest, plan, opened.root, disposable=opened.temp_dir is not None)
+            # Published before the commit: a crash in between re-delivers, re-imports (a no-op in the
+            # backend) and publishes again, so a committed import is never left unpublished.
+            _publish(uow, written)
             _record(uow, manifest, request, "imported")
             audit(uow.session, actor, "content.import", str(request.path), bundle_id=manifest.bundle_id,
                   kind=manifest.kind, organization=org.label)
@@ -102,7 +106,6 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
                 before_commit(uow, summary | {"state": "imported", "repositories": written})
             failpoint("import.before_commit")  # crash tests: files are in the store, nothing committed
             uow.commit()
-            _publish(uow, written)
             return summary | {"state": "imported", "repositories": written}
 
 
@@ -256,14 +259,27 @@ def _apply(uow: UnitOfWork, org: Organization, manifest: BundleManifest, plan: I
 
 
 def _publish(uow: UnitOfWork, written: list[dict]) -> None:
-    """Publish what was imported so yum clients read it; a failure here leaves the import in place."""
-    with uow:
-        for w in written:
-            location = uow.backend.publish(w["backend_key"], w["version"])
-            repo = uow.session.scalar(select(Repository).where(Repository.backend_key == w["backend_key"]))
-            repo.published_at = location
-            w["published_at"] = location
-        uow.commit()
+    """Publish imported versions where yum clients read them (idempotent), in the import's transaction."""
+    for w in written:
+        location = uow.backend.publish(w["backend_key"], w["version"])
+        repo = uow.session.scalar(select(Repository).where(Repository.backend_key == w["backend_key"]))
+        repo.published_at = location
+        w["published_at"] = location
+
+
+def _held_versions(uow: UnitOfWork, org: Organization, manifest: BundleManifest) -> list[dict]:
+    """The versions this server already holds of what the bundle carries (to publish them again)."""
+    if manifest.content_view:
+        cv = uow.session.scalar(select(ContentView).where(ContentView.organization_id == org.id,
+                                                          ContentView.label == manifest.content_view.label))
+        cvv = find.content_view_version(uow.session, cv, VersionNumber.parse(manifest.content_view.version))
+        return [{"backend_key": p.repository.backend_key, "version": p.backend_version} for p in cvv.repositories]
+    held = []
+    for r in manifest.repositories:
+        repo = uow.session.scalar(select(Repository).where(Repository.backend_key == backend_key(org.label, r.product, r.label)))
+        if repo is not None:
+            held.append({"backend_key": repo.backend_key, "version": uow.backend.latest_version(repo.backend_key)})
+    return held
 
 
 def _record(uow: UnitOfWork, manifest: BundleManifest, request: ImportRequest, state: str) -> None:
