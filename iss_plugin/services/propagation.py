@@ -4,6 +4,7 @@ reconcile pass do. Each handler runs in one unit of work: its state change, the 
 second effect."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -151,6 +152,7 @@ def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> d
         "bundle_id": result["bundle_id"], "source_server": ctx.server_id, "destination": sub.destination.server_id,
         "organization": sub.organization, "kind": result["kind"], "location": path.resolve().as_uri(),
         "format": result["format"], "size": result["size"],
+        **({"sha256": _file_sha256(path)} if path.is_file() else {}),
         "base": None,
         "repositories": [{"product": k.split("/")[0], "repository": k.split("/")[1], "package_count": v["package_count"],
                           "package_set_digest": v["target_digest"]} for k, v in result["repositories"].items()],
@@ -165,6 +167,14 @@ def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> d
             data["base"] = {"repositories": [{"product": sub.product, "repository": sub.repository,
                                               "package_count": 0, "package_set_digest": sub.acknowledged}]}
     return data
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _next_version(cv: ContentView, acknowledged: str | None, wanted: str | None, force: bool):
@@ -310,7 +320,8 @@ def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) ->
         mark_processed(tx.session, envelope["id"], "import")
 
     try:
-        request = replace(request, path=fetch_bundle(data["location"], into, data.get("size"), ctx.fetch_roots))
+        request = replace(request, path=fetch_bundle(data["location"], into, data.get("size"), ctx.fetch_roots,
+                                                     sha256=data.get("sha256")))
         return importing.import_bundle(uow, request, work_dir=ctx.imports_path, actor=ctx.actor, before_commit=before_commit)
     except IssError as e:
         if e.transient:
@@ -351,14 +362,18 @@ def _answer_rejected(uow: UnitOfWork, envelope: dict, request: importing.ImportR
         uow.commit()
 
 
-def fetch_bundle(location: str, into: Path, size: int | None, roots: tuple[Path, ...] = ()) -> Path:
+def fetch_bundle(location: str, into: Path, size: int | None, roots: tuple[Path, ...] = (),
+                 sha256: str | None = None) -> Path:
     """A local copy of an announced bundle: hardlinks (else copies) of a file:// bundle, or a
     streamed download of http(s)://. file:// paths must lie under `roots` when roots are set;
     links inside a directory bundle are copied as links, so the bundle reader refuses them."""
     into.mkdir(parents=True, exist_ok=True)
     url = urllib.parse.urlparse(location)
     if url.scheme == "file":
-        return _fetch_file(Path(urllib.parse.unquote(url.path)), location, into, size, roots)
+        dst = _fetch_file(Path(urllib.parse.unquote(url.path)), location, into, size, roots)
+        if sha256 and dst.is_file() and _file_sha256(dst) != sha256:
+            raise BundleIntegrityError(f"{location} does not have the sha256 its announcement gives ({sha256})")
+        return dst
     if url.scheme not in ("http", "https"):
         raise RejectedInput(f"bundle location {location!r} is neither file:// nor http(s)://")
     import httpx
@@ -367,12 +382,13 @@ def fetch_bundle(location: str, into: Path, size: int | None, roots: tuple[Path,
     try:
         with httpx.stream("GET", location, timeout=60, follow_redirects=False) as r:
             r.raise_for_status()
-            written = 0
+            written, digest = 0, hashlib.sha256()
             with open(dst, "wb") as fh:
                 for chunk in r.iter_bytes(1 << 20):
                     written += len(chunk)
                     if size is not None and written > size:
                         raise BundleIntegrityError(f"download of {location} is larger than the announced {size} bytes")
+                    digest.update(chunk)
                     fh.write(chunk)
     except httpx.HTTPStatusError as e:
         raise TransientError(f"could not download {location}: {e}", details={"status": e.response.status_code}) from None
@@ -380,6 +396,8 @@ def fetch_bundle(location: str, into: Path, size: int | None, roots: tuple[Path,
         raise TransientError(f"could not download {location}: {e}") from None
     if size is not None and dst.stat().st_size != size:
         raise TransientError(f"download of {location} has {dst.stat().st_size} bytes, expected {size}")
+    if sha256 and digest.hexdigest() != sha256:
+        raise BundleIntegrityError(f"download of {location} does not have the announced sha256 {sha256}")
     return dst
 
 

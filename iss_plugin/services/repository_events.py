@@ -36,7 +36,10 @@ def announce_new_versions(uow: UnitOfWork, source: str) -> list[dict]:
     announced = []
     for repo in uow.session.scalars(select(Repository).order_by(Repository.id)):
         latest = uow.backend.latest_version(repo.backend_key)
-        if latest > 0 and (repo.announced_version is None or latest > repo.announced_version):
-            event_id = record_new_version(uow, repo, latest, source)
-            announced.append({"repository": repo.backend_key, "version": latest, "event_id": event_id})
+        if latest == 0 or (repo.announced_version is not None and latest <= repo.announced_version):
+            continue
+        for v in uow.backend.list_versions(repo.backend_key):  # each version once, in order
+            if v.number > 0 and (repo.announced_version is None or v.number > repo.announced_version):
+                event_id = record_new_version(uow, repo, v.number, source)
+                announced.append({"repository": repo.backend_key, "version": v.number, "event_id": event_id})
     return announced

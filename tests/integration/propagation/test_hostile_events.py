@@ -107,3 +107,11 @@ def test_an_unknown_organization_is_answered_not_left_in_flight(servers):
     assert result["state"] == "rejected"
     [answer] = answers(dst, ev.BUNDLE_REJECTED)
     assert "organization 'NOPE' does not exist" in answer["message"]
+
+
+def test_an_archive_that_is_not_the_announced_one_is_refused(servers):
+    src, dst, path, bundle = servers
+    result = propagation.on_bundle_ready(dst.uow(), ready(bundle, path.as_uri(), sha256="0" * 64),
+                                         dst.destination_context())
+    assert result["reason"] == "integrity"
+    assert imported_versions(dst) == 0
