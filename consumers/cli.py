@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 
@@ -13,17 +14,18 @@ from rich.table import Table
 
 
 def register(cli: click.Group) -> None:
-    from iss_plugin.cli.main import command, pass_state
+    from iss_plugin.cli.main import command
 
     from .workers import ROLES
 
-    @cli.command()
+    @command(cli, "worker")
     @click.argument("role", type=click.Choice(ROLES))
-    @pass_state
-    def worker(state, role):
-        """Consume this server's ROLE queue until SIGINT/SIGTERM."""
+    def worker(ctx, state, output, role):
+        """Consume this server's ROLE queue until SIGINT/SIGTERM (a second one exits at once)."""
         from .workers import make_worker
 
+        state.app.server_id  # a missing server id or database schema is a usage error before anything starts
+        state.app.engine
         _logging()
         w = make_worker(state.app, role)
         _on_signal(lambda: setattr(w, "should_stop", True))
@@ -90,5 +92,16 @@ def _logging() -> None:
 
 
 def _on_signal(stop) -> None:
+    """The first SIGINT/SIGTERM asks `stop()` for a clean stop; a second one exits at once."""
+    asked = []
+
+    def handler(signum, _frame):
+        if asked:
+            os.write(2, f"iss: second {signal.Signals(signum).name}: exiting now\n".encode())
+            os._exit(128 + signum)
+        asked.append(signum)
+        logging.getLogger("iss").info("%s: stopping (send it again to exit at once)", signal.Signals(signum).name)
+        stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop())
+        signal.signal(sig, handler)

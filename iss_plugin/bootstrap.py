@@ -18,6 +18,9 @@ class App:
 
     @cached_property
     def engine(self) -> Engine:
+        from iss_plugin.adapters.db.migrate import require_schema
+
+        require_schema(self.settings.db_url)  # a database `iss init` never migrated: say so, create nothing
         return make_engine(self.settings.db_url)
 
     @cached_property

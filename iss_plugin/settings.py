@@ -9,10 +9,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from iss_plugin.domain.errors import ConfigError
+from iss_plugin.domain.errors import ConfigError, UsageError
+from iss_plugin.domain.labels import check_server_id
 
 DEFAULT_CONFIG = Path("/etc/iss/settings.toml")
 
@@ -59,6 +60,16 @@ class Settings(BaseSettings):
     pulp: PulpSettings = PulpSettings()
     bus: BusSettings = BusSettings()
 
+    @field_validator("server_id")
+    @classmethod
+    def _valid_server_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_server_id(value)
+        except UsageError as e:
+            raise ValueError(e.message) from None
+
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
         return (env_settings, init_settings)
@@ -96,9 +107,15 @@ class Settings(BaseSettings):
         if self.server_id:
             return self.server_id
         try:
-            return self.server_id_file.read_text().strip()
+            text = self.server_id_file.read_text().strip()
         except FileNotFoundError:
             raise ConfigError(f"no server id: {self.server_id_file} is missing; run `iss init` first") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read the server id from {self.server_id_file}: {e}") from None
+        try:
+            return check_server_id(text, what=f"the server id in {self.server_id_file}")
+        except UsageError as e:
+            raise ConfigError(f"{e.message}; fix the file, or set server_id in the settings") from None
 
 
 def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:

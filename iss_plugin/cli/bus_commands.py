@@ -21,7 +21,9 @@ def destination():
 @click.option("--server-id", required=True, help="the destination's server id (`iss keys show` there)")
 @click.option("--public-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def destination_add(ctx, state, output, name, server_id, public_key):
-    emit(ctx, subscriptions.add_destination(state.app.uow(), name, server_id, public_key.read_text(),
+    from iss_plugin.adapters.bundles.signing import read_public_key_file
+
+    emit(ctx, subscriptions.add_destination(state.app.uow(), name, server_id, read_public_key_file(public_key),
                                             state.app.settings.actor))
 
 

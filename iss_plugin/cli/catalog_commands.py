@@ -186,7 +186,9 @@ def trust():
               help="the source's public key (PEM, from `iss keys show` there)")
 @click.option("--organization", "organizations", multiple=True, required=True, help="organization(s) it may feed")
 def trust_add(ctx, state, output, name, public_key, organizations):
-    emit(ctx, catalog.add_trusted_source(state.app.uow(), name, public_key.read_text(), organizations,
+    from iss_plugin.adapters.bundles.signing import read_public_key_file
+
+    emit(ctx, catalog.add_trusted_source(state.app.uow(), name, read_public_key_file(public_key), organizations,
                                          state.app.settings.actor))
 
 

@@ -1,6 +1,7 @@
 """content-export and content-import, as in hammer."""
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -63,14 +64,14 @@ def _run_export(ctx, state, *, scope: str, incremental: bool, organization, dest
                 content_view=None, version=None, product=None, repository=None, from_version=None, since=None):
     if from_version and since:
         raise UsageError("give --from-version or --since, not both")
+    if chunk_size_mb is not None and not (math.isfinite(chunk_size_mb) and chunk_size_mb > 0):
+        raise UsageError(f"--chunk-size-mb {chunk_size_mb}: give a positive, finite number of MiB (for example 4096)")
     request = exporting.ExportRequest(
         organization=organization, scope="content_view_version" if scope == "version" else "repository",
         incremental=incremental, content_view=content_view,
         version=VersionNumber.parse(version) if version else None, product=product, repository=repository,
         from_version=from_version, since=_parse_since(since), destination=destination, fmt=fmt,
         chunk_size=max(1, int(chunk_size_mb * 1024 * 1024)) if chunk_size_mb is not None else None, path=path)
-    if chunk_size_mb is not None and chunk_size_mb <= 0:
-        raise UsageError("--chunk-size-mb must be a positive number of MiB")
     app = state.app
     try:
         with progress_bar(ctx) as progress:

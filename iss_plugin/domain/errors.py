@@ -87,6 +87,13 @@ class BaseMismatch(RejectedInput):
     reason = "base_mismatch"
 
 
+class InconsistentPlan(IssError):
+    """An export plan whose numbers do not add up (what a backend reported changed is not the
+    difference of the two versions). Retrying gives the same answer: not transient, a worker parks it."""
+
+    reason = "inconsistent_plan"
+
+
 class BackendError(IssError):
     reason = "backend"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .errors import InconsistentPlan
 from .manifest import VersionRef
 from .packages import Package, package_set_digest
 
@@ -59,10 +60,11 @@ def plan_from_changes(
 ) -> RepositoryExportPlan:
     """The same plan from what a backend says changed, without listing both versions (cost of the change)."""
     if base is None and removed:
-        raise ValueError("a full export removes nothing")
+        raise InconsistentPlan(f"{product}/{repository}: a full export removes nothing, "
+                               f"but {len(removed)} removed packages were given")
     if base is not None and base.package_count + len(added) - len(removed) != target.package_count:
-        raise ValueError(f"{product}/{repository}: base {base.package_count} + {len(added)} - {len(removed)} "
-                         f"is not the target's {target.package_count} packages")
+        raise InconsistentPlan(f"{product}/{repository}: base {base.package_count} + {len(added)} - {len(removed)} "
+                               f"is not the target's {target.package_count} packages")
     return RepositoryExportPlan(product, repository, target, base,
                                 tuple(sorted(added, key=lambda p: p.location)), tuple(sorted(removed)))
 

@@ -52,6 +52,12 @@ def create_product(uow: UnitOfWork, org_label: str, name: str, label: str | None
         org = find.organization(uow.session, org_label)
         if uow.session.scalar(select(Product).where(Product.organization_id == org.id, Product.label == label)):
             raise UsageError(f"product '{label}' already exists in organization '{org.label}'")
+        if content_id:
+            holder = uow.session.scalar(select(Product).where(Product.organization_id == org.id,
+                                                              Product.content_id == content_id))
+            if holder is not None:
+                raise UsageError(f"content id {content_id} is already used by product '{holder.label}' in organization "
+                                 f"'{org.label}': a Red Hat content id names one product (use that product)")
         uow.session.add(Product(organization_id=org.id, label=label, name=name, redhat=redhat, content_id=content_id))
         audit(uow.session, actor, "product.create", f"{org.label}/{label}", redhat=redhat)
         uow.commit()
@@ -62,9 +68,32 @@ def backend_key(org: str, product: str, repository: str) -> str:
     return f"{org}/{product}/{repository}"
 
 
+SYNC_SCHEMES = ("file", "http", "https")
+
+
+def check_sync_url(url: str, option: str = "--url") -> str:
+    """A yum repository URL iss can synchronize from: file://, http:// or https://."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:
+        raise UsageError(f"{option} '{url}' is not a URL ({e}): give file://, http:// or https://") from None
+    if parts.scheme.lower() not in SYNC_SCHEMES:
+        raise UsageError(f"{option} '{url}': the scheme must be one of {', '.join(SYNC_SCHEMES)} "
+                         f"(got '{parts.scheme or 'none'}'), for example https://cdn.example.com/repo/ or file:///srv/repo/")
+    if parts.scheme.lower() in ("http", "https") and not parts.hostname:
+        raise UsageError(f"{option} '{url}' has no host name")
+    if parts.scheme.lower() == "file" and not parts.path:
+        raise UsageError(f"{option} '{url}' has no path (file:///absolute/path/)")
+    return url
+
+
 def create_repository(uow: UnitOfWork, org_label: str, product_label: str, name: str, label: str | None,
                       url: str | None, content_type: str, actor: str) -> dict:
     label = check_label(label) if label else make_label(name)
+    if url is not None:
+        check_sync_url(url)
     with uow:
         org = find.organization(uow.session, org_label)
         product = find.product(uow.session, org, product_label)
@@ -111,6 +140,12 @@ def upload_packages(uow: UnitOfWork, org_label: str, path: str, files: Sequence[
     with uow:
         org = find.organization(uow.session, org_label)
         r = find.repository_by_path(uow.session, org, path)
+        from iss_plugin.adapters.content_types import file_problems
+
+        problems = file_problems(r.content_type, files)
+        if problems:
+            raise RejectedInput(f"{len(problems)} of {len(files)} files are not {r.content_type} packages; "
+                                f"nothing was uploaded to '{path}' (upload only {r.content_type} package files)", problems)
         before = uow.backend.latest_version(r.backend_key)
         version = uow.backend.add_packages(r.backend_key, [Path(f) for f in files])
         if version != before:
@@ -138,6 +173,8 @@ def remove_packages(uow: UnitOfWork, org_label: str, path: str, nevras: Sequence
 
 
 def synchronize(uow: UnitOfWork, org_label: str, path: str, url: str | None, actor: str, source: str) -> dict:
+    if url is not None:
+        check_sync_url(url)
     with uow:
         org = find.organization(uow.session, org_label)
         r = find.repository_by_path(uow.session, org, path)
@@ -182,26 +219,35 @@ def list_trusted_sources(uow: UnitOfWork) -> list[dict]:
 
 
 def import_entitlement_manifest(uow: UnitOfWork, path: Path, actor: str) -> dict:
-    """The Red Hat products an organization may hold; creates those Red Hat products if missing."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UsageError(f"manifest file {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RejectedInput(f"manifest file {path} is not JSON: {e}") from None
+    """The Red Hat products an organization may hold; creates those Red Hat products if missing.
+    All or nothing: any problem refuses the whole manifest."""
+    data = _read_manifest_file(Path(path))
     problems = schemas.problems("entitlements.v1.json", data)
     if problems:
         raise SchemaViolation(f"manifest file {path} does not match schemas/entitlements.v1.json; nothing imported", problems)
+    duplicates = _duplicates(data["products"], "content_id") + _duplicates(data["products"], "label")
+    if duplicates:
+        raise RejectedInput(f"manifest file {path} lists the same product more than once; nothing imported "
+                            "(each content_id and each label may appear once)", duplicates)
     with uow:
         org = find.organization(uow.session, data["organization"])
         existing = {e.content_id: e for e in uow.session.scalars(select(Entitlement).where(Entitlement.organization_id == org.id))}
         products = {p.label: p for p in org.products}
+        by_content_id = {p.content_id: p for p in org.products if p.redhat and p.content_id}
         conflicts = []
         for item in data["products"]:
-            p = products.get(item["label"])
-            if p is not None and (not p.redhat or p.content_id != item["content_id"]):
-                conflicts.append(f"product '{item['label']}' exists here as "
+            label, content_id = item["label"], item["content_id"]
+            p = products.get(label)
+            if p is not None and (not p.redhat or p.content_id != content_id):
+                conflicts.append(f"product '{label}' exists here as "
                                  f"{'custom' if not p.redhat else 'Red Hat content id ' + str(p.content_id)}")
+            other = by_content_id.get(content_id)
+            if other is not None and other.label != label:
+                conflicts.append(f"content id {content_id} (product '{label}') is already Red Hat product '{other.label}' here")
+            e = existing.get(content_id)
+            if e is not None and e.product_label != label and (other is None or other.label != e.product_label):
+                conflicts.append(f"content id {content_id} (product '{label}') is already entitled as product "
+                                 f"'{e.product_label}' (manifest {e.manifest_id})")
         if conflicts:
             raise RejectedInput(f"manifest {data['manifest_id']} conflicts with products of '{org.label}'; nothing imported", conflicts)
         for item in data["products"]:
@@ -217,3 +263,31 @@ def import_entitlement_manifest(uow: UnitOfWork, path: Path, actor: str) -> dict
         uow.commit()
     return {"organization": data["organization"], "manifest_id": data["manifest_id"],
             "products": [p["label"] for p in data["products"]]}
+
+
+def _read_manifest_file(path: Path):
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"manifest file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"manifest path {path} is a directory: give the manifest's JSON file") from None
+    except OSError as e:
+        raise UsageError(f"cannot read manifest file {path}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RejectedInput(f"manifest file {path} is not UTF-8 text (byte {e.start}); nothing imported: "
+                            "give the JSON entitlement manifest") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RejectedInput(f"manifest file {path} is not JSON: {e}; nothing imported") from None
+
+
+def _duplicates(items: list, key: str) -> list[str]:
+    seen: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get(key), str):
+            seen[item[key]] = seen.get(item[key], 0) + 1
+    return [f"{key} '{value}' appears {n} times" for value, n in seen.items() if n > 1]

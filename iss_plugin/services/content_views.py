@@ -28,12 +28,17 @@ def create_content_view(uow: UnitOfWork, org_label: str, name: str, label: str |
         org = find.organization(uow.session, org_label)
         if uow.session.scalar(select(ContentView).where(ContentView.organization_id == org.id, ContentView.label == label)):
             raise UsageError(f"content view '{label}' already exists in organization '{org.label}'")
-        repos = [find.repository_by_path(uow.session, org, path) for path in repositories]
+        repos = []  # a repository named twice (or by two spellings) is in the view once
+        for path in repositories:
+            r = find.repository_by_path(uow.session, org, path)
+            if all(r.id != seen.id for seen in repos):
+                repos.append(r)
+        paths = [f"{r.product.label}/{r.label}" for r in repos]
         uow.session.add(ContentView(organization_id=org.id, label=label, name=name, blessed=blessed, repositories=repos))
         audit(uow.session, actor, "content_view.create", f"{org.label}/{label}", blessed=blessed)
         uow.commit()
     return {"organization": org_label, "label": label, "name": name, "blessed": blessed,
-            "repositories": list(repositories)}
+            "repositories": paths}
 
 
 def set_blessed(uow: UnitOfWork, org_label: str, label: str, blessed: bool, actor: str) -> dict:

@@ -94,7 +94,11 @@ def export_in_transaction(uow: UnitOfWork, request: ExportRequest, *, out_dir: P
         raise UsageError("--chunk-size-mb must be a positive number of MiB")
     bundle_id = str(uuid.uuid4())
     out_dir = Path(request.path or out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the output directory {out_dir}: {e.strerror or e}; "
+                         "give a writable directory with --path (or fix export_dir)") from None
     archive = request.fmt != "dir" or request.chunk_size is not None
     staging = (staging_root if archive and staging_root else out_dir) / f".tmp-{bundle_id}"
     org = find.organization(uow.session, request.organization)
@@ -245,6 +249,10 @@ def _select_repository(uow: UnitOfWork, org, request: ExportRequest) -> list[Rep
                 raise NotFound(f"no earlier export of repository '{request.product}/{request.repository}' to start from: "
                                "use `content-export complete`, or give --from-version or --since")
             base = next(iter(last.summary.values()))["target_version"]
+        if base >= target:
+            raise UsageError(f"the base version {base} of repository '{request.product}/{request.repository}' is not "
+                             f"older than the exported version {target}: an incremental export would be empty "
+                             "(nothing changed since; give an older --from-version or --since)")
     return [RepoSelection(repo, target, base)]
 
 

@@ -5,6 +5,7 @@ import socket
 import uuid
 
 from iss_plugin.adapters.db import migrate
+from iss_plugin.domain.labels import server_id_from_hostname
 from iss_plugin.settings import Settings
 
 
@@ -18,10 +19,15 @@ def initialize(settings: Settings) -> dict:
     created_key = not (settings.keys_path / "ed25519.key").exists()
     signer = generate_keypair(settings.keys_path) if created_key else load_signer(settings.keys_path)
     if not settings.server_id_file.exists():
-        settings.server_id_file.write_text((settings.server_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}") + "\n")
+        settings.server_id_file.write_text((settings.server_id or default_server_id()) + "\n")
     return {"data_dir": str(settings.data_dir), "database": _safe_url(settings.db_url),
             "server_id": settings.resolved_server_id(), "key_fingerprint": signer.fingerprint, "key_created": created_key,
             "schema": migrate.current(settings.db_url)}
+
+
+def default_server_id(hostname: str | None = None) -> str:
+    """`<first label of the host name>-<8 random hex digits>`, sanitized to a valid server id."""
+    return server_id_from_hostname(hostname if hostname is not None else socket.gethostname(), uuid.uuid4().hex[:8])
 
 
 def _safe_url(url: str) -> str:

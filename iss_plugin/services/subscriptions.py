@@ -7,7 +7,7 @@ from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import Destination, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.errors import NotFound, UsageError
-from iss_plugin.domain.labels import check_label
+from iss_plugin.domain.labels import check_server_id
 
 from .audit import audit
 
@@ -15,9 +15,7 @@ from .audit import audit
 def add_destination(uow: UnitOfWork, name: str, server_id: str, public_pem: str, actor: str) -> dict:
     from iss_plugin.adapters.bundles.signing import fingerprint_of
 
-    check_label(server_id, "server id")
-    if "." in server_id:
-        raise UsageError(f"server id '{server_id}' may not contain '.' (it is the last word of routing keys)")
+    check_server_id(server_id, "--server-id")
     fingerprint = fingerprint_of(public_pem)
     with uow:
         if uow.session.scalar(select(Destination).where((Destination.name == name) | (Destination.server_id == server_id))):

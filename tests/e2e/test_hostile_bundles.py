@@ -62,7 +62,11 @@ def test_unsafe_tar_members_are_refused(tmp_path, published_source, destination,
     good = export_full(published_source)
     evil = rewrite_tar(good, tmp_path / "evil.tar.gz", extra=[bad])
     refused(destination, evil, needle)
-    assert not (tmp_path / "escape.txt").exists() and not Path("/etc/iss-evil").exists()
+    # "../escape.txt" would land next to the extraction directory (under the destination's imports
+    # dir), not in tmp_path: look everywhere under the destination's root and the test's directory.
+    escaped = sorted({p for base in (destination.data, destination.data.parent, tmp_path) for p in base.rglob("escape.txt")})
+    assert escaped == [], f"a tar member escaped the extraction directory: {escaped}"
+    assert not Path("/etc/iss-evil").exists()
 
 
 def test_manifest_signed_by_an_untrusted_key(tmp_path, published_source):

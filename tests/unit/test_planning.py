@@ -46,3 +46,19 @@ def test_version_numbers_parse_and_order():
     assert VersionNumber.parse("2.10") > VersionNumber.parse("2.9")
     with pytest.raises(UsageError, match="MAJOR.MINOR"):
         VersionNumber.parse("2")
+
+
+def test_an_inconsistent_plan_is_a_permanent_iss_error():
+    from iss_plugin.adapters.bus import policy
+    from iss_plugin.domain.errors import InconsistentPlan, IssError
+    from iss_plugin.domain.planning import plan_from_changes, version_ref
+
+    base, target = version_ref(1, [A, B]), version_ref(2, [A, B, C])
+    with pytest.raises(InconsistentPlan, match="p/r: base 2 \\+ 2 - 0 is not the target's 3 packages") as e:
+        plan_from_changes("p", "r", target, base, [C, D], [])
+    assert isinstance(e.value, IssError) and not isinstance(e.value, ValueError) and e.value.transient is False
+    with pytest.raises(InconsistentPlan, match="a full export removes nothing"):
+        plan_from_changes("p", "r", target, None, [A, B, C], ["b" * 64])
+    decision = policy.on_error(e.value, 1, retry_delays_ms=(1000,), max_attempts=5)
+    assert decision.action is policy.Action.PARK and decision.reason == "inconsistent_plan"
+    assert plan_from_changes("p", "r", target, base, [C], []).new_packages == (C,)

@@ -40,3 +40,21 @@ def test_the_example_config_in_deploy_is_valid():
 
     s = load_settings(Path(__file__).parents[2] / "deploy" / "settings.example.toml")
     assert s.backend == "local" and s.bus.url == "memory://" and s.bus.max_attempts == 5
+
+
+@pytest.mark.parametrize("bad", ["dc2.example.com", "dc 2", "a*b", "#", ""])
+def test_a_bad_server_id_is_a_config_error(tmp_path, bad):
+    cfg = tmp_path / "settings.toml"
+    cfg.write_text(f'server_id = "{bad}"\n')
+    with pytest.raises(ConfigError) as e:
+        load_settings(cfg)
+    assert str(cfg) in e.value.message
+    assert any(p.startswith("server_id:") and "letters, digits, '-' and '_'" in p for p in e.value.problems)
+    assert load_settings(cfg, server_id="dc2").server_id == "dc2"
+
+
+def test_a_bad_server_id_file_is_a_config_error(tmp_path):
+    s = load_settings(None, data_dir=str(tmp_path))
+    (tmp_path / "server_id").write_text("host.example.com\n")
+    with pytest.raises(ConfigError, match="server id in .* is not valid"):
+        s.resolved_server_id()

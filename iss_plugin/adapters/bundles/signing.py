@@ -133,6 +133,28 @@ def load_public_key(pem_text: str | bytes) -> Ed25519PublicKey:
     return key
 
 
+def read_public_key_file(path: Path) -> str:
+    """The PEM text of the Ed25519 public key in `path`; UsageError naming the file when it cannot
+    be read or is not one (binary, not UTF-8, not PEM, another key type)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory: give the PEM public key file (ed25519.pub)") from None
+    except OSError as e:
+        raise UsageError(f"cannot read the public key file {path}: {e.strerror}") from None
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a PEM public key (it is not text): give the contents of the other "
+                         "server's ed25519.pub (`iss keys show` there)") from None
+    try:
+        fingerprint_of(text)
+    except UsageError as e:
+        raise UsageError(f"{path}: {e.message}") from None
+    return text
+
+
 def fingerprint_of(pem_text: str | bytes) -> str:
     """`sha256:<hex>` of the raw public key in `pem_text` (UsageError on garbage)."""
     return _fingerprint(load_public_key(pem_text))

@@ -14,6 +14,9 @@ Handlers run in a worker thread while this thread keeps reading the connection a
 heartbeats, so a long export or import does not lose its connection. One message is handled at
 a time per consumer; run several consumers (processes) for parallelism.
 
+While the broker is unreachable each failed connection attempt logs one line, and setting
+`should_stop` ends kombu's retry loop within a second (`run` then returns).
+
 On memory:// (no TTL, no dead-lettering) a retry waits in this consumer (a timer heap) and is
 republished with `x-iss-retries`; pending retries are republished at once when it stops.
 """
@@ -26,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timezone
 from functools import partial
@@ -40,6 +44,11 @@ from .codec import DecodeError, decode, envelope_problems
 from .topology import Topology, declare, is_memory, kombu_entities
 
 log = logging.getLogger(__name__)
+
+
+class StopConnecting(Exception):
+    """Raised inside kombu's connection-retry loop to abandon it when the consumer is asked to stop."""
+
 
 Handler = Callable[[Event], None]
 
@@ -75,8 +84,29 @@ class EventConsumer(ConsumerMixin):
     def run(self, _tokens=1, **kwargs):
         try:
             super().run(_tokens, safety_interval=self.safety_interval, **kwargs)
+        except StopConnecting:
+            log.info("%s stopped while waiting for the broker", self.name)
         finally:
             self._executor.shutdown(wait=True)
+
+    @contextmanager
+    def establish_connection(self):
+        # As ConsumerMixin's, plus a callback kombu calls every second while it waits between
+        # connection attempts: a stop request ends the wait at once instead of after the interval.
+        with self.create_connection() as conn:
+            conn.ensure_connection(self.on_connection_error, self.connect_max_retries, callback=self._stop_requested)
+            yield conn
+
+    def on_connection_error(self, exc, interval):
+        """One line per failed connection attempt (kombu's default logs a traceback each time);
+        abort the retry loop when a stop was requested."""
+        self._stop_requested()
+        log.warning("%s: cannot connect to the broker at %s: %s; retrying in %.0f s (SIGINT/SIGTERM stops)",
+                    self.name, self.connection.as_uri(), exc, interval)
+
+    def _stop_requested(self) -> None:
+        if self.should_stop:
+            raise StopConnecting(f"{self.name}: stop requested while connecting to the broker")
 
     def get_consumers(self, Consumer, channel):
         exchanges, queues = kombu_entities(self.topology, memory=self.memory)
@@ -259,4 +289,4 @@ def parked_reason(headers: dict | None) -> str | None:
     return deaths[0].get("reason") if deaths else None
 
 
-__all__ = ["EventConsumer", "Handler", "parked_reason", "declare"]
+__all__ = ["EventConsumer", "Handler", "StopConnecting", "parked_reason", "declare"]

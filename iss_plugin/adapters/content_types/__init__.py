@@ -12,6 +12,8 @@ What a content type gives the local store:
 - `write_index(dest, count, blocks, ...)`: the index of a tree (for yum: repodata/) from blocks.
 - `read_remote_index(url, fetch, workdir)`: what a remote repository holds (for `sync`).
 - `is_unit_path(relpath)`: which files of a tree are content (for `import_tree`).
+- optionally `sniff(path)`: why a file is plainly not of this type (cheap), or None; uploads are
+  refused with it before anything is stored (see `file_problems`).
 """
 from __future__ import annotations
 
@@ -112,3 +114,11 @@ def get_content_type(name: str = DEFAULT) -> ContentType:
     if not isinstance(instance, ContentType):
         raise UsageError(f"content type plugin '{name}' ({ep.value}) does not implement the ContentType protocol")
     return instance
+
+
+def file_problems(name: str, paths: Sequence[Path]) -> list[str]:
+    """What is plainly wrong with files to upload as content type `name` (its `sniff`, when it has one)."""
+    sniff = getattr(get_content_type(name), "sniff", None)
+    if sniff is None:
+        return []
+    return [p for p in (sniff(Path(f)) for f in paths) if p]

@@ -42,6 +42,11 @@ _FOOTERS = {"primary": "</metadata>\n", "filelists": "</filelists>\n", "other": 
 _SAFE_FILENAME = re.compile(r"^[A-Za-z0-9_+~^][A-Za-z0-9._+~^-]*\.rpm$")
 
 
+_RPM_LEAD_MAGIC = b"\xed\xab\xee\xdb"
+_SIGNATURE_OFFSET = 96  # the lead is 96 bytes; the signature header follows it
+_HEADER_MAGIC = b"\x8e\xad\xe8\x01"
+
+
 def gzip_member(data: bytes) -> bytes:
     """One gzip member (fixed header: mtime 0) holding data."""
     c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
@@ -96,6 +101,18 @@ class YumContentType:
             location=location,
         )
         return Unit(package=package, chunks=(primary, filelists, other))
+
+    def sniff(self, path: Path) -> str | None:
+        """Why `path` is plainly not an RPM (its lead and signature header magic are missing), or
+        None. Cheap (reads 100 bytes): uploads are checked with it before the store reads them."""
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(_SIGNATURE_OFFSET + len(_HEADER_MAGIC))
+        except OSError as e:
+            return f"{path}: cannot be read ({e.strerror})"
+        if not head.startswith(_RPM_LEAD_MAGIC) or head[_SIGNATURE_OFFSET:] != _HEADER_MAGIC:
+            return f"{path}: not an RPM package (no RPM lead and header)"
+        return None
 
     def is_unit_path(self, relpath: str) -> bool:
         return relpath.endswith(".rpm") and not relpath.startswith(REPODATA + "/")
