@@ -52,6 +52,21 @@ class VersionChanges:
     removed: list[str]  # sha256 of base packages the version no longer has
 
 
+def prepare_export_dir(dest: Path) -> bool:
+    """Make `dest` an empty directory for export_version; True if it was created (the caller
+    removes it again on failure). An existing non-empty directory or a file is a UsageError."""
+    from iss_plugin.domain.errors import UsageError
+
+    if dest.exists() or dest.is_symlink():
+        if not dest.is_dir() or dest.is_symlink():
+            raise UsageError(f"export destination {dest} exists and is not a directory")
+        if any(dest.iterdir()):
+            raise UsageError(f"export destination {dest} is not empty; give an empty or new directory")
+        return False
+    dest.mkdir(parents=True)
+    return True
+
+
 def version_changes(backend: "ContentBackend", repo: str, base_version: int | None, version: int) -> VersionChanges:
     """What `version` adds to `base_version` and drops from it: at the cost of the change when the
     backend can say so itself (local), otherwise by comparing both package lists."""

@@ -39,7 +39,13 @@ from sqlalchemy import Engine, and_, event, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from iss_plugin.adapters.backends.base import ExportedTree, ImportExpectation, VersionChanges, VersionInfo
+from iss_plugin.adapters.backends.base import (
+    ExportedTree,
+    ImportExpectation,
+    VersionChanges,
+    VersionInfo,
+    prepare_export_dir,
+)
 from iss_plugin.adapters.backends.local_blobs import BlobStore, Placer
 from iss_plugin.adapters.backends.local_fetch import Fetcher
 from iss_plugin.adapters.backends.local_index import BlockCache, SetCache, partition, set_digest
@@ -784,7 +790,7 @@ class LocalBackend:
         else:
             in_base = set(self._snapshot(r, base_version))
             new = [sha for sha in shas if sha not in in_base]
-        created = self._prepare_empty_dir(dest)
+        created = prepare_export_dir(dest)
         try:
             files = [FileEntry(loc, sha, size) for sha, loc, size in self._place_packages(dest, new, hardlink, repo, version)]
             new_packages = len(files)
@@ -833,18 +839,6 @@ class LocalBackend:
             ):
                 out[sha] = (a, b, c)
         return out
-
-    @staticmethod
-    def _prepare_empty_dir(dest: Path) -> bool:
-        """Make dest an empty directory; True if it was created."""
-        if dest.exists() or dest.is_symlink():
-            if not dest.is_dir() or dest.is_symlink():
-                raise UsageError(f"export destination {dest} exists and is not a directory")
-            if any(dest.iterdir()):
-                raise UsageError(f"export destination {dest} is not empty; give an empty or new directory")
-            return False
-        dest.mkdir(parents=True)
-        return True
 
     @staticmethod
     def _clear_dir(dest: Path, *, remove_self: bool) -> None:

@@ -36,7 +36,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from iss_plugin.adapters.backends.base import ExportedTree, ImportExpectation, VersionChanges, VersionInfo
+from iss_plugin.adapters.backends.base import (
+    ExportedTree,
+    ImportExpectation,
+    VersionChanges,
+    VersionInfo,
+    prepare_export_dir,
+)
 from iss_plugin.adapters.backends.pulp_client import PulpConnection, PulpSession
 from iss_plugin.adapters.backends.pulp_tree import link_or_copy_tree, repomd_types, write_repo_around
 from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError, ConfigError, NotFound, UsageError
@@ -318,7 +324,7 @@ class PulpBackend:
     # === export ===================================================================================
     def export_version(self, repo: str, version: int, base_version: int | None, dest: Path) -> ExportedTree:
         dest = Path(dest)
-        created = _prepare_empty_dir(dest)
+        created = prepare_export_dir(dest)
         try:
             return self._export(repo, version, base_version, dest)
         except BaseException:
@@ -759,15 +765,6 @@ def session_for(conn: PulpConnection) -> PulpSession:
         return s
 
 
-def _prepare_empty_dir(dest: Path) -> bool:
-    if dest.exists() or dest.is_symlink():
-        if not dest.is_dir() or dest.is_symlink():
-            raise UsageError(f"export destination {dest} exists and is not a directory")
-        if any(dest.iterdir()):
-            raise UsageError(f"export destination {dest} is not empty; give an empty or new directory")
-        return False
-    dest.mkdir(parents=True)
-    return True
 
 
 def _clear_dir(dest: Path, *, remove_self: bool) -> None:
