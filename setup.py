@@ -32,6 +32,10 @@ setup(
         "rich>=13",
         "cryptography>=42",
         "jsonschema>=4.21",
+        # the format checks iss relies on (date-time, uri, uri-reference); without these jsonschema skips
+        # them silently. Not the format-nongpl extra: its rfc3987-syntax compiles lark grammars (~2 s, ~20 MB).
+        "rfc3339-validator>=0.1.4",
+        "rfc3986-validator>=0.1.1",
         "createrepo_c>=1.1",
         "rpm-rs>=0.30",
         "pycdlib>=1.14",

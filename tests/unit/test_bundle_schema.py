@@ -26,6 +26,12 @@ def test_every_schema_is_a_valid_draft_2020_12_schema():
         schemas.validator(name)  # check_schema raises on a broken schema
 
 
+def test_an_impossible_creation_time_is_refused():
+    data = example("full")
+    data["created"] = "2026-13-45T25:61:00Z"  # fits the pattern, is no date
+    assert any(p.startswith("created") for p in schemas.problems(MANIFEST, data)), schemas.problems(MANIFEST, data)
+
+
 def test_entitlement_examples_validate():
     files = sorted((schemas.ROOT / "examples" / "entitlements").glob("*.json"))
     assert files

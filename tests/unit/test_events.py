@@ -63,6 +63,8 @@ BREAKAGES = [
     ("iss.export.requested.v1", lambda e: e["data"].pop("content_view"), "data"),
     ("iss.bundle.imported.v1", lambda e: e.update(specversion="0.3"), "specversion"),
     ("iss.bundle.imported.v1", lambda e: e.update(time="yesterday"), "time"),
+    ("iss.bundle.imported.v1", lambda e: e.update(time="2026-02-30T10:00:00Z"), "time"),  # the pattern fits, the date does not
+    ("iss.bundle.ready.v1", lambda e: e["data"].update(location="http://exa mple/b.tar.gz"), "data/location"),
     ("iss.bundle.imported.v1", lambda e: e.update(Bad_Attr="x"), "(top)"),
     ("iss.bundle.imported.v1", lambda e: e.update(type="iss.bundle.imported.v9"), "type"),
 ]
