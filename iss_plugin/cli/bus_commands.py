@@ -43,9 +43,12 @@ def destination_list(ctx, state, output):
 
 
 @command(cli, "reconcile")
-def reconcile(ctx, state, output):
-    """Re-emit every subscription whose destination is behind (nothing in flight for the grace time)."""
-    made = propagation.reconcile(state.app.uow(), state.app.source_context())
+@click.option("--now", "resend_in_flight", is_flag=True,
+              help="also re-send bundles still in flight or backing off after refusals (the destination was fixed)")
+def reconcile(ctx, state, output, resend_in_flight):
+    """Re-emit every subscription whose destination is behind (nothing in flight for the grace time,
+    longer after refusals in a row)."""
+    made = propagation.reconcile(state.app.uow(), state.app.source_context(), resend_in_flight=resend_in_flight)
     emit(ctx, [{"destination": m["destination"], "bundle_id": m["bundle_id"], "kind": m["kind"],
                 "version": m.get("version"), "path": m["path"]} for m in made])
 

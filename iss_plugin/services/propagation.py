@@ -21,6 +21,7 @@ from iss_plugin.adapters.db.models import ContentView, Destination, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain import events as ev
 from iss_plugin.domain.errors import BundleIntegrityError, IssError, RejectedInput, TransientError, UntrustedSource
+from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
 
 from . import exporting, importing
@@ -244,6 +245,7 @@ def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dic
                     else:
                         sub.acknowledged = data["repositories"][0]["package_set_digest"]
                     sub.acknowledged_at = _now()
+                    sub.rejections, sub.last_rejection = 0, None
                     if sub.in_flight == sub.acknowledged:
                         sub.in_flight = sub.in_flight_since = None
                         if not sub.content_view or _is_blessed(uow, sub.organization, sub.content_view):
@@ -257,17 +259,21 @@ def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dic
                         sub.acknowledged = repos[0]["package_set_digest"] if repos else None
                     sub.in_flight = sub.in_flight_since = None
                     result = propagate(uow, sub, ctx, reason="base_mismatch")
-                else:
-                    sub.in_flight_since = _now()  # reconcile retries after the grace period
+                else:  # reconcile sends it again after the grace time, longer after each refusal in a row
+                    sub.in_flight_since = _now()
+                    sub.rejections = (sub.rejections or 0) + 1
+                    sub.last_rejection = f"{data['reason']}: {data.get('message', '')}"[:1000]
         mark_processed(uow.session, envelope["id"], "status")
         uow.commit()
         return result
 
 
-def reconcile(uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None) -> list[dict]:
+def reconcile(uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None, *,
+              resend_in_flight: bool = False) -> list[dict]:
     """Re-emit every subscription whose destination is behind with nothing in flight for the grace
-    time. One transaction per subscription: one that fails (disk full, a broken repository) is
-    logged and the others still go out."""
+    time (longer after refusals in a row; `resend_in_flight`: regardless, e.g. once an admin fixed
+    the destination). One transaction per subscription: one that fails (disk full, a broken
+    repository) is logged and the others still go out."""
     now = now or _now()
     made = []
     with uow:
@@ -283,7 +289,9 @@ def reconcile(uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None) 
                 since = sub.in_flight_since
                 if since is not None and since.tzinfo is None:
                     since = since.replace(tzinfo=timezone.utc)
-                if sub.in_flight and since and now - since < ctx.grace:
+                waited = now - since if since else None
+                if sub.in_flight and waited is not None and not resend_in_flight \
+                        and waited < resend_wait(ctx.grace, sub.rejections or 0):
                     continue
                 sub.in_flight = None  # nothing came back within the grace time: consider it lost
                 b = propagate(uow, sub, ctx, reason="reconcile")

@@ -65,4 +65,5 @@ def list_subscriptions(uow: UnitOfWork) -> list[dict]:
         return [{"destination": s.destination.name, "server_id": s.destination.server_id, "organization": s.organization,
                  "content_view": s.content_view or None,
                  "repository": f"{s.product}/{s.repository}" if s.repository else None,
-                 "acknowledged": s.acknowledged, "in_flight": s.in_flight} for s in rows]
+                 "acknowledged": s.acknowledged, "in_flight": s.in_flight, "rejections": s.rejections or 0,
+                 "last_rejection": s.last_rejection} for s in rows]

@@ -146,6 +146,9 @@ class Subscription(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     in_flight: Mapped[str | None] = mapped_column(String(80), nullable=True)
     in_flight_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # refusals in a row (not base mismatches) and the last one's reason: reconcile waits longer each time
+    rejections: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_rejection: Mapped[str | None] = mapped_column(Text, nullable=True)
     destination: Mapped[Destination] = relationship()
 
 
