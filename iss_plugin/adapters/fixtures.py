@@ -108,6 +108,7 @@ def write_yum_repo(
     xz, zstd or bz2). Returns the directory. Replaces an existing repodata/."""
     import createrepo_c as cr
 
+    from iss_plugin.adapters.content_types.yum import write_repodata
     from iss_plugin.domain.packages import standard_location
 
     comp = {"gz": cr.GZ_COMPRESSION, "xz": cr.XZ_COMPRESSION, "zstd": cr.ZSTD_COMPRESSION,
@@ -117,37 +118,15 @@ def write_yum_repo(
     if repodata.exists():
         shutil.rmtree(repodata)
     repodata.mkdir(parents=True)
-    suffix = cr.compression_suffix(comp)
-    paths = {
-        "primary": repodata / f"primary.xml{suffix}",
-        "filelists": repodata / f"filelists.xml{suffix}",
-        "other": repodata / f"other.xml{suffix}",
-    }
-    writers = (
-        cr.PrimaryXmlFile(str(paths["primary"]), comp),
-        cr.FilelistsXmlFile(str(paths["filelists"]), comp),
-        cr.OtherXmlFile(str(paths["other"]), comp),
-    )
-    for w in writers:
-        w.set_num_of_pkgs(len(rpm_paths))
+    packages = []
     for src in map(Path, rpm_paths):
         href = src.name if flat else standard_location(src.name)
         target = directory / href
         if target.resolve() != src.resolve():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, target)
-        pkg = cr.package_from_rpm(str(target), cr.SHA256, href, None, 10)
-        for w in writers:
-            w.add_pkg(pkg)
-    for w in writers:
-        w.close()
-    repomd = cr.Repomd()
-    for md, path in paths.items():
-        rec = cr.RepomdRecord(md, str(path))
-        rec.fill(cr.SHA256)
-        rec.rename_file()
-        repomd.set_record(rec)
-    (repodata / "repomd.xml").write_text(repomd.xml_dump())
+        packages.append(cr.package_from_rpm(str(target), cr.SHA256, href, None, 10))
+    write_repodata(repodata, packages, comp)
     return directory
 
 

@@ -9,7 +9,7 @@ import csv
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -24,13 +24,14 @@ from iss_plugin.adapters.db.models import (
     ExportRecord,
     Repository,
 )
-from iss_plugin.adapters.backends.base import version_changes
+from iss_plugin.adapters.backends.base import ExportedTree, ExportsByReference, version_changes
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.errors import IssError, NotFound, UsageError
 from iss_plugin.domain.manifest import (
     PRODUCTS_CSV,
     BundleManifest,
     ContentViewRef,
+    FileEntry,
     ProductEntry,
     RepositoryEntry,
     VersionRef,
@@ -89,7 +90,9 @@ def export_in_transaction(uow: UnitOfWork, request: ExportRequest, *, out_dir: P
 
     A directory bundle is staged in the output directory and renamed into place. An archive is
     staged under `staging_root` (give one on the store's filesystem: the tree is then hardlinks)
-    and only the archive is written to the output directory."""
+    and only the archive is written to the output directory. When the backend ExportsByReference,
+    only the metadata is staged: the bundle writer streams the package files from the store into
+    an archive, or links (else copies) them into a directory bundle."""
     if request.chunk_size is not None and request.chunk_size <= 0:
         raise UsageError("--chunk-size-mb must be a positive number of MiB")
     bundle_id = str(uuid.uuid4())
@@ -119,16 +122,19 @@ def export_in_transaction(uow: UnitOfWork, request: ExportRequest, *, out_dir: P
                           product=request.product, repository=request.repository, kind=kind, base=base_label,
                           destination=request.destination, format=request.fmt, state="running")
     try:
-        plans, trees = _write_trees(uow, selections, staging, progress)
+        by_reference = isinstance(uow.backend, ExportsByReference)
+        plans, trees = _write_trees(uow, selections, staging, progress, by_reference=by_reference)
         _write_products_csv(staging, selections)
         manifest = _manifest(bundle_id, server_id, signer.fingerprint, org.label, request, cv_ref, base_label,
                              kind, selections, plans)
         from iss_plugin.adapters.bundles.writer import finalize_bundle
 
-        known = [f for tree in trees for f in tree]
+        known = [f for tree in trees for f in tree.files]
+        sources = {path: source for tree in trees for path, source in tree.sources.items()}
         progress("write bundle", 0, 1)
         output = finalize_bundle(staging, manifest, signer, known, out_dir=out_dir, name=name, fmt=_fmt(request),
-                                 chunk_size=request.chunk_size)
+                                 chunk_size=request.chunk_size, sources=sources,
+                                 link_sources=all(tree.link_sources for tree in trees))
         progress("write bundle", 1, 1)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -260,9 +266,13 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def _write_trees(uow: UnitOfWork, selections: list[RepoSelection], staging: Path, progress: Progress):
+def _write_trees(uow: UnitOfWork, selections: list[RepoSelection], staging: Path, progress: Progress, *,
+                 by_reference: bool = False) -> tuple[list[RepositoryExportPlan], list[ExportedTree]]:
+    """Plan each repository and let the backend write its tree under staging/repos/<product>/<repo>.
+    by_reference: the backend leaves package files where they are (the trees' `sources`).
+    The trees come back with paths relative to `staging`."""
     plans: list[RepositoryExportPlan] = []
-    trees = []
+    trees: list[ExportedTree] = []
     staging.mkdir(parents=True)
     for i, s in enumerate(selections):
         progress("export repositories", i, len(selections))
@@ -275,13 +285,23 @@ def _write_trees(uow: UnitOfWork, selections: list[RepoSelection], staging: Path
         rel = f"repos/{s.repo.product.label}/{s.repo.label}"
         dest = staging / rel
         dest.mkdir(parents=True)
-        tree = uow.backend.export_version(key, s.target_version, s.base_version, dest)
+        if by_reference:
+            tree = uow.backend.export_version_by_reference(key, s.target_version, s.base_version, dest,
+                                                           added=changes.added, relative_to=staging)
+        else:
+            tree = _under(rel, uow.backend.export_version(key, s.target_version, s.base_version, dest))
         if tree.new_packages != len(plan.new_packages):
             raise IssError(f"backend wrote {tree.new_packages} package files for {key}, the plan says {len(plan.new_packages)}")
-        trees.append([type(f)(f"{rel}/{f.path}", f.sha256, f.size) for f in tree.files])
+        trees.append(tree)
         plans.append(plan)
     progress("export repositories", len(selections), len(selections))
     return plans, trees
+
+
+def _under(rel: str, tree: ExportedTree) -> ExportedTree:
+    """The tree with its paths relative to the bundle instead of to the repository's directory."""
+    return replace(tree, files=tuple(FileEntry(f"{rel}/{f.path}", f.sha256, f.size) for f in tree.files),
+                   sources={f"{rel}/{path}": source for path, source in tree.sources.items()})
 
 
 def _ref(info) -> VersionRef:

@@ -174,3 +174,33 @@ def test_file_entry_problems():
         "files/1/path: 'manifest.json': reserved name",
         "files/2: has keys ['path', 'sha256'], expected path, sha256 and size",
     ]
+
+
+SCREEN_PATHS = PATH_CASES + ["a/b.rpm", "x/" + "y" * 63, "x/" + "y" * 64, "é/ok", "a/.b", "manifest.json",
+                             "repos/p/r/" + "d" * 300, "a/b\\", "\ta", "a/" * 2047 + "b", "a/" * 2048 + "b"]
+
+
+@pytest.mark.parametrize("bad", SCREEN_PATHS + [None, 7])
+def test_the_bulk_file_screen_never_passes_what_the_item_check_refuses(bad):
+    """file_entry_problems screens all items at once and checks item by item only on suspicion:
+    whatever one odd item does, the result is the item-by-item one."""
+    from iss_plugin.adapters.bundles.checks import _file_entry_problems_each, file_entry_problems
+
+    good = [{"path": f"repos/p/r/Packages/{i}.rpm", "sha256": f"{i:064x}", "size": i} for i in range(50)]
+    variants = [{"path": bad, "sha256": "a" * 64, "size": 1}, {"path": "ok", "sha256": bad, "size": 1},
+                {"path": "ok", "sha256": "a" * 64, "size": bad}, {"path": "ok", "sha256": "a" * 64}]
+    for odd in variants:
+        files = good[:20] + [odd] + good[20:]
+        assert file_entry_problems(files) == _file_entry_problems_each(files)
+
+
+@pytest.mark.parametrize("extra", [[], ["products.csv"], ["repos/p/r/Packages/a.rpm/inner"], ["stray.txt"],
+                                   ["repos/p/r2/x"], ["repos/p/r"], ["repos/p/r/Packages"]])
+def test_the_bulk_consistency_screen_gives_the_path_by_path_answer(extra):
+    from iss_plugin.adapters.bundles.checks import _file_consistency_problems_each
+
+    d = _manifest()
+    d["files"] += [{"path": p, "sha256": "0" * 64, "size": 1} for p in extra]
+    expected = _file_consistency_problems_each([f["path"] for f in d["files"]], ["repos/p/r/"])
+    assert manifest_consistency_problems(d) == expected
+    assert (expected == []) == (extra == [])

@@ -5,7 +5,7 @@ on every server. Versions are integers local to one backend; what two servers co
 package set digest (domain.packages.package_set_digest)."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,10 @@ class ExportedTree:
     new_packages: int
     # Room for metadata beyond packages (updateinfo, comps, modules) without changing the type.
     extra: dict = field(default_factory=dict)
+    # Files of `files` that were NOT written under the tree (ExportsByReference): path -> a file
+    # holding exactly those bytes (the store's own, read-only: read it, never change it).
+    sources: Mapping[str, str] = field(default_factory=dict)
+    link_sources: bool = True  # a directory bundle may hard-link them (False: copy them)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,21 @@ def prepare_export_dir(dest: Path) -> bool:
     return True
 
 
+def clear_export_dir(dest: Path, *, remove_self: bool) -> None:
+    """Undo a failed export_version: remove dest (remove_self, prepare_export_dir created it) or
+    empty it again."""
+    import shutil
+
+    if remove_self:
+        shutil.rmtree(dest, ignore_errors=True)
+        return
+    for child in dest.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
 def version_changes(backend: "ContentBackend", repo: str, base_version: int | None, version: int) -> VersionChanges:
     """What `version` adds to `base_version` and drops from it: at the cost of the change when the
     backend can say so itself (local), otherwise by comparing both package lists."""
@@ -77,6 +96,24 @@ def version_changes(backend: "ContentBackend", repo: str, base_version: int | No
     base = {p.sha256 for p in backend.list_packages(repo, base_version)} if base_version is not None else set()
     target_sha = {p.sha256 for p in target}
     return VersionChanges([p for p in target if p.sha256 not in base], sorted(base - target_sha))
+
+
+@runtime_checkable
+class ExportsByReference(Protocol):
+    """Optional: a backend whose package files can be read where they are stored.
+
+    The exporter then streams package files straight from the backend's store into an archive
+    (tar.gz, ISO, chunks), or links/copies them into a directory bundle itself, instead of having
+    them placed in a staging tree first."""
+
+    def export_version_by_reference(self, repo: str, version: int, base_version: int | None, dest: Path, *,
+                                    added: Sequence[Package] | None = None,
+                                    relative_to: Path | None = None) -> ExportedTree:
+        """export_version, except that package files are not written under dest: the tree's
+        `sources` says where each one's bytes are (the caller reads them there and checks their
+        sizes while reading). `added`: version_changes(repo, base_version, version).added, if the
+        caller has it (saves looking the packages up again). `relative_to`: a directory dest is
+        in; the tree's paths are then relative to it instead of to dest."""
 
 
 @runtime_checkable

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import starmap
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -44,9 +45,10 @@ from iss_plugin.adapters.backends.base import (
     ImportExpectation,
     VersionChanges,
     VersionInfo,
+    clear_export_dir,
     prepare_export_dir,
 )
-from iss_plugin.adapters.backends.local_blobs import BlobStore, Placer
+from iss_plugin.adapters.backends.local_blobs import BlobStore, Placer, is_sha256
 from iss_plugin.adapters.backends.local_fetch import Fetcher
 from iss_plugin.adapters.backends.local_index import BlockCache, SetCache, partition, set_digest
 from iss_plugin.adapters.content_types import DEFAULT, ContentType, RemoteUnit, Unit, get_content_type
@@ -56,7 +58,7 @@ from iss_plugin.adapters.db.models import (
     StoreRepositoryContent,
     StoreRepositoryVersion,
 )
-from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError, NotFound, UsageError
+from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError, NotFound
 from iss_plugin.domain.labels import check_label
 from iss_plugin.domain.manifest import FileEntry
 from iss_plugin.domain.packages import Package, package_set_digest
@@ -77,6 +79,18 @@ C = _CONTENT.c
 
 # (package id, sha256, location): a package as the version arithmetic sees it
 Item = tuple[int, str, str]
+_PACKAGE_COLUMNS = (P.name, P.epoch, P.version, P.release, P.arch, P.sha256, P.size, P.location)  # = Package's fields
+
+
+def _by_location(p: Package) -> tuple[str, str]:
+    return p.location, p.sha256
+
+
+def _prefix(dest: Path, relative_to: Path | None) -> str:
+    """'' or 'a/b/': how paths relative to dest start when made relative to `relative_to`."""
+    if relative_to is None or Path(relative_to) == dest:
+        return ""
+    return dest.relative_to(relative_to).as_posix() + "/"
 
 
 
@@ -210,30 +224,29 @@ class LocalBackend:
     def version_changes(self, repo: str, base_version: int | None, version: int) -> VersionChanges:
         """What `version` holds that `base_version` lacks (as packages) and what it dropped (sha256s),
         at the cost of the change: what an incremental export plan needs, without listing both."""
+        if base_version is None:  # everything: one join, no list of thousands of checksums to bind
+            return VersionChanges(self.list_packages(repo, version), [])
         r = self._repo(repo)
         shas = self._snapshot(r, version)
-        base = set(self._snapshot(r, base_version)) if base_version is not None else set()
+        base = set(self._snapshot(r, base_version))
         added = [sha for sha in shas if sha not in base]
         removed = sorted(base - set(shas))
         rows: dict[str, Package] = {}
         for batch in _batched(added):
-            for row in self.session.execute(
-                select(P.name, P.epoch, P.version, P.release, P.arch, P.sha256, P.size, P.location)
-                .where(P.sha256.in_(batch))
-            ):
+            for row in self.session.execute(select(*_PACKAGE_COLUMNS).where(P.sha256.in_(batch))).all():
                 rows[row.sha256] = Package(*row)
-        return VersionChanges(sorted((rows[s] for s in added), key=lambda p: (p.location, p.sha256)), removed)
+        return VersionChanges(sorted((rows[s] for s in added), key=_by_location), removed)
 
     def list_packages(self, repo: str, version: int) -> list[Package]:
         r = self._repo(repo)
         self._version_row(r, version)
         rows = self.session.execute(
-            select(P.name, P.epoch, P.version, P.release, P.arch, P.sha256, P.size, P.location)
+            select(*_PACKAGE_COLUMNS)
             .join(_CONTENT, C.package_id == P.id)
             .where(self._in_version(r.id, version))
             .order_by(P.location, P.sha256)
         ).all()
-        return [Package(*row) for row in rows]
+        return list(starmap(Package, rows))
 
     # === changing content ========================================================================
     def add_packages(self, repo: str, files: Sequence[Path]) -> int:
@@ -318,6 +331,31 @@ class LocalBackend:
     # === export and publication ==================================================================
     def export_version(self, repo: str, version: int, base_version: int | None, dest: Path) -> ExportedTree:
         return self._export(repo, version, base_version, Path(dest), hardlink=self.hardlink_exports)
+
+    def export_version_by_reference(self, repo: str, version: int, base_version: int | None, dest: Path, *,
+                                    added: Sequence[Package] | None = None,
+                                    relative_to: Path | None = None) -> ExportedTree:
+        """ExportsByReference: the repodata under dest; the package files stay in the store and
+        `sources` names them (the reader checks sizes while reading, so no stat here)."""
+        r = self._repo(repo)
+        ct = self._content_type(r)
+        v = self._version_row(r, version)
+        shas = self._snapshot(r, version)
+        new = self._new_shas(r, shas, base_version)
+        packages = self._package_files(new, added, repo, version)
+        created = prepare_export_dir(Path(dest))
+        try:
+            index = self._write_index(ct, v, shas, Path(dest))
+        except BaseException:
+            clear_export_dir(Path(dest), remove_self=created)
+            raise
+        blobs = os.fspath(self.blobs.blobs)
+        prefix = _prefix(Path(dest), relative_to)
+        files = [FileEntry(prefix + loc, sha, size) for sha, loc, size in packages]
+        files += [FileEntry(prefix + f.path, f.sha256, f.size) for f in index] if prefix else index
+        return ExportedTree(files=tuple(files), new_packages=len(packages),
+                            sources={prefix + loc: f"{blobs}/{sha[:2]}/{sha[2:]}" for sha, loc, size in packages},
+                            link_sources=self.hardlink_exports)
 
     def publish(self, repo: str, version: int) -> str:
         """Write the version as a yum repository at <published_root>/<repo key> and switch to it
@@ -539,7 +577,7 @@ class LocalBackend:
         for batch in _batched(list(dict.fromkeys(shas))):
             for pid, sha, loc, size in self.session.execute(
                 select(P.id, P.sha256, P.location, P.size).where(P.sha256.in_(batch))
-            ):
+            ).all():
                 out[sha] = (pid, loc, size)
         return out
 
@@ -785,37 +823,47 @@ class LocalBackend:
         ct = self._content_type(r)
         v = self._version_row(r, version)
         shas = self._snapshot(r, version)
-        if base_version is None:
-            new = shas
-        else:
-            in_base = set(self._snapshot(r, base_version))
-            new = [sha for sha in shas if sha not in in_base]
+        new = self._new_shas(r, shas, base_version)
         created = prepare_export_dir(dest)
         try:
             files = [FileEntry(loc, sha, size) for sha, loc, size in self._place_packages(dest, new, hardlink, repo, version)]
             new_packages = len(files)
             files.extend(self._write_index(ct, v, shas, dest))
         except BaseException:
-            self._clear_dir(dest, remove_self=created)
+            clear_export_dir(dest, remove_self=created)
             raise
         return ExportedTree(files=tuple(files), new_packages=new_packages)
+
+    def _new_shas(self, r: StoreRepository, shas: Sequence[str], base_version: int | None) -> Sequence[str]:
+        """The checksums of `shas` (a version) that base_version lacks (all without a base)."""
+        if base_version is None:
+            return shas
+        in_base = set(self._snapshot(r, base_version))
+        return [sha for sha in shas if sha not in in_base]
 
     def _place_packages(self, dest: Path, shas: Sequence[str], hardlink: bool, repo: str, version: int
                         ) -> list[tuple[str, str, int]]:
         """Hardlink (or copy) the store files of these packages under dest at their locations."""
-        rows = self._package_rows(shas)
         problems: list[str] = []
-        items = []
-        for sha in shas:
-            _, loc, size = rows[sha]
-            if _safe_relpath(loc):
-                items.append((sha, loc, size))
-            else:
-                problems.append(f"{sha}: unsafe location {loc!r} in the store")
+        items = self._package_files(shas, None, repo, version)
         placed = Placer(self.blobs, hardlink).place_many(dest, items, problems)
         if problems:
             raise BackendError(f"cannot export '{repo}' version {version}: the store is damaged", problems)
         return placed
+
+    def _package_files(self, shas: Sequence[str], known: Sequence[Package] | None, repo: str, version: int
+                       ) -> list[tuple[str, str, int]]:
+        """(sha256, location, size) of these packages, in the order of `shas`: from `known` when it
+        holds exactly these packages, else from the database. An unsafe location is an error."""
+        by_sha = {p.sha256: (p.location, p.size) for p in known} if known is not None else {}
+        if len(by_sha) != len(shas) or not all(sha in by_sha for sha in shas):
+            by_sha = {sha: (loc, size) for sha, (_, loc, size) in self._package_rows(shas).items()}
+        items = [(sha, *by_sha[sha]) for sha in shas]
+        problems = [f"{sha}: unsafe location {loc!r} or checksum in the store"
+                    for sha, loc, _ in items if not (_safe_relpath(loc) and is_sha256(sha))]
+        if problems:
+            raise BackendError(f"cannot export '{repo}' version {version}: the store is damaged", problems)
+        return items
 
     def _write_index(self, ct: ContentType, v: StoreRepositoryVersion, shas: Sequence[str], dest: Path) -> list[FileEntry]:
         def blocks():
@@ -839,14 +887,3 @@ class LocalBackend:
             ):
                 out[sha] = (a, b, c)
         return out
-
-    @staticmethod
-    def _clear_dir(dest: Path, *, remove_self: bool) -> None:
-        if remove_self:
-            shutil.rmtree(dest, ignore_errors=True)
-            return
-        for child in dest.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child, ignore_errors=True)
-            else:
-                child.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from iss_plugin.adapters.files import WrongSize, copy_exact
 from iss_plugin.domain.errors import BackendError
 
 BUFSIZE = 1 << 20
@@ -23,7 +24,7 @@ _LINK_FALLBACK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _is_sha256(s: str) -> bool:
+def is_sha256(s: str) -> bool:
     return _SHA256.fullmatch(s) is not None
 
 
@@ -34,7 +35,7 @@ class BlobStore:
         self.tmp = self.root / "tmp"
 
     def path(self, sha256: str) -> Path:
-        if not _is_sha256(sha256):
+        if not is_sha256(sha256):
             raise BackendError(f"'{sha256}' is not a lowercase hex sha256 checksum")
         return self.blobs / sha256[:2] / sha256[2:]
 
@@ -105,7 +106,7 @@ class BlobStore:
                 continue
             for f in d.iterdir():
                 sha = d.name + f.name
-                if _is_sha256(sha):
+                if is_sha256(sha):
                     yield sha, f
 
     def remove_stale_tmp(self, min_age_seconds: float) -> int:
@@ -135,39 +136,56 @@ class Placer:
         self._dirs: set[str] = set()
 
     def place(self, sha256: str, target: Path) -> None:
-        if not _is_sha256(sha256):
+        if not is_sha256(sha256):
             raise BackendError(f"'{sha256}' is not a lowercase hex sha256 checksum")
         self._place(self._src(sha256), os.fspath(target))
 
     def place_many(self, dest: Path, items: Iterable[tuple[str, str, int]], problems: list[str]) -> list[tuple[str, str, int]]:
         """Place (sha256, path relative to dest, size) items; returns those placed. A store file that
-        is missing or has another size is reported in `problems` (one stat per file, no hashing)."""
+        is missing or has another size is reported in `problems` (one stat per link, no hashing;
+        a copy checks the size of what it opened)."""
         root = os.fspath(dest)
         placed = []
         for sha, rel, size in items:
-            if not _is_sha256(sha):
+            if not is_sha256(sha):
                 problems.append(f"{rel}: '{sha}' is not a lowercase hex sha256 checksum")
                 continue
             src = self._src(sha)
-            try:
-                ok = os.stat(src).st_size == size
-            except FileNotFoundError:
-                ok = False
-            if not ok:
+            if not self._place_checked(src, f"{root}/{rel}", size):
                 problems.append(f"{rel} ({sha}): the store file {src} is missing or damaged")
                 continue
-            self._place(src, f"{root}/{rel}")
             placed.append((sha, rel, size))
         return placed
+
+    def _place_checked(self, src: str, target: str, size: int) -> bool:
+        """Place src at target if it has `size` bytes; False (nothing placed) if it is missing or has not."""
+        if self.hardlink:
+            try:
+                if os.stat(src).st_size != size:
+                    return False
+            except FileNotFoundError:
+                return False
+            self._place(src, target)
+            return True
+        self._make_parent(target)
+        try:
+            copy_exact(src, target, expected_size=size)
+        except (FileNotFoundError, WrongSize):
+            return False
+        self.copied += 1
+        return True
 
     def _src(self, sha256: str) -> str:
         return f"{os.fspath(self.store.blobs)}/{sha256[:2]}/{sha256[2:]}"
 
-    def _place(self, src: str, target: str) -> None:
+    def _make_parent(self, target: str) -> None:
         parent = os.path.dirname(target)
         if parent not in self._dirs:
             os.makedirs(parent, exist_ok=True)
             self._dirs.add(parent)
+
+    def _place(self, src: str, target: str) -> None:
+        self._make_parent(target)
         if self.hardlink:
             try:
                 os.link(src, target)
@@ -177,24 +195,8 @@ class Placer:
                 if e.errno not in _LINK_FALLBACK_ERRNOS:
                     raise
                 self.hardlink = False  # another filesystem: stop trying
-        copy_file(src, target)
-        self.copied += 1
-
-
-def copy_file(src: str, target: str) -> None:
-    """A new file with src's bytes: sendfile between raw descriptors (shutil.copyfile adds two
-    stats for its same-file check and Python-level buffering around the same system call)."""
-    fin = os.open(src, os.O_RDONLY)
-    try:
-        fout = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            size, offset = os.fstat(fin).st_size, 0
-            while offset < size:
-                sent = os.sendfile(fout, fin, offset, size - offset)
-                if sent == 0:
-                    raise BackendError(f"{src} shrank while it was being copied")
-                offset += sent
-        finally:
-            os.close(fout)
-    finally:
-        os.close(fin)
+            copy_exact(src, target)
+        except WrongSize as e:
+            raise BackendError(str(e)) from None
+        self.copied += 1

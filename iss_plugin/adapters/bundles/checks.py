@@ -21,6 +21,8 @@ MemberKind = Literal["file", "dir", "symlink", "hardlink", "chrdev", "blkdev", "
 RESERVED = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_FILE_KEYS = {"path", "sha256", "size"}
+_UNSAFE_BYTES = bytes(range(0x20)) + b"\x7f\\"  # control characters (newline included) and backslash
 MAX_PATH = 4096
 MAX_SEGMENT = 255
 
@@ -173,6 +175,13 @@ def manifest_consistency_problems(data: dict) -> list[str]:
         if n > 1:
             problems.append(f"repositories: '{product}/{label}' is listed {n} times")
     paths = [f["path"] for f in data["files"]]
+    if not _files_plainly_consistent(paths, tuple(repo_paths)):
+        problems += _file_consistency_problems_each(paths, repo_paths)
+    return problems
+
+
+def _file_consistency_problems_each(paths: Sequence[str], repo_paths: Sequence[str]) -> list[str]:
+    problems: list[str] = []
     for path, n in Counter(paths).items():
         if n > 1:
             problems.append(f"files: '{path}' is listed {n} times")
@@ -189,8 +198,29 @@ def manifest_consistency_problems(data: dict) -> list[str]:
     return problems
 
 
+def _files_plainly_consistent(paths: Sequence[str], repo_prefixes: tuple[str, ...]) -> bool:
+    """The file rules of manifest_consistency_problems over all paths at once: no duplicate, each
+    one products.csv or inside a repository, none inside another (the ancestors of the few
+    distinct directories, not of every path). False: run the path-by-path check for the words."""
+    file_set = set(paths)
+    if len(file_set) != len(paths):
+        return False
+    if not all(p.startswith(repo_prefixes) for p in file_set if p != PRODUCTS_CSV):
+        return False
+    ancestors: set[str] = set()
+    for directory in {p.rpartition("/")[0] for p in file_set}:
+        while directory and directory not in ancestors:
+            ancestors.add(directory)
+            directory = directory.rpartition("/")[0]
+    return ancestors.isdisjoint(file_set)
+
+
 def file_entry_problems(files: Sequence[dict]) -> list[str]:
     """The manifest schema's rules for `files` items, for lists the writer built itself."""
+    return [] if _plainly_valid_files(files) else _file_entry_problems_each(files)
+
+
+def _file_entry_problems_each(files: Sequence[dict]) -> list[str]:
     problems = []
     for i, f in enumerate(files):
         if set(f) != {"path", "sha256", "size"}:
@@ -205,6 +235,42 @@ def file_entry_problems(files: Sequence[dict]) -> list[str]:
         if type(size) is not int or size < 0:
             problems.append(f"files/{i}/size: {size!r} is not a non-negative integer")
     return problems
+
+
+def _plainly_valid_files(files: Sequence[dict]) -> bool:
+    """True only if no item of `files` can break a rule of file_entry_problems: the same rules
+    screened over all items at once (C-level passes over joined strings, ~5x faster than item by
+    item). Anything unusual (even if harmless) answers False, and the exact check runs."""
+    if not all(type(f) is dict and f.keys() == _FILE_KEYS for f in files):
+        return False
+    paths = [f["path"] for f in files]
+    shas = [f["sha256"] for f in files]
+    sizes = [f["size"] for f in files]
+    if not (all(type(p) is str for p in paths) and all(type(h) is str and len(h) == 64 for h in shas)
+            and all(type(n) is int for n in sizes)):
+        return False
+    if (sizes and min(sizes) < 0) or RESERVED.intersection(paths):
+        return False
+    if "".join(shas).encode("ascii", "replace").translate(None, b"0123456789abcdef"):
+        return False  # something other than lowercase hex
+    return _plainly_safe_paths(paths)
+
+
+def _plainly_safe_paths(paths: Sequence[str]) -> bool:
+    """No path can have a path_problem (the screen is stricter: e.g. any segment starting with '.')."""
+    if not paths:
+        return True
+    if max(map(len, paths)) > MAX_PATH:
+        return False
+    text = "\n" + "\n".join(paths) + "\n"
+    if not text.isascii():
+        return False  # byte lengths differ from character lengths: not screened here
+    raw = text.encode("ascii")
+    if raw.count(b"\n") != len(paths) + 1 or len(raw.translate(None, _UNSAFE_BYTES)) != len(raw) - raw.count(b"\n"):
+        return False  # a newline inside a path, another control character, or a backslash
+    if any(mark in text for mark in ("\n\n", "\n/", "/\n", "//", "\n.", "/.")):
+        return False  # empty, absolute, empty segment, or a segment starting with '.'
+    return max(map(len, paths)) <= MAX_SEGMENT or max(map(len, text.replace("\n", "/").split("/"))) <= MAX_SEGMENT
 
 
 def capped(problems: Sequence[str], limit: int) -> list[str]:

@@ -230,6 +230,31 @@ class YumContentType:
         return units
 
 
+def write_repodata(repodata: Path, packages: Sequence[cr.Package], compression: int = cr.GZ_COMPRESSION) -> None:
+    """repodata/ for these packages with createrepo_c's own writers: primary, filelists, other and
+    repomd.xml (sha256, checksum-named files)."""
+    repodata.mkdir(parents=True, exist_ok=True)
+    suffix = cr.compression_suffix(compression)
+    paths = {name: repodata / f"{name}.xml{suffix}" for name in ("primary", "filelists", "other")}
+    writers = (cr.PrimaryXmlFile(str(paths["primary"]), compression),
+               cr.FilelistsXmlFile(str(paths["filelists"]), compression),
+               cr.OtherXmlFile(str(paths["other"]), compression))
+    for w in writers:
+        w.set_num_of_pkgs(len(packages))
+    for pkg in packages:
+        for w in writers:
+            w.add_pkg(pkg)
+    for w in writers:
+        w.close()
+    repomd = cr.Repomd()
+    for name, path in paths.items():
+        rec = cr.RepomdRecord(name, str(path))
+        rec.fill(cr.SHA256)
+        rec.rename_file()
+        repomd.set_record(rec)
+    (repodata / "repomd.xml").write_text(repomd.xml_dump())
+
+
 def read_tree_packages(tree: Path) -> list[RemoteUnit]:
     """The packages a local yum tree's repodata lists, read with createrepo_c's own parser."""
     import shutil

@@ -169,14 +169,14 @@ def test_failure_while_archiving_removes_partial_output(sandbox, signer, monkeyp
 
     import iss_plugin.adapters.bundles.stream as stream
 
-    original = stream.Entry.open
+    original = stream.Entry.open_fd
 
     def shrinking_open(self):
         if self.source is not None and Path(self.source) == victim:
             victim.write_bytes(b"short")  # the file changes under the writer
         return original(self)
 
-    monkeypatch.setattr(stream.Entry, "open", shrinking_open)
+    monkeypatch.setattr(stream.Entry, "open_fd", shrinking_open)
     with pytest.raises(IssError, match="changed while the bundle was being written"):
         finalize_bundle(s.staging, s.manifest, signer, s.known, out_dir=out_dir, name="b", fmt="tgz", chunk_size=4096)
     assert os.listdir(out_dir) == []
