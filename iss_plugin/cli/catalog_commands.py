@@ -210,13 +210,14 @@ def manifest_import(ctx, state, output, file):
 
 @cli.group()
 def store():
-    """The local content store."""
+    """The content store (local files, or Pulp's content)."""
 
 
 @command(store, "gc")
 @click.option("--min-age", default=3600.0, show_default=True, help="only files older than this many seconds")
 def store_gc(ctx, state, output, min_age):
-    """Remove store files no package references (left by a crashed or rolled-back import)."""
+    """Remove store files no package references (left by a crashed or rolled-back import); on the
+    pulp backend, Pulp's orphan cleanup (content no repository version holds, server-wide)."""
     from iss_plugin.services.maintenance import collect_garbage
 
     emit(ctx, {"removed": collect_garbage(state.app, min_age)})

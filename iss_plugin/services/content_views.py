@@ -1,6 +1,7 @@
 """Content views: create, publish (pin exact repository versions), list versions."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -12,13 +13,15 @@ from iss_plugin.adapters.db.models import (
     ContentViewVersionRepository,
 )
 from iss_plugin.adapters.db.uow import UnitOfWork
-from iss_plugin.domain.errors import UsageError
+from iss_plugin.domain.errors import IssError, UsageError
 from iss_plugin.domain.events import CONTENT_VIEW_PUBLISHED
 from iss_plugin.domain.labels import check_label, make_label
 from iss_plugin.domain.packages import package_set_digest
 
 from .audit import audit
 from .outbox import add_event
+
+log = logging.getLogger(__name__)
 
 
 def create_content_view(uow: UnitOfWork, org_label: str, name: str, label: str | None, blessed: bool,
@@ -58,19 +61,22 @@ def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None
         if cv.import_only:
             raise UsageError(f"content view '{label}' is import-only: its versions come from imports, not publish")
         latest = find.latest_content_view_version(cv)
-        cvv = ContentViewVersion(content_view=cv, major=(latest.major + 1) if latest else 1, minor=0, description=description)
-        uow.session.add(cvv)
-        pinned = []
+        # the backend's work first, before anything is written: no write lock is held meanwhile, and
+        # the export the committed event starts finds what prepare_export made (no second publication)
+        found = []
         for repo in cv.repositories:
             version = uow.backend.latest_version(repo.backend_key)
             packages = uow.backend.list_packages(repo.backend_key, version)
-            digest = package_set_digest(p.sha256 for p in packages)
-            cvv.repositories.append(ContentViewVersionRepository(repository=repo, backend_version=version,
-                                                                 package_count=len(packages), package_set_digest=digest))
-            pinned.append({"product": repo.product.label, "repository": repo.label, "redhat": repo.product.redhat,
-                           "content_type": repo.content_type, "package_count": len(packages),
-                           "package_set_digest": digest})
+            found.append((repo, version, len(packages), package_set_digest(p.sha256 for p in packages)))
+        _prepare_exports(uow.backend, [(repo.backend_key, version) for repo, version, _, _ in found])
+        cvv = ContentViewVersion(content_view=cv, major=(latest.major + 1) if latest else 1, minor=0, description=description)
         uow.session.add(cvv)
+        pinned = []
+        for repo, version, count, digest in found:
+            cvv.repositories.append(ContentViewVersionRepository(repository=repo, backend_version=version,
+                                                                 package_count=count, package_set_digest=digest))
+            pinned.append({"product": repo.product.label, "repository": repo.label, "redhat": repo.product.redhat,
+                           "content_type": repo.content_type, "package_count": count, "package_set_digest": digest})
         uow.session.flush()
         event_id = add_event(uow.session, CONTENT_VIEW_PUBLISHED, {
             "organization": org.label, "organization_name": org.name, "content_view": cv.label,
@@ -81,6 +87,21 @@ def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None
         uow.commit()
         return {"organization": org.label, "content_view": cv.label, "version": cvv.number, "blessed": cv.blessed,
                 "repositories": pinned, "event_id": event_id}
+
+
+def _prepare_exports(backend, pinned_versions: Sequence[tuple[str, int]]) -> None:
+    """Let the backend prepare what exporting the pinned versions needs (Pulp: the publication the
+    filesystem exporter writes, made at publish time as Katello does). Best effort: an export makes
+    whatever is missing itself."""
+    prepare = getattr(backend, "prepare_export", None)
+    if prepare is None:
+        return
+    for key, version in pinned_versions:
+        try:
+            prepare(key, version)
+        except IssError as e:
+            log.warning("could not prepare the export of '%s' version %s now (the export will): %s",
+                        key, version, e.message)
 
 
 def list_versions(uow: UnitOfWork, org_label: str, label: str) -> list[dict]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from iss_plugin.adapters.content_types.yum import read_tree_packages
 from iss_plugin.adapters.fixtures import build_rpm, file_sha256, write_yum_repo
 from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError
 from iss_plugin.domain.packages import package_set_digest, standard_location
+from tests.conftest import closed_port
 
 EMPTY_DIGEST = package_set_digest(())
 
@@ -180,21 +180,13 @@ def test_mirror_sync_removes_what_the_remote_dropped_and_additive_sync_keeps_it(
     assert version_shas(b, repo_key, 3) == shas(files[:2] + extra)
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_sync_errors_are_clear_and_change_nothing(server, repo_key, rpms, tmp_path, serve_tree):
     b = server.backend
     b.ensure_repository(repo_key)
     server.commit()
 
     with pytest.raises(BackendError) as e:
-        b.sync(repo_key, f"http://127.0.0.1:{_closed_port()}/repo/")
+        b.sync(repo_key, f"http://127.0.0.1:{closed_port()}/repo/")
     assert e.value.transient
     server.rollback()
 

@@ -14,11 +14,16 @@
   `start_repository_version` for incremental trees (full metadata, only the new package files),
   then moved into the caller's directory.
 - Import: the tree is checked (files, paths, listed packages and their digest against the
-  expectation) before Pulp sees it, hardlinked into the shared import directory (Pulp reads only
-  under ALLOWED_IMPORT_PATHS), and applied by a mirror sync of a file:// remote. Pulp does not
-  fetch packages it already holds (it finds them by checksum), so an incremental tree with only
-  new package files is enough; packages the tree lists but neither carries nor Pulp holds are a
-  base mismatch. The resulting version must have the expected digest; otherwise it is deleted.
+  expectation) before Pulp sees it. Packages the tree lists but neither carries nor Pulp holds are
+  a base mismatch. Up to MODIFY_IMPORT_LIMIT new package files (and package metadata only), the
+  new files go into Pulp (uploads, or for many one sync into the repository's incoming
+  repository) and ONE modify task makes the new version: the cost follows the change. Larger
+  changes, or trees with errata/comps/modules, are applied by a mirror sync of the tree,
+  hardlinked into the shared import directory (Pulp reads only under ALLOWED_IMPORT_PATHS); Pulp
+  does not fetch packages it already holds. The resulting version must have the expected digest;
+  otherwise it is deleted.
+- A content view publish calls prepare_export: the publication the filesystem exporter needs is
+  made then (as Katello publishes a content view version), not during the export.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ from iss_plugin.adapters.backends.base import (
     ImportExpectation,
     VersionChanges,
     VersionInfo,
+    clear_export_dir,
     prepare_export_dir,
 )
 from iss_plugin.adapters.backends.pulp_client import PulpConnection, PulpSession
@@ -60,6 +66,7 @@ IN_BATCH = 50  # checksums per `pkgId__in` query: gunicorn refuses request lines
 UPLOAD_THREADS = 4
 BULK_UPLOAD = 20  # from this many files to upload, one sync of a yum tree around them beats one request each
 MODIFY_IMPORT_LIMIT = 200  # up to this many new package files, an import is uploads + one modify (follows the change)
+INCOMING = "#incoming"  # suffix of the per-repository incoming repository (see _send_files)
 PACKAGE_METADATA = {"primary", "filelists", "other", "primary_db", "filelists_db", "other_db"}
 REPODATA = "repodata"
 
@@ -197,25 +204,41 @@ class PulpBackend:
         return f"{self.repo_prefix}{repo}"
 
     def key_of(self, pulp_name: str) -> str | None:
+        """The key a Pulp repository name stands for; None for names iss did not make for a key
+        (another prefix, or an incoming repository: labels hold no '#')."""
         if not pulp_name.startswith(self.repo_prefix):
             return None
-        return pulp_name[len(self.repo_prefix) :]
+        key = pulp_name[len(self.repo_prefix) :]
+        try:
+            self.pulp_name(key)
+        except UsageError:
+            return None
+        return key
+
+    def incoming_name(self, repo: str) -> str:
+        """The repository that receives a large batch of new package files for `repo` by one sync."""
+        return f"{self.pulp_name(repo)}{INCOMING}"
 
     # === repositories and versions ================================================================
     def ensure_repository(self, repo: str, content_type: str = "yum") -> None:
         if content_type != "yum":
             raise BackendError(f"the pulp backend holds yum repositories only, not '{content_type}'")
-        name = self.pulp_name(repo)
-        if self._find_repo(name) is not None:
-            return
+        self._ensure_named(self.pulp_name(repo), {"description": f"iss repository {repo}"})
+
+    def _ensure_named(self, name: str, body: dict) -> dict:
+        found = self._find_repo(name)
+        if found is not None:
+            return found
         try:
             entity = self.pulp.call("repositories_rpm_rpm_create", f"creating repository '{name}'",
-                                    body={"name": name, "description": f"iss repository {repo}"})
+                                    body={"name": name, **body})
         except BackendError as e:
-            if "unique" in str(e).lower() and self._find_repo(name) is not None:  # created meanwhile
-                return
+            found = self._find_repo(name) if "unique" in str(e).lower() else None
+            if found is not None:  # created meanwhile
+                return found
             raise
         self._repos[name] = entity
+        return entity
 
     def latest_version(self, repo: str) -> int:
         return self._version_number(self._repo(repo, fresh=True)["latest_version_href"])
@@ -328,8 +351,13 @@ class PulpBackend:
         try:
             return self._export(repo, version, base_version, dest)
         except BaseException:
-            _clear_dir(dest, remove_self=created)
+            clear_export_dir(dest, remove_self=created)
             raise
+
+    def prepare_export(self, repo: str, version: int) -> None:
+        """The publication the filesystem exporter writes (called when a content view version is
+        published, as Katello publishes then; an export reuses it)."""
+        self._publication(self._version_href(repo, version), f"'{repo}' version {version}")
 
     def _export(self, repo: str, version: int, base_version: int | None, dest: Path) -> ExportedTree:
         if self.shared_export_dir is None:
@@ -450,7 +478,7 @@ class PulpBackend:
         if not adding and not removing:
             return self._version_number(r["latest_version_href"])
         held = self._content_by_sha([u.sha256 for u in adding])
-        uploaded, problems = self._upload([(u.sha256, tree / u.href) for u in adding if u.sha256 not in held])
+        uploaded, problems = self._send_files(repo, [(u.sha256, tree / u.href) for u in adding if u.sha256 not in held])
         if problems:
             raise BundleIntegrityError(f"{len(problems)} package files of {tree} were refused; nothing was imported",
                                        problems)
@@ -511,18 +539,29 @@ class PulpBackend:
                 out.append(RepositoryChange(key, v["number"], _utc(v["pulp_created"])))
         return out
 
+    def remove_orphan_blobs(self, min_age_seconds: float) -> int:
+        """Pulp's orphan cleanup (`iss store gc`): content no repository version holds and its files,
+        older than min_age_seconds (Pulp counts whole minutes, rounded up: younger ones may belong to
+        an import in flight). Server-wide, as Katello's orphan cleanup. Returns the files removed."""
+        minutes = max(0, -(-int(min_age_seconds) // 60))
+        task = self.pulp.run("orphans_cleanup_cleanup", "removing orphaned content from Pulp",
+                             body={"orphan_protection_time": minutes})
+        return sum(int(r.get("done") or 0) for r in task.get("progress_reports") or []
+                   if "artifact" in (r.get("message") or "").lower())
+
     def delete_repository(self, repo: str) -> None:
-        """Delete the repository, its remote and its distribution (tests and clean-up). Idempotent."""
-        name = self.pulp_name(repo)
-        for list_op, delete_op, param in (
-            ("distributions_rpm_rpm_list", "distributions_rpm_rpm_delete", "rpm_rpm_distribution_href"),
-            ("remotes_rpm_rpm_list", "remotes_rpm_rpm_delete", "rpm_rpm_remote_href"),
-            ("repositories_rpm_rpm_list", "repositories_rpm_rpm_delete", "rpm_rpm_repository_href"),
-        ):
-            e = self.pulp.first(list_op, f"finding '{name}'", {"name": name})
-            if e is not None:
-                self.pulp.run(delete_op, f"deleting '{name}'", parameters={param: e["pulp_href"]})
-        self._repos.pop(name, None)
+        """Delete the repository, its incoming repository, their remotes and its distribution (tests and
+        clean-up). Idempotent."""
+        for name in (self.pulp_name(repo), self.incoming_name(repo)):
+            for list_op, delete_op, param in (
+                ("distributions_rpm_rpm_list", "distributions_rpm_rpm_delete", "rpm_rpm_distribution_href"),
+                ("remotes_rpm_rpm_list", "remotes_rpm_rpm_delete", "rpm_rpm_remote_href"),
+                ("repositories_rpm_rpm_list", "repositories_rpm_rpm_delete", "rpm_rpm_repository_href"),
+            ):
+                e = self.pulp.first(list_op, f"finding '{name}'", {"name": name})
+                if e is not None:
+                    self.pulp.run(delete_op, f"deleting '{name}'", parameters={param: e["pulp_href"]})
+            self._repos.pop(name, None)
 
     # === internals: repositories and versions =====================================================
     def _find_repo(self, name: str) -> dict | None:
@@ -555,7 +594,9 @@ class PulpBackend:
         return int(href.rstrip("/").rsplit("/", 1)[-1])
 
     def _version_href(self, repo: str, version: int) -> str:
-        r = self._repo(repo, fresh=True)
+        r = self._repo(repo)
+        if version > self._version_number(r["latest_version_href"]):  # versions below it are known to exist
+            r = self._repo(repo, fresh=True)
         if version < 0 or version > self._version_number(r["latest_version_href"]):
             raise NotFound(f"repository '{repo}' has no version {version} in Pulp "
                            f"(its latest is {self._version_number(r['latest_version_href'])})")
@@ -654,6 +695,28 @@ class PulpBackend:
                                     {"pkgId__in": list(batch), "fields": SET_FIELDS}):
                 found[_sha_of(e)] = e["pulp_href"]
         return found
+
+    def _send_files(self, repo: str, items: Sequence[tuple[str, Path]]) -> tuple[dict[str, str], list[str]]:
+        """Put package files into Pulp without changing `repo`: {sha256: content href} and problems.
+        Few files: one synchronous upload each. Many: one mirror sync of a yum tree around them into
+        `repo`'s incoming repository (measured here: 50 uploads 3.3 s, the sync 1.8 s; 10 uploads
+        1.4 s, the sync 1.6 s), so `repo` still gets exactly one new version, by the caller's modify."""
+        if len(items) < self.bulk_upload or self.shared_import_dir is None:
+            return self._upload(items)
+        r = self._ensure_named(self.incoming_name(repo), {
+            "retain_repo_versions": 1, "description": f"iss: package files on their way into {repo}"})
+        stage = self.shared_import_dir / f"iss-incoming-{uuid.uuid4().hex}"
+        try:
+            problems = write_repo_around(stage, [path for _sha, path in items])
+            if problems:
+                return {}, problems
+            self._sync_from(r, stage.as_uri() + "/", mirror=True, what=f"{len(items)} new package files")
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        # by checksum, not from the version the sync made: a concurrent import's sync may replace it
+        got = self._content_by_sha([sha for sha, _path in items])
+        lost = [f"{path.name}: Pulp's sync of the new package files left it out" for sha, path in items if sha not in got]
+        return {sha: got[sha] for sha, _path in items if sha in got}, lost
 
     def _upload(self, items: Sequence[tuple[str, Path]]) -> tuple[dict[str, str], list[str]]:
         """Upload files (Pulp's synchronous upload: no task, no repository version)."""
@@ -763,19 +826,6 @@ def session_for(conn: PulpConnection) -> PulpSession:
         if s is None:
             s = _SESSIONS[key] = PulpSession(conn)
         return s
-
-
-
-
-def _clear_dir(dest: Path, *, remove_self: bool) -> None:
-    if remove_self:
-        shutil.rmtree(dest, ignore_errors=True)
-        return
-    for child in dest.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
 
 
 def _move_tree(src: Path, dest: Path) -> None:

@@ -38,6 +38,8 @@ def write_repo_around(root: Path, files: Sequence[Path]) -> list[str]:
     repository is written only when there are none."""
     import createrepo_c as cr
 
+    from iss_plugin.adapters.content_types.yum import write_repodata
+
     problems: list[str] = []
     pkgs = []
     seen: dict[str, Path] = {}
@@ -55,30 +57,7 @@ def write_repo_around(root: Path, files: Sequence[Path]) -> list[str]:
             problems.append(f"{f.name}: not a readable RPM package ({e})")
     if problems:
         return problems
-    repodata = root / "repodata"
-    repodata.mkdir(parents=True, exist_ok=True)
-    comp = cr.GZ_COMPRESSION
-    suffix = cr.compression_suffix(comp)
-    paths = {name: repodata / f"{name}.xml{suffix}" for name in ("primary", "filelists", "other")}
-    writers = (
-        cr.PrimaryXmlFile(str(paths["primary"]), comp),
-        cr.FilelistsXmlFile(str(paths["filelists"]), comp),
-        cr.OtherXmlFile(str(paths["other"]), comp),
-    )
-    for w in writers:
-        w.set_num_of_pkgs(len(pkgs))
-    for pkg in pkgs:
-        for w in writers:
-            w.add_pkg(pkg)
-    for w in writers:
-        w.close()
-    repomd = cr.Repomd()
-    for name, path in paths.items():
-        rec = cr.RepomdRecord(name, str(path))
-        rec.fill(cr.SHA256)
-        rec.rename_file()
-        repomd.set_record(rec)
-    (repodata / "repomd.xml").write_text(repomd.xml_dump())
+    write_repodata(root / "repodata", pkgs)
     return []
 
 

@@ -43,6 +43,17 @@ class PulpIss:
     def backend(self):
         return self.inst.backend(repo_prefix=self.prefix)
 
+    def publications_of(self, key: str, version: int) -> list[str]:
+        backend = self.backend()
+        repo = backend.pulp.first("repositories_rpm_rpm_list", "finding", {"name": backend.pulp_name(key)})
+        return [e["pulp_href"] for e in backend.pulp.list(
+            "publications_rpm_rpm_list", "listing", {"repository_version": f"{repo['versions_href']}{version}/"})]
+
+
+def _backend_versions(versions: list[dict], version: str) -> dict:
+    v = next(v for v in versions if v["version"] == version)
+    return {(r["product"], r["repository"]): r["backend_version"] for r in v["repositories"]}
+
 
 @pytest.fixture
 def servers(tmp_path, prefix):
@@ -73,8 +84,14 @@ def test_complete_then_incremental_between_two_pulps_through_the_cli(servers, tm
     key.write_text(src.json("keys", "show")["public_key"])
     dst.run("trust", "add", "--name", "source", "--public-key", str(key), "--organization", "ACME")
 
+    # publishing the view made the publication Pulp's exporter needs (as Katello does); the export reuses it
+    pinned = _backend_versions(src.json("content-view", "version", "list", "--organization", "ACME",
+                                        "--content-view", "base"), "1.0")[("tools", "utils")]
+    made = src.publications_of("ACME/tools/utils", pinned)
+    assert len(made) == 1
     full = src.json("content-export", "complete", "version", "--organization", "ACME", "--content-view", "base",
                     "--version", "1.0")
+    assert src.publications_of("ACME/tools/utils", pinned) == made
     assert dst.json("content-import", "version", "--organization", "ACME", "--path", full["path"])["state"] == "imported"
     assert dst.pins("1.0") == src.pins("1.0")
 

@@ -5,7 +5,7 @@ propagation between two servers, the shared directories, error translation and s
 from __future__ import annotations
 
 import os
-import socket
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from iss_plugin.adapters.content_types.yum import read_tree_packages
 from iss_plugin.adapters.fixtures import build_rpms, file_sha256, write_yum_repo
 from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError, ConfigError
 from iss_plugin.domain.packages import package_set_digest, standard_location
+from tests.conftest import IN_CI, closed_port
 from tests.integration.pulp.support import require_instance
 
 pytestmark = pytest.mark.pulp
@@ -48,15 +49,18 @@ def test_the_backend_is_the_protocol_and_from_settings_reads_the_pulpctl_env(pul
             update={"pulp": settings.pulp.model_copy(update={"password_file": None})}))
 
 
-@pytest.mark.parametrize("apply", ["modify", "mirror-sync"])
+@pytest.mark.parametrize("apply", ["modify", "modify-incoming", "mirror-sync"])
 def test_propagation_between_two_pulps_full_then_incremental_with_removals(pulp1, pulp2, tmp_path, apply):
     src, dst = pulp1, pulp2
-    # small changes are applied by uploads + one modify; large ones (or trees with errata, comps,
-    # modules) by a mirror sync of the staged tree: both must reach the same exact target
-    dst.modify_import_limit = 10_000 if apply == "modify" else -1
+    # small changes are applied by uploads (or, for many files, one sync into the incoming
+    # repository) + one modify; large ones (or trees with errata, comps, modules) by a mirror sync
+    # of the staged tree: all must reach the same exact target
+    dst.modify_import_limit = -1 if apply == "mirror-sync" else 10_000
+    dst.bulk_upload = 3 if apply == "modify-incoming" else 10_000
     for b in (src, dst):
         b.ensure_repository(REPO)
-    first = build_rpms(tmp_path / "a", 40, prefix="prop")
+    unique = f"prop{uuid.uuid4().hex[:8]}"  # packages no earlier run left in Pulp (content outlives repositories)
+    first = build_rpms(tmp_path / "a", 40, prefix=unique)
     assert src.add_packages(REPO, first) == 1
 
     full = tmp_path / "full"
@@ -65,7 +69,7 @@ def test_propagation_between_two_pulps_full_then_incremental_with_removals(pulp1
     v = dst.import_tree(REPO, full, expectation(src, REPO, 1))
     assert dst.list_versions(REPO)[-1].digest == src.list_versions(REPO)[1].digest
 
-    added = build_rpms(tmp_path / "b", 4, prefix="prop", start=40)
+    added = build_rpms(tmp_path / "b", 4, prefix=unique, start=40)
     src.add_packages(REPO, added)
     removed = [file_sha256(first[3]), file_sha256(first[17])]
     target = src.remove_packages(REPO, removed)
@@ -91,6 +95,30 @@ def test_propagation_between_two_pulps_full_then_incremental_with_removals(pulp1
     # re-applying the same tree is a no-op: same version, no new one
     assert dst.import_tree(REPO, inc, expect) == v2
     assert dst.latest_version(REPO) == v2
+    # the incoming repository is iss's own plumbing, not a repository the watcher reports
+    assert dst.list_repositories() == [REPO]
+    assert (dst._find_repo(dst.incoming_name(REPO)) is not None) == (apply == "modify-incoming")
+
+
+def test_a_broken_file_sent_through_the_incoming_repository_is_named_and_nothing_changes(pulp1, pulp2, tmp_path):
+    src, dst = pulp1, pulp2
+    dst.bulk_upload = 2
+    for b in (src, dst):
+        b.ensure_repository(REPO)
+    unique = f"inc{uuid.uuid4().hex[:8]}"
+    first = src.add_packages(REPO, build_rpms(tmp_path / "a", 3, prefix=unique))
+    src.export_version(REPO, first, None, tmp_path / "full")
+    dst.import_tree(REPO, tmp_path / "full", expectation(src, REPO, first))
+    target = src.add_packages(REPO, build_rpms(tmp_path / "b", 3, prefix=unique, start=3))
+    inc = tmp_path / "inc"
+    tree = src.export_version(REPO, target, first, inc)
+    victim = next(inc / f.path for f in tree.files if f.path.endswith(".rpm"))
+    victim.write_bytes(b"not an rpm any more" * 100)  # same name, other bytes: the tree's own check
+    before = dst.list_versions(REPO)
+    with pytest.raises(BundleIntegrityError) as e:
+        dst.import_tree(REPO, inc, expectation(src, REPO, target, base=1))
+    assert victim.name in str(e.value) + " ".join(e.value.problems)
+    assert dst.list_versions(REPO) == before
 
 
 def test_bulk_upload_is_one_version_and_refuses_a_broken_file_naming_it(pulp1, tmp_path):
@@ -277,16 +305,8 @@ def test_publish_serves_the_version_from_the_content_app(pulp1, tmp_path):
 
 # --- errors ----------------------------------------------------------------------------------------
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_a_pulp_that_is_not_there_is_a_transient_error(tmp_path):
-    b = PulpBackend(session_for(PulpConnection(f"http://127.0.0.1:{_closed_port()}", "admin", "x")),
+    b = PulpBackend(session_for(PulpConnection(f"http://127.0.0.1:{closed_port()}", "admin", "x")),
                     shared_export_dir=tmp_path, shared_import_dir=tmp_path)
     with pytest.raises(BackendError) as e:
         b.latest_version(REPO)
@@ -322,7 +342,8 @@ def test_export_without_a_shared_export_dir_is_a_config_error(pulp1, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="checks hardlinks into Pulp's media root, which root can read")
+@pytest.mark.skipif(os.geteuid() != 0 and not IN_CI,  # CI runs as root: there it must run, never skip
+                    reason="checks hardlinks into Pulp's media root, which root can read")
 def test_export_hardlinks_package_files_from_pulps_storage(pulp1, tmp_path):
     pulp1.ensure_repository(REPO)
     pulp1.add_packages(REPO, build_rpms(tmp_path / "a", 2, prefix="hl"))
@@ -335,3 +356,19 @@ def test_export_hardlinks_package_files_from_pulps_storage(pulp1, tmp_path):
         import shutil
 
         shutil.rmtree(out, ignore_errors=True)
+
+
+def test_store_gc_removes_what_no_repository_holds_once_it_is_old_enough(pulp1, tmp_path):
+    other = "ACME/tools/scratch"
+    unique = f"gc{uuid.uuid4().hex[:8]}"
+    kept, dropped = build_rpms(tmp_path / "k", 2, prefix=unique), build_rpms(tmp_path / "d", 2, prefix=unique, start=2)
+    for repo, files in ((REPO, kept), (other, dropped)):
+        pulp1.ensure_repository(repo)
+        pulp1.add_packages(repo, files)
+    pulp1.delete_repository(other)  # its packages are orphans now
+    pulp1.remove_orphan_blobs(3600)  # too young: an import in flight may be about to use them
+    assert set(pulp1._content_by_sha(sorted(shas(dropped)))) == shas(dropped)
+    assert pulp1.remove_orphan_blobs(0) >= 2
+    assert pulp1._content_by_sha(sorted(shas(dropped))) == {}
+    assert set(pulp1._content_by_sha(sorted(shas(kept)))) == shas(kept)
+    assert {p.sha256 for p in pulp1.list_packages(REPO, 1)} == shas(kept)
