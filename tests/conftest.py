@@ -11,6 +11,15 @@ IN_CI = bool(os.environ.get("CI"))
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def require_service(name: str, host: str, port: int) -> None:
     """Under CI a missing service fails the run; elsewhere the test is skipped."""
     try:

@@ -55,9 +55,24 @@ def _iss_process(cfg: Path, *args: str, env: dict) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
 
 
+def _lines_until(p: subprocess.Popen, text: str, timeout: float) -> str:
+    """stderr lines up to the first one holding `text`; fails if the process ends or time runs out."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = p.stderr.readline()  # the worker logs a line per retry, so this returns
+        if not line:
+            pytest.fail(f"the worker ended before saying '{text}':\n{''.join(lines)}")
+        lines.append(line)
+        if text in line:
+            return "".join(lines)
+    p.kill()
+    pytest.fail(f"the worker did not say '{text}' within {timeout:.0f} s:\n{''.join(lines)}")
+
+
 def test_sigterm_stops_a_worker_that_cannot_reach_the_broker(source):
     p = _iss_process(source.config, "worker", "export", env={"ISS_BUS__URL": "amqp://guest:guest@127.0.0.1:1//"})
-    time.sleep(2)
+    early = _lines_until(p, "cannot connect to the broker", timeout=60)  # up and retrying (slow on a loaded machine)
     sent = time.monotonic()
     p.send_signal(signal.SIGTERM)
     try:
@@ -66,6 +81,7 @@ def test_sigterm_stops_a_worker_that_cannot_reach_the_broker(source):
         p.kill()
         out, err = p.communicate()
         pytest.fail(f"the worker did not stop within 10 s of SIGTERM:\n{err}")
+    err = early + err
     assert p.returncode == 0, err
     assert time.monotonic() - sent < 10
     retries = [line for line in err.splitlines() if "cannot connect to the broker" in line]

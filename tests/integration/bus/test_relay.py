@@ -43,7 +43,7 @@ def unsent(session_factory) -> int:
 
 
 def test_relay_publishes_in_order_and_marks_sent_only_after_the_confirm(amqp_bus, session_factory):
-    topology = declare_all(amqp_bus, export=True)
+    declare_all(amqp_bus, export=True)
     ids = write_events(session_factory, 2500)
     seen_unsent_at_confirm = []
 
