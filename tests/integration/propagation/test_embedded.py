@@ -118,16 +118,18 @@ def test_repository_subscription_propagates_on_upload(tmp_path):
             except Exception:  # noqa: BLE001 - not there yet
                 return None
 
-        files = build_rpms(tmp_path / "rpms" / "up1", 2, prefix="up1-pkg")
-        catalog.upload_packages(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils", files, ACTOR, src.server_id)
+        # reconcile sends what the repository holds now; only then upload, so the order is fixed
         wait_until(lambda: digest(dst) == digest(src), T, "utils on the destination")
-        first = exports(src, repository="utils")
-        assert [e.kind for e in first] == ["full"]
+        assert [e.kind for e in exports(src, repository="utils")] == ["full"]
+        wait_until(lambda: subscription(src).in_flight is None, T, "the acknowledgement")
 
-        files = build_rpms(tmp_path / "rpms" / "up2", 3, prefix="up2-pkg")
-        catalog.upload_packages(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils", files, ACTOR, src.server_id)
-        wait_until(lambda: digest(dst) == digest(src), T, "the upload on the destination")
-        assert [e.kind for e in exports(src, repository="utils")] == ["full", "incremental"]
+        for n, tag in enumerate(("up1", "up2"), start=1):
+            before = digest(src)
+            files = build_rpms(tmp_path / "rpms" / tag, n + 1, prefix=f"{tag}-pkg")
+            catalog.upload_packages(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils", files, ACTOR, src.server_id)
+            assert digest(src) != before
+            wait_until(lambda: digest(dst) == digest(src), T, f"upload {tag} on the destination")
+            assert [e.kind for e in exports(src, repository="utils")] == ["full"] + ["incremental"] * n
         info = catalog.repository_info(dst.uow(), ORG, f"{CUSTOM_PRODUCT}/utils")
         assert info["package_count"] == catalog.repository_info(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils")["package_count"]
         assert versions(dst) == []  # only the repository was subscribed
@@ -258,3 +260,41 @@ def test_reconcile_sends_what_events_did_not(embedded):
     wait_until(lambda: versions(dst) == ["1.0", "2.0"], T, "2.0 on the destination")
     assert pins(dst, "2.0") == pins(src, "2.0")
     assert [i.state for i in imports(dst) if i.version == "2.0"].count("imported") == 1
+
+
+def test_a_refused_bundle_is_sent_again_later_each_time_and_the_count_resets_once_imported(embedded):
+    """The destination does not trust the source (yet): every bundle is refused. Reconcile sends it
+    again after the grace time, then after twice that, and so on: a refusal needs someone to fix
+    the destination, rebuilding the bundle every pass only loads the source. The refusals in a row
+    and the last reason are on the subscription (`iss destination list`); an import resets them."""
+    src, dst = embedded.src, embedded.dst
+    ctx = src.source_context()
+    with dst.session_factory() as s:
+        trusted = [(t.name, t.public_key, t.organizations) for t in s.scalars(select(m.TrustedSource))]
+        s.execute(m.TrustedSource.__table__.delete())
+        s.commit()
+    embedded.run(src, "relay", "status")
+    embedded.run(dst, *DESTINATION_ROLES)
+    publish(src)
+    assert len(propagation.reconcile(src.uow(), ctx)) == 1
+    wait_until(lambda: subscription(src).rejections == 1, T, "the first refusal")
+    assert subscription(src).last_rejection.startswith("untrusted")
+    [listed] = subscriptions.list_subscriptions(src.uow())
+    assert (listed["rejections"], listed["last_rejection"]) == (1, subscription(src).last_rejection)
+
+    def sent_after(wait: timedelta) -> int:
+        return len(propagation.reconcile(src.uow(), ctx, now=m.utcnow() + wait + timedelta(seconds=1)))
+
+    assert sent_after(ctx.grace) == 1  # one refusal: the grace time
+    wait_until(lambda: subscription(src).rejections == 2, T, "the second refusal")
+    assert sent_after(ctx.grace) == 0  # two in a row: twice the grace time
+    assert sent_after(2 * ctx.grace) == 1
+    wait_until(lambda: subscription(src).rejections == 3, T, "the third refusal")
+    assert sent_after(2 * ctx.grace) == 0
+
+    for name, key, orgs in trusted:  # the destination's admin fixes it, and says so (`iss reconcile --now`)
+        catalog.add_trusted_source(dst.uow(), name, key, orgs, ACTOR)
+    assert len(propagation.reconcile(src.uow(), ctx, resend_in_flight=True)) == 1
+    wait_until(lambda: subscription(src).acknowledged == "1.0", T, "the acknowledgement of 1.0")
+    assert (subscription(src).rejections, subscription(src).last_rejection) == (0, None)
+    assert versions(dst) == ["1.0"]
