@@ -48,27 +48,26 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 import schemas
-from iss_plugin.adapters.files import WrongSize, copy_exact
 from iss_plugin.domain.errors import IssError, UsageError
 from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, FileEntry
 
 from .checks import RESERVED, file_entry_problems, manifest_consistency_problems, path_problem
 from .chunks import MIN_CHUNK_SIZE, SplitWriter, chunk_names, toc_document
 from .iso import write_iso
+from .materialize import Materializer
 from .stream import DEFAULT_COMPRESSLEVEL, bundle_entries, write_tar_gz
 
 Format = Literal["dir", "tgz", "iso"]
 MANIFEST_SCHEMA = "bundle/manifest.v1.json"
 _HASH_READ = 1024 * 1024
 _WRITE_BUFFER = 1024 * 1024
-_NO_LINK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 _FILE_KEYS = {"path", "sha256", "size"}
 _PATH = operator.attrgetter("path")
 _FILE_JSON = '{"path":%s,"sha256":%s,"size":%s}'  # keys in sorted order; %s of an int is its JSON
@@ -156,17 +155,19 @@ def finalize_bundle(staging: Path, manifest: BundleManifest, signer, known_files
         suffix = archive_suffix(fmt, chunk_size)
         _refuse_existing(out_dir, name, suffix, chunk_size)
         files = _inventory(staging, known_files, sources, progress, check_paths=not validate)
-        manifest, data, signature = seal_manifest(manifest, signer, files, validate=validate)
-        content_size = sum(f.size for f in files) + len(data) + len(signature)
-
         if suffix == "":
-            _materialize(staging, sources, files, link=link_sources)
+            # the store's files are linked or copied into the tree while the manifest is sealed
+            with Materializer(staging, sources, {f.path: f.size for f in files}, link=link_sources) as placing:
+                manifest, data, signature = seal_manifest(manifest, signer, files, validate=validate)
+                placing.wait()
+            content_size = sum(f.size for f in files) + len(data) + len(signature)
             (staging / MANIFEST_NAME).write_bytes(data)
             (staging / SIGNATURE_NAME).write_bytes(signature)
             final = out_dir / name
             _rename_dir(staging, final)
             return BundleOutput(final, [final], "dir", content_size, manifest)
 
+        manifest, data, signature = seal_manifest(manifest, signer, files, validate=validate)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-write-{name}-", dir=out_dir))
         entries = bundle_entries(staging, data, signature, files, sources)
         out_fmt = "iso" if suffix == ".iso" else "tgz"
@@ -262,57 +263,6 @@ def _inventory(staging: Path, known_files: Iterable[FileEntry], sources: Mapping
         entries.append(known.get(path) or FileEntry(path, _sha256_file(staging / path, progress), size))
     entries.sort(key=_PATH)
     return tuple(entries)
-
-
-def _materialize(staging: Path, sources: Mapping[str, str], files: Sequence[FileEntry], *, link: bool) -> None:
-    """Put the files given by reference into the staged tree: hard links when `link` and the file
-    system allows, else copies. Each one's size is checked: a link's by one stat, a copy's on the
-    descriptor it reads."""
-    sizes = {f.path: f.size for f in files}
-    root = os.fspath(staging) + "/"
-    made: set[str] = set()
-    for path, source in sources.items():
-        target = root + path
-        parent = target.rpartition("/")[0]
-        if parent not in made:
-            os.makedirs(parent, exist_ok=True)
-            made.add(parent)
-        if link:
-            link = _link(source, target, path)
-            if link:
-                _check_size(path, source, os.stat(target).st_size, sizes[path])
-                continue
-        _copy(source, target, path, sizes[path])
-
-
-def _link(source: str, target: str, path: str) -> bool:
-    """Hard-link source at target; False if this file system cannot (nothing made)."""
-    try:
-        os.link(source, target)
-        return True
-    except OSError as e:
-        if e.errno in _NO_LINK_ERRNOS:
-            return False
-        raise IssError(f"{path}: cannot read {source}: {e.strerror or e}") from None
-
-
-def _copy(source: str, target: str, path: str, size: int) -> None:
-    """A new file at target with the `size` bytes of source."""
-    try:
-        copy_exact(source, target, expected_size=size)
-    except WrongSize as e:
-        if e.shrank:
-            raise IssError(f"{path}: {source} shrank while it was being copied") from None
-        _check_size(path, source, e.actual, size)
-    except OSError as e:
-        if e.filename == source:
-            raise IssError(f"{path}: cannot read {source}: {e.strerror or e}") from None
-        raise
-
-
-def _check_size(path: str, source: str, actual: int, listed: int) -> None:
-    if actual != listed:
-        raise IssError(f"{path}: {source} has {actual} bytes, {listed} listed")
 
 
 def _walk_staging(root: Path, rel: str, out: dict[str, int], problems: list[str]) -> None:
