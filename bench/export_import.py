@@ -680,7 +680,7 @@ def main() -> None:
                 median(comp["tar_copy"]), 1.3),
             Row(f"3 complete {n} dir without hardlinks vs cp -r there (info)", median(comp["iss_other"]),
                 median(comp["cp_r"]), 1.3, info=True),
-            Row(f"3 complete {n} dir without hardlinks vs tar -c into one archive there (info: 5,000 files vs one)",
+            Row(f"3 complete {n} dir without hardlinks vs tar -c into one archive there (info: {n} files vs one)",
                 median(comp["iss_other"]), median(comp["tar"]), 1.3, info=True),
             Row(f"3 complete {n} --format tgz there vs tar -c there (info: + gzip CRC-32)", median(comp["iss_tgz"]),
                 median(comp["tar"]), 1.3, info=True),
