@@ -253,14 +253,15 @@ def _plainly_valid_files(files: Sequence[dict]) -> bool:
         return False
     if "".join(shas).encode("ascii", "replace").translate(None, b"0123456789abcdef"):
         return False  # something other than lowercase hex
-    return _plainly_safe_paths(paths)
+    return plainly_safe_paths(paths)
 
 
-def _plainly_safe_paths(paths: Sequence[str]) -> bool:
+def plainly_safe_paths(paths: Sequence[str]) -> bool:
     """No path can have a path_problem (the screen is stricter: e.g. any segment starting with '.')."""
     if not paths:
         return True
-    if max(map(len, paths)) > MAX_PATH:
+    longest = max(map(len, paths))
+    if longest > MAX_PATH:
         return False
     text = "\n" + "\n".join(paths) + "\n"
     if not text.isascii():
@@ -270,7 +271,7 @@ def _plainly_safe_paths(paths: Sequence[str]) -> bool:
         return False  # a newline inside a path, another control character, or a backslash
     if any(mark in text for mark in ("\n\n", "\n/", "/\n", "//", "\n.", "/.")):
         return False  # empty, absolute, empty segment, or a segment starting with '.'
-    return max(map(len, paths)) <= MAX_SEGMENT or max(map(len, text.replace("\n", "/").split("/"))) <= MAX_SEGMENT
+    return longest <= MAX_SEGMENT or max(map(len, text.replace("\n", "/").split("/"))) <= MAX_SEGMENT
 
 
 def capped(problems: Sequence[str], limit: int) -> list[str]:

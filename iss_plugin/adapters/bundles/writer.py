@@ -58,7 +58,7 @@ import schemas
 from iss_plugin.domain.errors import IssError, UsageError
 from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, FileEntry
 
-from .checks import RESERVED, file_entry_problems, manifest_consistency_problems, path_problem
+from .checks import RESERVED, file_entry_problems, manifest_consistency_problems, path_problem, plainly_safe_paths
 from .chunks import MIN_CHUNK_SIZE, SplitWriter, chunk_names, toc_document
 from .iso import write_iso
 from .materialize import Materializer
@@ -236,7 +236,8 @@ def _inventory(staging: Path, known_files: Iterable[FileEntry], sources: Mapping
                check_paths: bool) -> tuple[FileEntry, ...]:
     """Every file of the bundle as a FileEntry, sorted by path: the regular files under `staging`
     (known ones trusted for sha256, the rest hashed) and the known files given by `sources`.
-    check_paths: check each path here (otherwise the manifest validation checks them all)."""
+    check_paths: check each path here (otherwise only when the fast screen is not sure; the manifest
+    validation checks them all again)."""
     known: dict[str, FileEntry] = {}
     problems: list[str] = []
     for f in known_files:
@@ -254,8 +255,9 @@ def _inventory(staging: Path, known_files: Iterable[FileEntry], sources: Mapping
     for path, size in sorted(on_disk.items()):
         if path in known and known[path].size != size:
             problems.append(f"{path}: {size} bytes on disk, {known[path].size} listed")
-    if check_paths:
-        problems += [f"{path}: {reason}" for path in sorted({*on_disk, *sources}) if (reason := path_problem(path))]
+    paths = sorted({*on_disk, *sources})
+    if check_paths or not plainly_safe_paths(paths):  # before a directory bundle places anything by these paths
+        problems += [f"{path}: {reason}" for path in paths if (reason := path_problem(path))]
     if problems:
         raise IssError(f"the staged bundle in {staging} is inconsistent; nothing was written", problems)
     entries = [known[path] for path in sources]

@@ -17,6 +17,7 @@ from iss_plugin.adapters.bundles.reader import open_bundle, verify_bundle
 from iss_plugin.adapters.bundles.stream import Entry, tar_gz_stream, write_tar_gz
 from iss_plugin.adapters.bundles.writer import finalize_bundle
 from iss_plugin.domain.errors import IssError
+from iss_plugin.domain.manifest import FileEntry
 
 from .conftest import ORG, stage
 
@@ -161,3 +162,20 @@ def test_a_directory_bundle_links_or_copies_its_sources(sandbox, signer, trusted
         assert (output.path / path).read_bytes() == open(source, "rb").read()
     with open_bundle(output.path, sandbox / "work") as opened:
         assert verify_bundle(opened, trusted, ORG) == output.manifest
+
+
+@pytest.mark.parametrize("fmt", ["dir", "tgz"])
+def test_a_source_path_that_escapes_is_refused_before_anything_is_placed(sandbox, signer, fmt):
+    out_dir = sandbox / "out"
+    out_dir.mkdir()
+    s, sources = stage_by_reference(out_dir, sandbox / "store")
+    victim = next(iter(sources))
+    escaping = "repos/rhel-9/baseos/../../../../ESCAPED.rpm"
+    sources = {(escaping if path == victim else path): source for path, source in sources.items()}
+    known = [FileEntry(escaping, f.sha256, f.size) if f.path == victim else f for f in s.known]
+    with pytest.raises(IssError) as e:
+        finalize_bundle(s.staging, s.manifest, signer, known, out_dir=out_dir, name="b", fmt=fmt, sources=sources)
+    assert "is inconsistent; nothing was written" in e.value.message
+    assert any(p.startswith(escaping + ": ") for p in e.value.problems)
+    assert os.listdir(out_dir) == []
+    assert not (sandbox / "ESCAPED.rpm").exists() and not (out_dir.parent.parent / "ESCAPED.rpm").exists()
