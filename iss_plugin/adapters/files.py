@@ -1,7 +1,11 @@
 """Copying a file exactly, shared by the local store and the bundle writer."""
 from __future__ import annotations
 
+import errno
 import os
+
+# a hard link failing with one of these means "this file system or file cannot be linked": copy instead
+NO_LINK_ERRNOS = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES})
 
 
 class WrongSize(Exception):

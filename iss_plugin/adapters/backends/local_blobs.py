@@ -6,7 +6,6 @@ path either does not exist or holds the whole, verified file. Blobs are made rea
 exports and publications hardlink them."""
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
@@ -14,11 +13,10 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from iss_plugin.adapters.files import WrongSize, copy_exact
+from iss_plugin.adapters.files import NO_LINK_ERRNOS, WrongSize, copy_exact
 from iss_plugin.domain.errors import BackendError
 
 BUFSIZE = 1 << 20
-_LINK_FALLBACK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -82,7 +80,7 @@ class BlobStore:
         try:
             os.rename(src, tmp)
         except OSError as e:
-            if e.errno not in _LINK_FALLBACK_ERRNOS:
+            if e.errno not in NO_LINK_ERRNOS:
                 raise
             self.put_copy(src, sha256)
             return
@@ -192,7 +190,7 @@ class Placer:
                 self.linked += 1
                 return
             except OSError as e:
-                if e.errno not in _LINK_FALLBACK_ERRNOS:
+                if e.errno not in NO_LINK_ERRNOS:
                     raise
                 self.hardlink = False  # another filesystem: stop trying
         try:

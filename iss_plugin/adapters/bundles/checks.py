@@ -21,7 +21,7 @@ MemberKind = Literal["file", "dir", "symlink", "hardlink", "chrdev", "blkdev", "
 RESERVED = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_FILE_KEYS = {"path", "sha256", "size"}
+FILE_KEYS = {"path", "sha256", "size"}
 _UNSAFE_BYTES = bytes(range(0x20)) + b"\x7f\\"  # control characters (newline included) and backslash
 MAX_PATH = 4096
 MAX_SEGMENT = 255
@@ -223,7 +223,7 @@ def file_entry_problems(files: Sequence[dict]) -> list[str]:
 def _file_entry_problems_each(files: Sequence[dict]) -> list[str]:
     problems = []
     for i, f in enumerate(files):
-        if set(f) != {"path", "sha256", "size"}:
+        if set(f) != FILE_KEYS:
             problems.append(f"files/{i}: has keys {sorted(f)}, expected path, sha256 and size")
             continue
         path, sha, size = f["path"], f["sha256"], f["size"]
@@ -241,7 +241,7 @@ def _plainly_valid_files(files: Sequence[dict]) -> bool:
     """True only if no item of `files` can break a rule of file_entry_problems: the same rules
     screened over all items at once (C-level passes over joined strings, ~5x faster than item by
     item). Anything unusual (even if harmless) answers False, and the exact check runs."""
-    if not all(type(f) is dict and f.keys() == _FILE_KEYS for f in files):
+    if not all(type(f) is dict and f.keys() == FILE_KEYS for f in files):
         return False
     paths = [f["path"] for f in files]
     shas = [f["sha256"] for f in files]

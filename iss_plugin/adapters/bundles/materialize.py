@@ -13,19 +13,17 @@ released, and two threads creating files in one tmpfs directory measured 1.5x fa
 """
 from __future__ import annotations
 
-import errno
 import os
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from iss_plugin.adapters.files import WrongSize, copy_exact
+from iss_plugin.adapters.files import NO_LINK_ERRNOS, WrongSize, copy_exact
 from iss_plugin.domain.errors import IssError
 
 COPY_THREADS = min(4, os.cpu_count() or 1)
 MIN_PER_THREAD = 256  # fewer files than this per thread: not worth a thread
-_NO_LINK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 
 
 class Materializer:
@@ -108,7 +106,7 @@ def _link(source: str, target: str, path: str) -> bool:
         os.link(source, target)
         return True
     except OSError as e:
-        if e.errno in _NO_LINK_ERRNOS:
+        if e.errno in NO_LINK_ERRNOS:
             return False
         raise IssError(f"{path}: cannot read {source}: {e.strerror or e}") from None
 

@@ -51,7 +51,7 @@ _FINAL_EMPTY_STORED = b"\x01\x00\x00\xff\xff"
 _STORED_FULL = b"\x00\xff\xff\x00\x00"  # a stored block of _MAX_STORED bytes
 _ZEROS = bytes(BLOCK)
 _IOV_MAX = 1024
-_PATH = operator.attrgetter("path")
+BY_PATH = operator.attrgetter("path")
 
 Progress = Callable[[int], None]
 
@@ -64,12 +64,6 @@ class Entry(NamedTuple):
     size: int
     source: Path | str | None = None  # a file on disk ...
     data: bytes | None = None  # ... or small content held in memory (manifest.json, its signature)
-
-    def open(self) -> BinaryIO:
-        if self.data is not None:
-            return io.BytesIO(self.data)
-        assert self.source is not None, f"entry {self.path} has neither data nor source"
-        return open(self.source, "rb", buffering=0)
 
     def open_fd(self) -> int:
         """A raw descriptor on the source file (cheaper than a file object, thousands of times over).
@@ -89,7 +83,7 @@ def bundle_entries(root: Path, manifest_bytes: bytes, signature: bytes, files: S
     yield Entry(SIGNATURE_NAME, len(signature), data=signature)
     base = os.fspath(root) + "/"
     sources = sources or {}
-    for f in sorted(files, key=_PATH):
+    for f in sorted(files, key=BY_PATH):
         yield Entry(f.path, f.size, sources.get(f.path) or base + f.path)
 
 
@@ -99,7 +93,7 @@ def tar_gz_stream(entries: Iterable[Entry], *, mtime: int = 0, compresslevel: in
 
     Output comes in pieces of about OUTPUT_CHUNK bytes (few, large writes for any sink)."""
     member = GzipMember(compresslevel)
-    out: list[bytes] = [member.header()]
+    out: list[bytes] = [_GZIP_HEADER]
     pending = len(out[0])
     for run, compressible in tar_runs(entries, mtime=mtime, progress=progress):
         piece = member.encode(run, compressible)
@@ -129,7 +123,7 @@ def write_tar_gz(entries: Iterable[Entry], sink: BinaryIO, *, mtime: int = 0,
 
     def drain() -> None:
         try:
-            _write_pieces(sink, [member.header()])
+            _write_pieces(sink, [_GZIP_HEADER])
             while (item := handoff.get()) is not None:
                 _write_pieces(sink, member.pieces(*item))
         except BaseException as e:  # noqa: BLE001 - handed to the other thread, raised there
@@ -324,10 +318,6 @@ class GzipMember:
         self.crc = 0
         self.length = 0
         self.deflating = False  # the deflater holds input that is not flushed yet
-
-    @staticmethod
-    def header() -> bytes:
-        return _GZIP_HEADER
 
     def encode(self, data: bytes | memoryview, compressible: bool) -> bytes:
         """The member's bytes for `data` (a copy: `data` may be reused afterwards)."""

@@ -43,7 +43,6 @@ import errno
 import hashlib
 import io
 import json
-import operator
 import os
 import shutil
 import stat
@@ -58,18 +57,16 @@ import schemas
 from iss_plugin.domain.errors import IssError, UsageError
 from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, FileEntry
 
-from .checks import RESERVED, file_entry_problems, manifest_consistency_problems, path_problem, plainly_safe_paths
+from .checks import FILE_KEYS, RESERVED, file_entry_problems, manifest_consistency_problems, path_problem, plainly_safe_paths
 from .chunks import MIN_CHUNK_SIZE, SplitWriter, chunk_names, toc_document
 from .iso import write_iso
 from .materialize import Materializer
-from .stream import DEFAULT_COMPRESSLEVEL, bundle_entries, write_tar_gz
+from .stream import BY_PATH, DEFAULT_COMPRESSLEVEL, bundle_entries, write_tar_gz
 
 Format = Literal["dir", "tgz", "iso"]
 MANIFEST_SCHEMA = "bundle/manifest.v1.json"
 _HASH_READ = 1024 * 1024
 _WRITE_BUFFER = 1024 * 1024
-_FILE_KEYS = {"path", "sha256", "size"}
-_PATH = operator.attrgetter("path")
 _FILE_JSON = '{"path":%s,"sha256":%s,"size":%s}'  # keys in sorted order; %s of an int is its JSON
 _json_string = json.encoder.encode_basestring_ascii  # what json.dumps uses (ensure_ascii)
 
@@ -89,7 +86,7 @@ class BundleOutput:
 
 def manifest_bytes(manifest: BundleManifest) -> bytes:
     """The canonical manifest.json: the bytes that are signed."""
-    return _canonical(manifest.to_dict())
+    return _canonical(_to_dict(manifest))
 
 
 def _to_dict(manifest: BundleManifest) -> dict:
@@ -105,7 +102,7 @@ def _canonical(document: dict) -> bytes:
     parts = []
     for key in sorted(document):
         value = document[key]
-        if key == "files" and all(type(f) is dict and f.keys() == _FILE_KEYS for f in value):
+        if key == "files" and all(type(f) is dict and f.keys() == FILE_KEYS for f in value):
             encoded = "[" + ",".join(_FILE_JSON % (_json_string(f["path"]), _json_string(f["sha256"]),
                                                    f["size"] if type(f["size"]) is int else json.dumps(f["size"]))
                                      for f in value) + "]"
@@ -124,7 +121,7 @@ def seal_manifest(manifest: BundleManifest, signer, files: Iterable[FileEntry], 
         entries = [Entry(MANIFEST_NAME, len(data), data=data), Entry(SIGNATURE_NAME, len(sig), data=sig),
                    *(Entry(f.path, f.size, source=store_path(f)) for f in manifest.files)]
         body = tar_gz_stream(entries)"""
-    manifest = replace(manifest, files=tuple(sorted(files, key=_PATH)), source_key_fingerprint=signer.fingerprint)
+    manifest = replace(manifest, files=tuple(sorted(files, key=BY_PATH)), source_key_fingerprint=signer.fingerprint)
     document = _to_dict(manifest)
     if validate:
         _validate(document)
@@ -263,7 +260,7 @@ def _inventory(staging: Path, known_files: Iterable[FileEntry], sources: Mapping
     entries = [known[path] for path in sources]
     for path, size in on_disk.items():
         entries.append(known.get(path) or FileEntry(path, _sha256_file(staging / path, progress), size))
-    entries.sort(key=_PATH)
+    entries.sort(key=BY_PATH)
     return tuple(entries)
 
 
