@@ -307,16 +307,12 @@ class PulpBackend:
     def _bulk_add(self, repo: str, r: dict, wanted: dict[str, Path], total: int) -> int:
         """Many new packages: a yum tree around them in the shared import directory, one additive
         sync (one Pulp task; packages Pulp holds already are not read again)."""
-        stage = self.shared_import_dir / f"iss-upload-{uuid.uuid4().hex}"  # type: ignore[operator]
-        try:
-            problems = write_repo_around(stage, list(wanted.values()))
-            if problems:
-                raise BackendError(
-                    f"{len(problems)} of {total} packages could not be uploaded to Pulp; '{repo}' is unchanged", problems
-                )
-            version = self._sync_from(r, stage.as_uri() + "/", mirror=False, what=f"{len(wanted)} uploaded packages")
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
+        problems, version = self._sync_around(r, list(wanted.values()), tag="upload", mirror=False,
+                                              what=f"{len(wanted)} uploaded packages")
+        if problems:
+            raise BackendError(
+                f"{len(problems)} of {total} packages could not be uploaded to Pulp; '{repo}' is unchanged", problems
+            )
         got = self._version_set(self._version_href(repo, version))
         lost = [f.name for sha, f in wanted.items() if sha not in got]
         if lost:
@@ -460,6 +456,7 @@ class PulpBackend:
                 _SETS.drop((self.pulp.conn.url, self._version_href(repo, version)))
                 self.pulp.run("repositories_rpm_rpm_versions_delete", f"deleting the wrong version {version} of '{repo}'",
                               parameters={"rpm_rpm_repository_version_href": self._version_href(repo, version)})
+                self._repos.pop(self.pulp_name(repo), None)  # its cached latest version is gone
             raise BundleIntegrityError(
                 f"importing {tree} into '{repo}' made {len(got)} packages with digest {package_set_digest(got)}, but "
                 f"the bundle promises {expect.target_count} packages with digest {expect.target_digest}; "
@@ -705,18 +702,26 @@ class PulpBackend:
             return self._upload(items)
         r = self._ensure_named(self.incoming_name(repo), {
             "retain_repo_versions": 1, "description": f"iss: package files on their way into {repo}"})
-        stage = self.shared_import_dir / f"iss-incoming-{uuid.uuid4().hex}"
-        try:
-            problems = write_repo_around(stage, [path for _sha, path in items])
-            if problems:
-                return {}, problems
-            self._sync_from(r, stage.as_uri() + "/", mirror=True, what=f"{len(items)} new package files")
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
+        problems, _version = self._sync_around(r, [path for _sha, path in items], tag="incoming", mirror=True,
+                                               what=f"{len(items)} new package files")
+        if problems:
+            return {}, problems
         # by checksum, not from the version the sync made: a concurrent import's sync may replace it
         got = self._content_by_sha([sha for sha, _path in items])
         lost = [f"{path.name}: Pulp's sync of the new package files left it out" for sha, path in items if sha not in got]
         return {sha: got[sha] for sha, _path in items if sha in got}, lost
+
+    def _sync_around(self, r: dict, paths: list[Path], *, tag: str, mirror: bool, what: str) -> tuple[list[str], int | None]:
+        """A yum tree around `paths` in the shared import directory, synced into `r` (one Pulp task):
+        ([], the version it made), or (the files that could not go into the tree, None: nothing synced)."""
+        stage = self.shared_import_dir / f"iss-{tag}-{uuid.uuid4().hex}"  # type: ignore[operator]
+        try:
+            problems = write_repo_around(stage, paths)
+            if problems:
+                return problems, None
+            return [], self._sync_from(r, stage.as_uri() + "/", mirror=mirror, what=what)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
 
     def _upload(self, items: Sequence[tuple[str, Path]]) -> tuple[dict[str, str], list[str]]:
         """Upload files (Pulp's synchronous upload: no task, no repository version)."""
@@ -758,7 +763,13 @@ class PulpBackend:
         for href in task.get("created_resources") or []:
             if href and "/versions/" in href and href.startswith(r["pulp_href"]):
                 return self._version_number(href)
-        return self._version_number(self._repo(self.key_of(r["name"]) or r["name"], fresh=True)["latest_version_href"])
+        # no version in the task's resources: read the repository by href (an incoming repository's
+        # name is no key, so it cannot be looked up by name)
+        fresh = self.pulp.call("repositories_rpm_rpm_read", f"reading repository '{r['name']}'",
+                               parameters={"rpm_rpm_repository_href": r["pulp_href"]})
+        if fresh["name"] in self._repos:
+            self._repos[fresh["name"]] = fresh
+        return self._version_number(fresh["latest_version_href"])
 
     # === internals: sync, remotes, publications ====================================================
     def _remote(self, name: str, url: str) -> str:
