@@ -133,10 +133,11 @@ def _build_chunk(directory: str, prefix: str, start: int, count: int, payload: i
 
 
 def build_packages(directory: Path, prefix: str, count: int, payload: int, pool: ProcessPoolExecutor,
-                   version: str = "1.0") -> list[Path]:
+                   version: str = "1.0", start: int = 0) -> list[Path]:
+    """`count` RPMs numbered from `start`, built in the pool's processes."""
     step = max(1, -(-count // (4 * (os.cpu_count() or 1))))
-    futures = [pool.submit(_build_chunk, str(directory), prefix, s, min(step, count - s), payload, version)
-               for s in range(0, count, step)]
+    futures = [pool.submit(_build_chunk, str(directory), prefix, s, min(step, start + count - s), payload, version)
+               for s in range(start, start + count, step)]
     return [Path(p) for f in futures for p in f.result()]
 
 

@@ -59,21 +59,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ORG = "ACME"
-PRODUCT = "bench"
-REPO = "repo"
-CV = "cv"
-ACTOR = "bench"
+from export_import import ACTOR, CV, ORG, PRODUCT, REPO, _load, build_packages, export, import_  # noqa: E402
+
 FULL, TARGET = "1.0", "2.0"
 INCOMING = "#incoming"  # = iss_plugin.adapters.backends.pulp.INCOMING
 
 
 def say(msg: str = "") -> None:
     print(msg, flush=True)
-
-
-def _load() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _ts(text: str | None) -> datetime | None:
@@ -98,20 +91,6 @@ def _task_line(t: dict) -> str:
 
 # --- packages (as bench/export_import.py builds them) ---------------------------------------------
 
-def _build_chunk(directory: str, prefix: str, start: int, count: int, payload: int) -> list[str]:
-    from iss_plugin.adapters.fixtures import build_rpms
-
-    return [str(p) for p in build_rpms(directory, count, prefix=prefix, start=start, payload_size=payload)]
-
-
-def build_packages(directory: Path, prefix: str, start: int, count: int, payload: int,
-                   pool: ProcessPoolExecutor) -> list[Path]:
-    step = max(1, -(-count // (4 * (os.cpu_count() or 1))))
-    futures = [pool.submit(_build_chunk, str(directory), prefix, s, min(step, start + count - s), payload)
-               for s in range(start, start + count, step)]
-    return [Path(p) for f in futures for p in f.result()]
-
-
 # --- iss on a Pulp instance ------------------------------------------------------------------------
 
 def make_app(instance, data_dir: Path, server_id: str, repo_prefix: str):
@@ -127,24 +106,6 @@ def make_app(instance, data_dir: Path, server_id: str, repo_prefix: str):
     settings = load_settings(None, data_dir=str(data_dir), server_id=server_id, backend="pulp", pulp=pulp)
     initialize(settings)
     return App(settings)
-
-
-def export(app, *, incremental: bool, version: str, out: Path, from_version: str | None = None) -> dict:
-    from iss_plugin.domain.versions import VersionNumber
-    from iss_plugin.services import exporting
-
-    req = exporting.ExportRequest(organization=ORG, scope="content_view_version", incremental=incremental,
-                                  content_view=CV, version=VersionNumber.parse(version), from_version=from_version,
-                                  fmt="dir", path=out)
-    return exporting.export_bundle(app.uow(), req, out_dir=out, signer=app.signer, server_id=app.server_id,
-                                   actor=ACTOR, staging_root=app.settings.data_dir / "staging")
-
-
-def import_(app, path: str | Path) -> dict:
-    from iss_plugin.services import importing
-
-    req = importing.ImportRequest(organization=ORG, path=Path(path), scope="content_view_version")
-    return importing.import_bundle(app.uow(), req, work_dir=app.settings.imports_path, actor=ACTOR)
 
 
 def pins(app, version: str) -> dict:
@@ -323,8 +284,8 @@ def run_size(n: int, args, tag: str, root: Path, pool: ProcessPoolExecutor,
     setup: dict[str, float] = {}
 
     t = time.perf_counter()
-    base = build_packages(work / "rpms", f"{prefix}-", 0, n, payload, pool)
-    new = build_packages(work / "rpms", f"{prefix}-", n, k, payload, pool)
+    base = build_packages(work / "rpms", f"{prefix}-", n, payload, pool)
+    new = build_packages(work / "rpms", f"{prefix}-", k, payload, pool, start=n)
     say(f"  built {n} + {k} RPMs ({sum(p.stat().st_size for p in base) / n / 1000:.1f} KB each) "
         f"in {time.perf_counter() - t:.1f} s")
 
