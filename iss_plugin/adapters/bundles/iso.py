@@ -17,7 +17,7 @@ import pycdlib
 from iss_plugin.domain.errors import IssError
 
 from .checks import Member, ReadLimits
-from .stream import Entry
+from .stream import Entry, unreadable
 
 FILE_MODE = 0o100444
 DIR_MODE = 0o040555
@@ -75,7 +75,10 @@ def write_iso(entries: Iterable[Entry], fileobj: BinaryIO, *, volume_id: str,
                 iso.add_fp(fp, len(entry.data), iso_path, rr_name=name, joliet_path=joliet_path, file_mode=FILE_MODE)
             else:
                 assert entry.source is not None
-                size = os.stat(entry.source).st_size
+                try:
+                    size = os.stat(entry.source).st_size
+                except OSError as e:
+                    raise unreadable(entry.path, entry.source, e) from None
                 if size != entry.size:
                     raise IssError(f"{entry.path} has {size} bytes, {entry.size} expected: it changed while the bundle was being written")
                 iso.add_file(str(entry.source), iso_path, rr_name=name, joliet_path=joliet_path, file_mode=FILE_MODE)

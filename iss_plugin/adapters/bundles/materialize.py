@@ -22,6 +22,8 @@ from pathlib import Path
 from iss_plugin.adapters.files import NO_LINK_ERRNOS, WrongSize, copy_exact
 from iss_plugin.domain.errors import IssError
 
+from .stream import unreadable
+
 COPY_THREADS = min(4, os.cpu_count() or 1)
 MIN_PER_THREAD = 256  # fewer files than this per thread: not worth a thread
 
@@ -108,7 +110,7 @@ def _link(source: str, target: str, path: str) -> bool:
     except OSError as e:
         if e.errno in NO_LINK_ERRNOS:
             return False
-        raise IssError(f"{path}: cannot read {source}: {e.strerror or e}") from None
+        raise unreadable(path, source, e) from None
 
 
 def _copy(source: str, target: str, path: str, size: int) -> None:
@@ -121,7 +123,7 @@ def _copy(source: str, target: str, path: str, size: int) -> None:
         _check_size(path, source, e.actual, size)
     except OSError as e:
         if e.filename == source:
-            raise IssError(f"{path}: cannot read {source}: {e.strerror or e}") from None
+            raise unreadable(path, source, e) from None
         raise
 
 

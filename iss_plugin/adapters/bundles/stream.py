@@ -72,7 +72,16 @@ class Entry(NamedTuple):
         try:
             return os.open(self.source, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
-            raise IssError(f"{self.path}: cannot read {self.source}: {e.strerror or e}") from None
+            raise unreadable(self.path, self.source, e) from None
+
+
+def unreadable(path: str, source, error: OSError) -> IssError:
+    """A bundle file whose source cannot be opened or read."""
+    return IssError(f"{path}: cannot read {source}: {error.strerror or error}")
+
+
+def _grew(entry: Entry) -> IssError:
+    return IssError(f"{entry.path} grew while the bundle was being written ({entry.size} bytes expected)")
 
 
 def bundle_entries(root: Path, manifest_bytes: bytes, signature: bytes, files: Sequence[FileEntry],
@@ -249,7 +258,7 @@ class _TarRuns:
     def _put_data(self, entry: Entry) -> Iterator[tuple[memoryview, bool]]:
         data = entry.data
         if len(data) > entry.size:
-            raise IssError(f"{entry.path} grew while the bundle was being written ({entry.size} bytes expected)")
+            raise _grew(entry)
         if len(data) < entry.size:
             raise _size_error(entry, len(data))
         yield from self._put(data)
@@ -266,7 +275,7 @@ class _TarRuns:
             while n := os.readv(fd, [view[end:stop]]):
                 end += n
                 if end == stop:
-                    raise IssError(f"{entry.path} grew while the bundle was being written ({entry.size} bytes expected)")
+                    raise _grew(entry)
                 if end == stop - 1:
                     break  # all of it (a regular file reads short only at its end)
         finally:
@@ -289,7 +298,7 @@ class _TarRuns:
                 want = min(RUN_SIZE - self.fill, remaining + 1)  # +1: notice a file that grew
                 n = os.readv(fd, [self.view[self.fill : self.fill + want]])
                 if n > remaining:
-                    raise IssError(f"{entry.path} grew while the bundle was being written ({entry.size} bytes expected)")
+                    raise _grew(entry)
                 self.fill += n
                 remaining -= n
                 if self.progress and n:

@@ -79,7 +79,7 @@ def test_a_source_of_another_size_fails_and_leaves_nothing(sandbox, signer, fmt)
     assert os.listdir(out_dir) == []
 
 
-@pytest.mark.parametrize("fmt", ["dir", "tgz"])
+@pytest.mark.parametrize("fmt", ["dir", "tgz", "iso"])
 def test_a_missing_source_is_named_and_leaves_nothing(sandbox, signer, fmt):
     out_dir = sandbox / "out"
     out_dir.mkdir()
