@@ -5,12 +5,14 @@ on every server. Versions are integers local to one backend; what two servers co
 package set digest (domain.packages.package_set_digest)."""
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from iss_plugin.domain.errors import UsageError
 from iss_plugin.domain.manifest import FileEntry
 from iss_plugin.domain.packages import Package
 
@@ -59,8 +61,6 @@ class VersionChanges:
 def prepare_export_dir(dest: Path) -> bool:
     """Make `dest` an empty directory for export_version; True if it was created (the caller
     removes it again on failure). An existing non-empty directory or a file is a UsageError."""
-    from iss_plugin.domain.errors import UsageError
-
     if dest.exists() or dest.is_symlink():
         if not dest.is_dir() or dest.is_symlink():
             raise UsageError(f"export destination {dest} exists and is not a directory")
@@ -74,8 +74,6 @@ def prepare_export_dir(dest: Path) -> bool:
 def clear_export_dir(dest: Path, *, remove_self: bool) -> None:
     """Undo a failed export_version: remove dest (remove_self, prepare_export_dir created it) or
     empty it again."""
-    import shutil
-
     if remove_self:
         shutil.rmtree(dest, ignore_errors=True)
         return

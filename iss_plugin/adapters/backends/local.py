@@ -343,18 +343,18 @@ class LocalBackend:
         shas = self._snapshot(r, version)
         new = self._new_shas(r, shas, base_version)
         packages = self._package_files(new, added, repo, version)
-        created = prepare_export_dir(Path(dest))
+        dest = Path(dest)
+        created = prepare_export_dir(dest)
         try:
-            index = self._write_index(ct, v, shas, Path(dest))
+            index = self._write_index(ct, v, shas, dest)
         except BaseException:
-            clear_export_dir(Path(dest), remove_self=created)
+            clear_export_dir(dest, remove_self=created)
             raise
-        blobs = os.fspath(self.blobs.blobs)
-        prefix = _prefix(Path(dest), relative_to)
+        prefix = _prefix(dest, relative_to)
         files = [FileEntry(prefix + loc, sha, size) for sha, loc, size in packages]
         files += [FileEntry(prefix + f.path, f.sha256, f.size) for f in index] if prefix else index
         return ExportedTree(files=tuple(files), new_packages=len(packages),
-                            sources={prefix + loc: f"{blobs}/{sha[:2]}/{sha[2:]}" for sha, loc, size in packages},
+                            sources={prefix + loc: self.blobs.file_of(sha) for sha, loc, size in packages},
                             link_sources=self.hardlink_exports)
 
     def publish(self, repo: str, version: int) -> str:

@@ -37,6 +37,10 @@ class BlobStore:
             raise BackendError(f"'{sha256}' is not a lowercase hex sha256 checksum")
         return self.blobs / sha256[:2] / sha256[2:]
 
+    def file_of(self, sha256: str) -> str:
+        """path() as a string, for a checksum the caller has already checked (thousands at a time)."""
+        return f"{os.fspath(self.blobs)}/{sha256[:2]}/{sha256[2:]}"
+
     def has(self, sha256: str, size: int | None = None) -> bool:
         try:
             st = self.path(sha256).stat()
@@ -136,7 +140,7 @@ class Placer:
     def place(self, sha256: str, target: Path) -> None:
         if not is_sha256(sha256):
             raise BackendError(f"'{sha256}' is not a lowercase hex sha256 checksum")
-        self._place(self._src(sha256), os.fspath(target))
+        self._place(self.store.file_of(sha256), os.fspath(target))
 
     def place_many(self, dest: Path, items: Iterable[tuple[str, str, int]], problems: list[str]) -> list[tuple[str, str, int]]:
         """Place (sha256, path relative to dest, size) items; returns those placed. A store file that
@@ -148,7 +152,7 @@ class Placer:
             if not is_sha256(sha):
                 problems.append(f"{rel}: '{sha}' is not a lowercase hex sha256 checksum")
                 continue
-            src = self._src(sha)
+            src = self.store.file_of(sha)
             if not self._place_checked(src, f"{root}/{rel}", size):
                 problems.append(f"{rel} ({sha}): the store file {src} is missing or damaged")
                 continue
@@ -172,9 +176,6 @@ class Placer:
             return False
         self.copied += 1
         return True
-
-    def _src(self, sha256: str) -> str:
-        return f"{os.fspath(self.store.blobs)}/{sha256[:2]}/{sha256[2:]}"
 
     def _make_parent(self, target: str) -> None:
         parent = os.path.dirname(target)
