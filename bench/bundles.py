@@ -9,6 +9,7 @@ operation runs in a fresh subprocess so its peak RSS is its own (jsonschema is i
 timing: a long-running worker pays that once; a one-shot CLI pays ~0.1 s more). Best of --runs
 for wall and for CPU time (CPU time is steadier on a shared machine). Not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,14 @@ def worker(op: str, base: Path) -> dict:
     from iss_plugin.adapters.bundles.reader import TrustedKey, open_bundle, verify_bundle
     from iss_plugin.adapters.bundles.signing import load_signer
     from iss_plugin.adapters.bundles.writer import finalize_bundle
-    from iss_plugin.domain.manifest import BundleManifest, ContentViewRef, FileEntry, ProductEntry, RepositoryEntry, VersionRef
+    from iss_plugin.domain.manifest import (
+        BundleManifest,
+        ContentViewRef,
+        FileEntry,
+        ProductEntry,
+        RepositoryEntry,
+        VersionRef,
+    )
 
     signer = load_signer(base / "keys")
     out = base / "out"
@@ -67,13 +75,42 @@ def worker(op: str, base: Path) -> dict:
         subprocess.run(["cp", "-al", str(base / "src"), str(staging)], check=True)  # hard links: free
         known = [FileEntry(*k) for k in json.loads((base / "known.json").read_text())]
         manifest = BundleManifest(
-            "bench-0001", "bench", "", "2024-05-02T10:15:30Z", "ACME", "content_view_version", "full",
-            ContentViewRef("cv", "CV", "1.0"), None, (ProductEntry("prod", "Prod", False),),
-            (RepositoryEntry("repo", "Repo", "prod", "repos/prod/repo", "yum", VersionRef(1, len(known), "sha256:" + "0" * 64),
-                             None, len(known)),), ())
+            "bench-0001",
+            "bench",
+            "",
+            "2024-05-02T10:15:30Z",
+            "ACME",
+            "content_view_version",
+            "full",
+            ContentViewRef("cv", "CV", "1.0"),
+            None,
+            (ProductEntry("prod", "Prod", False),),
+            (
+                RepositoryEntry(
+                    "repo",
+                    "Repo",
+                    "prod",
+                    "repos/prod/repo",
+                    "yum",
+                    VersionRef(1, len(known), "sha256:" + "0" * 64),
+                    None,
+                    len(known),
+                ),
+            ),
+            (),
+        )
         t, c = time.perf_counter(), _cpu()
-        o = finalize_bundle(staging, manifest, signer, known, out_dir=out, name="bundle", fmt=fmt, chunk_size=chunk,
-                            compresslevel=6 if op != "write-tgz-deflate1" else 1)
+        o = finalize_bundle(
+            staging,
+            manifest,
+            signer,
+            known,
+            out_dir=out,
+            name="bundle",
+            fmt=fmt,
+            chunk_size=chunk,
+            compresslevel=6 if op != "write-tgz-deflate1" else 1,
+        )
         elapsed, cpu = time.perf_counter() - t, _cpu() - c
         keep = base / f"keep-{op}"
         shutil.rmtree(keep, ignore_errors=True)
@@ -98,8 +135,9 @@ def _cpu(who=resource.RUSAGE_SELF) -> float:
 
 
 def run_worker(op: str, base: Path, *extra: str) -> dict:
-    r = subprocess.run([sys.executable, __file__, "--worker", op, "--base", str(base), *extra],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, __file__, "--worker", op, "--base", str(base), *extra], capture_output=True, text=True
+    )
     if r.returncode:
         raise SystemExit(r.stderr)
     return json.loads(r.stdout)
@@ -144,8 +182,10 @@ def main() -> None:
         make_source(base / "src", args.files, args.size)
         generate_keypair(base / "keys")
         total = args.files * args.size
-        print(f"{args.files} files x {args.size} bytes = {total / 1e6:.1f} MB (random, like RPMs) in {base.parent}; "
-              f"best of {args.runs}")
+        print(
+            f"{args.files} files x {args.size} bytes = {total / 1e6:.1f} MB (random, like RPMs) in {base.parent}; "
+            f"best of {args.runs}"
+        )
         src = base / "src"
         shell = {
             "tar -cf": f"tar -cf {base}/t.tar .",
@@ -159,28 +199,42 @@ def main() -> None:
         written: dict[str, dict] = {}
         for op in ("write-dir", "write-tgz", "write-tgz-deflate1", "write-iso", "write-tgz-chunks"):
             r = written[op] = best(run_worker(op, base) for _ in range(args.runs))
-            print(f"  finalize {op[6:]:23s} {r['seconds']:7.3f} s wall {r['cpu']:7.3f} s CPU  {r['size'] / 1e6:7.1f} MB"
-                  f"  peak RSS {r['peak_rss_mib']:5.1f} MiB")
+            print(
+                f"  finalize {op[6:]:23s} {r['seconds']:7.3f} s wall {r['cpu']:7.3f} s CPU  {r['size'] / 1e6:7.1f} MB"
+                f"  peak RSS {r['peak_rss_mib']:5.1f} MiB"
+            )
         tar_c, tar_1 = times["tar -cf"], times["tar -c | gzip -1"]
         tgz = written["write-tgz"]
         print("ratios (wall, CPU):")
         print(f"  finalize tgz / tar -cf             {tgz['seconds'] / tar_c[0]:5.2f}x {tgz['cpu'] / tar_c[1]:5.2f}x")
         print(f"  finalize tgz / tar -c | gzip -1    {tgz['seconds'] / tar_1[0]:5.2f}x {tgz['cpu'] / tar_1[1]:5.2f}x")
-        print(f"  finalize tgz / tar -czf            {tgz['seconds'] / times['tar -czf (gzip -6)'][0]:5.2f}x "
-              f"{tgz['cpu'] / times['tar -czf (gzip -6)'][1]:5.2f}x")
+        print(
+            f"  finalize tgz / tar -czf            {tgz['seconds'] / times['tar -czf (gzip -6)'][0]:5.2f}x "
+            f"{tgz['cpu'] / times['tar -czf (gzip -6)'][1]:5.2f}x"
+        )
         d1 = written["write-tgz-deflate1"]
-        print(f"  RPMs deflated at level 1 / stored  {d1['seconds'] / tgz['seconds']:5.2f}x {d1['cpu'] / tgz['cpu']:5.2f}x")
+        print(
+            f"  RPMs deflated at level 1 / stored  {d1['seconds'] / tgz['seconds']:5.2f}x {d1['cpu'] / tgz['cpu']:5.2f}x"
+        )
         d = written["write-dir"]
         print(f"  finalize dir / tar -cf             {d['seconds'] / tar_c[0]:5.2f}x {d['cpu'] / tar_c[1]:5.2f}x")
         for op in ("write-dir", "write-tgz", "write-iso", "write-tgz-chunks"):
             r = best(run_worker("read-" + op[6:], base, written[op]["path"]) for _ in range(args.runs))
-            print(f"  open+verify {op[6:]:20s} {r['seconds']:7.3f} s wall {r['cpu']:7.3f} s CPU  (open {r['open']:.3f} s)"
-                  f"  peak RSS {r['peak_rss_mib']:5.1f} MiB")
-        t_sha = best(run_shell("find . -type f -print0 | xargs -0 sha256sum > /dev/null", src) for _ in range(args.runs))
-        t_x = best(run_shell(f"rm -rf {base}/x && mkdir {base}/x && tar -xzf {written['write-tgz']['path']} -C {base}/x", src)
-                   for _ in range(args.runs))
-        print(f"  reference: sha256sum of every file {t_sha[0]:.3f} s wall {t_sha[1]:.3f} s CPU; "
-              f"tar -xzf of the same tgz {t_x[0]:.3f} s wall {t_x[1]:.3f} s CPU")
+            print(
+                f"  open+verify {op[6:]:20s} {r['seconds']:7.3f} s wall {r['cpu']:7.3f} s CPU  (open {r['open']:.3f} s)"
+                f"  peak RSS {r['peak_rss_mib']:5.1f} MiB"
+            )
+        t_sha = best(
+            run_shell("find . -type f -print0 | xargs -0 sha256sum > /dev/null", src) for _ in range(args.runs)
+        )
+        t_x = best(
+            run_shell(f"rm -rf {base}/x && mkdir {base}/x && tar -xzf {written['write-tgz']['path']} -C {base}/x", src)
+            for _ in range(args.runs)
+        )
+        print(
+            f"  reference: sha256sum of every file {t_sha[0]:.3f} s wall {t_sha[1]:.3f} s CPU; "
+            f"tar -xzf of the same tgz {t_x[0]:.3f} s wall {t_x[1]:.3f} s CPU"
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -6,6 +6,7 @@ Needs RabbitMQ. With `rabbitmqctl` at hand it works in a throwaway vhost (delete
 otherwise in the URL's vhost with unique names that it deletes. Prints side-by-side numbers and
 ratios measured in the same run; not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,9 @@ from iss_plugin.settings import BusSettings  # noqa: E402
 
 
 def envelope(i: int) -> dict:
-    data = E.content_view_published(organization="ACME", content_view="base", version=f"{i}.0",
-                                    description="x" * 700, blessed=True)
+    data = E.content_view_published(
+        organization="ACME", content_view="base", version=f"{i}.0", description="x" * 700, blessed=True
+    )
     return E.make_envelope(E.CONTENT_VIEW_PUBLISHED, "urn:iss:server:bench", data)
 
 
@@ -63,8 +65,14 @@ def raw_pika_streaming(url: str, exchange: str, bodies: list[bytes], routing_key
         state["start"] = time.perf_counter()
         stamp = int(time.time())
         for i, b in enumerate(bodies):
-            props = pika.BasicProperties(content_type=CONTENT_TYPE, content_encoding="utf-8", delivery_mode=2,
-                                         message_id=str(uuid.uuid4()), type=E.CONTENT_VIEW_PUBLISHED, timestamp=stamp)
+            props = pika.BasicProperties(
+                content_type=CONTENT_TYPE,
+                content_encoding="utf-8",
+                delivery_mode=2,
+                message_id=str(uuid.uuid4()),
+                type=E.CONTENT_VIEW_PUBLISHED,
+                timestamp=stamp,
+            )
             channel.basic_publish(exchange, routing_key, b, props, mandatory=True)
 
     def on_channel(ch):
@@ -73,8 +81,11 @@ def raw_pika_streaming(url: str, exchange: str, bodies: list[bytes], routing_key
         ch.confirm_delivery(ack_nack_callback=on_confirm, callback=on_confirm_ok)
 
     channel = None
-    conn = pika.SelectConnection(pika.URLParameters(url), on_open_callback=lambda c: c.channel(on_open_callback=on_channel),
-                                 on_close_callback=lambda c, r: c.ioloop.stop())
+    conn = pika.SelectConnection(
+        pika.URLParameters(url),
+        on_open_callback=lambda c: c.channel(on_open_callback=on_channel),
+        on_close_callback=lambda c, r: c.ioloop.stop(),
+    )
     conn.ioloop.start()
     return state["end"] - state["start"]
 
@@ -101,8 +112,15 @@ def consume_rate(bus, top, queue: str, n: int, prefetch: int, validate: bool) ->
         if count[0] >= n:
             done.set()
 
-    consumer = EventConsumer(make_kombu_connection(bus), top, [queue], {E.CONTENT_VIEW_PUBLISHED: handler},
-                             name="bench", prefetch=prefetch, validate=validate)
+    consumer = EventConsumer(
+        make_kombu_connection(bus),
+        top,
+        [queue],
+        {E.CONTENT_VIEW_PUBLISHED: handler},
+        name="bench",
+        prefetch=prefetch,
+        validate=validate,
+    )
     t0 = time.perf_counter()
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
@@ -127,8 +145,9 @@ def main() -> int:
     base = args.url.rstrip("/")
     made_vhost = subprocess.run(["rabbitmqctl", "add_vhost", vhost], capture_output=True).returncode == 0
     if made_vhost:
-        subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-                       capture_output=True, check=True)
+        subprocess.run(
+            ["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], capture_output=True, check=True
+        )
         url = base.rsplit("/", 1)[0] + "/" + vhost if base.count("/") > 2 else base + "/" + vhost
     else:
         url = args.url
@@ -169,23 +188,38 @@ def main() -> int:
         results["raw_pika_streaming_msgs"] = round(raw)
         results["relay_sqlite_msgs"] = round(rel)
         results["relay_vs_raw"] = round(ratio, 2)
-        print(f"raw pika streaming confirms : {raw:9.0f} msg/s median (runs: {', '.join(f'{x:.0f}' for x in rates['raw'])})")
-        print(f"outbox relay (SQLite)       : {rel:9.0f} msg/s median (runs: {', '.join(f'{x:.0f}' for x in rates['relay'])})")
-        print(f"relay / raw, per round      : {', '.join(f'{x:.2f}' for x in ratios)}; median {ratio:.2f}x (goal >= 0.7x)")
+        print(
+            f"raw pika streaming confirms : {raw:9.0f} msg/s median (runs: {', '.join(f'{x:.0f}' for x in rates['raw'])})"
+        )
+        print(
+            f"outbox relay (SQLite)       : {rel:9.0f} msg/s median (runs: {', '.join(f'{x:.0f}' for x in rates['relay'])})"
+        )
+        print(
+            f"relay / raw, per round      : {', '.join(f'{x:.2f}' for x in ratios)}; median {ratio:.2f}x (goal >= 0.7x)"
+        )
 
         n = min(args.consume, args.messages)
         for prefetch, validate in ((1, True), (4, True), (100, True), (100, False)):
             purge(bus, queue)
             with make_kombu_connection(bus) as c:
                 from kombu import Producer
+
                 p = Producer(c.channel())
                 for b in bodies[:n]:
-                    p.publish(b, exchange=bus.exchange, routing_key=rk, content_type=CONTENT_TYPE,
-                              content_encoding="utf-8", retry=False)
+                    p.publish(
+                        b,
+                        exchange=bus.exchange,
+                        routing_key=rk,
+                        content_type=CONTENT_TYPE,
+                        content_encoding="utf-8",
+                        retry=False,
+                    )
             rate = consume_rate(bus, top, queue, n, prefetch, validate)
             key = f"consume_prefetch_{prefetch}{'' if validate else '_novalidate'}"
             results[key] = round(rate)
-            print(f"consume, prefetch {prefetch:3d}, schema validation {'on ' if validate else 'off'}: {rate:8.0f} msg/s")
+            print(
+                f"consume, prefetch {prefetch:3d}, schema validation {'on ' if validate else 'off'}: {rate:8.0f} msg/s"
+            )
     finally:
         if made_vhost:
             subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)

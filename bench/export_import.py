@@ -31,6 +31,7 @@ and its children: steadier when other work shares the machine). Prints a table; 
 time and exits 0 (a missed goal prints "GOAL MISSED"). --profile adds cProfile reports: what grows
 with the repository (large minus small incremental) and the export without hardlinks. Not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,10 +60,16 @@ REPO = "repo"
 CV = "cv"
 ACTOR = "bench"
 MB = 1_000_000
-CREATEREPO = ["createrepo_c", "--no-database", "--general-compress-type=gz", "--quiet"]  # what iss writes: gz xml, no sqlite
+CREATEREPO = [
+    "createrepo_c",
+    "--no-database",
+    "--general-compress-type=gz",
+    "--quiet",
+]  # what iss writes: gz xml, no sqlite
 
 
 # --- small helpers ------------------------------------------------------------------------------
+
 
 def sh(*cmd: str | Path, cwd: Path | None = None) -> None:
     subprocess.run([str(c) for c in cmd], check=True, cwd=cwd)
@@ -128,20 +135,31 @@ def clone(src: Path, dst: Path) -> Path:
 def _build_chunk(directory: str, prefix: str, start: int, count: int, payload: int, version: str) -> list[str]:
     from iss_plugin.adapters.fixtures import build_rpms
 
-    return [str(p) for p in build_rpms(directory, count, prefix=prefix, start=start, payload_size=payload,
-                                       version=version)]
+    return [
+        str(p) for p in build_rpms(directory, count, prefix=prefix, start=start, payload_size=payload, version=version)
+    ]
 
 
-def build_packages(directory: Path, prefix: str, count: int, payload: int, pool: ProcessPoolExecutor,
-                   version: str = "1.0", start: int = 0) -> list[Path]:
+def build_packages(
+    directory: Path,
+    prefix: str,
+    count: int,
+    payload: int,
+    pool: ProcessPoolExecutor,
+    version: str = "1.0",
+    start: int = 0,
+) -> list[Path]:
     """`count` RPMs numbered from `start`, built in the pool's processes."""
     step = max(1, -(-count // (4 * (os.cpu_count() or 1))))
-    futures = [pool.submit(_build_chunk, str(directory), prefix, s, min(step, start + count - s), payload, version)
-               for s in range(start, start + count, step)]
+    futures = [
+        pool.submit(_build_chunk, str(directory), prefix, s, min(step, start + count - s), payload, version)
+        for s in range(start, start + count, step)
+    ]
     return [Path(p) for f in futures for p in f.result()]
 
 
 # --- one source + one destination -----------------------------------------------------------------
+
 
 def make_app(data_dir: Path, server_id: str, *, init: bool = False):
     from iss_plugin.bootstrap import App
@@ -154,16 +172,31 @@ def make_app(data_dir: Path, server_id: str, *, init: bool = False):
     return App(settings)
 
 
-def export(app, *, incremental: bool, version: str, out: Path, from_version: str | None = None,
-           fmt: str = "dir") -> dict:
+def export(
+    app, *, incremental: bool, version: str, out: Path, from_version: str | None = None, fmt: str = "dir"
+) -> dict:
     from iss_plugin.domain.versions import VersionNumber
     from iss_plugin.services import exporting
 
-    req = exporting.ExportRequest(organization=ORG, scope="content_view_version", incremental=incremental,
-                                  content_view=CV, version=VersionNumber.parse(version), from_version=from_version,
-                                  fmt=fmt, path=out)
-    return exporting.export_bundle(app.uow(), req, out_dir=out, signer=app.signer, server_id=app.server_id, actor=ACTOR,
-                                   staging_root=app.settings.data_dir / "staging")
+    req = exporting.ExportRequest(
+        organization=ORG,
+        scope="content_view_version",
+        incremental=incremental,
+        content_view=CV,
+        version=VersionNumber.parse(version),
+        from_version=from_version,
+        fmt=fmt,
+        path=out,
+    )
+    return exporting.export_bundle(
+        app.uow(),
+        req,
+        out_dir=out,
+        signer=app.signer,
+        server_id=app.server_id,
+        actor=ACTOR,
+        staging_root=app.settings.data_dir / "staging",
+    )
 
 
 def import_(app, path: str | Path) -> dict:
@@ -255,8 +288,9 @@ def run_incremental(pair: Pair, work: Path, profile: cProfile.Profile | None = N
         warm(src)
         warm(dst)
         box: dict = {}
-        t_exp = timed(lambda: box.update(b=export(src, incremental=True, version=TARGET, out=out, from_version=BASE)),
-                      profile)
+        t_exp = timed(
+            lambda: box.update(b=export(src, incremental=True, version=TARGET, out=out, from_version=BASE)), profile
+        )
         t_imp = timed(lambda: box.update(r=import_(dst, box["b"]["path"])), profile)
         if box["r"]["state"] != "imported":
             raise SystemExit(f"incremental import did not import: {box['r']}")
@@ -267,8 +301,9 @@ def run_incremental(pair: Pair, work: Path, profile: cProfile.Profile | None = N
         shutil.rmtree(work)
 
 
-def run_complete(pair: Pair, work: Path, out: Path, *, cold: bool = False,
-                 profile: cProfile.Profile | None = None, fmt: str = "dir") -> tuple[Sample, Path]:
+def run_complete(
+    pair: Pair, work: Path, out: Path, *, cold: bool = False, profile: cProfile.Profile | None = None, fmt: str = "dir"
+) -> tuple[Sample, Path]:
     """Complete export of BASE (the base packages, dir) into `out` from a fresh clone of the source.
     cold: without the index cache (metadata compressed from the database rows)."""
     src = make_app(clone(pair.src, work / "source"), "source")
@@ -284,6 +319,7 @@ def run_complete(pair: Pair, work: Path, out: Path, *, cold: bool = False,
 
 
 # --- the physical floors --------------------------------------------------------------------------
+
 
 def yum_tree(directory: Path, rpms: list[Path]) -> Path:
     """Packages/<x>/<file> hardlinked from the built RPMs (the layout iss writes)."""
@@ -341,6 +377,7 @@ def floor_tar(tree: Path, target: Path) -> Sample:
 def floor_tar_gzip(tree: Path, target: Path) -> Sample:
     """tar -c | gzip -1 of a tree into one file at target: the same format from standard tools (for
     information: the cheapest gzip level still deflates, iss stores RPMs in stored blocks)."""
+
     def run() -> None:
         with open(target, "wb") as out:
             tar = subprocess.Popen(["tar", "-cf", "-", "-C", str(tree), "."], stdout=subprocess.PIPE)
@@ -357,6 +394,7 @@ def floor_tar_gzip(tree: Path, target: Path) -> Sample:
 def floor_tar_copy(tree: Path, target: Path) -> Sample:
     """tar -c | tar -x of a tree into a new directory at target: the same bytes written there as a
     directory, with tar (the reference of the no-hardlink directory export)."""
+
     def run() -> None:
         target.mkdir()
         tar = subprocess.Popen(["tar", "-cf", "-", "-C", str(tree), "."], stdout=subprocess.PIPE)
@@ -378,6 +416,7 @@ def floor_cp_r(tree: Path, target: Path) -> Sample:
 
 
 # --- peak RSS through the real CLI ----------------------------------------------------------------
+
 
 def iss_cli() -> list[str]:
     script = Path(sys.executable).parent / "iss"
@@ -402,8 +441,11 @@ with open(sys.argv[1], "w") as f:
 
 def run_child(cmd: list[str]) -> tuple[float, float, str]:
     """Seconds and peak RSS (MiB) of one command, in a process of its own (see _LAUNCHER)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile("r", suffix=".json") as report:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r", suffix=".json") as report,
+    ):
         subprocess.run([sys.executable, "-c", _LAUNCHER, report.name, *cmd], stdout=out, stderr=err, check=True)
         result = json.load(report)
         out.seek(0)
@@ -428,13 +470,43 @@ def rss_runs(pair: Pair, work: Path) -> dict[str, tuple[float, float]]:
     cfg_src, cfg_dst = config_for(src, "source"), config_for(dst, "destination")
     t, rss, _ = run_child([*base, "--config", str(cfg_src), "--output", "json", "keys", "show"])
     out["baseline (iss keys show)"] = (t, rss)
-    t, rss, text = run_child([*base, "--config", str(cfg_src), "--output", "json", "content-export", "complete",
-                              "version", "--organization", ORG, "--content-view", CV, "--version", BASE,
-                              "--path", str(work / "exports")])
+    t, rss, text = run_child(
+        [
+            *base,
+            "--config",
+            str(cfg_src),
+            "--output",
+            "json",
+            "content-export",
+            "complete",
+            "version",
+            "--organization",
+            ORG,
+            "--content-view",
+            CV,
+            "--version",
+            BASE,
+            "--path",
+            str(work / "exports"),
+        ]
+    )
     out["export"] = (t, rss)
     bundle = json.loads(text)["path"]
-    t, rss, text = run_child([*base, "--config", str(cfg_dst), "--output", "json", "content-import", "version",
-                              "--organization", ORG, "--path", bundle])
+    t, rss, text = run_child(
+        [
+            *base,
+            "--config",
+            str(cfg_dst),
+            "--output",
+            "json",
+            "content-import",
+            "version",
+            "--organization",
+            ORG,
+            "--path",
+            bundle,
+        ]
+    )
     if json.loads(text)["state"] != "imported":
         raise SystemExit(f"CLI import did not import: {text}")
     out["import"] = (t, rss)
@@ -443,6 +515,7 @@ def rss_runs(pair: Pair, work: Path) -> dict[str, tuple[float, float]]:
 
 
 # --- report -----------------------------------------------------------------------------------------
+
 
 @dataclass
 class Row:
@@ -476,8 +549,10 @@ def print_table(rows: list[Row], say) -> None:
             iss, ref, value, goal, cpu = f"{r.iss:8.1f}", f"{'-':>8s}", f"{'':7s}", f"{r.goal:5.0f}MB", ""
         met = "yes" if r.met else ("no" if r.info else "NO")
         say(f"{r.figure:66s} {iss} {ref} {value} {goal}  {met:4s} {cpu}")
-    say("(wall seconds, medians; goals are on wall time; cpu ratio = the same ratio in CPU seconds (user+sys of\n"
-        " this process and its children), less disturbed by other load; rows marked (info) are not goals; RSS in MiB)")
+    say(
+        "(wall seconds, medians; goals are on wall time; cpu ratio = the same ratio in CPU seconds (user+sys of\n"
+        " this process and its children), less disturbed by other load; rows marked (info) are not goals; RSS in MiB)"
+    )
     for r in rows:
         if not r.met and not r.info:
             shown = f"{r.value:.2f}x" if r.unit == "x" else f"{r.value:.1f} MiB"
@@ -486,8 +561,11 @@ def print_table(rows: list[Row], say) -> None:
 
 def _stats(prof: cProfile.Profile) -> dict[tuple, tuple]:
     """(file, line, function) -> (calls, own seconds, cumulative seconds), without the bench's frames."""
-    return {k: (v[1], v[2], v[3]) for k, v in pstats.Stats(prof).stats.items()
-            if not k[0].endswith("export_import.py") and k[2] not in ("<built-in method gc.collect>",)}
+    return {
+        k: (v[1], v[2], v[3])
+        for k, v in pstats.Stats(prof).stats.items()
+        if not k[0].endswith("export_import.py") and k[2] not in ("<built-in method gc.collect>",)
+    }
 
 
 def _name(key: tuple) -> str:
@@ -529,14 +607,16 @@ def run_profiles(large: Pair, small: Pair, root: Path, shm_root: Path | None, n:
     run_complete(large, root / "run", out, profile=prof)
     shutil.rmtree(root / "run")
     shutil.rmtree(out)
-    profile_report(f"complete export of {n} to {'another filesystem (copies)' if shm_root else 'the same filesystem'}",
-                   prof)
+    profile_report(
+        f"complete export of {n} to {'another filesystem (copies)' if shm_root else 'the same filesystem'}", prof
+    )
     prof = cProfile.Profile()
     run_complete(large, root / "run", out, profile=prof, fmt="tgz")
     shutil.rmtree(root / "run")
     shutil.rmtree(out)
-    profile_report(f"complete export of {n} --format tgz to {'another filesystem' if shm_root else 'the same filesystem'}",
-                   prof)
+    profile_report(
+        f"complete export of {n} --format tgz to {'another filesystem' if shm_root else 'the same filesystem'}", prof
+    )
 
 
 def main() -> None:
@@ -547,7 +627,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="median of this many runs")
     ap.add_argument("--dir", help="where to work (default: the system temp dir)")
     ap.add_argument("--shm", default="/dev/shm", help="another filesystem for the export without hardlinks")
-    ap.add_argument("--profile", action="store_true", help="print cProfile of the large incremental and complete export")
+    ap.add_argument(
+        "--profile", action="store_true", help="print cProfile of the large incremental and complete export"
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test")
     args = ap.parse_args()
     if args.quick:
@@ -565,8 +647,10 @@ def main() -> None:
         from importlib.metadata import version as pkg_version
 
         cr_version = subprocess.run(["createrepo_c", "--version"], capture_output=True, text=True).stdout.split()[1]
-        say(f"machine: {platform.node()}, nproc {os.cpu_count()}, {platform.machine()}, Python {platform.python_version()}, "
-            f"SQLAlchemy {pkg_version('sqlalchemy')}, createrepo_c {cr_version}, load average {_load()}")
+        say(
+            f"machine: {platform.node()}, nproc {os.cpu_count()}, {platform.machine()}, Python {platform.python_version()}, "
+            f"SQLAlchemy {pkg_version('sqlalchemy')}, createrepo_c {cr_version}, load average {_load()}"
+        )
         say(f"sizes: {n} packages + {c} new, payload {payload} B each; median of {args.repeat}; work dir {root}")
 
         # -- packages --------------------------------------------------------------------------------
@@ -575,8 +659,10 @@ def main() -> None:
             base = build_packages(root / "rpms" / "base", "pkg", n, payload, pool)
             change = build_packages(root / "rpms" / "change", "upd", c, payload, pool)
         rpm_bytes = sum(p.stat().st_size for p in base)
-        say(f"built {n + c} RPMs ({rpm_bytes / n / 1000:.1f} KB each, {rpm_bytes / MB:.0f} MB) "
-            f"in {time.perf_counter() - t:.1f} s")
+        say(
+            f"built {n + c} RPMs ({rpm_bytes / n / 1000:.1f} KB each, {rpm_bytes / MB:.0f} MB) "
+            f"in {time.perf_counter() - t:.1f} s"
+        )
 
         # -- scenarios -----------------------------------------------------------------------------
         say(f"prepare large: {n} packages, then +{c}")
@@ -599,19 +685,32 @@ def main() -> None:
             inc["large"].append((e, m))
             inc["small"].append((e2, m2))
             inc["floor"].append(f)
-            say(f"  run {i + 1}: repo of {n}: export {e} + import {m} s | repo of {c}: export {e2} + import {m2} s | "
-                f"floor (cp {c} + createrepo_c --update) {f} s")
+            say(
+                f"  run {i + 1}: repo of {n}: export {e} + import {m} s | repo of {c}: export {e2} + import {m2} s | "
+                f"floor (cp {c} + createrepo_c --update) {f} s"
+            )
         large_total = median([e + m for e, m in inc["large"]])
         small_total = median([e + m for e, m in inc["small"]])
         floor_total = median(inc["floor"])
-        say(f"  medians: repo of {n}: export {median([e for e, _ in inc['large']])} s, import "
+        say(
+            f"  medians: repo of {n}: export {median([e for e, _ in inc['large']])} s, import "
             f"{median([m for _, m in inc['large']])} s; repo of {c}: export {median([e for e, _ in inc['small']])} s, "
-            f"import {median([m for _, m in inc['small']])} s")
+            f"import {median([m for _, m in inc['small']])} s"
+        )
 
         # -- figure 3: complete export ---------------------------------------------------------------
         say(f"\nfigure 3: complete export (dir) of {n} packages")
-        comp: dict[str, list] = {"iss": [], "warm": [], "cold": [], "iss_other": [], "tar": [], "cp_r": [],
-                                 "iss_tgz": [], "tar_gzip": [], "tar_copy": []}
+        comp: dict[str, list] = {
+            "iss": [],
+            "warm": [],
+            "cold": [],
+            "iss_other": [],
+            "tar": [],
+            "cp_r": [],
+            "iss_tgz": [],
+            "tar_gzip": [],
+            "tar_copy": [],
+        }
         shm_ok = Path(args.shm).is_dir() and os.stat(args.shm).st_dev != os.stat(root).st_dev
         if shm_ok:
             shm_root = Path(tempfile.mkdtemp(prefix="iss-bench-ei-", dir=args.shm))
@@ -646,13 +745,23 @@ def main() -> None:
             t_cp = floor_cp_r(bundle, elsewhere / "ref-cp")
             t_tar_copy = floor_tar_copy(bundle, elsewhere / "ref-tar-copy")
             shutil.rmtree(out)
-            for key, value in (("iss", t_iss), ("warm", t_warm), ("cold", t_cold), ("iss_other", t_other),
-                               ("tar", t_tar), ("cp_r", t_cp), ("iss_tgz", t_tgz), ("tar_gzip", t_tar_gzip),
-                               ("tar_copy", t_tar_copy)):
+            for key, value in (
+                ("iss", t_iss),
+                ("warm", t_warm),
+                ("cold", t_cold),
+                ("iss_other", t_other),
+                ("tar", t_tar),
+                ("cp_r", t_cp),
+                ("iss_tgz", t_tgz),
+                ("tar_gzip", t_tar_gzip),
+                ("tar_copy", t_tar_copy),
+            ):
                 comp[key].append(value)
-            say(f"  run {i + 1}: iss {t_iss} s | cp -al + createrepo_c --update {t_warm} s | cp -al + createrepo_c "
+            say(
+                f"  run {i + 1}: iss {t_iss} s | cp -al + createrepo_c --update {t_warm} s | cp -al + createrepo_c "
                 f"cold {t_cold} s | iss, {other}: {t_other} s | iss tgz there {t_tgz} s | tar -c there {t_tar} s | "
-                f"tar -c | gzip -1 there {t_tar_gzip} s | cp -r there {t_cp} s | tar -c | tar -x there {t_tar_copy} s")
+                f"tar -c | gzip -1 there {t_tar_gzip} s | cp -r there {t_cp} s | tar -c | tar -x there {t_tar_copy} s"
+            )
         t_iss_cold, _ = run_complete(large, root / "run", root / "complete-out", cold=True)
         shutil.rmtree(root / "run")
         shutil.rmtree(root / "complete-out")
@@ -668,33 +777,76 @@ def main() -> None:
         warm_floor, cold_floor = median(comp["warm"]), median(comp["cold"])
         cheap, dear = ("--update", "cold") if warm_floor.wall <= cold_floor.wall else ("cold", "--update")
         iss_complete = median(comp["iss"])
-        print_table([
-            Row(f"1 incremental +{c}: repo of {n} vs repo of {c}", large_total, small_total, 1.5),
-            Row(f"2 incremental +{c} into {n} vs cp + createrepo_c --update", large_total, floor_total, 5.0),
-            Row(f"3 complete {n} vs cp -al + createrepo_c {cheap} (cheaper floor)", iss_complete,
-                min(warm_floor, cold_floor, key=lambda x: x.wall), 1.2),
-            Row(f"3 complete {n} vs cp -al + createrepo_c {dear} (info)", iss_complete,
-                max(warm_floor, cold_floor, key=lambda x: x.wall), 1.2, info=True),
-            Row(f"3 complete {n} no index cache vs cp -al + createrepo_c cold (info)", t_iss_cold, cold_floor, 1.2,
-                info=True),
-            Row(f"3 complete {n} dir without hardlinks vs tar -c | tar -x there", median(comp["iss_other"]),
-                median(comp["tar_copy"]), 1.3),
-            Row(f"3 complete {n} dir without hardlinks vs cp -r there (info)", median(comp["iss_other"]),
-                median(comp["cp_r"]), 1.3, info=True),
-            Row(f"3 complete {n} dir without hardlinks vs tar -c into one archive there (info: {n} files vs one)",
-                median(comp["iss_other"]), median(comp["tar"]), 1.3, info=True),
-            Row(f"3 complete {n} --format tgz there vs tar -c there (info: + gzip CRC-32)", median(comp["iss_tgz"]),
-                median(comp["tar"]), 1.3, info=True),
-            Row(f"3 complete {n} --format tgz vs tar -c | gzip -1 there (info: the same format)", median(comp["iss_tgz"]),
-                median(comp["tar_gzip"]), 1.3, info=True),
-            Row(f"4 peak RSS export {n} (MiB)", rss["export"][1], None, 150, "MB"),
-            Row(f"4 peak RSS import {n} (MiB)", rss["import"][1], None, 150, "MB"),
-        ], say)
+        print_table(
+            [
+                Row(f"1 incremental +{c}: repo of {n} vs repo of {c}", large_total, small_total, 1.5),
+                Row(f"2 incremental +{c} into {n} vs cp + createrepo_c --update", large_total, floor_total, 5.0),
+                Row(
+                    f"3 complete {n} vs cp -al + createrepo_c {cheap} (cheaper floor)",
+                    iss_complete,
+                    min(warm_floor, cold_floor, key=lambda x: x.wall),
+                    1.2,
+                ),
+                Row(
+                    f"3 complete {n} vs cp -al + createrepo_c {dear} (info)",
+                    iss_complete,
+                    max(warm_floor, cold_floor, key=lambda x: x.wall),
+                    1.2,
+                    info=True,
+                ),
+                Row(
+                    f"3 complete {n} no index cache vs cp -al + createrepo_c cold (info)",
+                    t_iss_cold,
+                    cold_floor,
+                    1.2,
+                    info=True,
+                ),
+                Row(
+                    f"3 complete {n} dir without hardlinks vs tar -c | tar -x there",
+                    median(comp["iss_other"]),
+                    median(comp["tar_copy"]),
+                    1.3,
+                ),
+                Row(
+                    f"3 complete {n} dir without hardlinks vs cp -r there (info)",
+                    median(comp["iss_other"]),
+                    median(comp["cp_r"]),
+                    1.3,
+                    info=True,
+                ),
+                Row(
+                    f"3 complete {n} dir without hardlinks vs tar -c into one archive there (info: {n} files vs one)",
+                    median(comp["iss_other"]),
+                    median(comp["tar"]),
+                    1.3,
+                    info=True,
+                ),
+                Row(
+                    f"3 complete {n} --format tgz there vs tar -c there (info: + gzip CRC-32)",
+                    median(comp["iss_tgz"]),
+                    median(comp["tar"]),
+                    1.3,
+                    info=True,
+                ),
+                Row(
+                    f"3 complete {n} --format tgz vs tar -c | gzip -1 there (info: the same format)",
+                    median(comp["iss_tgz"]),
+                    median(comp["tar_gzip"]),
+                    1.3,
+                    info=True,
+                ),
+                Row(f"4 peak RSS export {n} (MiB)", rss["export"][1], None, 150, "MB"),
+                Row(f"4 peak RSS import {n} (MiB)", rss["import"][1], None, 150, "MB"),
+            ],
+            say,
+        )
 
         if args.profile:
             run_profiles(large, small, root, shm_root, n, c)
-        say(f"\ntotal bench time {time.perf_counter() - started:.0f} s; load average now {_load()} "
-            "(other work on the machine makes single runs noisy: compare ratios, use --repeat)")
+        say(
+            f"\ntotal bench time {time.perf_counter() - started:.0f} s; load average now {_load()} "
+            "(other work on the machine makes single runs noisy: compare ratios, use --repeat)"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if shm_root is not None:

@@ -24,6 +24,7 @@
 Never asserts on time; prints "GOAL MISSED" when a goal is missed; exits 0. RabbitMQ or
 PostgreSQL missing: those parts print SKIPPED.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,6 +59,7 @@ ISS = [sys.executable, "-c", "from iss_plugin.cli import main; main()"]
 
 
 # --- small helpers ---------------------------------------------------------------------------------
+
 
 def reachable(addr) -> bool:
     try:
@@ -96,8 +98,9 @@ class Services:
         name = f"iss-bench-{uuid.uuid4().hex[:10]}"
         subprocess.run(["rabbitmqctl", "add_vhost", name], capture_output=True, check=True)
         self.vhosts.append(name)
-        subprocess.run(["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"], capture_output=True,
-                       check=True)
+        subprocess.run(
+            ["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"], capture_output=True, check=True
+        )
         return f"amqp://guest:guest@{RABBIT[0]}:{RABBIT[1]}/{name}"
 
     def database(self) -> str:
@@ -128,8 +131,13 @@ class Processes:
 
     def start(self, name: str, config: Path, *args: str) -> subprocess.Popen:
         with open(self.logs / f"{name}.log", "w") as fh:
-            p = subprocess.Popen([*ISS, "--config", str(config), *args], stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
-                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
+            p = subprocess.Popen(
+                [*ISS, "--config", str(config), *args],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
         self.procs.append((name, p))
         return p
 
@@ -153,8 +161,14 @@ class Processes:
 
 
 def write_config(path: Path, name: str, data_dir: Path, database_url: str, bus: dict) -> Path:
-    lines = [f'data_dir = "{data_dir}"', f'server_id = "{name}"', f'database_url = "{database_url}"',
-             "reconcile_interval_seconds = 3600", "", "[bus]"] + [f'{k} = "{v}"' for k, v in bus.items()]
+    lines = [
+        f'data_dir = "{data_dir}"',
+        f'server_id = "{name}"',
+        f'database_url = "{database_url}"',
+        "reconcile_interval_seconds = 3600",
+        "",
+        "[bus]",
+    ] + [f'{k} = "{v}"' for k, v in bus.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -174,13 +188,19 @@ def consumers_on(url: str, queue: str) -> int:
 
 # --- 1. latency ------------------------------------------------------------------------------------
 
+
 def live_on(dst, version: str) -> bool:
     """The destination's content view version is committed and every repository publication points at it."""
     major, minor = (int(x) for x in version.split("."))
     published = dst.settings.published_path
     with dst.session_factory() as s:
-        cvv = s.scalar(select(m.ContentViewVersion).join(m.ContentView).where(
-            m.ContentView.label == "base", m.ContentViewVersion.major == major, m.ContentViewVersion.minor == minor))
+        cvv = s.scalar(
+            select(m.ContentViewVersion)
+            .join(m.ContentView)
+            .where(
+                m.ContentView.label == "base", m.ContentViewVersion.major == major, m.ContentViewVersion.minor == minor
+            )
+        )
         if cvv is None:
             return False
         for pin in cvv.repositories:
@@ -219,16 +239,31 @@ def measure_latency(src, dst, root: Path, runs: int, change: int) -> dict:
         wait(lambda: live_on(dst, version), 120, f"{version} on the destination")
         latencies.append(time.time() - t0)
         with src.session_factory() as s:
-            e = s.scalar(select(m.ExportRecord).where(m.ExportRecord.version == version, m.ExportRecord.state == "done"))
+            e = s.scalar(
+                select(m.ExportRecord).where(m.ExportRecord.version == version, m.ExportRecord.state == "done")
+            )
             assert e.kind == "incremental", e.kind
             ready.append(ts(e.finished) - t0)
         with dst.session_factory() as s:
-            imported.append(ts(s.scalar(select(m.ImportRecord.created).where(
-                m.ImportRecord.version == version, m.ImportRecord.state == "imported"))) - t0)
-    return {"p50_s": round(pct(latencies, 50), 3), "p95_s": round(pct(latencies, 95), 3),
-            "min_s": round(min(latencies), 3), "max_s": round(max(latencies), 3),
-            "bundle_ready_p50_s": round(statistics.median(ready), 3),
-            "import_committed_p50_s": round(statistics.median(imported), 3), "runs": len(latencies)}
+            imported.append(
+                ts(
+                    s.scalar(
+                        select(m.ImportRecord.created).where(
+                            m.ImportRecord.version == version, m.ImportRecord.state == "imported"
+                        )
+                    )
+                )
+                - t0
+            )
+    return {
+        "p50_s": round(pct(latencies, 50), 3),
+        "p95_s": round(pct(latencies, 95), 3),
+        "min_s": round(min(latencies), 3),
+        "max_s": round(max(latencies), 3),
+        "bundle_ready_p50_s": round(statistics.median(ready), 3),
+        "import_committed_p50_s": round(statistics.median(imported), 3),
+        "runs": len(latencies),
+    }
 
 
 def latency_embedded(args, tmp: Path) -> dict:
@@ -274,10 +309,24 @@ def latency_services(args, tmp: Path, services: Services) -> dict:
 
 # --- 2. relay vs raw pika (bench/bus.py) -----------------------------------------------------------
 
+
 def bus_bench(args) -> dict:
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bus.py"), "--messages", str(args.bus_messages),
-                          "--rounds", "3", "--consume", str(min(args.bus_messages, 3000))],
-                         capture_output=True, text=True, timeout=900, cwd=ROOT)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bus.py"),
+            "--messages",
+            str(args.bus_messages),
+            "--rounds",
+            "3",
+            "--consume",
+            str(min(args.bus_messages, 3000)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
     for ln in lines[:-1]:
         print("    bench/bus.py | " + ln)
@@ -288,12 +337,21 @@ def bus_bench(args) -> dict:
 
 # --- 3. no-op events per second --------------------------------------------------------------------
 
+
 def noop_envelopes(n: int) -> list[bytes]:
     from iss_plugin.adapters.bus.codec import encode
     from iss_plugin.domain import events as E
 
-    return [encode(E.make_envelope(E.CONTENT_VIEW_PUBLISHED, "urn:iss:server:bench", E.content_view_published(
-        organization="ACME", content_view="base", version=f"{i + 1}.0", blessed=True))) for i in range(n)]
+    return [
+        encode(
+            E.make_envelope(
+                E.CONTENT_VIEW_PUBLISHED,
+                "urn:iss:server:bench",
+                E.content_view_published(organization="ACME", content_view="base", version=f"{i + 1}.0", blessed=True),
+            )
+        )
+        for i in range(n)
+    ]
 
 
 def publish_raw(url: str, exchange: str, bodies: list[bytes]) -> None:
@@ -349,8 +407,12 @@ def noop_services(args, tmp: Path, services: Services) -> dict:
     try:
         for workers in (1, 2):
             started = [procs.start(f"export-{workers}-{i}", cfg, "worker", "export") for i in range(workers)]
-            wait(lambda: (procs.check(), consumers_on(bus["url"], f"{bus['prefix']}.export"))[1] >= workers, 120,
-                 f"{workers} export workers consuming", 0.2)
+            wait(
+                lambda: (procs.check(), consumers_on(bus["url"], f"{bus['prefix']}.export"))[1] >= workers,
+                120,
+                f"{workers} export workers consuming",
+                0.2,
+            )
             with app.session_factory() as s:
                 before = s.scalar(select(func.count()).select_from(m.ProcessedEvent))
             publish_raw(bus["url"], bus["exchange"], noop_envelopes(args.events))
@@ -380,11 +442,13 @@ def noop_embedded(args, tmp: Path) -> dict:
     try:
         time.sleep(0.5)  # the worker declares its queue
         with make_kombu_connection(BusSettings(**bus)) as conn:
-            producer = Producer(conn.channel(), exchange=Exchange(bus["exchange"], "topic", durable=True),
-                                auto_declare=False)
+            producer = Producer(
+                conn.channel(), exchange=Exchange(bus["exchange"], "topic", durable=True), auto_declare=False
+            )
             for b in noop_envelopes(args.events):
-                producer.publish(b, routing_key="iss.content_view.published", content_type=CONTENT_TYPE,
-                                 content_encoding="utf-8")
+                producer.publish(
+                    b, routing_key="iss.content_view.published", content_type=CONTENT_TYPE, content_encoding="utf-8"
+                )
         return {"1_worker": round(rate_from_markers(app, before, args.events)), "handler_alone": round(alone)}
     finally:
         runtime.shutdown()
@@ -392,6 +456,7 @@ def noop_embedded(args, tmp: Path) -> dict:
 
 
 # --- main ------------------------------------------------------------------------------------------
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -408,8 +473,10 @@ def main() -> int:
 
     logging.basicConfig(level=logging.ERROR)
     load = os.getloadavg()
-    print(f"propagation benchmark: {os.cpu_count()} cpus, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-          f"{args.runs} runs of a {args.change}-package change into a 4 x {args.packages}-package content view")
+    print(
+        f"propagation benchmark: {os.cpu_count()} cpus, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+        f"{args.runs} runs of a {args.change}-package change into a 4 x {args.packages}-package content view"
+    )
     results: dict = {}
     have_services = not args.skip_services and reachable(RABBIT) and reachable(PG) and shutil.which("rabbitmqctl")
     if not args.skip_services and not have_services:
@@ -431,17 +498,23 @@ def main() -> int:
         part("latency_embedded", lambda: latency_embedded(args, tmp))
         if have_services:
             part("latency_rabbitmq_postgresql", lambda: latency_services(args, tmp, services))
-        for key, label in (("latency_embedded", "embedded: memory:// + SQLite, roles as threads of one process"),
-                           ("latency_rabbitmq_postgresql", "RabbitMQ + PostgreSQL, every role its own process")):
+        for key, label in (
+            ("latency_embedded", "embedded: memory:// + SQLite, roles as threads of one process"),
+            ("latency_rabbitmq_postgresql", "RabbitMQ + PostgreSQL, every role its own process"),
+        ):
             r = results.get(key)
             if r and "p50_s" in r:
                 goal = "" if r["p50_s"] < 2.0 else "  GOAL MISSED"
-                print(f"   {label:62s} p50 {r['p50_s']:6.3f} s  p95 {r['p95_s']:6.3f} s  (min {r['min_s']:.3f}, "
-                      f"max {r['max_s']:.3f}; bundle ready p50 {r['bundle_ready_p50_s']:.3f} s, import committed p50 "
-                      f"{r['import_committed_p50_s']:.3f} s){goal}")
+                print(
+                    f"   {label:62s} p50 {r['p50_s']:6.3f} s  p95 {r['p95_s']:6.3f} s  (min {r['min_s']:.3f}, "
+                    f"max {r['max_s']:.3f}; bundle ready p50 {r['bundle_ready_p50_s']:.3f} s, import committed p50 "
+                    f"{r['import_committed_p50_s']:.3f} s){goal}"
+                )
 
         if have_services and not args.skip_bus:
-            print("\n2. relay throughput vs raw pika streaming confirms (bench/bus.py, same broker, same run; goal >= 0.7x)")
+            print(
+                "\n2. relay throughput vs raw pika streaming confirms (bench/bus.py, same broker, same run; goal >= 0.7x)"
+            )
             part("bus", lambda: bus_bench(args))
 
         print("\n3. events handled per second on a no-op (no subscriptions: exactly-once bookkeeping only)")
@@ -450,23 +523,33 @@ def main() -> int:
             part("noop_rabbitmq_postgresql", lambda: noop_services(args, tmp, services))
         emb = results.get("noop_embedded") or {}
         if "1_worker" in emb:
-            print(f"   embedded (memory:// + SQLite), the handler alone (no bus)   : {emb['handler_alone']:7d} events/s")
-            print(f"   embedded (memory:// + SQLite), 1 export worker thread      : {emb['1_worker']:7d} events/s "
-                  f"({emb['1_worker'] / emb['handler_alone']:.2f}x the handler alone)")
+            print(
+                f"   embedded (memory:// + SQLite), the handler alone (no bus)   : {emb['handler_alone']:7d} events/s"
+            )
+            print(
+                f"   embedded (memory:// + SQLite), 1 export worker thread      : {emb['1_worker']:7d} events/s "
+                f"({emb['1_worker'] / emb['handler_alone']:.2f}x the handler alone)"
+            )
         noop = results.get("noop_rabbitmq_postgresql") or {}
         if "1_worker" in noop:
             one, two, alone = noop["1_worker"], noop.get("2_worker"), noop["handler_alone"]
             print(f"   PostgreSQL, the handler alone in a loop (no bus)           : {alone:7d} events/s")
-            print(f"   RabbitMQ + PostgreSQL, 1 `iss worker export` process        : {one:7d} events/s "
-                  f"({one / alone:.2f}x the handler alone)")
+            print(
+                f"   RabbitMQ + PostgreSQL, 1 `iss worker export` process        : {one:7d} events/s "
+                f"({one / alone:.2f}x the handler alone)"
+            )
             if two:
-                print(f"   RabbitMQ + PostgreSQL, 2 `iss worker export` processes      : {two:7d} events/s "
-                      f"({two / one:.2f}x one worker)")
+                print(
+                    f"   RabbitMQ + PostgreSQL, 2 `iss worker export` processes      : {two:7d} events/s "
+                    f"({two / one:.2f}x one worker)"
+                )
             bus = results.get("bus") or {}
             raw = bus.get("consume_prefetch_4")
             if raw:
-                print(f"   the bus alone (bench/bus.py: consume, prefetch 4, schema validation): {raw} msg/s = "
-                      f"{raw / max(one, two or 0):.0f}x what the workers handle")
+                print(
+                    f"   the bus alone (bench/bus.py: consume, prefetch 4, schema validation): {raw} msg/s = "
+                    f"{raw / max(one, two or 0):.0f}x what the workers handle"
+                )
     finally:
         services.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -40,6 +40,7 @@ timed steps. Figures from one run: never asserts on time, exits 0 (a missed goal
 Everything it creates in Pulp (repositories, remotes, distributions, exporters, importers; under a
 unique prefix) and on disk is removed at the end; content stays in Pulp as orphans, as after the tests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,14 +94,20 @@ def _task_line(t: dict) -> str:
 
 # --- iss on a Pulp instance ------------------------------------------------------------------------
 
+
 def make_app(instance, data_dir: Path, server_id: str, repo_prefix: str):
     from iss_plugin.bootstrap import App
     from iss_plugin.services.server_setup import initialize
     from iss_plugin.settings import load_settings
 
-    pulp = {"url": instance.url, "username": instance.env.get("ISS_PULP__USERNAME", "admin"),
-            "password_file": str(instance.password_file), "shared_export_dir": str(instance.export_dir),
-            "shared_import_dir": str(instance.import_dir), "repo_prefix": repo_prefix}
+    pulp = {
+        "url": instance.url,
+        "username": instance.env.get("ISS_PULP__USERNAME", "admin"),
+        "password_file": str(instance.password_file),
+        "shared_export_dir": str(instance.export_dir),
+        "shared_import_dir": str(instance.import_dir),
+        "repo_prefix": repo_prefix,
+    }
     if instance.env.get("ISS_PULP__CONTENT_ORIGIN"):
         pulp["content_origin"] = instance.env["ISS_PULP__CONTENT_ORIGIN"]
     settings = load_settings(None, data_dir=str(data_dir), server_id=server_id, backend="pulp", pulp=pulp)
@@ -126,6 +133,7 @@ def clear_set_caches() -> None:
 
 
 # --- Pulp's own pair, through pulp-glue ------------------------------------------------------------
+
 
 def wait_group(session, group: dict, doing: str) -> list[dict]:
     """Wait for a task group with iss's polling (pulp-glue's wait_for_task_group polls once a second);
@@ -193,10 +201,12 @@ class PulpPair:
         exports = PulpExportContext(self.src_session.ctx)
         exports.exporter = self.exporter.entity
         task = exports.create(body=body, non_blocking=True)
-        task = self.src_session.wait_task(task, f"PulpExporter export of version {version}"
-                                          + (f" from {start}" if start is not None else ""))
-        entity = self.src_session.ctx.call("exporters_core_pulp_exports_read",
-                                           parameters={"pulp_pulp_export_href": task["created_resources"][0]})
+        task = self.src_session.wait_task(
+            task, f"PulpExporter export of version {version}" + (f" from {start}" if start is not None else "")
+        )
+        entity = self.src_session.ctx.call(
+            "exporters_core_pulp_exports_read", parameters={"pulp_pulp_export_href": task["created_resources"][0]}
+        )
         return [Path(p) for p in entity["output_file_info"]], _span([task]), task
 
     def link(self, files: list[Path]) -> Path:
@@ -215,9 +225,12 @@ class PulpPair:
         return tarball
 
     def import_(self, tarball: Path) -> tuple[float | None, list[dict]]:
-        group = self.dst_session.ctx.call("importers_core_pulp_imports_create", non_blocking=True,
-                                          parameters={"pulp_importer_href": self.importer.pulp_href},
-                                          body={"path": str(tarball)})
+        group = self.dst_session.ctx.call(
+            "importers_core_pulp_imports_create",
+            non_blocking=True,
+            parameters={"pulp_importer_href": self.importer.pulp_href},
+            body={"path": str(tarball)},
+        )
         tasks = wait_group(self.dst_session, group, f"PulpImporter import of {tarball.name}")
         return _span(tasks), tasks
 
@@ -236,6 +249,7 @@ class PulpPair:
 
 
 # --- one size ----------------------------------------------------------------------------------------
+
 
 @dataclass
 class Result:
@@ -264,13 +278,18 @@ class Result:
     def import_version_tasks(self) -> float:
         """Waited on Pulp 2 for the tasks that make and publish the new version (modify or mirror sync,
         publication): Pulp's own work per version, which follows the repository's size."""
-        return sum(w for server, doing, w, _ in self.iss_tasks
-                   if server == "Pulp 2" and (doing.startswith(("importing ", "publishing "))
-                                             or (doing.startswith("syncing ") and INCOMING not in doing)))
+        return sum(
+            w
+            for server, doing, w, _ in self.iss_tasks
+            if server == "Pulp 2"
+            and (
+                doing.startswith(("importing ", "publishing "))
+                or (doing.startswith("syncing ") and INCOMING not in doing)
+            )
+        )
 
 
-def run_size(n: int, args, tag: str, root: Path, pool: ProcessPoolExecutor,
-             profiles: dict | None) -> Result:
+def run_size(n: int, args, tag: str, root: Path, pool: ProcessPoolExecutor, profiles: dict | None) -> Result:
     from iss_plugin.adapters.backends.pulp import PulpBackend
     from iss_plugin.adapters.backends.pulp_instances import find_instance
     from iss_plugin.services import catalog, content_views
@@ -286,8 +305,10 @@ def run_size(n: int, args, tag: str, root: Path, pool: ProcessPoolExecutor,
     t = time.perf_counter()
     base = build_packages(work / "rpms", f"{prefix}-", n, payload, pool)
     new = build_packages(work / "rpms", f"{prefix}-", k, payload, pool, start=n)
-    say(f"  built {n} + {k} RPMs ({sum(p.stat().st_size for p in base) / n / 1000:.1f} KB each) "
-        f"in {time.perf_counter() - t:.1f} s")
+    say(
+        f"  built {n} + {k} RPMs ({sum(p.stat().st_size for p in base) / n / 1000:.1f} KB each) "
+        f"in {time.perf_counter() - t:.1f} s"
+    )
 
     src_prefix, dst_prefix, pair_prefix = f"{prefix}-src/", f"{prefix}-dst/", f"{prefix}-pair/"
     src = make_app(inst1, work / "source", "source", src_prefix)
@@ -295,9 +316,15 @@ def run_size(n: int, args, tag: str, root: Path, pool: ProcessPoolExecutor,
     src_b, dst_b = PulpBackend.from_settings(src.settings), PulpBackend.from_settings(dst.settings)
     pair_b = PulpBackend.from_settings(dst.settings, repo_prefix=pair_prefix)
     key = f"{ORG}/{PRODUCT}/{REPO}"
-    pair = PulpPair(src_b.pulp, dst_b.pulp, src_b.pulp_name(key), pair_b.pulp_name(key),
-                    inst1.export_dir / f"iss-bench-{prefix}", inst2.import_dir / f"iss-bench-{prefix}",
-                    f"iss-bench-{prefix}")
+    pair = PulpPair(
+        src_b.pulp,
+        dst_b.pulp,
+        src_b.pulp_name(key),
+        pair_b.pulp_name(key),
+        inst1.export_dir / f"iss-bench-{prefix}",
+        inst2.import_dir / f"iss-bench-{prefix}",
+        f"iss-bench-{prefix}",
+    )
     try:
         # -- setup: the repository, 1.0, complete export + import (iss) -----------------------------------
         repo = f"{PRODUCT}/{REPO}"
@@ -368,8 +395,9 @@ def run_size(n: int, args, tag: str, root: Path, pool: ProcessPoolExecutor,
                     profiles[(n, step)] = prof
             return took
 
-        iss_export = timed("export", lambda: box.update(
-            b=export(src, incremental=True, version=TARGET, out=out, from_version=FULL)))
+        iss_export = timed(
+            "export", lambda: box.update(b=export(src, incremental=True, version=TARGET, out=out, from_version=FULL))
+        )
         iss_import = timed("import", lambda: box.update(r=import_(dst, box["b"]["path"])))
         if box["r"]["state"] != "imported":
             raise SystemExit(f"iss incremental import did not import: {box['r']}")
@@ -378,9 +406,11 @@ def run_size(n: int, args, tag: str, root: Path, pool: ProcessPoolExecutor,
             raise SystemExit(f"iss's destination holds {got}, the source {target}")
         iss_tasks = [("Pulp 1", d, w, ran) for d, w, ran in src_b.pulp.task_log]
         iss_tasks += [("Pulp 2", d, w, ran) for d, w, ran in dst_b.pulp.task_log]
-        say(f"  (a) iss incremental {FULL} -> {TARGET} (+{k} -{r}): export {iss_export:.2f} s + import "
+        say(
+            f"  (a) iss incremental {FULL} -> {TARGET} (+{k} -{r}): export {iss_export:.2f} s + import "
             f"{iss_import:.2f} s = {iss_export + iss_import:.2f} s; destination: {got['package_count']} packages, "
-            "digest equal to the source's")
+            "digest equal to the source's"
+        )
 
         # -- TIMED (b): Pulp's incremental export + import ----------------------------------------------------
         t = time.perf_counter()
@@ -394,14 +424,18 @@ def run_size(n: int, args, tag: str, root: Path, pool: ProcessPoolExecutor,
         pair_import = time.perf_counter() - t
         count = check_pair(pair_b, key, target, "incremental")
         size = sum(f.stat().st_size for f in files)
-        say(f"  (b) Pulp's pair incremental: export {pair_export:.2f} s (Pulp {pulp_exp or 0:.2f} s, "
+        say(
+            f"  (b) Pulp's pair incremental: export {pair_export:.2f} s (Pulp {pulp_exp or 0:.2f} s, "
             f"{size / 1e6:.1f} MB) + import {pair_import:.2f} s (Pulp {pulp_imp or 0:.2f} s, {len(imp_tasks)} tasks) "
             f"= {pair_export + pair_import:.2f} s; {count} packages, digest equal to the source's "
-            f"(hardlink into Pulp 2's imports, not timed: {link_s * 1000:.1f} ms)")
-        pair_tasks = [f"Pulp 1 export  {_task_line(exp_task)}"] + [f"Pulp 2 import  {_task_line(x)}"
-                                                                  for x in sorted(imp_tasks, key=lambda x: x["pulp_created"])]
-        return Result(n, k, r, iss_export, iss_import, pair_export, pair_import, pulp_exp, pulp_imp, setup,
-                      iss_tasks, pair_tasks)
+            f"(hardlink into Pulp 2's imports, not timed: {link_s * 1000:.1f} ms)"
+        )
+        pair_tasks = [f"Pulp 1 export  {_task_line(exp_task)}"] + [
+            f"Pulp 2 import  {_task_line(x)}" for x in sorted(imp_tasks, key=lambda x: x["pulp_created"])
+        ]
+        return Result(
+            n, k, r, iss_export, iss_import, pair_export, pair_import, pulp_exp, pulp_imp, setup, iss_tasks, pair_tasks
+        )
     finally:
         t = time.perf_counter()
         pair.cleanup()
@@ -421,33 +455,48 @@ def check_pair(pair_b, key: str, want: dict, what: str) -> int:
     """The Pulp pair's repository on Pulp 2 must hold exactly the source version's packages."""
     latest = pair_b.list_versions(key)[-1]
     if (latest.package_count, latest.digest) != (want["package_count"], want["package_set_digest"]):
-        raise SystemExit(f"Pulp's {what} import made {latest.package_count} packages ({latest.digest}), the source "
-                         f"version holds {want['package_count']} ({want['package_set_digest']})")
+        raise SystemExit(
+            f"Pulp's {what} import made {latest.package_count} packages ({latest.digest}), the source "
+            f"version holds {want['package_count']} ({want['package_set_digest']})"
+        )
     return latest.package_count
 
 
 # --- report -------------------------------------------------------------------------------------------
 
+
 def report(results: list[Result], args, profiles: dict | None) -> None:
-    say(f"\n{'packages':>8s} {'change':>9s} | {'iss export':>10s} {'import':>7s} {'total':>7s} | "
-        f"{'Pulp export':>11s} {'import':>7s} {'total':>7s} | {'iss/Pulp':>8s}")
+    say(
+        f"\n{'packages':>8s} {'change':>9s} | {'iss export':>10s} {'import':>7s} {'total':>7s} | "
+        f"{'Pulp export':>11s} {'import':>7s} {'total':>7s} | {'iss/Pulp':>8s}"
+    )
     for x in results:
-        say(f"{x.n:8d} {f'+{x.added} -{x.removed}':>9s} | {x.iss_export:10.2f} {x.iss_import:7.2f} {x.iss_total:7.2f} | "
-            f"{x.pair_export:11.2f} {x.pair_import:7.2f} {x.pair_total:7.2f} | {x.iss_total / x.pair_total:7.3f}x")
-    say("(wall seconds of the client, one run; Pulp's pair: PulpExporter incremental export + PulpImporter import;\n"
-        " its tasks' own times are in the breakdown below)")
+        say(
+            f"{x.n:8d} {f'+{x.added} -{x.removed}':>9s} | {x.iss_export:10.2f} {x.iss_import:7.2f} {x.iss_total:7.2f} | "
+            f"{x.pair_export:11.2f} {x.pair_import:7.2f} {x.pair_total:7.2f} | {x.iss_total / x.pair_total:7.3f}x"
+        )
+    say(
+        "(wall seconds of the client, one run; Pulp's pair: PulpExporter incremental export + PulpImporter import;\n"
+        " its tasks' own times are in the breakdown below)"
+    )
 
     for x in results:
-        say(f"\nwhere the time goes at {x.n} packages: iss ({len(x.iss_tasks)} Pulp tasks; client wait, Pulp's own "
-            "time created -> finished)")
+        say(
+            f"\nwhere the time goes at {x.n} packages: iss ({len(x.iss_tasks)} Pulp tasks; client wait, Pulp's own "
+            "time created -> finished)"
+        )
         waited = {"Pulp 1": 0.0, "Pulp 2": 0.0}
         for server, doing, w, ran in x.iss_tasks:
             waited[server] += w
             say(f"    {server}: {w:6.2f} s waited, {ran or 0:6.2f} s in Pulp: {doing}")
-        say(f"    export: {waited['Pulp 1']:.2f} s of {x.iss_export:.2f} s waiting for tasks, "
-            f"{x.iss_export - waited['Pulp 1']:.2f} s elsewhere (API reads, files, manifest, database)")
-        say(f"    import: {waited['Pulp 2']:.2f} s of {x.iss_import:.2f} s waiting for tasks, "
-            f"{x.iss_import - waited['Pulp 2']:.2f} s elsewhere (API reads, uploads, checks, database)")
+        say(
+            f"    export: {waited['Pulp 1']:.2f} s of {x.iss_export:.2f} s waiting for tasks, "
+            f"{x.iss_export - waited['Pulp 1']:.2f} s elsewhere (API reads, files, manifest, database)"
+        )
+        say(
+            f"    import: {waited['Pulp 2']:.2f} s of {x.iss_import:.2f} s waiting for tasks, "
+            f"{x.iss_import - waited['Pulp 2']:.2f} s elsewhere (API reads, uploads, checks, database)"
+        )
         say(f"  Pulp's pair ({len(x.pair_tasks)} tasks):")
         for line in x.pair_tasks:
             say(f"    {line}")
@@ -457,26 +506,40 @@ def report(results: list[Result], args, profiles: dict | None) -> None:
     ratio = big.iss_total / big.pair_total
     info = []  # (what, value, goal) printed but not judged
     (goals if big.n >= 5000 else info).append(
-        (f"iss incremental (export + import) vs Pulp's pair at {big.n}", ratio, 0.15))
+        (f"iss incremental (export + import) vs Pulp's pair at {big.n}", ratio, 0.15)
+    )
     if big.n != small.n:
-        goals.append((f"iss incremental import time at {big.n} vs at {small.n} (follows the change)",
-                      big.iss_import / small.iss_import, 1.5))
+        goals.append(
+            (
+                f"iss incremental import time at {big.n} vs at {small.n} (follows the change)",
+                big.iss_import / small.iss_import,
+                1.5,
+            )
+        )
     say(f"\n{'goal':72s} {'ratio':>7s} {'goal':>6s}  met?")
     for what, value, goal in goals:
         say(f"{what:72s} {value:6.3f}x {goal:5.2f}x  {'yes' if value <= goal else 'NO'}")
     for what, value, goal in info:
         say(f"{'(info) ' + what:72s} {value:6.3f}x {goal:5.2f}x  {'yes' if value <= goal else 'no'}")
     if big.n != small.n:
-        say(f"{'(info) iss incremental export at ' + str(big.n) + ' vs at ' + str(small.n):72s} "
-            f"{big.iss_export / small.iss_export:6.3f}x")
-        say(f"{'(info) Pulp pair import at ' + str(big.n) + ' vs at ' + str(small.n):72s} "
-            f"{big.pair_import / small.pair_import:6.3f}x")
-        say(f"{'(info) within iss import: Pulp making + publishing the version, ' + str(big.n) + ' vs ' + str(small.n):72s} "
+        say(
+            f"{'(info) iss incremental export at ' + str(big.n) + ' vs at ' + str(small.n):72s} "
+            f"{big.iss_export / small.iss_export:6.3f}x"
+        )
+        say(
+            f"{'(info) Pulp pair import at ' + str(big.n) + ' vs at ' + str(small.n):72s} "
+            f"{big.pair_import / small.pair_import:6.3f}x"
+        )
+        say(
+            f"{'(info) within iss import: Pulp making + publishing the version, ' + str(big.n) + ' vs ' + str(small.n):72s} "
             f"{big.import_version_tasks / small.import_version_tasks:6.3f}x  "
-            f"({small.import_version_tasks:.2f} s -> {big.import_version_tasks:.2f} s)")
+            f"({small.import_version_tasks:.2f} s -> {big.import_version_tasks:.2f} s)"
+        )
         rest_big, rest_small = big.iss_import - big.import_version_tasks, small.iss_import - small.import_version_tasks
-        say(f"{'(info) iss import without those two Pulp tasks, ' + str(big.n) + ' vs ' + str(small.n):72s} "
-            f"{rest_big / rest_small:6.3f}x  ({rest_small:.2f} s -> {rest_big:.2f} s)")
+        say(
+            f"{'(info) iss import without those two Pulp tasks, ' + str(big.n) + ' vs ' + str(small.n):72s} "
+            f"{rest_big / rest_small:6.3f}x  ({rest_small:.2f} s -> {rest_big:.2f} s)"
+        )
     else:
         say("(the import-scaling goal needs two sizes: --sizes 1000,5000)")
     if big.n < 5000:
@@ -493,8 +556,11 @@ def _stats(prof: cProfile.Profile) -> dict[tuple, tuple]:
     """(file, line, function) -> (calls, own s, cumulative s) of iss's and pulp-glue's frames (threads other
     than the main one, the upload workers, are not profiled: their time shows as the pool's wait)."""
     keep = ("iss_plugin", "pulp_glue", "concurrent")
-    return {k: (v[1], v[2], v[3]) for k, v in pstats.Stats(prof).stats.items()
-            if any(part in k[0] for part in keep) or k[2] == "<built-in method time.sleep>"}
+    return {
+        k: (v[1], v[2], v[3])
+        for k, v in pstats.Stats(prof).stats.items()
+        if any(part in k[0] for part in keep) or k[2] == "<built-in method time.sleep>"
+    }
 
 
 def _name(key: tuple) -> str:
@@ -512,11 +578,15 @@ def profile_report(profiles: dict, big: int, small: int, lines: int = 25) -> Non
         if big == small:
             continue
         little = _stats(profiles[(small, step)])
-        say(f"\n--- profile: what grows with the repository in the {step}: {big} minus {small}, "
-            f"top {lines} by cumulative difference ---")
+        say(
+            f"\n--- profile: what grows with the repository in the {step}: {big} minus {small}, "
+            f"top {lines} by cumulative difference ---"
+        )
         say(f"{'calls L':>8s} {'calls S':>8s} {'cum L':>8s} {'cum +s':>8s}  function")
-        rows = [(cum - little.get(key, (0, 0.0, 0.0))[2], calls, little.get(key, (0, 0.0, 0.0))[0], cum, key)
-                for key, (calls, own, cum) in stats.items()]
+        rows = [
+            (cum - little.get(key, (0, 0.0, 0.0))[2], calls, little.get(key, (0, 0.0, 0.0))[0], cum, key)
+            for key, (calls, own, cum) in stats.items()
+        ]
         for dcum, calls, calls2, cum, key in sorted(rows, key=lambda r: -r[0])[:lines]:
             say(f"{calls:8d} {calls2:8d} {cum:8.3f} {dcum:8.3f}  {_name(key)}")
 
@@ -528,15 +598,26 @@ def _share(x: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1000,5000", help="repository sizes, comma-separated")
-    ap.add_argument("--change", type=float, default=0.01,
-                    help="new packages: a share of the repository (< 1) or a count (>= 1: the same at every size)")
-    ap.add_argument("--remove", type=float, default=0.005,
-                    help="removed packages: a share of the repository (< 1) or a count (>= 1)")
+    ap.add_argument(
+        "--change",
+        type=float,
+        default=0.01,
+        help="new packages: a share of the repository (< 1) or a count (>= 1: the same at every size)",
+    )
+    ap.add_argument(
+        "--remove",
+        type=float,
+        default=0.005,
+        help="removed packages: a share of the repository (< 1) or a count (>= 1)",
+    )
     ap.add_argument("--size-kb", type=float, default=20, help="payload of each RPM (KB)")
     ap.add_argument("--dir", help="where to work (default: the system temp dir)")
     ap.add_argument("--cold", action="store_true", help="clear iss's package-set caches before each timed step")
-    ap.add_argument("--profile", action="store_true",
-                    help="cProfile of iss's timed steps (and what grows from the smallest size to the largest)")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile of iss's timed steps (and what grows from the smallest size to the largest)",
+    )
     ap.add_argument("--quick", action="store_true", help="one small size (200): a smoke test")
     args = ap.parse_args()
     sizes = [200] if args.quick else sorted({int(s) for s in args.sizes.split(",") if s.strip()})
@@ -558,11 +639,15 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="iss-bench-pulp-", dir=args.dir))
     started = time.perf_counter()
     profiles: dict | None = {} if args.profile else None
-    say(f"machine: {platform.node()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
-        f"pulp-glue {pkg_version('pulp-glue')}, load average {_load()}")
-    say(f"Pulp 1 {find_instance(1).url}, Pulp 2 {find_instance(2).url}; sizes {sizes}, change +{_share(args.change)} "
+    say(
+        f"machine: {platform.node()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
+        f"pulp-glue {pkg_version('pulp-glue')}, load average {_load()}"
+    )
+    say(
+        f"Pulp 1 {find_instance(1).url}, Pulp 2 {find_instance(2).url}; sizes {sizes}, change +{_share(args.change)} "
         f"-{_share(args.remove)}, payload {args.size_kb:g} KB; run tag {tag}; work dir {root}"
-        + ("; cold package-set caches" if args.cold else ""))
+        + ("; cold package-set caches" if args.cold else "")
+    )
     results = []
     try:
         with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
@@ -572,8 +657,10 @@ def main() -> None:
         report(results, args, profiles)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    say(f"\ntotal bench time {time.perf_counter() - started:.0f} s; load average now {_load()} "
-        "(other work on the machine makes single runs noisy)")
+    say(
+        f"\ntotal bench time {time.perf_counter() - started:.0f} s; load average now {_load()} "
+        "(other work on the machine makes single runs noisy)"
+    )
 
 
 if __name__ == "__main__":

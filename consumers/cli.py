@@ -1,5 +1,6 @@
 """Commands this package adds to `iss` (registered through the iss_plugin.commands entry point):
 `iss worker export|import|status` and `iss run`."""
+
 from __future__ import annotations
 
 import logging
@@ -41,15 +42,19 @@ def register(cli: click.Group) -> None:
         runtime = Runtime(state.app, roles or ALL_ROLES).start()
         done = threading.Event()
         _on_signal(done.set)
-        click.echo(f"iss {state.app.server_id}: running {', '.join(roles or ALL_ROLES)} on {state.app.settings.bus.url} "
-                   "(Ctrl-C stops)", err=True)
+        click.echo(
+            f"iss {state.app.server_id}: running {', '.join(roles or ALL_ROLES)} on {state.app.settings.bus.url} "
+            "(Ctrl-C stops)",
+            err=True,
+        )
         done.wait()
         runtime.shutdown()
 
-
     @cli.command()
     @click.option("--manual", is_flag=True, help="drive export and import by hand instead of through the bus")
-    @click.option("--keep", type=click.Path(file_okay=False, path_type=Path), help="build in this directory and keep it")
+    @click.option(
+        "--keep", type=click.Path(file_okay=False, path_type=Path), help="build in this directory and keep it"
+    )
     @click.option("--packages", default=20, show_default=True, help="packages per repository")
     @click.option("--output", type=click.Choice(["table", "json"]), default=None)
     @click.pass_context
@@ -70,8 +75,15 @@ def register(cli: click.Group) -> None:
 
             steps, timeline = run_automatic_demo(keep, packages, say=say)
         rows = [{"step": s.step, "result": s.result, "detail": s.detail, "seconds": round(s.seconds, 3)} for s in steps]
-        times = [{"version": t.version, "bundle": t.kind, "bundle_ready_s": round(t.bundle_ready - t.published, 3),
-                  "live_s": round(t.latency, 3)} for t in timeline]
+        times = [
+            {
+                "version": t.version,
+                "bundle": t.kind,
+                "bundle_ready_s": round(t.bundle_ready - t.published, 3),
+                "live_s": round(t.latency, 3),
+            }
+            for t in timeline
+        ]
         if quiet:
             emit(ctx, {"steps": rows, "timeline": times})
             return
@@ -80,8 +92,14 @@ def register(cli: click.Group) -> None:
             table.add_row(r["step"], r["result"], r["detail"], f"{r['seconds']:.3f}")
         stdout.print(table)
         if times:
-            t = Table("version", "bundle", "published", "bundle ready", "live on destination",
-                      title="timeline (seconds after publish)")
+            t = Table(
+                "version",
+                "bundle",
+                "published",
+                "bundle ready",
+                "live on destination",
+                title="timeline (seconds after publish)",
+            )
             for x in times:
                 t.add_row(x["version"], x["bundle"], "0.000", f"{x['bundle_ready_s']:.3f}", f"{x['live_s']:.3f}")
             stdout.print(t)

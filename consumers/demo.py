@@ -1,6 +1,7 @@
 """`iss demo`: a source and a destination in one process on the embedded default (kombu memory://,
 SQLite). The source publishes a blessed content view; the destination gets each version by itself
 through the bus (full bundle first, then incremental); a Red Hat-into-custom import is refused."""
+
 from __future__ import annotations
 
 import tempfile
@@ -35,8 +36,9 @@ class Timeline:
         return self.imported - self.published
 
 
-def run_automatic_demo(root: Path | None = None, packages_per_repo: int = 20, say: Callable[[str], None] = print,
-                       timeout: float = 60.0) -> tuple[list[Step], list[Timeline]]:
+def run_automatic_demo(
+    root: Path | None = None, packages_per_repo: int = 20, say: Callable[[str], None] = print, timeout: float = 60.0
+) -> tuple[list[Step], list[Timeline]]:
     from iss_plugin.adapters.fixtures import build_rpms
 
     tmp = tempfile.TemporaryDirectory(prefix="iss-demo-") if root is None else None
@@ -71,8 +73,12 @@ def run_automatic_demo(root: Path | None = None, packages_per_repo: int = 20, sa
             _wait(lambda: _has_version(dst, version_label), timeout, f"version {version_label} on the destination")
             ready, kind = _bundle_ready_time(src, version_label)
             timeline.append(Timeline(version_label, kind, t_pub, ready, _imported_time(dst, version_label)))
-            step(f"publish {version_label}", "arrived", f"{kind} bundle, {timeline[-1].latency:.2f} s from publish to live",
-                 time.perf_counter() - (time.time() - t_pub))
+            step(
+                f"publish {version_label}",
+                "arrived",
+                f"{kind} bundle, {timeline[-1].latency:.2f} s from publish to live",
+                time.perf_counter() - (time.time() - t_pub),
+            )
 
         publish_and_wait("1.0", "first")
         t0 = time.perf_counter()
@@ -92,8 +98,12 @@ def run_automatic_demo(root: Path | None = None, packages_per_repo: int = 20, sa
         t0 = time.perf_counter()
         bundle = _latest_full_bundle(src)
         try:
-            importing.import_bundle(dst.uow(), importing.ImportRequest("ACME-Lab", Path(bundle), "content_view_version"),
-                                    work_dir=dst.settings.imports_path, actor=actor)
+            importing.import_bundle(
+                dst.uow(),
+                importing.ImportRequest("ACME-Lab", Path(bundle), "content_view_version"),
+                work_dir=dst.settings.imports_path,
+                actor=actor,
+            )
             raise AssertionError("the Red Hat-into-custom import was not refused")
         except ImportRuleViolation as e:
             step("Red Hat into custom product", "refused", e.problems[0], t0)
@@ -117,30 +127,47 @@ def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
 
 def _has_version(app, version: str) -> bool:
     with app.session_factory() as s:
-        return any(v.number == version for v in s.scalars(select(ContentViewVersion).join(ContentView).where(ContentView.label == "base")))
+        return any(
+            v.number == version
+            for v in s.scalars(select(ContentViewVersion).join(ContentView).where(ContentView.label == "base"))
+        )
 
 
 def _bundle_ready_time(app, version: str) -> tuple[float, str]:
     with app.session_factory() as s:
-        r = s.scalar(select(ExportRecord).where(ExportRecord.version == version, ExportRecord.state == "done")
-                     .order_by(ExportRecord.id.desc()))
+        r = s.scalar(
+            select(ExportRecord)
+            .where(ExportRecord.version == version, ExportRecord.state == "done")
+            .order_by(ExportRecord.id.desc())
+        )
         return _ts(r.finished), r.kind
 
 
 def _imported_time(app, version: str) -> float:
     with app.session_factory() as s:
-        return _ts(s.scalar(select(ImportRecord.created).where(ImportRecord.version == version, ImportRecord.state == "imported")))
+        return _ts(
+            s.scalar(
+                select(ImportRecord.created).where(ImportRecord.version == version, ImportRecord.state == "imported")
+            )
+        )
 
 
 def _latest_full_bundle(app) -> str:
     with app.session_factory() as s:
-        return s.scalar(select(ExportRecord.path).where(ExportRecord.kind == "full", ExportRecord.state == "done")
-                        .order_by(ExportRecord.id.desc()))
+        return s.scalar(
+            select(ExportRecord.path)
+            .where(ExportRecord.kind == "full", ExportRecord.state == "done")
+            .order_by(ExportRecord.id.desc())
+        )
 
 
 def _pins(app, version: str) -> dict:
-    return {(r["product"], r["repository"]): r["package_set_digest"]
-            for v in content_views.list_versions(app.uow(), ORG, "base") if v["version"] == version for r in v["repositories"]}
+    return {
+        (r["product"], r["repository"]): r["package_set_digest"]
+        for v in content_views.list_versions(app.uow(), ORG, "base")
+        if v["version"] == version
+        for r in v["repositories"]
+    }
 
 
 def _ts(dt) -> float:

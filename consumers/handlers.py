@@ -1,5 +1,6 @@
 """Which service handles which event type, per role. Thin: the bus base decodes, validates and
 acks; these adapt an Event to a service call in a fresh unit of work."""
+
 from __future__ import annotations
 
 from iss_plugin.bootstrap import App

@@ -2,6 +2,7 @@
 
 On the embedded default the bus is kombu memory:// (one process only) and the database SQLite;
 with RabbitMQ each role can also run as its own process (`iss worker export` ...)."""
+
 from __future__ import annotations
 
 import logging

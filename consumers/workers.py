@@ -1,4 +1,5 @@
 """The export, import and status workers: an EventConsumer on the role's queue."""
+
 from __future__ import annotations
 
 from iss_plugin.adapters.bus.connection import make_kombu_connection
@@ -16,10 +17,25 @@ def make_worker(app: App, role: str, *, connection=None) -> EventConsumer:
     if role == "export":
         topology, queue, table = build(bus, export=True), export_queue_name(bus.prefix), handlers.export_handlers(app)
     elif role == "import":
-        topology, queue, table = build(bus, import_for=[server]), import_queue_name(bus.prefix, server), handlers.import_handlers(app)
+        topology, queue, table = (
+            build(bus, import_for=[server]),
+            import_queue_name(bus.prefix, server),
+            handlers.import_handlers(app),
+        )
     elif role == "status":
-        topology, queue, table = build(bus, status_for=[server]), status_queue_name(bus.prefix, server), handlers.status_handlers(app)
+        topology, queue, table = (
+            build(bus, status_for=[server]),
+            status_queue_name(bus.prefix, server),
+            handlers.status_handlers(app),
+        )
     else:
         raise ValueError(f"unknown worker role {role!r}: one of {', '.join(ROLES)}")
-    return EventConsumer(connection or make_kombu_connection(bus), topology, [queue], table, name=f"{role}@{server}",
-                         prefetch=bus.prefetch, confirm_timeout=bus.confirm_timeout)
+    return EventConsumer(
+        connection or make_kombu_connection(bus),
+        topology,
+        [queue],
+        table,
+        name=f"{role}@{server}",
+        prefetch=bus.prefetch,
+        confirm_timeout=bus.confirm_timeout,
+    )

@@ -1,4 +1,5 @@
 """The one place that wires settings to adapters. Entry points (CLI, consumers, web) call it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,15 +56,22 @@ class App:
 
         from iss_plugin.services.propagation import SourceContext
 
-        return SourceContext(server_id=self.server_id, signer=self.signer, exports_path=self.settings.exports_path,
-                             grace=timedelta(seconds=self.settings.reconcile_grace_seconds),
-                             staging_root=self.settings.data_dir / "staging")
+        return SourceContext(
+            server_id=self.server_id,
+            signer=self.signer,
+            exports_path=self.settings.exports_path,
+            grace=timedelta(seconds=self.settings.reconcile_grace_seconds),
+            staging_root=self.settings.data_dir / "staging",
+        )
 
     def destination_context(self):
         from iss_plugin.services.propagation import DestinationContext
 
-        return DestinationContext(server_id=self.server_id, imports_path=self.settings.imports_path,
-                                  fetch_roots=tuple(self.settings.fetch_roots))
+        return DestinationContext(
+            server_id=self.server_id,
+            imports_path=self.settings.imports_path,
+            fetch_roots=tuple(self.settings.fetch_roots),
+        )
 
     def close(self) -> None:
         if "engine" in self.__dict__:

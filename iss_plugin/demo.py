@@ -2,6 +2,7 @@
 
 Builds RPMs in-process, publishes a blessed content view on the source, exports complete and
 incremental bundles, imports them on the destination, and shows a Red Hat-into-custom import refused."""
+
 from __future__ import annotations
 
 import tempfile
@@ -41,15 +42,18 @@ def prepare_source(src: App, rpms: Path, packages_per_repo: int, actor: str) -> 
     from iss_plugin.adapters.fixtures import build_rpms
 
     catalog.create_organization(src.uow(), "ACME Corp", ORG, actor)
-    catalog.create_product(src.uow(), ORG, "Red Hat Enterprise Linux 9 for x86_64", RH_PRODUCT, True, RH_CONTENT_ID, actor)
+    catalog.create_product(
+        src.uow(), ORG, "Red Hat Enterprise Linux 9 for x86_64", RH_PRODUCT, True, RH_CONTENT_ID, actor
+    )
     catalog.create_product(src.uow(), ORG, "ACME Tools", CUSTOM_PRODUCT, False, None, actor)
     for product, repos in REPOS.items():
         for repo in repos:
             catalog.create_repository(src.uow(), ORG, product, repo, repo, None, "yum", actor)
             files = build_rpms(rpms / repo, packages_per_repo, prefix=f"{repo}-pkg")
             catalog.upload_packages(src.uow(), ORG, f"{product}/{repo}", files, actor, src.server_id)
-    content_views.create_content_view(src.uow(), ORG, "Base", "base", True,
-                                       [f"{p}/{r}" for p, rs in REPOS.items() for r in rs], actor)
+    content_views.create_content_view(
+        src.uow(), ORG, "Base", "base", True, [f"{p}/{r}" for p, rs in REPOS.items() for r in rs], actor
+    )
 
 
 def prepare_destination(dst: App, src: App, root: Path, actor: str) -> None:
@@ -60,7 +64,8 @@ def prepare_destination(dst: App, src: App, root: Path, actor: str) -> None:
     manifest = root / "entitlements.json"
     manifest.write_text(
         '{"manifest_id": "demo-manifest-1", "organization": "ACME", "products": '
-        f'[{{"label": "{RH_PRODUCT}", "name": "Red Hat Enterprise Linux 9 for x86_64", "content_id": "{RH_CONTENT_ID}"}}]}}')
+        f'[{{"label": "{RH_PRODUCT}", "name": "Red Hat Enterprise Linux 9 for x86_64", "content_id": "{RH_CONTENT_ID}"}}]}}'
+    )
     catalog.import_entitlement_manifest(dst.uow(), manifest, actor)
     key = root / "source.pub"
     key.write_text(src.signer.public_pem)
@@ -88,6 +93,7 @@ def run_demo(root: Path | None = None, packages_per_repo: int = 20, say: Callabl
     actor = "demo"
     rpms = root / "rpms"
     try:
+
         def build_source() -> tuple[str, str]:
             prepare_source(src, rpms, packages_per_repo, actor)
             v = content_views.publish(src.uow(), ORG, "base", "first", actor, src.server_id)
@@ -98,10 +104,23 @@ def run_demo(root: Path | None = None, packages_per_repo: int = 20, say: Callabl
             return "ready", f"entitled to {RH_CONTENT_ID}, trusts the source key {src.signer.fingerprint[:23]}..."
 
         def export(incremental: bool, version: str) -> dict:
-            req = exporting.ExportRequest(organization=ORG, scope="content_view_version", incremental=incremental,
-                                          content_view="base", version=None, fmt="tgz", destination=None)
-            return exporting.export_bundle(src.uow(), req, out_dir=src.settings.exports_path, signer=src.signer,
-                                           server_id=src.server_id, actor=actor)
+            req = exporting.ExportRequest(
+                organization=ORG,
+                scope="content_view_version",
+                incremental=incremental,
+                content_view="base",
+                version=None,
+                fmt="tgz",
+                destination=None,
+            )
+            return exporting.export_bundle(
+                src.uow(),
+                req,
+                out_dir=src.settings.exports_path,
+                signer=src.signer,
+                server_id=src.server_id,
+                actor=actor,
+            )
 
         def import_into(app: App, org: str, path: str) -> dict:
             req = importing.ImportRequest(organization=org, path=Path(path), scope="content_view_version")
@@ -144,11 +163,18 @@ def run_demo(root: Path | None = None, packages_per_repo: int = 20, say: Callabl
         def verify() -> tuple[str, str]:
             s = {r["version"] for r in content_views.list_versions(src.uow(), ORG, "base")}
             d = content_views.list_versions(dst.uow(), ORG, "base")
-            src_pins = {(x["product"], x["repository"]): x["package_set_digest"]
-                        for v in content_views.list_versions(src.uow(), ORG, "base") if v["version"] == "2.0"
-                        for x in v["repositories"]}
-            dst_pins = {(x["product"], x["repository"]): x["package_set_digest"]
-                        for v in d if v["version"] == "2.0" for x in v["repositories"]}
+            src_pins = {
+                (x["product"], x["repository"]): x["package_set_digest"]
+                for v in content_views.list_versions(src.uow(), ORG, "base")
+                if v["version"] == "2.0"
+                for x in v["repositories"]
+            }
+            dst_pins = {
+                (x["product"], x["repository"]): x["package_set_digest"]
+                for v in d
+                if v["version"] == "2.0"
+                for x in v["repositories"]
+            }
             if src_pins != dst_pins or {v["version"] for v in d} != s:
                 raise AssertionError("destination does not hold exactly the source's versions")
             return "identical", f"versions {', '.join(sorted(s))}: every repository has the source's package set digest"

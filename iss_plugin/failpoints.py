@@ -5,6 +5,7 @@
 does nothing unless the environment variable ISS_FAILPOINT names this point. Then it touches the
 file named by ISS_FAILPOINT_FILE (so the test knows the process got there) and sleeps until the
 process is killed. Reads the environment at each call: no set-up, no cost worth measuring."""
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 
 Precedence: ISS_* environment variables > the TOML file (--config, $ISS_CONFIG or
 /etc/iss/settings.toml) > defaults. Nested keys use a double underscore: ISS_PULP__URL."""
+
 from __future__ import annotations
 
 import os
@@ -71,7 +72,9 @@ class Settings(BaseSettings):
             raise ValueError(e.message) from None
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         return (env_settings, init_settings)
 
     # derived paths -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """`iss watch` (registered through the iss_plugin.commands entry point)."""
+
 from __future__ import annotations
 
 import signal

@@ -23,6 +23,7 @@ Exit codes: 0 published and confirmed · 2 the payload is unusable or the event 
 3 the broker did not confirm it (nack, unroutable, timeout) · 4 cannot reach the broker or the
 exchange does not exist.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,12 @@ EXAMPLE_PAYLOAD = {
         "organization_name": "ACME Corporation",
         "organization_label": "ACME",
         "description": "monthly refresh",
-        "task": {"id": "1b0d7a0e-0c6f-4f65-9a4e-3c2b1a098765", "label": "Actions::Katello::ContentView::Publish",
-                 "result": "success", "state": "stopped"},
+        "task": {
+            "id": "1b0d7a0e-0c6f-4f65-9a4e-3c2b1a098765",
+            "label": "Actions::Katello::ContentView::Publish",
+            "result": "success",
+            "state": "stopped",
+        },
     },
 }
 
@@ -114,25 +119,45 @@ def to_event(webhook: dict, *, source: str, time: datetime | None = None) -> dic
         raise HookError("the webhook body is not a JSON object", EXIT_INVALID)
     event_name = webhook.get("event_name")
     if event_name is not None and not str(event_name).endswith(ACCEPTED_EVENTS):
-        raise HookError(f"event {event_name!r} is not a content view publish (expected "
-                        f"actions.katello.content_view.publish_succeeded)", EXIT_INVALID)
+        raise HookError(
+            f"event {event_name!r} is not a content view publish (expected "
+            f"actions.katello.content_view.publish_succeeded)",
+            EXIT_INVALID,
+        )
     payload = webhook.get("payload", webhook)
     if not isinstance(payload, dict):
         raise HookError("the webhook's payload is not a JSON object", EXIT_INVALID)
     organization = _pick(payload, "organization_label", "organization", "label")
     content_view = _pick(payload, "content_view_label", "content_view", "label")
     version = _version(payload)
-    missing = [name for name, value in (("organization label", organization), ("content view label", content_view),
-                                        ("content view version (X.Y)", version)) if not value]
+    missing = [
+        name
+        for name, value in (
+            ("organization label", organization),
+            ("content view label", content_view),
+            ("content view version (X.Y)", version),
+        )
+        if not value
+    ]
     if missing:
-        raise HookError("the payload does not say " + ", ".join(missing) +
-                        " (the webhook template must include organization_label, content_view_label and "
-                        "content_view_version_name or version)", EXIT_INVALID)
-    data = {"organization": str(organization), "content_view": str(content_view), "version": version,
-            "origin": "foreman"}
-    for key, value in (("organization_name", _pick(payload, "organization_name", "organization", "name")),
-                       ("content_view_name", _pick(payload, "content_view_name", "content_view", "name")),
-                       ("description", payload.get("description"))):
+        raise HookError(
+            "the payload does not say "
+            + ", ".join(missing)
+            + " (the webhook template must include organization_label, content_view_label and "
+            "content_view_version_name or version)",
+            EXIT_INVALID,
+        )
+    data = {
+        "organization": str(organization),
+        "content_view": str(content_view),
+        "version": version,
+        "origin": "foreman",
+    }
+    for key, value in (
+        ("organization_name", _pick(payload, "organization_name", "organization", "name")),
+        ("content_view_name", _pick(payload, "content_view_name", "content_view", "name")),
+        ("description", payload.get("description")),
+    ):
         if isinstance(value, str) and value:
             data[key] = value
     stamp = (time or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
@@ -178,17 +203,26 @@ def publish(event: dict, *, url: str, exchange: str, timeout: float) -> None:
             channel = connection.channel()
             channel.confirm_delivery()
             body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
-            props = pika.BasicProperties(content_type=CONTENT_TYPE, content_encoding="utf-8", delivery_mode=2,
-                                         message_id=event["id"], type=event["type"])
+            props = pika.BasicProperties(
+                content_type=CONTENT_TYPE,
+                content_encoding="utf-8",
+                delivery_mode=2,
+                message_id=event["id"],
+                type=event["type"],
+            )
             channel.basic_publish(exchange, ROUTING_KEY, body, props, mandatory=True)
         except px.UnroutableError:
-            raise HookError(f"the broker returned the event: nothing is bound to {ROUTING_KEY!r} on exchange "
-                            f"{exchange!r}", EXIT_UNCONFIRMED) from None
+            raise HookError(
+                f"the broker returned the event: nothing is bound to {ROUTING_KEY!r} on exchange {exchange!r}",
+                EXIT_UNCONFIRMED,
+            ) from None
         except px.NackError:
             raise HookError("the broker refused (nacked) the event", EXIT_UNCONFIRMED) from None
         except px.ChannelClosedByBroker as e:
-            raise HookError(f"the broker closed the channel: {e.reply_code} {e.reply_text} (does exchange "
-                            f"{exchange!r} exist?)", EXIT_UNREACHABLE) from None
+            raise HookError(
+                f"the broker closed the channel: {e.reply_code} {e.reply_text} (does exchange {exchange!r} exist?)",
+                EXIT_UNREACHABLE,
+            ) from None
         except (px.AMQPError, OSError) as e:
             raise HookError(f"the event was not confirmed: {e!r}", EXIT_UNCONFIRMED) from None
         finally:
@@ -214,13 +248,22 @@ def _safe(url: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="foreman_hook.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default=os.environ.get("ISS_BUS__URL", "amqp://guest:guest@127.0.0.1:5672/"),
-                        help="AMQP URL of the iss broker (default $ISS_BUS__URL)")
-    parser.add_argument("--exchange", default=os.environ.get("ISS_BUS__EXCHANGE", "iss"),
-                        help="the iss topic exchange (default $ISS_BUS__EXCHANGE or 'iss')")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("ISS_BUS__URL", "amqp://guest:guest@127.0.0.1:5672/"),
+        help="AMQP URL of the iss broker (default $ISS_BUS__URL)",
+    )
+    parser.add_argument(
+        "--exchange",
+        default=os.environ.get("ISS_BUS__EXCHANGE", "iss"),
+        help="the iss topic exchange (default $ISS_BUS__EXCHANGE or 'iss')",
+    )
     parser.add_argument("--file", type=Path, help="read the webhook body from FILE (default: standard input)")
-    parser.add_argument("--source", default=f"urn:foreman:{socket.gethostname()}",
-                        help="CloudEvents source of the event (default urn:foreman:<hostname>)")
+    parser.add_argument(
+        "--source",
+        default=f"urn:foreman:{socket.gethostname()}",
+        help="CloudEvents source of the event (default urn:foreman:<hostname>)",
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the broker's confirm")
     parser.add_argument("--dry-run", action="store_true", help="print the event and publish nothing")
     parser.add_argument("--example", action="store_true", help="print an example webhook body and exit")

@@ -1,5 +1,6 @@
 """`iss watch`: notices new repository versions in the backend (made by iss or by anyone, such as
 a sync run from pulp-cli) and announces each once through the outbox."""
+
 from __future__ import annotations
 
 import logging

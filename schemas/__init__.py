@@ -1,5 +1,6 @@
 """The JSON Schemas iss speaks, shipped as package data. Loading needs only the standard library;
 validation needs `jsonschema`."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Shared fixtures: real services or a clear failure under CI, throwaway databases."""
+
 from __future__ import annotations
 
 import os

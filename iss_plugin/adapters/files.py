@@ -1,4 +1,5 @@
 """Copying a file exactly, shared by the local store and the bundle writer."""
+
 from __future__ import annotations
 
 import errno
@@ -14,8 +15,11 @@ class WrongSize(Exception):
 
     def __init__(self, src: str, actual: int, expected: int, *, shrank: bool = False):
         self.src, self.actual, self.expected, self.shrank = src, actual, expected, shrank
-        super().__init__(f"{src} shrank to {actual} bytes while being copied" if shrank
-                         else f"{src} has {actual} bytes, {expected} expected")
+        super().__init__(
+            f"{src} shrank to {actual} bytes while being copied"
+            if shrank
+            else f"{src} has {actual} bytes, {expected} expected"
+        )
 
 
 def copy_exact(src: str, target: str, expected_size: int | None = None) -> None:

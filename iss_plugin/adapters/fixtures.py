@@ -5,6 +5,7 @@ createrepo_c's own writer. Deterministic: the same arguments give byte-identical
     build_rpms(dir, 1000, prefix="pkg")            -> [dir/pkg0000-1.0-1.noarch.rpm, ...]
     write_yum_repo(dir, rpm_paths)                 -> dir with Packages/ and repodata/
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -69,7 +70,9 @@ def build_rpm(
         builder.requires(dep)
     for cap in provides:
         builder.provides(cap)
-    builder.add_changelog_entry("iss fixtures <iss@example.invalid>", f"- build {name}-{version}-{release}", SOURCE_DATE)
+    builder.add_changelog_entry(
+        "iss fixtures <iss@example.invalid>", f"- build {name}-{version}-{release}", SOURCE_DATE
+    )
     payload = random.Random(seed).randbytes(payload_size)
     builder.with_file_contents(payload, rpm_rs.FileOptions.new(f"/usr/share/{name}/data.bin"))
     package = builder.build()
@@ -91,8 +94,7 @@ def build_rpms(
     """count packages named <prefix><nnnn> (from start), all with the same version and release."""
     width = max(4, len(str(start + count - 1)))
     return [
-        build_rpm(directory, f"{prefix}{i:0{width}d}", version, release, **kwargs)
-        for i in range(start, start + count)
+        build_rpm(directory, f"{prefix}{i:0{width}d}", version, release, **kwargs) for i in range(start, start + count)
     ]
 
 
@@ -111,8 +113,9 @@ def write_yum_repo(
     from iss_plugin.adapters.content_types.yum import write_repodata
     from iss_plugin.domain.packages import standard_location
 
-    comp = {"gz": cr.GZ_COMPRESSION, "xz": cr.XZ_COMPRESSION, "zstd": cr.ZSTD_COMPRESSION,
-            "bz2": cr.BZ2_COMPRESSION}[compression]
+    comp = {"gz": cr.GZ_COMPRESSION, "xz": cr.XZ_COMPRESSION, "zstd": cr.ZSTD_COMPRESSION, "bz2": cr.BZ2_COMPRESSION}[
+        compression
+    ]
     directory = Path(directory)
     repodata = directory / "repodata"
     if repodata.exists():

@@ -1,4 +1,5 @@
 """The `iss` command: parse, call a service, print. Verbs follow hammer."""
+
 from __future__ import annotations
 
 from .main import main

@@ -1,4 +1,5 @@
 """destination, subscriptions and reconcile (automatic propagation)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,12 @@ def destination():
 def destination_add(ctx, state, output, name, server_id, public_key):
     from iss_plugin.adapters.bundles.signing import read_public_key_file
 
-    emit(ctx, subscriptions.add_destination(state.app.uow(), name, server_id, read_public_key_file(public_key),
-                                            state.app.settings.actor))
+    emit(
+        ctx,
+        subscriptions.add_destination(
+            state.app.uow(), name, server_id, read_public_key_file(public_key), state.app.settings.actor
+        ),
+    )
 
 
 @command(destination, "subscribe")
@@ -33,8 +38,12 @@ def destination_add(ctx, state, output, name, server_id, public_key):
 @click.option("--content-view", help="a content view label (only blessed views propagate)")
 @click.option("--repository", metavar="PRODUCT/REPO", help="a Library repository")
 def destination_subscribe(ctx, state, output, destination_name, organization, content_view, repository):
-    emit(ctx, subscriptions.subscribe(state.app.uow(), destination_name, organization, content_view, repository,
-                                      state.app.settings.actor))
+    emit(
+        ctx,
+        subscriptions.subscribe(
+            state.app.uow(), destination_name, organization, content_view, repository, state.app.settings.actor
+        ),
+    )
 
 
 @command(destination, "list")
@@ -43,14 +52,29 @@ def destination_list(ctx, state, output):
 
 
 @command(cli, "reconcile")
-@click.option("--now", "resend_in_flight", is_flag=True,
-              help="also re-send bundles still in flight or backing off after refusals (the destination was fixed)")
+@click.option(
+    "--now",
+    "resend_in_flight",
+    is_flag=True,
+    help="also re-send bundles still in flight or backing off after refusals (the destination was fixed)",
+)
 def reconcile(ctx, state, output, resend_in_flight):
     """Re-emit every subscription whose destination is behind (nothing in flight for the grace time,
     longer after refusals in a row)."""
     made = propagation.reconcile(state.app.uow(), state.app.source_context(), resend_in_flight=resend_in_flight)
-    emit(ctx, [{"destination": m["destination"], "bundle_id": m["bundle_id"], "kind": m["kind"],
-                "version": m.get("version"), "path": m["path"]} for m in made])
+    emit(
+        ctx,
+        [
+            {
+                "destination": m["destination"],
+                "bundle_id": m["bundle_id"],
+                "kind": m["kind"],
+                "version": m.get("version"),
+                "path": m["path"],
+            }
+            for m in made
+        ],
+    )
 
 
 @command(cli, "relay")

@@ -1,4 +1,5 @@
 """organization, product, repository, content-view, trust, manifest."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,9 @@ from .main import cli, command, source_id
 from .output import emit
 
 ORG = click.option("--organization", required=True, help="organization label")
-REPO = click.option("--repository", "repository", required=True, metavar="PRODUCT/REPO", help="product and repository labels")
+REPO = click.option(
+    "--repository", "repository", required=True, metavar="PRODUCT/REPO", help="product and repository labels"
+)
 
 
 @cli.group()
@@ -43,7 +46,12 @@ def product():
 @click.option("--redhat", is_flag=True, help="a Red Hat product (needs --content-id)")
 @click.option("--content-id", help="the Red Hat content id / cp_id")
 def product_create(ctx, state, output, organization, name, label, redhat, content_id):
-    emit(ctx, catalog.create_product(state.app.uow(), organization, name, label, redhat, content_id, state.app.settings.actor))
+    emit(
+        ctx,
+        catalog.create_product(
+            state.app.uow(), organization, name, label, redhat, content_id, state.app.settings.actor
+        ),
+    )
 
 
 @command(product, "list")
@@ -54,8 +62,16 @@ def product_list(ctx, state, output, organization):
 
     with state.app.uow() as uow:
         org = find.organization(uow.session, organization)
-        products = [{"label": p.label, "name": p.name, "redhat": p.redhat, "content_id": p.content_id,
-                     "repositories": [r["label"] for r in rows if r["product"] == p.label]} for p in org.products]
+        products = [
+            {
+                "label": p.label,
+                "name": p.name,
+                "redhat": p.redhat,
+                "content_id": p.content_id,
+                "repositories": [r["label"] for r in rows if r["product"] == p.label],
+            }
+            for p in org.products
+        ]
     emit(ctx, products)
 
 
@@ -72,8 +88,12 @@ def repository():
 @click.option("--url", help="upstream yum repository (file://, http://, https://)")
 @click.option("--content-type", default="yum", show_default=True)
 def repository_create(ctx, state, output, organization, product, name, label, url, content_type):
-    emit(ctx, catalog.create_repository(state.app.uow(), organization, product, name, label, url, content_type,
-                                        state.app.settings.actor))
+    emit(
+        ctx,
+        catalog.create_repository(
+            state.app.uow(), organization, product, name, label, url, content_type, state.app.settings.actor
+        ),
+    )
 
 
 @command(repository, "list")
@@ -95,8 +115,12 @@ def repository_info(ctx, state, output, organization, repository):
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def repository_upload(ctx, state, output, organization, repository, files):
     """Upload RPM files into a new repository version."""
-    emit(ctx, catalog.upload_packages(state.app.uow(), organization, repository, list(files), state.app.settings.actor,
-                                      source_id(state)))
+    emit(
+        ctx,
+        catalog.upload_packages(
+            state.app.uow(), organization, repository, list(files), state.app.settings.actor, source_id(state)
+        ),
+    )
 
 
 @command(repository, "remove-package")
@@ -105,8 +129,12 @@ def repository_upload(ctx, state, output, organization, repository, files):
 @click.argument("nevras", nargs=-1, required=True)
 def repository_remove(ctx, state, output, organization, repository, nevras):
     """Remove packages (by name-version-release.arch) into a new repository version."""
-    emit(ctx, catalog.remove_packages(state.app.uow(), organization, repository, list(nevras), state.app.settings.actor,
-                                      source_id(state)))
+    emit(
+        ctx,
+        catalog.remove_packages(
+            state.app.uow(), organization, repository, list(nevras), state.app.settings.actor, source_id(state)
+        ),
+    )
 
 
 @command(repository, "synchronize")
@@ -115,7 +143,10 @@ def repository_remove(ctx, state, output, organization, repository, nevras):
 @click.option("--url", help="sync from this URL once (temporary override of the upstream URL)")
 def repository_synchronize(ctx, state, output, organization, repository, url):
     """Mirror the upstream yum repository, fetching only packages not yet held."""
-    emit(ctx, catalog.synchronize(state.app.uow(), organization, repository, url, state.app.settings.actor, source_id(state)))
+    emit(
+        ctx,
+        catalog.synchronize(state.app.uow(), organization, repository, url, state.app.settings.actor, source_id(state)),
+    )
 
 
 @cli.group("content-view")
@@ -130,8 +161,12 @@ def content_view():
 @click.option("--blessed", is_flag=True, help="blessed views propagate to subscribed destinations by themselves")
 @click.option("--repository", "repositories", multiple=True, metavar="PRODUCT/REPO")
 def content_view_create(ctx, state, output, organization, name, label, blessed, repositories):
-    emit(ctx, content_views.create_content_view(state.app.uow(), organization, name, label, blessed, repositories,
-                                                state.app.settings.actor))
+    emit(
+        ctx,
+        content_views.create_content_view(
+            state.app.uow(), organization, name, label, blessed, repositories, state.app.settings.actor
+        ),
+    )
 
 
 @command(content_view, "list")
@@ -145,7 +180,10 @@ def content_view_list(ctx, state, output, organization):
 @click.option("--content-view", required=True)
 @click.option("--unbless", is_flag=True)
 def content_view_bless(ctx, state, output, organization, content_view, unbless):
-    emit(ctx, content_views.set_blessed(state.app.uow(), organization, content_view, not unbless, state.app.settings.actor))
+    emit(
+        ctx,
+        content_views.set_blessed(state.app.uow(), organization, content_view, not unbless, state.app.settings.actor),
+    )
 
 
 @command(content_view, "publish")
@@ -154,8 +192,12 @@ def content_view_bless(ctx, state, output, organization, content_view, unbless):
 @click.option("--description")
 def content_view_publish(ctx, state, output, organization, content_view, description):
     """Publish a new version pinning the latest version of each repository."""
-    emit(ctx, content_views.publish(state.app.uow(), organization, content_view, description, state.app.settings.actor,
-                                    source_id(state)))
+    emit(
+        ctx,
+        content_views.publish(
+            state.app.uow(), organization, content_view, description, state.app.settings.actor, source_id(state)
+        ),
+    )
 
 
 @content_view.group("version")
@@ -169,9 +211,17 @@ def content_view_version():
 def content_view_version_list(ctx, state, output, organization, content_view):
     rows = content_views.list_versions(state.app.uow(), organization, content_view)
     if ctx.find_root().params.get("output") != "json" and output != "json":
-        rows = [{"version": r["version"], "created": r["created"], "imported_from": r["imported_from"],
-                 "repositories": ", ".join(f"{x['product']}/{x['repository']} ({x['package_count']})" for x in r["repositories"])}
-                for r in rows]
+        rows = [
+            {
+                "version": r["version"],
+                "created": r["created"],
+                "imported_from": r["imported_from"],
+                "repositories": ", ".join(
+                    f"{x['product']}/{x['repository']} ({x['package_count']})" for x in r["repositories"]
+                ),
+            }
+            for r in rows
+        ]
     emit(ctx, rows)
 
 
@@ -182,14 +232,22 @@ def trust():
 
 @command(trust, "add")
 @click.option("--name", required=True, help="a name for the source server")
-@click.option("--public-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="the source's public key (PEM, from `iss keys show` there)")
+@click.option(
+    "--public-key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="the source's public key (PEM, from `iss keys show` there)",
+)
 @click.option("--organization", "organizations", multiple=True, required=True, help="organization(s) it may feed")
 def trust_add(ctx, state, output, name, public_key, organizations):
     from iss_plugin.adapters.bundles.signing import read_public_key_file
 
-    emit(ctx, catalog.add_trusted_source(state.app.uow(), name, read_public_key_file(public_key), organizations,
-                                         state.app.settings.actor))
+    emit(
+        ctx,
+        catalog.add_trusted_source(
+            state.app.uow(), name, read_public_key_file(public_key), organizations, state.app.settings.actor
+        ),
+    )
 
 
 @command(trust, "list")

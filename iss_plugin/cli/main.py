@@ -1,4 +1,5 @@
 """The command tree. Exit codes: 0 ok, 1 runtime error, 2 usage, 3 rejected input."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,12 @@ pass_state = click.make_pass_decorator(State)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", type=click.Path(path_type=Path), envvar="ISS_CONFIG",
-              help="settings TOML (default /etc/iss/settings.toml); ISS_* variables override it")
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    envvar="ISS_CONFIG",
+    help="settings TOML (default /etc/iss/settings.toml); ISS_* variables override it",
+)
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", help="table or json for scripts")
 @click.pass_context
 def cli(ctx: click.Context, config: Path | None, output: str) -> None:
@@ -82,7 +87,9 @@ def keys_show(ctx, state: State, output):
     """Print the public key (PEM) and its fingerprint, to give to destinations (`iss trust add`)."""
     signer = state.app.signer
     if ctx.find_root().params.get("output") == "json" or output == "json":
-        emit(ctx, {"server_id": state.app.server_id, "fingerprint": signer.fingerprint, "public_key": signer.public_pem})
+        emit(
+            ctx, {"server_id": state.app.server_id, "fingerprint": signer.fingerprint, "public_key": signer.public_pem}
+        )
     else:
         click.echo(f"# server {state.app.server_id}\n# fingerprint {signer.fingerprint}")
         click.echo(signer.public_pem, nl=False)

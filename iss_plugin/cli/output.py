@@ -1,4 +1,5 @@
 """Printing results as rich tables or JSON, and errors with their exit codes."""
+
 from __future__ import annotations
 
 import json
@@ -60,15 +61,20 @@ def _cell(v) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, (list, tuple)):
-        return ", ".join(_cell(x) for x in v) if all(not isinstance(x, dict) for x in v) else json.dumps(v, default=_default)
+        return (
+            ", ".join(_cell(x) for x in v)
+            if all(not isinstance(x, dict) for x in v)
+            else json.dumps(v, default=_default)
+        )
     if isinstance(v, dict):
         return json.dumps(v, default=_default)
     return str(v)
 
 
 def output_option(f: Callable) -> Callable:
-    return click.option("--output", type=click.Choice(["table", "json"]), default=None,
-                        help="table (default) or json for scripts")(f)
+    return click.option(
+        "--output", type=click.Choice(["table", "json"]), default=None, help="table (default) or json for scripts"
+    )(f)
 
 
 def handle_errors(f: Callable) -> Callable:
@@ -86,8 +92,12 @@ def handle_errors(f: Callable) -> Callable:
         except Exception as e:  # an unexpected failure: say what, keep the traceback for ISS_DEBUG=1
             if os.environ.get("ISS_DEBUG"):
                 raise
-            report_error(ctx, {"error": type(e).__name__, "message": str(e), "reason": "internal"},
-                         f"{type(e).__name__}: {e} (run with ISS_DEBUG=1 for the traceback)", EXIT_RUNTIME)
+            report_error(
+                ctx,
+                {"error": type(e).__name__, "message": str(e), "reason": "internal"},
+                f"{type(e).__name__}: {e} (run with ISS_DEBUG=1 for the traceback)",
+                EXIT_RUNTIME,
+            )
 
     return wrapper
 
@@ -104,8 +114,15 @@ def report_error(ctx: click.Context, payload: dict, text: str, code: int) -> Non
 def progress_bar(ctx: click.Context):
     """A progress callback (step, done, total) drawn on stderr when it is a terminal."""
     disabled = wants_json(ctx) or not sys.stderr.isatty()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=stderr, transient=True, disable=disabled) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+        disable=disabled,
+    ) as progress:
         tasks: dict[str, int] = {}
 
         def update(step: str, done: int, total: int) -> None:

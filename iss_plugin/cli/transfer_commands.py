@@ -1,4 +1,5 @@
 """content-export and content-import, as in hammer."""
+
 from __future__ import annotations
 
 import math
@@ -35,16 +36,22 @@ def _export_options(f, *, incremental: bool, scope: str):
         click.option("--organization", required=True),
         click.option("--destination", help="destination server name (history and default base are per destination)"),
         click.option("--format", "fmt", type=click.Choice(["dir", "tgz", "iso"]), default="dir", show_default=True),
-        click.option("--chunk-size-mb", type=float, help="split the archive into chunks of this many MiB (fractions allowed)"),
-        click.option("--path", type=click.Path(file_okay=False, path_type=Path), help="output directory (default: export dir)"),
+        click.option(
+            "--chunk-size-mb", type=float, help="split the archive into chunks of this many MiB (fractions allowed)"
+        ),
+        click.option(
+            "--path", type=click.Path(file_okay=False, path_type=Path), help="output directory (default: export dir)"
+        ),
     ]
     if scope == "version":
         opts += [click.option("--content-view", required=True), click.option("--version", help="X.Y (default: latest)")]
     else:
         opts += [click.option("--product", required=True), click.option("--repository", required=True)]
     if incremental:
-        opts += [click.option("--from-version", help="base: X.Y for a content view, N for a repository version"),
-                 click.option("--since", help="base: the newest version created before this ISO date/time")]
+        opts += [
+            click.option("--from-version", help="base: X.Y for a content view, N for a repository version"),
+            click.option("--since", help="base: the newest version created before this ISO date/time"),
+        ]
     for opt in reversed(opts):
         f = opt(f)
     return f
@@ -60,24 +67,56 @@ def _parse_since(text: str | None) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def _run_export(ctx, state, *, scope: str, incremental: bool, organization, destination, fmt, chunk_size_mb, path,
-                content_view=None, version=None, product=None, repository=None, from_version=None, since=None):
+def _run_export(
+    ctx,
+    state,
+    *,
+    scope: str,
+    incremental: bool,
+    organization,
+    destination,
+    fmt,
+    chunk_size_mb,
+    path,
+    content_view=None,
+    version=None,
+    product=None,
+    repository=None,
+    from_version=None,
+    since=None,
+):
     if from_version and since:
         raise UsageError("give --from-version or --since, not both")
     if chunk_size_mb is not None and not (math.isfinite(chunk_size_mb) and chunk_size_mb > 0):
         raise UsageError(f"--chunk-size-mb {chunk_size_mb}: give a positive, finite number of MiB (for example 4096)")
     request = exporting.ExportRequest(
-        organization=organization, scope="content_view_version" if scope == "version" else "repository",
-        incremental=incremental, content_view=content_view,
-        version=VersionNumber.parse(version) if version else None, product=product, repository=repository,
-        from_version=from_version, since=_parse_since(since), destination=destination, fmt=fmt,
-        chunk_size=max(1, int(chunk_size_mb * 1024 * 1024)) if chunk_size_mb is not None else None, path=path)
+        organization=organization,
+        scope="content_view_version" if scope == "version" else "repository",
+        incremental=incremental,
+        content_view=content_view,
+        version=VersionNumber.parse(version) if version else None,
+        product=product,
+        repository=repository,
+        from_version=from_version,
+        since=_parse_since(since),
+        destination=destination,
+        fmt=fmt,
+        chunk_size=max(1, int(chunk_size_mb * 1024 * 1024)) if chunk_size_mb is not None else None,
+        path=path,
+    )
     app = state.app
     try:
         with progress_bar(ctx) as progress:
-            result = exporting.export_bundle(app.uow(), request, out_dir=app.settings.exports_path, signer=app.signer,
-                                             server_id=app.server_id, actor=app.settings.actor, progress=progress,
-                                             staging_root=app.settings.data_dir / "staging")
+            result = exporting.export_bundle(
+                app.uow(),
+                request,
+                out_dir=app.settings.exports_path,
+                signer=app.signer,
+                server_id=app.server_id,
+                actor=app.settings.actor,
+                progress=progress,
+                staging_root=app.settings.data_dir / "staging",
+            )
     except IssError as e:
         if not isinstance(e, UsageError) and e.reason != "not_found":
             exporting.record_failed_export(app.uow(), request, e)
@@ -89,8 +128,10 @@ def _export_command(group, scope: str, incremental: bool):
     def body(ctx, state, output, **kw):
         _run_export(ctx, state, scope=scope, incremental=incremental, **kw)
 
-    body.__doc__ = (f"{'Incremental' if incremental else 'Complete'} export of a "
-                    f"{'content view version' if scope == 'version' else 'Library repository'}.")
+    body.__doc__ = (
+        f"{'Incremental' if incremental else 'Complete'} export of a "
+        f"{'content view version' if scope == 'version' else 'Library repository'}."
+    )
     body.__name__ = f"export_{'incremental' if incremental else 'complete'}_{scope}"
     command(group, scope)(_export_options(body, incremental=incremental, scope=scope))
 
@@ -107,19 +148,27 @@ def content_import():
 
 def _import_command(scope: str):
     @click.option("--organization", required=True, help="the organization to import into")
-    @click.option("--path", required=True, type=click.Path(path_type=Path),
-                  help="bundle directory, .tar.gz, .iso, or its first chunk (.000)")
+    @click.option(
+        "--path",
+        required=True,
+        type=click.Path(path_type=Path),
+        help="bundle directory, .tar.gz, .iso, or its first chunk (.000)",
+    )
     @click.option("--dry-run", is_flag=True, help="report every problem and what would change; change nothing")
     def body(ctx, state, output, organization, path, dry_run):
         app = state.app
         if not path.exists():
             raise UsageError(f"{path} does not exist")
-        request = importing.ImportRequest(organization=organization, path=path,
-                                          scope="content_view_version" if scope == "version" else "repository",
-                                          dry_run=dry_run)
+        request = importing.ImportRequest(
+            organization=organization,
+            path=path,
+            scope="content_view_version" if scope == "version" else "repository",
+            dry_run=dry_run,
+        )
         try:
-            result = importing.import_bundle(app.uow(), request, work_dir=app.settings.imports_path,
-                                             actor=app.settings.actor)
+            result = importing.import_bundle(
+                app.uow(), request, work_dir=app.settings.imports_path, actor=app.settings.actor
+            )
         except IssError as e:
             if not dry_run and e.reason not in ("not_found", "usage"):
                 importing.record_rejection(app.uow(), request, e)

@@ -1,5 +1,6 @@
 """The error hierarchy. Each error knows its exit code, its reason code on the bus and
 whether retrying could help (transient)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -97,7 +98,9 @@ class InconsistentPlan(IssError):
 class BackendError(IssError):
     reason = "backend"
 
-    def __init__(self, message: str, problems: Iterable[str] = (), *, transient: bool = False, details: dict | None = None):
+    def __init__(
+        self, message: str, problems: Iterable[str] = (), *, transient: bool = False, details: dict | None = None
+    ):
         super().__init__(message, problems, details=details)
         self.transient = transient
 

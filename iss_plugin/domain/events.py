@@ -13,6 +13,7 @@ addressed to, when there is one:
     iss.bundle.imported.<source>        -> that source's status queue
     iss.bundle.rejected.<source>        -> that source's status queue
 """
+
 from __future__ import annotations
 
 import uuid
@@ -63,8 +64,15 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def make_envelope(event_type: str, source: str, data: dict, *, subject: str | None = None,
-                  event_id: str | None = None, time: datetime | None = None) -> dict:
+def make_envelope(
+    event_type: str,
+    source: str,
+    data: dict,
+    *,
+    subject: str | None = None,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> dict:
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     envelope = {
@@ -106,13 +114,26 @@ class Event:
 
     @classmethod
     def from_envelope(cls, envelope: dict) -> "Event":
-        return cls(id=envelope["id"], type=envelope["type"], source=envelope["source"], time=envelope["time"],
-                   data=envelope.get("data") or {}, subject=envelope.get("subject"))
+        return cls(
+            id=envelope["id"],
+            type=envelope["type"],
+            source=envelope["source"],
+            time=envelope["time"],
+            data=envelope.get("data") or {},
+            subject=envelope.get("subject"),
+        )
 
     def to_envelope(self) -> dict:
-        env = {"specversion": SPECVERSION, "id": self.id, "source": self.source, "type": self.type,
-               "time": self.time, "datacontenttype": DATA_CONTENT_TYPE,
-               "dataschema": f"{SCHEMA_BASE}{schema_path(self.type)}", "data": self.data}
+        env = {
+            "specversion": SPECVERSION,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": self.time,
+            "datacontenttype": DATA_CONTENT_TYPE,
+            "dataschema": f"{SCHEMA_BASE}{schema_path(self.type)}",
+            "data": self.data,
+        }
         if self.subject:
             env["subject"] = self.subject
         return env
@@ -125,12 +146,27 @@ def _clean(values: dict) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def repository_state(product: str, repository: str, package_count: int, package_set_digest: str, *,
-                     redhat: bool | None = None, content_id: str | None = None,
-                     content_type: str | None = None) -> dict:
-    return _clean({"product": product, "repository": repository, "redhat": redhat, "content_id": content_id,
-                   "content_type": content_type, "package_count": package_count,
-                   "package_set_digest": package_set_digest})
+def repository_state(
+    product: str,
+    repository: str,
+    package_count: int,
+    package_set_digest: str,
+    *,
+    redhat: bool | None = None,
+    content_id: str | None = None,
+    content_type: str | None = None,
+) -> dict:
+    return _clean(
+        {
+            "product": product,
+            "repository": repository,
+            "redhat": redhat,
+            "content_id": content_id,
+            "content_type": content_type,
+            "package_count": package_count,
+            "package_set_digest": package_set_digest,
+        }
+    )
 
 
 def holding(repositories: list[dict], content_view_version: str | None = None) -> dict:
@@ -138,68 +174,178 @@ def holding(repositories: list[dict], content_view_version: str | None = None) -
     return {"content_view_version": content_view_version, "repositories": list(repositories)}
 
 
-def content_view_published(*, organization: str, content_view: str, version: str,
-                           repositories: list[dict] | None = None, blessed: bool | None = None,
-                           description: str | None = None, organization_name: str | None = None,
-                           content_view_name: str | None = None, origin: str = "iss") -> dict:
-    return _clean({"organization": organization, "organization_name": organization_name,
-                   "content_view": content_view, "content_view_name": content_view_name, "version": version,
-                   "blessed": blessed, "description": description, "repositories": repositories,
-                   "origin": origin})
+def content_view_published(
+    *,
+    organization: str,
+    content_view: str,
+    version: str,
+    repositories: list[dict] | None = None,
+    blessed: bool | None = None,
+    description: str | None = None,
+    organization_name: str | None = None,
+    content_view_name: str | None = None,
+    origin: str = "iss",
+) -> dict:
+    return _clean(
+        {
+            "organization": organization,
+            "organization_name": organization_name,
+            "content_view": content_view,
+            "content_view_name": content_view_name,
+            "version": version,
+            "blessed": blessed,
+            "description": description,
+            "repositories": repositories,
+            "origin": origin,
+        }
+    )
 
 
-def repository_changed(*, organization: str, product: str, repository: str, version: int, package_count: int,
-                       package_set_digest: str, redhat: bool | None = None, content_id: str | None = None,
-                       content_type: str | None = "yum", previous_package_set_digest: str | None = None) -> dict:
-    return _clean({"organization": organization, "product": product, "repository": repository, "redhat": redhat,
-                   "content_id": content_id, "content_type": content_type, "version": version,
-                   "package_count": package_count, "package_set_digest": package_set_digest,
-                   "previous_package_set_digest": previous_package_set_digest})
+def repository_changed(
+    *,
+    organization: str,
+    product: str,
+    repository: str,
+    version: int,
+    package_count: int,
+    package_set_digest: str,
+    redhat: bool | None = None,
+    content_id: str | None = None,
+    content_type: str | None = "yum",
+    previous_package_set_digest: str | None = None,
+) -> dict:
+    return _clean(
+        {
+            "organization": organization,
+            "product": product,
+            "repository": repository,
+            "redhat": redhat,
+            "content_id": content_id,
+            "content_type": content_type,
+            "version": version,
+            "package_count": package_count,
+            "package_set_digest": package_set_digest,
+            "previous_package_set_digest": previous_package_set_digest,
+        }
+    )
 
 
 def _scope(content_view, version, product, repository) -> dict:
     return _clean({"content_view": content_view, "version": version, "product": product, "repository": repository})
 
 
-def export_requested(*, organization: str, destination: str, reason: str, content_view: str | None = None,
-                     version: str | None = None, product: str | None = None, repository: str | None = None,
-                     kind: str = "auto", base: dict | None = None, requested_by: str | None = None) -> dict:
-    data = {"organization": organization, "destination": destination,
-            **_scope(content_view, version, product, repository), "kind": kind, "base": base, "reason": reason}
+def export_requested(
+    *,
+    organization: str,
+    destination: str,
+    reason: str,
+    content_view: str | None = None,
+    version: str | None = None,
+    product: str | None = None,
+    repository: str | None = None,
+    kind: str = "auto",
+    base: dict | None = None,
+    requested_by: str | None = None,
+) -> dict:
+    data = {
+        "organization": organization,
+        "destination": destination,
+        **_scope(content_view, version, product, repository),
+        "kind": kind,
+        "base": base,
+        "reason": reason,
+    }
     if requested_by:
         data["requested_by"] = requested_by
     return data
 
 
-def bundle_ready(*, bundle_id: str, source_server: str, destination: str, organization: str, kind: str,
-                 base: dict | None, location: str, format: str, repositories: list[dict],
-                 content_view: str | None = None, version: str | None = None, product: str | None = None,
-                 repository: str | None = None, size: int | None = None, chunks: int | None = None,
-                 manifest_sha256: str | None = None) -> dict:
-    data = {"bundle_id": bundle_id, "source_server": source_server, "destination": destination,
-            "organization": organization, **_scope(content_view, version, product, repository), "kind": kind,
-            "base": base, "location": location, "format": format, "repositories": repositories}
+def bundle_ready(
+    *,
+    bundle_id: str,
+    source_server: str,
+    destination: str,
+    organization: str,
+    kind: str,
+    base: dict | None,
+    location: str,
+    format: str,
+    repositories: list[dict],
+    content_view: str | None = None,
+    version: str | None = None,
+    product: str | None = None,
+    repository: str | None = None,
+    size: int | None = None,
+    chunks: int | None = None,
+    manifest_sha256: str | None = None,
+) -> dict:
+    data = {
+        "bundle_id": bundle_id,
+        "source_server": source_server,
+        "destination": destination,
+        "organization": organization,
+        **_scope(content_view, version, product, repository),
+        "kind": kind,
+        "base": base,
+        "location": location,
+        "format": format,
+        "repositories": repositories,
+    }
     return data | _clean({"size": size, "chunks": chunks, "manifest_sha256": manifest_sha256})
 
 
-def bundle_imported(*, bundle_id: str, source_server: str, destination: str, organization: str,
-                    repositories: list[dict], already_imported: bool = False, content_view: str | None = None,
-                    version: str | None = None, product: str | None = None,
-                    repository: str | None = None) -> dict:
-    return {"bundle_id": bundle_id, "source_server": source_server, "destination": destination,
-            "organization": organization, **_scope(content_view, version, product, repository),
-            "already_imported": already_imported, "repositories": repositories}
+def bundle_imported(
+    *,
+    bundle_id: str,
+    source_server: str,
+    destination: str,
+    organization: str,
+    repositories: list[dict],
+    already_imported: bool = False,
+    content_view: str | None = None,
+    version: str | None = None,
+    product: str | None = None,
+    repository: str | None = None,
+) -> dict:
+    return {
+        "bundle_id": bundle_id,
+        "source_server": source_server,
+        "destination": destination,
+        "organization": organization,
+        **_scope(content_view, version, product, repository),
+        "already_imported": already_imported,
+        "repositories": repositories,
+    }
 
 
-def bundle_rejected(*, bundle_id: str | None, source_server: str, destination: str, reason: str, message: str,
-                    problems: list[str] | None = None, has: dict | None = None, organization: str | None = None,
-                    content_view: str | None = None, version: str | None = None, product: str | None = None,
-                    repository: str | None = None, details: dict | None = None) -> dict:
+def bundle_rejected(
+    *,
+    bundle_id: str | None,
+    source_server: str,
+    destination: str,
+    reason: str,
+    message: str,
+    problems: list[str] | None = None,
+    has: dict | None = None,
+    organization: str | None = None,
+    content_view: str | None = None,
+    version: str | None = None,
+    product: str | None = None,
+    repository: str | None = None,
+    details: dict | None = None,
+) -> dict:
     if reason not in REJECTION_REASONS:
         raise ValueError(f"rejection reason {reason!r} is not one of {', '.join(REJECTION_REASONS)}")
-    data = {"bundle_id": bundle_id, "source_server": source_server, "destination": destination,
-            **_clean({"organization": organization}), **_scope(content_view, version, product, repository),
-            "reason": reason, "message": message, "problems": list(problems or [])}
+    data = {
+        "bundle_id": bundle_id,
+        "source_server": source_server,
+        "destination": destination,
+        **_clean({"organization": organization}),
+        **_scope(content_view, version, product, repository),
+        "reason": reason,
+        "message": message,
+        "problems": list(problems or []),
+    }
     if reason == "base_mismatch" or has is not None:
         data["has"] = has
     if details:

@@ -1,4 +1,5 @@
 """Katello-style labels: what names a thing on every server."""
+
 from __future__ import annotations
 
 import re
@@ -40,4 +41,4 @@ def server_id_from_hostname(hostname: str, suffix: str) -> str:
     """`<first hostname label>-<suffix>`, the label reduced to the characters a server id allows."""
     first = hostname.split(".", 1)[0]
     base = re.sub(r"[^A-Za-z0-9_-]+", "-", first).strip("-_") or "iss"
-    return check_server_id(f"{base[:128 - len(suffix) - 1]}-{suffix}")
+    return check_server_id(f"{base[: 128 - len(suffix) - 1]}-{suffix}")

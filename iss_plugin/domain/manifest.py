@@ -1,4 +1,5 @@
 """The bundle manifest as values (schemas/bundle/manifest.v1.json is its wire form)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -103,7 +104,12 @@ class BundleManifest:
             products=tuple(ProductEntry(**p) for p in d["products"]),
             repositories=tuple(
                 RepositoryEntry(
-                    **{**r, "target": ref(r["target"]), "base": ref(r.get("base")), "removed": tuple(r.get("removed", ()))}
+                    **{
+                        **r,
+                        "target": ref(r["target"]),
+                        "base": ref(r.get("base")),
+                        "removed": tuple(r.get("removed", ())),
+                    }
                 )
                 for r in d["repositories"]
             ),

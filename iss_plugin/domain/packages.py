@@ -1,4 +1,5 @@
 """Packages as values, and the package set digest that both sides compare."""
+
 from __future__ import annotations
 
 import hashlib

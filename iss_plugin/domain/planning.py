@@ -1,4 +1,5 @@
 """Pure export planning: what a destination lacks, given what it has."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -60,13 +61,17 @@ def plan_from_changes(
 ) -> RepositoryExportPlan:
     """The same plan from what a backend says changed, without listing both versions (cost of the change)."""
     if base is None and removed:
-        raise InconsistentPlan(f"{product}/{repository}: a full export removes nothing, "
-                               f"but {len(removed)} removed packages were given")
+        raise InconsistentPlan(
+            f"{product}/{repository}: a full export removes nothing, but {len(removed)} removed packages were given"
+        )
     if base is not None and base.package_count + len(added) - len(removed) != target.package_count:
-        raise InconsistentPlan(f"{product}/{repository}: base {base.package_count} + {len(added)} - {len(removed)} "
-                               f"is not the target's {target.package_count} packages")
-    return RepositoryExportPlan(product, repository, target, base,
-                                tuple(sorted(added, key=lambda p: p.location)), tuple(sorted(removed)))
+        raise InconsistentPlan(
+            f"{product}/{repository}: base {base.package_count} + {len(added)} - {len(removed)} "
+            f"is not the target's {target.package_count} packages"
+        )
+    return RepositoryExportPlan(
+        product, repository, target, base, tuple(sorted(added, key=lambda p: p.location)), tuple(sorted(removed))
+    )
 
 
 def target_after_import(base: Sequence[Package], added: Sequence[Package], removed: Sequence[str]) -> list[Package]:

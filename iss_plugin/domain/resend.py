@@ -1,4 +1,5 @@
 """When reconcile sends a subscription's bundle again."""
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -2,6 +2,7 @@
 
 `plan_import` looks at the manifest and a snapshot of the destination and returns what to create
 and where each repository goes, or raises once with every problem found."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -65,7 +66,9 @@ def plan_import(manifest: BundleManifest, dest: DestinationSnapshot) -> ImportPl
     cv = manifest.content_view
     if cv and dest.content_view:
         if dest.content_view.composite:
-            problems.append(f"content view '{cv.label}' is composite on this server: composite views cannot be imported")
+            problems.append(
+                f"content view '{cv.label}' is composite on this server: composite views cannot be imported"
+            )
         elif not dest.content_view.import_only:
             problems.append(
                 f"content view '{cv.label}' exists here and is not import-only: imports only go into "
@@ -73,12 +76,17 @@ def plan_import(manifest: BundleManifest, dest: DestinationSnapshot) -> ImportPl
             )
         elif cv.version in dest.content_view.versions and not problems:
             held = dest.content_view.versions[cv.version]
-            differs = [f"{r.product}/{r.label}" for r in manifest.repositories
-                       if r.target.package_set_digest not in held.values()]
+            differs = [
+                f"{r.product}/{r.label}"
+                for r in manifest.repositories
+                if r.target.package_set_digest not in held.values()
+            ]
             if not differs:
                 return ImportPlan(already_imported=True)
-            problems.append(f"content view '{cv.label}' version {cv.version} exists here with other content "
-                            f"({', '.join(differs)}): a version is never re-created with different packages")
+            problems.append(
+                f"content view '{cv.label}' version {cv.version} exists here with other content "
+                f"({', '.join(differs)}): a version is never re-created with different packages"
+            )
 
     by_label = {p.label: p for p in dest.products}
     by_content_id = {p.content_id: p for p in dest.products if p.redhat and p.content_id}
@@ -140,7 +148,9 @@ def plan_import(manifest: BundleManifest, dest: DestinationSnapshot) -> ImportPl
         placements.append(RepositoryPlacement(r.product, r.label, target_product, r.label, existing is None))
 
     if problems:
-        raise ImportRuleViolation(f"bundle {manifest.bundle_id} breaks the import rules; nothing was imported", problems)
+        raise ImportRuleViolation(
+            f"bundle {manifest.bundle_id} breaks the import rules; nothing was imported", problems
+        )
 
     check_base(manifest, dest, placements)
     return ImportPlan(

@@ -1,4 +1,5 @@
 """Content view version numbers (major.minor)."""
+
 from __future__ import annotations
 
 import re

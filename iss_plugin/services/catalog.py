@@ -1,4 +1,5 @@
 """Use cases over the catalog: organizations, products, repositories, trust, entitlements."""
+
 from __future__ import annotations
 
 import json
@@ -38,11 +39,15 @@ def create_organization(uow: UnitOfWork, name: str, label: str | None, actor: st
 
 def list_organizations(uow: UnitOfWork) -> list[dict]:
     with uow:
-        return [{"label": o.label, "name": o.name} for o in uow.session.scalars(select(Organization).order_by(Organization.label))]
+        return [
+            {"label": o.label, "name": o.name}
+            for o in uow.session.scalars(select(Organization).order_by(Organization.label))
+        ]
 
 
-def create_product(uow: UnitOfWork, org_label: str, name: str, label: str | None, redhat: bool,
-                   content_id: str | None, actor: str) -> dict:
+def create_product(
+    uow: UnitOfWork, org_label: str, name: str, label: str | None, redhat: bool, content_id: str | None, actor: str
+) -> dict:
     label = check_label(label) if label else make_label(name)
     if redhat and not content_id:
         raise UsageError("a Red Hat product needs --content-id (the content id it comes from)")
@@ -53,11 +58,14 @@ def create_product(uow: UnitOfWork, org_label: str, name: str, label: str | None
         if uow.session.scalar(select(Product).where(Product.organization_id == org.id, Product.label == label)):
             raise UsageError(f"product '{label}' already exists in organization '{org.label}'")
         if content_id:
-            holder = uow.session.scalar(select(Product).where(Product.organization_id == org.id,
-                                                              Product.content_id == content_id))
+            holder = uow.session.scalar(
+                select(Product).where(Product.organization_id == org.id, Product.content_id == content_id)
+            )
             if holder is not None:
-                raise UsageError(f"content id {content_id} is already used by product '{holder.label}' in organization "
-                                 f"'{org.label}': a Red Hat content id names one product (use that product)")
+                raise UsageError(
+                    f"content id {content_id} is already used by product '{holder.label}' in organization "
+                    f"'{org.label}': a Red Hat content id names one product (use that product)"
+                )
         uow.session.add(Product(organization_id=org.id, label=label, name=name, redhat=redhat, content_id=content_id))
         audit(uow.session, actor, "product.create", f"{org.label}/{label}", redhat=redhat)
         uow.commit()
@@ -80,8 +88,10 @@ def check_sync_url(url: str, option: str = "--url") -> str:
     except ValueError as e:
         raise UsageError(f"{option} '{url}' is not a URL ({e}): give file://, http:// or https://") from None
     if parts.scheme.lower() not in SYNC_SCHEMES:
-        raise UsageError(f"{option} '{url}': the scheme must be one of {', '.join(SYNC_SCHEMES)} "
-                         f"(got '{parts.scheme or 'none'}'), for example https://cdn.example.com/repo/ or file:///srv/repo/")
+        raise UsageError(
+            f"{option} '{url}': the scheme must be one of {', '.join(SYNC_SCHEMES)} "
+            f"(got '{parts.scheme or 'none'}'), for example https://cdn.example.com/repo/ or file:///srv/repo/"
+        )
     if parts.scheme.lower() in ("http", "https") and not parts.hostname:
         raise UsageError(f"{option} '{url}' has no host name")
     if parts.scheme.lower() == "file" and not parts.path:
@@ -89,8 +99,16 @@ def check_sync_url(url: str, option: str = "--url") -> str:
     return url
 
 
-def create_repository(uow: UnitOfWork, org_label: str, product_label: str, name: str, label: str | None,
-                      url: str | None, content_type: str, actor: str) -> dict:
+def create_repository(
+    uow: UnitOfWork,
+    org_label: str,
+    product_label: str,
+    name: str,
+    label: str | None,
+    url: str | None,
+    content_type: str,
+    actor: str,
+) -> dict:
     label = check_label(label) if label else make_label(name)
     if url is not None:
         check_sync_url(url)
@@ -101,8 +119,16 @@ def create_repository(uow: UnitOfWork, org_label: str, product_label: str, name:
             raise UsageError(f"repository '{product_label}/{label}' already exists in organization '{org.label}'")
         key = backend_key(org.label, product.label, label)
         uow.backend.ensure_repository(key, content_type)
-        uow.session.add(Repository(product_id=product.id, label=label, name=name, content_type=content_type,
-                                   upstream_url=url, backend_key=key))
+        uow.session.add(
+            Repository(
+                product_id=product.id,
+                label=label,
+                name=name,
+                content_type=content_type,
+                upstream_url=url,
+                backend_key=key,
+            )
+        )
         audit(uow.session, actor, "repository.create", key)
         uow.commit()
     return {"organization": org_label, "product": product_label, "label": label, "name": name, "url": url}
@@ -115,8 +141,17 @@ def list_repositories(uow: UnitOfWork, org_label: str) -> list[dict]:
         for p in org.products:
             for r in p.repositories:
                 version = uow.backend.latest_version(r.backend_key)
-                rows.append({"product": p.label, "label": r.label, "name": r.name, "redhat": p.redhat,
-                             "content_type": r.content_type, "version": version, "url": r.upstream_url})
+                rows.append(
+                    {
+                        "product": p.label,
+                        "label": r.label,
+                        "name": r.name,
+                        "redhat": p.redhat,
+                        "content_type": r.content_type,
+                        "version": version,
+                        "url": r.upstream_url,
+                    }
+                )
         return rows
 
 
@@ -126,11 +161,19 @@ def repository_info(uow: UnitOfWork, org_label: str, path: str) -> dict:
         r = find.repository_by_path(uow.session, org, path)
         version = uow.backend.latest_version(r.backend_key)
         packages = uow.backend.list_packages(r.backend_key, version)
-        return {"product": r.product.label, "label": r.label, "name": r.name, "redhat": r.product.redhat,
-                "content_type": r.content_type, "url": r.upstream_url, "version": version,
-                "package_count": len(packages), "package_set_digest": package_set_digest(p.sha256 for p in packages),
-                "published_at": r.published_at,
-                "packages": sorted(p.nevra for p in packages)}
+        return {
+            "product": r.product.label,
+            "label": r.label,
+            "name": r.name,
+            "redhat": r.product.redhat,
+            "content_type": r.content_type,
+            "url": r.upstream_url,
+            "version": version,
+            "package_count": len(packages),
+            "package_set_digest": package_set_digest(p.sha256 for p in packages),
+            "published_at": r.published_at,
+            "packages": sorted(p.nevra for p in packages),
+        }
 
 
 def upload_packages(uow: UnitOfWork, org_label: str, path: str, files: Sequence[Path], actor: str, source: str) -> dict:
@@ -144,8 +187,11 @@ def upload_packages(uow: UnitOfWork, org_label: str, path: str, files: Sequence[
 
         problems = file_problems(r.content_type, files)
         if problems:
-            raise RejectedInput(f"{len(problems)} of {len(files)} files are not {r.content_type} packages; "
-                                f"nothing was uploaded to '{path}' (upload only {r.content_type} package files)", problems)
+            raise RejectedInput(
+                f"{len(problems)} of {len(files)} files are not {r.content_type} packages; "
+                f"nothing was uploaded to '{path}' (upload only {r.content_type} package files)",
+                problems,
+            )
         before = uow.backend.latest_version(r.backend_key)
         version = uow.backend.add_packages(r.backend_key, [Path(f) for f in files])
         if version != before:
@@ -214,8 +260,10 @@ def add_trusted_source(uow: UnitOfWork, name: str, public_pem: str, organization
 
 def list_trusted_sources(uow: UnitOfWork) -> list[dict]:
     with uow:
-        return [{"name": t.name, "fingerprint": t.fingerprint, "organizations": t.organizations}
-                for t in find.trusted_sources(uow.session)]
+        return [
+            {"name": t.name, "fingerprint": t.fingerprint, "organizations": t.organizations}
+            for t in find.trusted_sources(uow.session)
+        ]
 
 
 def import_entitlement_manifest(uow: UnitOfWork, path: Path, actor: str) -> dict:
@@ -224,14 +272,22 @@ def import_entitlement_manifest(uow: UnitOfWork, path: Path, actor: str) -> dict
     data = _read_manifest_file(Path(path))
     problems = schemas.problems("entitlements.v1.json", data)
     if problems:
-        raise SchemaViolation(f"manifest file {path} does not match schemas/entitlements.v1.json; nothing imported", problems)
+        raise SchemaViolation(
+            f"manifest file {path} does not match schemas/entitlements.v1.json; nothing imported", problems
+        )
     duplicates = _duplicates(data["products"], "content_id") + _duplicates(data["products"], "label")
     if duplicates:
-        raise RejectedInput(f"manifest file {path} lists the same product more than once; nothing imported "
-                            "(each content_id and each label may appear once)", duplicates)
+        raise RejectedInput(
+            f"manifest file {path} lists the same product more than once; nothing imported "
+            "(each content_id and each label may appear once)",
+            duplicates,
+        )
     with uow:
         org = find.organization(uow.session, data["organization"])
-        existing = {e.content_id: e for e in uow.session.scalars(select(Entitlement).where(Entitlement.organization_id == org.id))}
+        existing = {
+            e.content_id: e
+            for e in uow.session.scalars(select(Entitlement).where(Entitlement.organization_id == org.id))
+        }
         products = {p.label: p for p in org.products}
         by_content_id = {p.content_id: p for p in org.products if p.redhat and p.content_id}
         conflicts = []
@@ -239,30 +295,61 @@ def import_entitlement_manifest(uow: UnitOfWork, path: Path, actor: str) -> dict
             label, content_id = item["label"], item["content_id"]
             p = products.get(label)
             if p is not None and (not p.redhat or p.content_id != content_id):
-                conflicts.append(f"product '{label}' exists here as "
-                                 f"{'custom' if not p.redhat else 'Red Hat content id ' + str(p.content_id)}")
+                conflicts.append(
+                    f"product '{label}' exists here as "
+                    f"{'custom' if not p.redhat else 'Red Hat content id ' + str(p.content_id)}"
+                )
             other = by_content_id.get(content_id)
             if other is not None and other.label != label:
-                conflicts.append(f"content id {content_id} (product '{label}') is already Red Hat product '{other.label}' here")
+                conflicts.append(
+                    f"content id {content_id} (product '{label}') is already Red Hat product '{other.label}' here"
+                )
             e = existing.get(content_id)
             if e is not None and e.product_label != label and (other is None or other.label != e.product_label):
-                conflicts.append(f"content id {content_id} (product '{label}') is already entitled as product "
-                                 f"'{e.product_label}' (manifest {e.manifest_id})")
+                conflicts.append(
+                    f"content id {content_id} (product '{label}') is already entitled as product "
+                    f"'{e.product_label}' (manifest {e.manifest_id})"
+                )
         if conflicts:
-            raise RejectedInput(f"manifest {data['manifest_id']} conflicts with products of '{org.label}'; nothing imported", conflicts)
+            raise RejectedInput(
+                f"manifest {data['manifest_id']} conflicts with products of '{org.label}'; nothing imported", conflicts
+            )
         for item in data["products"]:
             e = existing.get(item["content_id"])
             if e is None:
-                uow.session.add(Entitlement(organization_id=org.id, content_id=item["content_id"], product_label=item["label"],
-                                            product_name=item["name"], manifest_id=data["manifest_id"]))
+                uow.session.add(
+                    Entitlement(
+                        organization_id=org.id,
+                        content_id=item["content_id"],
+                        product_label=item["label"],
+                        product_name=item["name"],
+                        manifest_id=data["manifest_id"],
+                    )
+                )
             if item["label"] not in products:
-                uow.session.add(Product(organization_id=org.id, label=item["label"], name=item["name"], redhat=True,
-                                        content_id=item["content_id"]))
-        audit(uow.session, actor, "manifest.import", org.label, manifest_id=data["manifest_id"],
-              content_ids=[p["content_id"] for p in data["products"]])
+                uow.session.add(
+                    Product(
+                        organization_id=org.id,
+                        label=item["label"],
+                        name=item["name"],
+                        redhat=True,
+                        content_id=item["content_id"],
+                    )
+                )
+        audit(
+            uow.session,
+            actor,
+            "manifest.import",
+            org.label,
+            manifest_id=data["manifest_id"],
+            content_ids=[p["content_id"] for p in data["products"]],
+        )
         uow.commit()
-    return {"organization": data["organization"], "manifest_id": data["manifest_id"],
-            "products": [p["label"] for p in data["products"]]}
+    return {
+        "organization": data["organization"],
+        "manifest_id": data["manifest_id"],
+        "products": [p["label"] for p in data["products"]],
+    }
 
 
 def _read_manifest_file(path: Path):
@@ -277,8 +364,10 @@ def _read_manifest_file(path: Path):
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise RejectedInput(f"manifest file {path} is not UTF-8 text (byte {e.start}); nothing imported: "
-                            "give the JSON entitlement manifest") from None
+        raise RejectedInput(
+            f"manifest file {path} is not UTF-8 text (byte {e.start}); nothing imported: "
+            "give the JSON entitlement manifest"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

@@ -1,4 +1,5 @@
 """Content views: create, publish (pin exact repository versions), list versions."""
+
 from __future__ import annotations
 
 import logging
@@ -24,12 +25,21 @@ from .outbox import add_event
 log = logging.getLogger(__name__)
 
 
-def create_content_view(uow: UnitOfWork, org_label: str, name: str, label: str | None, blessed: bool,
-                        repositories: Sequence[str], actor: str) -> dict:
+def create_content_view(
+    uow: UnitOfWork,
+    org_label: str,
+    name: str,
+    label: str | None,
+    blessed: bool,
+    repositories: Sequence[str],
+    actor: str,
+) -> dict:
     label = check_label(label) if label else make_label(name)
     with uow:
         org = find.organization(uow.session, org_label)
-        if uow.session.scalar(select(ContentView).where(ContentView.organization_id == org.id, ContentView.label == label)):
+        if uow.session.scalar(
+            select(ContentView).where(ContentView.organization_id == org.id, ContentView.label == label)
+        ):
             raise UsageError(f"content view '{label}' already exists in organization '{org.label}'")
         repos = []  # a repository named twice (or by two spellings) is in the view once
         for path in repositories:
@@ -37,11 +47,12 @@ def create_content_view(uow: UnitOfWork, org_label: str, name: str, label: str |
             if all(r.id != seen.id for seen in repos):
                 repos.append(r)
         paths = [f"{r.product.label}/{r.label}" for r in repos]
-        uow.session.add(ContentView(organization_id=org.id, label=label, name=name, blessed=blessed, repositories=repos))
+        uow.session.add(
+            ContentView(organization_id=org.id, label=label, name=name, blessed=blessed, repositories=repos)
+        )
         audit(uow.session, actor, "content_view.create", f"{org.label}/{label}", blessed=blessed)
         uow.commit()
-    return {"organization": org_label, "label": label, "name": name, "blessed": blessed,
-            "repositories": paths}
+    return {"organization": org_label, "label": label, "name": name, "blessed": blessed, "repositories": paths}
 
 
 def set_blessed(uow: UnitOfWork, org_label: str, label: str, blessed: bool, actor: str) -> dict:
@@ -69,24 +80,55 @@ def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None
             packages = uow.backend.list_packages(repo.backend_key, version)
             found.append((repo, version, len(packages), package_set_digest(p.sha256 for p in packages)))
         _prepare_exports(uow.backend, [(repo.backend_key, version) for repo, version, _, _ in found])
-        cvv = ContentViewVersion(content_view=cv, major=(latest.major + 1) if latest else 1, minor=0, description=description)
+        cvv = ContentViewVersion(
+            content_view=cv, major=(latest.major + 1) if latest else 1, minor=0, description=description
+        )
         uow.session.add(cvv)
         pinned = []
         for repo, version, count, digest in found:
-            cvv.repositories.append(ContentViewVersionRepository(repository=repo, backend_version=version,
-                                                                 package_count=count, package_set_digest=digest))
-            pinned.append({"product": repo.product.label, "repository": repo.label, "redhat": repo.product.redhat,
-                           "content_type": repo.content_type, "package_count": count, "package_set_digest": digest})
+            cvv.repositories.append(
+                ContentViewVersionRepository(
+                    repository=repo, backend_version=version, package_count=count, package_set_digest=digest
+                )
+            )
+            pinned.append(
+                {
+                    "product": repo.product.label,
+                    "repository": repo.label,
+                    "redhat": repo.product.redhat,
+                    "content_type": repo.content_type,
+                    "package_count": count,
+                    "package_set_digest": digest,
+                }
+            )
         uow.session.flush()
-        event_id = add_event(uow.session, CONTENT_VIEW_PUBLISHED, {
-            "organization": org.label, "organization_name": org.name, "content_view": cv.label,
-            "content_view_name": cv.name, "version": cvv.number, "blessed": cv.blessed, "description": description,
-            "repositories": pinned, "origin": "iss",
-        }, source=source, subject=f"{org.label}/{cv.label}")
+        event_id = add_event(
+            uow.session,
+            CONTENT_VIEW_PUBLISHED,
+            {
+                "organization": org.label,
+                "organization_name": org.name,
+                "content_view": cv.label,
+                "content_view_name": cv.name,
+                "version": cvv.number,
+                "blessed": cv.blessed,
+                "description": description,
+                "repositories": pinned,
+                "origin": "iss",
+            },
+            source=source,
+            subject=f"{org.label}/{cv.label}",
+        )
         audit(uow.session, actor, "content_view.publish", f"{org.label}/{cv.label}", version=cvv.number)
         uow.commit()
-        return {"organization": org.label, "content_view": cv.label, "version": cvv.number, "blessed": cv.blessed,
-                "repositories": pinned, "event_id": event_id}
+        return {
+            "organization": org.label,
+            "content_view": cv.label,
+            "version": cvv.number,
+            "blessed": cv.blessed,
+            "repositories": pinned,
+            "event_id": event_id,
+        }
 
 
 def _prepare_exports(backend, pinned_versions: Sequence[tuple[str, int]]) -> None:
@@ -100,24 +142,48 @@ def _prepare_exports(backend, pinned_versions: Sequence[tuple[str, int]]) -> Non
         try:
             prepare(key, version)
         except IssError as e:
-            log.warning("could not prepare the export of '%s' version %s now (the export will): %s",
-                        key, version, e.message)
+            log.warning(
+                "could not prepare the export of '%s' version %s now (the export will): %s", key, version, e.message
+            )
 
 
 def list_versions(uow: UnitOfWork, org_label: str, label: str) -> list[dict]:
     with uow:
         cv = find.content_view(uow.session, find.organization(uow.session, org_label), label)
-        return [{"version": v.number, "created": v.created.isoformat(), "imported_from": v.imported_from,
-                 "repositories": [{"product": r.repository.product.label, "repository": r.repository.label,
-                                   "backend_version": r.backend_version, "package_count": r.package_count,
-                                   "package_set_digest": r.package_set_digest} for r in v.repositories]}
-                for v in cv.versions]
+        return [
+            {
+                "version": v.number,
+                "created": v.created.isoformat(),
+                "imported_from": v.imported_from,
+                "repositories": [
+                    {
+                        "product": r.repository.product.label,
+                        "repository": r.repository.label,
+                        "backend_version": r.backend_version,
+                        "package_count": r.package_count,
+                        "package_set_digest": r.package_set_digest,
+                    }
+                    for r in v.repositories
+                ],
+            }
+            for v in cv.versions
+        ]
 
 
 def list_content_views(uow: UnitOfWork, org_label: str) -> list[dict]:
     with uow:
         org = find.organization(uow.session, org_label)
-        views = uow.session.scalars(select(ContentView).where(ContentView.organization_id == org.id).order_by(ContentView.label))
-        return [{"label": cv.label, "name": cv.name, "blessed": cv.blessed, "import_only": cv.import_only,
-                 "versions": [v.number for v in cv.versions],
-                 "repositories": [f"{r.product.label}/{r.label}" for r in cv.repositories]} for cv in views]
+        views = uow.session.scalars(
+            select(ContentView).where(ContentView.organization_id == org.id).order_by(ContentView.label)
+        )
+        return [
+            {
+                "label": cv.label,
+                "name": cv.name,
+                "blessed": cv.blessed,
+                "import_only": cv.import_only,
+                "versions": [v.number for v in cv.versions],
+                "repositories": [f"{r.product.label}/{r.label}" for r in cv.repositories],
+            }
+            for cv in views
+        ]

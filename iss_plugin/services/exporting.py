@@ -3,6 +3,7 @@
 Planning is pure (domain.planning); this module gathers the values, lets the backend write the
 yum trees into a staging directory next to the output, and hands the tree to the bundle writer,
 which signs it and renames it into place. Partial output never survives a failure."""
+
 from __future__ import annotations
 
 import csv
@@ -74,18 +75,44 @@ class RepoSelection:
     base_version: int | None
 
 
-def export_bundle(uow: UnitOfWork, request: ExportRequest, *, out_dir: Path, signer, server_id: str, actor: str,
-                  progress: Progress = _no_progress, staging_root: Path | None = None) -> dict:
+def export_bundle(
+    uow: UnitOfWork,
+    request: ExportRequest,
+    *,
+    out_dir: Path,
+    signer,
+    server_id: str,
+    actor: str,
+    progress: Progress = _no_progress,
+    staging_root: Path | None = None,
+) -> dict:
     """Export in a transaction of its own."""
     with uow:
-        result = export_in_transaction(uow, request, out_dir=out_dir, signer=signer, server_id=server_id, actor=actor,
-                                       progress=progress, staging_root=staging_root)
+        result = export_in_transaction(
+            uow,
+            request,
+            out_dir=out_dir,
+            signer=signer,
+            server_id=server_id,
+            actor=actor,
+            progress=progress,
+            staging_root=staging_root,
+        )
         uow.commit()
     return result
 
 
-def export_in_transaction(uow: UnitOfWork, request: ExportRequest, *, out_dir: Path, signer, server_id: str,
-                          actor: str, progress: Progress = _no_progress, staging_root: Path | None = None) -> dict:
+def export_in_transaction(
+    uow: UnitOfWork,
+    request: ExportRequest,
+    *,
+    out_dir: Path,
+    signer,
+    server_id: str,
+    actor: str,
+    progress: Progress = _no_progress,
+    staging_root: Path | None = None,
+) -> dict:
     """Export inside the caller's (entered) unit of work; the output is removed if it rolls back.
 
     A directory bundle is staged in the output directory and renamed into place. An archive is
@@ -100,8 +127,10 @@ def export_in_transaction(uow: UnitOfWork, request: ExportRequest, *, out_dir: P
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UsageError(f"cannot create the output directory {out_dir}: {e.strerror or e}; "
-                         "give a writable directory with --path (or fix export_dir)") from None
+        raise UsageError(
+            f"cannot create the output directory {out_dir}: {e.strerror or e}; "
+            "give a writable directory with --path (or fix export_dir)"
+        ) from None
     archive = request.fmt != "dir" or request.chunk_size is not None
     staging = (staging_root if archive and staging_root else out_dir) / f".tmp-{bundle_id}"
     org = find.organization(uow.session, request.organization)
@@ -117,52 +146,97 @@ def export_in_transaction(uow: UnitOfWork, request: ExportRequest, *, out_dir: P
             base_label = f"repository-version-{selections[0].base_version}"
     kind = "incremental" if request.incremental else "full"
     name = _bundle_name(org.label, cv_ref, selections, kind, bundle_id)
-    record = ExportRecord(bundle_id=bundle_id, organization=org.label, scope=request.scope,
-                          content_view=cv_ref.label if cv_ref else None, version=cv_ref.version if cv_ref else None,
-                          product=request.product, repository=request.repository, kind=kind, base=base_label,
-                          destination=request.destination, format=request.fmt, state="running")
+    record = ExportRecord(
+        bundle_id=bundle_id,
+        organization=org.label,
+        scope=request.scope,
+        content_view=cv_ref.label if cv_ref else None,
+        version=cv_ref.version if cv_ref else None,
+        product=request.product,
+        repository=request.repository,
+        kind=kind,
+        base=base_label,
+        destination=request.destination,
+        format=request.fmt,
+        state="running",
+    )
     try:
         by_reference = isinstance(uow.backend, ExportsByReference)
         plans, trees = _write_trees(uow, selections, staging, progress, by_reference=by_reference)
         _write_products_csv(staging, selections)
-        manifest = _manifest(bundle_id, server_id, signer.fingerprint, org.label, request, cv_ref, base_label,
-                             kind, selections, plans)
+        manifest = _manifest(
+            bundle_id, server_id, signer.fingerprint, org.label, request, cv_ref, base_label, kind, selections, plans
+        )
         from iss_plugin.adapters.bundles.writer import finalize_bundle
 
         known = [f for tree in trees for f in tree.files]
         sources = {path: source for tree in trees for path, source in tree.sources.items()}
         progress("write bundle", 0, 1)
-        output = finalize_bundle(staging, manifest, signer, known, out_dir=out_dir, name=name, fmt=_fmt(request),
-                                 chunk_size=request.chunk_size, sources=sources,
-                                 link_sources=all(tree.link_sources for tree in trees))
+        output = finalize_bundle(
+            staging,
+            manifest,
+            signer,
+            known,
+            out_dir=out_dir,
+            name=name,
+            fmt=_fmt(request),
+            chunk_size=request.chunk_size,
+            sources=sources,
+            link_sources=all(tree.link_sources for tree in trees),
+        )
         progress("write bundle", 1, 1)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     record.state, record.path, record.finished = "done", str(output.path), datetime.now(timezone.utc)
-    record.summary = {f"{p.product}/{p.repository}": {"target_version": s.target_version, "base_version": s.base_version,
-                                                        "target_digest": p.target.package_set_digest,
-                                                        "package_count": p.target.package_count,
-                                                        "new_packages": len(p.new_packages), "removed": len(p.removed)}
-                      for p, s in zip(plans, selections)}
+    record.summary = {
+        f"{p.product}/{p.repository}": {
+            "target_version": s.target_version,
+            "base_version": s.base_version,
+            "target_digest": p.target.package_set_digest,
+            "package_count": p.target.package_count,
+            "new_packages": len(p.new_packages),
+            "removed": len(p.removed),
+        }
+        for p, s in zip(plans, selections)
+    }
     uow.session.add(record)
     uow.on_rollback(lambda: _remove_output(output.files))
     audit(uow.session, actor, "content.export", name, bundle_id=bundle_id, kind=kind)
-    return {"bundle_id": bundle_id, "path": str(output.path), "format": output.format, "kind": kind,
-            "organization": org.label, "content_view": cv_ref.label if cv_ref else None,
-            "version": cv_ref.version if cv_ref else None, "base": base_label,
-            "files": [str(f) for f in output.files], "size": output.size,
-            "repositories": record.summary}
+    return {
+        "bundle_id": bundle_id,
+        "path": str(output.path),
+        "format": output.format,
+        "kind": kind,
+        "organization": org.label,
+        "content_view": cv_ref.label if cv_ref else None,
+        "version": cv_ref.version if cv_ref else None,
+        "base": base_label,
+        "files": [str(f) for f in output.files],
+        "size": output.size,
+        "repositories": record.summary,
+    }
 
 
 def record_failed_export(uow: UnitOfWork, request: ExportRequest, error: IssError | Exception) -> None:
     with uow:
-        uow.session.add(ExportRecord(bundle_id=str(uuid.uuid4()), organization=request.organization, scope=request.scope,
-                                     content_view=request.content_view, version=str(request.version) if request.version else None,
-                                     product=request.product, repository=request.repository,
-                                     kind="incremental" if request.incremental else "full", destination=request.destination,
-                                     format=request.fmt, state="failed", error=str(error),
-                                     finished=datetime.now(timezone.utc)))
+        uow.session.add(
+            ExportRecord(
+                bundle_id=str(uuid.uuid4()),
+                organization=request.organization,
+                scope=request.scope,
+                content_view=request.content_view,
+                version=str(request.version) if request.version else None,
+                product=request.product,
+                repository=request.repository,
+                kind="incremental" if request.incremental else "full",
+                destination=request.destination,
+                format=request.fmt,
+                state="failed",
+                error=str(error),
+                finished=datetime.now(timezone.utc),
+            )
+        )
         uow.commit()
 
 
@@ -196,13 +270,16 @@ def _select_content_view(uow: UnitOfWork, org, request: ExportRequest):
             raise NotFound(f"content view '{cv.label}' has no version yet: publish it first")
     base = _base_content_view_version(uow, cv, cvv, request) if request.incremental else None
     base_pins = {pin.repository_id: pin.backend_version for pin in base.repositories} if base else {}
-    selections = [RepoSelection(pin.repository, pin.backend_version, base_pins.get(pin.repository_id))
-                  for pin in sorted(cvv.repositories, key=lambda p: (p.repository.product.label, p.repository.label))]
+    selections = [
+        RepoSelection(pin.repository, pin.backend_version, base_pins.get(pin.repository_id))
+        for pin in sorted(cvv.repositories, key=lambda p: (p.repository.product.label, p.repository.label))
+    ]
     return cv, cvv, base, selections
 
 
-def _base_content_view_version(uow: UnitOfWork, cv: ContentView, cvv: ContentViewVersion,
-                               request: ExportRequest) -> ContentViewVersion:
+def _base_content_view_version(
+    uow: UnitOfWork, cv: ContentView, cvv: ContentViewVersion, request: ExportRequest
+) -> ContentViewVersion:
     if request.from_version:
         base = find.content_view_version(uow.session, cv, VersionNumber.parse(request.from_version))
     elif request.since:
@@ -212,14 +289,22 @@ def _base_content_view_version(uow: UnitOfWork, cv: ContentView, cvv: ContentVie
         base = max(older, key=lambda v: (v.major, v.minor))
     else:
         last = uow.session.scalar(
-            select(ExportRecord).where(
-                ExportRecord.organization == cv.organization.label, ExportRecord.content_view == cv.label,
-                ExportRecord.state == "done", ExportRecord.destination == request.destination,
-            ).order_by(ExportRecord.id.desc()).limit(1))
+            select(ExportRecord)
+            .where(
+                ExportRecord.organization == cv.organization.label,
+                ExportRecord.content_view == cv.label,
+                ExportRecord.state == "done",
+                ExportRecord.destination == request.destination,
+            )
+            .order_by(ExportRecord.id.desc())
+            .limit(1)
+        )
         if last is None:
             to = f" to destination '{request.destination}'" if request.destination else ""
-            raise NotFound(f"no earlier export of content view '{cv.label}'{to} to start from: "
-                           "use `content-export complete`, or give --from-version or --since")
+            raise NotFound(
+                f"no earlier export of content view '{cv.label}'{to} to start from: "
+                "use `content-export complete`, or give --from-version or --since"
+            )
         base = find.content_view_version(uow.session, cv, VersionNumber.parse(last.version))
     if (base.major, base.minor) >= (cvv.major, cvv.minor):
         raise UsageError(f"the base version {base.number} is not older than the exported version {cvv.number}")
@@ -236,29 +321,43 @@ def _select_repository(uow: UnitOfWork, org, request: ExportRequest) -> list[Rep
             try:
                 base = int(request.from_version)
             except ValueError:
-                raise UsageError(f"--from-version for a repository is a repository version number, not '{request.from_version}'") from None
+                raise UsageError(
+                    f"--from-version for a repository is a repository version number, not '{request.from_version}'"
+                ) from None
             if base not in {v.number for v in versions}:
                 raise NotFound(f"repository '{request.product}/{request.repository}' has no version {base}")
         elif request.since:
             older = [v.number for v in versions if _aware(v.created) <= request.since]
             if not older:
-                raise NotFound(f"repository '{request.product}/{request.repository}' has no version before {request.since.isoformat()}")
+                raise NotFound(
+                    f"repository '{request.product}/{request.repository}' has no version before {request.since.isoformat()}"
+                )
             base = max(older)
         else:
             last = uow.session.scalar(
-                select(ExportRecord).where(
-                    ExportRecord.organization == org.label, ExportRecord.product == request.product,
-                    ExportRecord.repository == request.repository, ExportRecord.state == "done",
+                select(ExportRecord)
+                .where(
+                    ExportRecord.organization == org.label,
+                    ExportRecord.product == request.product,
+                    ExportRecord.repository == request.repository,
+                    ExportRecord.state == "done",
                     ExportRecord.destination == request.destination,
-                ).order_by(ExportRecord.id.desc()).limit(1))
+                )
+                .order_by(ExportRecord.id.desc())
+                .limit(1)
+            )
             if last is None:
-                raise NotFound(f"no earlier export of repository '{request.product}/{request.repository}' to start from: "
-                               "use `content-export complete`, or give --from-version or --since")
+                raise NotFound(
+                    f"no earlier export of repository '{request.product}/{request.repository}' to start from: "
+                    "use `content-export complete`, or give --from-version or --since"
+                )
             base = next(iter(last.summary.values()))["target_version"]
         if base >= target:
-            raise UsageError(f"the base version {base} of repository '{request.product}/{request.repository}' is not "
-                             f"older than the exported version {target}: an incremental export would be empty "
-                             "(nothing changed since; give an older --from-version or --since)")
+            raise UsageError(
+                f"the base version {base} of repository '{request.product}/{request.repository}' is not "
+                f"older than the exported version {target}: an incremental export would be empty "
+                "(nothing changed since; give an older --from-version or --since)"
+            )
     return [RepoSelection(repo, target, base)]
 
 
@@ -266,8 +365,9 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def _write_trees(uow: UnitOfWork, selections: list[RepoSelection], staging: Path, progress: Progress, *,
-                 by_reference: bool = False) -> tuple[list[RepositoryExportPlan], list[ExportedTree]]:
+def _write_trees(
+    uow: UnitOfWork, selections: list[RepoSelection], staging: Path, progress: Progress, *, by_reference: bool = False
+) -> tuple[list[RepositoryExportPlan], list[ExportedTree]]:
     """Plan each repository and let the backend write its tree under staging/repos/<product>/<repo>.
     by_reference: the backend leaves package files where they are (the trees' `sources`).
     The trees come back with paths relative to `staging`."""
@@ -280,18 +380,27 @@ def _write_trees(uow: UnitOfWork, selections: list[RepoSelection], staging: Path
         target = uow.backend.version_info(key, s.target_version)
         base = uow.backend.version_info(key, s.base_version) if s.base_version is not None else None
         changes = version_changes(uow.backend, key, s.base_version, s.target_version)
-        plan = plan_from_changes(s.repo.product.label, s.repo.label, _ref(target), _ref(base) if base else None,
-                                 changes.added, changes.removed)
+        plan = plan_from_changes(
+            s.repo.product.label,
+            s.repo.label,
+            _ref(target),
+            _ref(base) if base else None,
+            changes.added,
+            changes.removed,
+        )
         rel = f"repos/{s.repo.product.label}/{s.repo.label}"
         dest = staging / rel
         dest.mkdir(parents=True)
         if by_reference:
-            tree = uow.backend.export_version_by_reference(key, s.target_version, s.base_version, dest,
-                                                           added=changes.added, relative_to=staging)
+            tree = uow.backend.export_version_by_reference(
+                key, s.target_version, s.base_version, dest, added=changes.added, relative_to=staging
+            )
         else:
             tree = _under(rel, uow.backend.export_version(key, s.target_version, s.base_version, dest))
         if tree.new_packages != len(plan.new_packages):
-            raise IssError(f"backend wrote {tree.new_packages} package files for {key}, the plan says {len(plan.new_packages)}")
+            raise IssError(
+                f"backend wrote {tree.new_packages} package files for {key}, the plan says {len(plan.new_packages)}"
+            )
         trees.append(tree)
         plans.append(plan)
     progress("export repositories", len(selections), len(selections))
@@ -300,8 +409,11 @@ def _write_trees(uow: UnitOfWork, selections: list[RepoSelection], staging: Path
 
 def _under(rel: str, tree: ExportedTree) -> ExportedTree:
     """The tree with its paths relative to the bundle instead of to the repository's directory."""
-    return replace(tree, files=tuple(FileEntry(f"{rel}/{f.path}", f.sha256, f.size) for f in tree.files),
-                   sources={f"{rel}/{path}": source for path, source in tree.sources.items()})
+    return replace(
+        tree,
+        files=tuple(FileEntry(f"{rel}/{f.path}", f.sha256, f.size) for f in tree.files),
+        sources={f"{rel}/{path}": source for path, source in tree.sources.items()},
+    )
 
 
 def _ref(info) -> VersionRef:
@@ -311,31 +423,76 @@ def _ref(info) -> VersionRef:
 def _write_products_csv(staging: Path, selections: list[RepoSelection]) -> None:
     with open(staging / PRODUCTS_CSV, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["product_label", "product_name", "redhat", "content_id", "repository_label", "repository_name", "content_type"])
+        w.writerow(
+            [
+                "product_label",
+                "product_name",
+                "redhat",
+                "content_id",
+                "repository_label",
+                "repository_name",
+                "content_type",
+            ]
+        )
         for s in selections:
             p = s.repo.product
-            w.writerow([p.label, p.name, "true" if p.redhat else "false", p.content_id or "", s.repo.label, s.repo.name,
-                        s.repo.content_type])
+            w.writerow(
+                [
+                    p.label,
+                    p.name,
+                    "true" if p.redhat else "false",
+                    p.content_id or "",
+                    s.repo.label,
+                    s.repo.name,
+                    s.repo.content_type,
+                ]
+            )
 
 
-def _manifest(bundle_id, server_id, fingerprint, org_label, request, cv_ref, base_label, kind, selections, plans) -> BundleManifest:
+def _manifest(
+    bundle_id, server_id, fingerprint, org_label, request, cv_ref, base_label, kind, selections, plans
+) -> BundleManifest:
     products: dict[str, ProductEntry] = {}
     repos = []
     for s, plan in zip(selections, plans):
         p = s.repo.product
         products[p.label] = ProductEntry(p.label, p.name, p.redhat, p.content_id)
-        repos.append(RepositoryEntry(
-            label=s.repo.label, name=s.repo.name, product=p.label, path=f"repos/{p.label}/{s.repo.label}",
-            content_type=s.repo.content_type, target=plan.target, base=plan.base, added=len(plan.new_packages),
-            removed=plan.removed))
+        repos.append(
+            RepositoryEntry(
+                label=s.repo.label,
+                name=s.repo.name,
+                product=p.label,
+                path=f"repos/{p.label}/{s.repo.label}",
+                content_type=s.repo.content_type,
+                target=plan.target,
+                base=plan.base,
+                added=len(plan.new_packages),
+                removed=plan.removed,
+            )
+        )
     return BundleManifest(
-        bundle_id=bundle_id, source_server=server_id, source_key_fingerprint=fingerprint,
-        created=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"), organization=org_label,
-        scope=request.scope, kind=kind, content_view=cv_ref,
+        bundle_id=bundle_id,
+        source_server=server_id,
+        source_key_fingerprint=fingerprint,
+        created=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        organization=org_label,
+        scope=request.scope,
+        kind=kind,
+        content_view=cv_ref,
         base_content_view_version=base_label if request.scope == "content_view_version" else None,
-        products=tuple(products.values()), repositories=tuple(repos), files=(), destination=request.destination)
+        products=tuple(products.values()),
+        repositories=tuple(repos),
+        files=(),
+        destination=request.destination,
+    )
 
 
-def _bundle_name(org: str, cv_ref: ContentViewRef | None, selections: list[RepoSelection], kind: str, bundle_id: str) -> str:
-    what = f"{cv_ref.label}-{cv_ref.version}" if cv_ref else f"{selections[0].repo.product.label}-{selections[0].repo.label}-v{selections[0].target_version}"
+def _bundle_name(
+    org: str, cv_ref: ContentViewRef | None, selections: list[RepoSelection], kind: str, bundle_id: str
+) -> str:
+    what = (
+        f"{cv_ref.label}-{cv_ref.version}"
+        if cv_ref
+        else f"{selections[0].repo.product.label}-{selections[0].repo.label}-v{selections[0].target_version}"
+    )
     return f"{org}-{what}-{kind}-{bundle_id[:8]}"

@@ -12,6 +12,7 @@ Typical handler:
 
 `claim()` inserts the marker first, so on PostgreSQL a concurrent duplicate waits on the row
 lock and then sees a duplicate instead of doing the work twice."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,10 +28,14 @@ T = TypeVar("T")
 
 
 def already_processed(session: Session, event_id: str, consumer: str) -> bool:
-    return session.scalar(
-        select(ProcessedEvent.event_id).where(ProcessedEvent.event_id == event_id,
-                                              ProcessedEvent.consumer == consumer)
-    ) is not None
+    return (
+        session.scalar(
+            select(ProcessedEvent.event_id).where(
+                ProcessedEvent.event_id == event_id, ProcessedEvent.consumer == consumer
+            )
+        )
+        is not None
+    )
 
 
 def mark_processed(session: Session, event_id: str, consumer: str) -> None:
@@ -52,8 +57,9 @@ def claim(session: Session, event_id: str, consumer: str) -> bool:
     return True
 
 
-def process_once(make_uow: Callable[[], object], event_id: str, consumer: str,
-                 work: Callable[[object], T]) -> tuple[bool, T | None]:
+def process_once(
+    make_uow: Callable[[], object], event_id: str, consumer: str, work: Callable[[object], T]
+) -> tuple[bool, T | None]:
     """Run `work(uow)` and commit it with the marker, unless the event was processed already.
 
     Returns (True, result) when the work ran and committed, (False, None) for a duplicate. The

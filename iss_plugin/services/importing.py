@@ -3,6 +3,7 @@
 Order (DESIGN.md section 6/7): join chunks and read safely; signature against the sources trusted
 for the organization; schema; every file's sha256; import rules; base; then one transaction for
 every repository version and the content view version. Nothing changes on failure."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -53,8 +54,14 @@ class ImportRequest:
     announced: dict | None = None
 
 
-def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, actor: str,
-                  before_commit: Callable[[UnitOfWork, dict], None] | None = None) -> dict:
+def import_bundle(
+    uow: UnitOfWork,
+    request: ImportRequest,
+    *,
+    work_dir: Path,
+    actor: str,
+    before_commit: Callable[[UnitOfWork, dict], None] | None = None,
+) -> dict:
     """Returns a summary; raises a RejectedInput subclass (exit 3) with every problem found.
 
     `before_commit(uow, summary)` runs inside the import's transaction (the consumers add their
@@ -64,8 +71,10 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
     work_dir.mkdir(parents=True, exist_ok=True)
     with uow:
         org_label = find.organization(uow.session, request.organization).label
-        trusted = [TrustedKey(t.name, t.public_key, t.fingerprint, tuple(t.organizations))
-                   for t in find.trusted_sources(uow.session)]
+        trusted = [
+            TrustedKey(t.name, t.public_key, t.fingerprint, tuple(t.organizations))
+            for t in find.trusted_sources(uow.session)
+        ]
     # The signature is checked as soon as manifest.json is read: an untrusted or edited archive is
     # refused before the rest of it is read or extracted.
     with open_bundle(Path(request.path), work_dir, trusted=trusted, organization=org_label) as opened:
@@ -74,8 +83,9 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
         _check_announcement(manifest, request.announced or {})
         if manifest.scope != request.scope:
             command = "version" if manifest.scope == "content_view_version" else "repository"
-            raise RejectedInput(f"{request.path} is a {manifest.scope.replace('_', ' ')} bundle: "
-                                f"use `iss content-import {command}`")
+            raise RejectedInput(
+                f"{request.path} is a {manifest.scope.replace('_', ' ')} bundle: use `iss content-import {command}`"
+            )
         with uow:
             org = find.organization(uow.session, request.organization)
             snapshot = snapshot_destination(uow, org, manifest)
@@ -100,8 +110,15 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
             # backend) and publishes again, so a committed import is never left unpublished.
             _publish(uow, written)
             _record(uow, manifest, request, "imported")
-            audit(uow.session, actor, "content.import", str(request.path), bundle_id=manifest.bundle_id,
-                  kind=manifest.kind, organization=org.label)
+            audit(
+                uow.session,
+                actor,
+                "content.import",
+                str(request.path),
+                bundle_id=manifest.bundle_id,
+                kind=manifest.kind,
+                organization=org.label,
+            )
             if before_commit:
                 before_commit(uow, summary | {"state": "imported", "repositories": written})
             failpoint("import.before_commit")  # crash tests: files are in the store, nothing committed
@@ -111,16 +128,23 @@ def import_bundle(uow: UnitOfWork, request: ImportRequest, *, work_dir: Path, ac
 
 def _check_announcement(manifest: BundleManifest, announced: dict) -> None:
     """The bus event is not signed; the manifest is. Refuse a bundle the event misdescribes."""
-    actual = {"bundle_id": manifest.bundle_id, "source_server": manifest.source_server,
-              "content_view": manifest.content_view.label if manifest.content_view else None,
-              "version": manifest.content_view.version if manifest.content_view else None}
+    actual = {
+        "bundle_id": manifest.bundle_id,
+        "source_server": manifest.source_server,
+        "content_view": manifest.content_view.label if manifest.content_view else None,
+        "version": manifest.content_view.version if manifest.content_view else None,
+    }
     if manifest.scope == "repository" and manifest.repositories:
         actual |= {"product": manifest.repositories[0].product, "repository": manifest.repositories[0].label}
-    problems = [f"{k}: the event says {v!r}, the signed manifest {actual.get(k)!r}"
-                for k, v in sorted(announced.items()) if k in actual and actual[k] != v]
+    problems = [
+        f"{k}: the event says {v!r}, the signed manifest {actual.get(k)!r}"
+        for k, v in sorted(announced.items())
+        if k in actual and actual[k] != v
+    ]
     if problems:
-        raise ImportRuleViolation("the event that announced this bundle does not match its signed manifest; "
-                                  "nothing was imported", problems)
+        raise ImportRuleViolation(
+            "the event that announced this bundle does not match its signed manifest; nothing was imported", problems
+        )
 
 
 def _dry_run_plan(manifest: BundleManifest, snapshot: DestinationSnapshot, file_problems: list[str]) -> ImportPlan:
@@ -130,11 +154,16 @@ def _dry_run_plan(manifest: BundleManifest, snapshot: DestinationSnapshot, file_
     except RejectedInput as e:
         if not file_problems:
             raise
-        raise BundleIntegrityError(f"bundle {manifest.bundle_id} has {len(file_problems) + len(e.problems)} problems; "
-                                   "nothing would be imported", file_problems + e.problems, details=e.details) from None
+        raise BundleIntegrityError(
+            f"bundle {manifest.bundle_id} has {len(file_problems) + len(e.problems)} problems; "
+            "nothing would be imported",
+            file_problems + e.problems,
+            details=e.details,
+        ) from None
     if file_problems:
-        raise BundleIntegrityError(f"bundle {manifest.bundle_id} failed its integrity check; nothing would be imported",
-                                   file_problems)
+        raise BundleIntegrityError(
+            f"bundle {manifest.bundle_id} failed its integrity check; nothing would be imported", file_problems
+        )
     return plan
 
 
@@ -146,34 +175,61 @@ def record_rejection(uow: UnitOfWork, request: ImportRequest, error: IssError) -
 
 
 def record_rejection_in(uow: UnitOfWork, request: ImportRequest, error: IssError) -> None:
-    uow.session.add(ImportRecord(organization=request.organization, path=str(request.path),
-                                 state="rejected" if isinstance(error, RejectedInput) else "failed",
-                                 reason=error.reason, error=str(error)[:4000]))
+    uow.session.add(
+        ImportRecord(
+            organization=request.organization,
+            path=str(request.path),
+            state="rejected" if isinstance(error, RejectedInput) else "failed",
+            reason=error.reason,
+            error=str(error)[:4000],
+        )
+    )
 
 
-def destination_holding(uow: UnitOfWork, org_label: str, content_view: str | None, product: str | None,
-                        repository: str | None) -> dict | None:
+def destination_holding(
+    uow: UnitOfWork, org_label: str, content_view: str | None, product: str | None, repository: str | None
+) -> dict | None:
     """What this server holds of a content view or repository, as iss.bundle.rejected.v1 reports it."""
     org = uow.session.scalar(select(Organization).where(Organization.label == org_label))
     if org is None:
         return None
     if content_view:
-        cv = uow.session.scalar(select(ContentView).where(ContentView.organization_id == org.id,
-                                                          ContentView.label == content_view))
+        cv = uow.session.scalar(
+            select(ContentView).where(ContentView.organization_id == org.id, ContentView.label == content_view)
+        )
         latest = find.latest_content_view_version(cv) if cv else None
         if latest is None:
             return None
-        return {"content_view_version": latest.number, "repositories": [
-            {"product": p.repository.product.label, "repository": p.repository.label, "package_count": p.package_count,
-             "package_set_digest": p.package_set_digest} for p in latest.repositories]}
-    repo = uow.session.scalar(select(Repository).where(Repository.backend_key == backend_key(org_label, product, repository)))
+        return {
+            "content_view_version": latest.number,
+            "repositories": [
+                {
+                    "product": p.repository.product.label,
+                    "repository": p.repository.label,
+                    "package_count": p.package_count,
+                    "package_set_digest": p.package_set_digest,
+                }
+                for p in latest.repositories
+            ],
+        }
+    repo = uow.session.scalar(
+        select(Repository).where(Repository.backend_key == backend_key(org_label, product, repository))
+    )
     if repo is None:
         return None
     versions = uow.backend.list_versions(repo.backend_key)
     if not versions or versions[-1].package_count == 0:
         return None
-    return {"repositories": [{"product": product, "repository": repository, "package_count": versions[-1].package_count,
-                              "package_set_digest": versions[-1].digest}]}
+    return {
+        "repositories": [
+            {
+                "product": product,
+                "repository": repository,
+                "package_count": versions[-1].package_count,
+                "package_set_digest": versions[-1].digest,
+            }
+        ]
+    }
 
 
 def snapshot_destination(uow: UnitOfWork, org: Organization, manifest: BundleManifest) -> DestinationSnapshot:
@@ -188,27 +244,44 @@ def snapshot_destination(uow: UnitOfWork, org: Organization, manifest: BundleMan
             repos.append(ExistingRepository(p.label, r.label, r.content_type, digest))
     cv_snapshot = None
     if manifest.content_view:
-        cv = uow.session.scalar(select(ContentView).where(ContentView.organization_id == org.id,
-                                                          ContentView.label == manifest.content_view.label))
+        cv = uow.session.scalar(
+            select(ContentView).where(
+                ContentView.organization_id == org.id, ContentView.label == manifest.content_view.label
+            )
+        )
         if cv is not None:
-            cv_snapshot = ExistingContentView(cv.label, cv.import_only, cv.composite, {
-                v.number: {f"{pin.repository.product.label}/{pin.repository.label}": pin.package_set_digest
-                           for pin in v.repositories} for v in cv.versions})
-    return DestinationSnapshot(org.label, products, tuple(repos), find.entitled_content_ids(uow.session, org), cv_snapshot)
+            cv_snapshot = ExistingContentView(
+                cv.label,
+                cv.import_only,
+                cv.composite,
+                {
+                    v.number: {
+                        f"{pin.repository.product.label}/{pin.repository.label}": pin.package_set_digest
+                        for pin in v.repositories
+                    }
+                    for v in cv.versions
+                },
+            )
+    return DestinationSnapshot(
+        org.label, products, tuple(repos), find.entitled_content_ids(uow.session, org), cv_snapshot
+    )
 
 
 def _repository_already_there(manifest: BundleManifest, snapshot: DestinationSnapshot, plan: ImportPlan) -> ImportPlan:
     repos = {(r.product, r.label): r for r in snapshot.repositories}
     for pl in plan.placements:
-        entry = next(r for r in manifest.repositories if (r.product, r.label) == (pl.manifest_product, pl.manifest_repository))
+        entry = next(
+            r for r in manifest.repositories if (r.product, r.label) == (pl.manifest_product, pl.manifest_repository)
+        )
         existing = repos.get((pl.product, pl.repository))
         if existing is None or existing.digest != entry.target.package_set_digest:
             return plan
     return ImportPlan(already_imported=True, placements=plan.placements)
 
 
-def _apply(uow: UnitOfWork, org: Organization, manifest: BundleManifest, plan: ImportPlan, root: Path,
-           disposable: bool) -> list[dict]:
+def _apply(
+    uow: UnitOfWork, org: Organization, manifest: BundleManifest, plan: ImportPlan, root: Path, disposable: bool
+) -> list[dict]:
     s = uow.session
     products = {p.label: p for p in org.products}
     for label, name, redhat, content_id in plan.create_products:
@@ -223,8 +296,13 @@ def _apply(uow: UnitOfWork, org: Organization, manifest: BundleManifest, plan: I
             cv = ContentView(organization=org, label=ref.label, name=ref.name, import_only=True, blessed=False)
             s.add(cv)
         number = VersionNumber.parse(ref.version)
-        cvv = ContentViewVersion(content_view=cv, major=number.major, minor=number.minor,
-                                 imported_from=manifest.source_server, description=f"imported bundle {manifest.bundle_id}")
+        cvv = ContentViewVersion(
+            content_view=cv,
+            major=number.major,
+            minor=number.minor,
+            imported_from=manifest.source_server,
+            description=f"imported bundle {manifest.bundle_id}",
+        )
         s.add(cvv)
         if manifest.kind == "incremental":
             base = find.content_view_version(s, cv, VersionNumber.parse(manifest.base_content_view_version))
@@ -237,23 +315,50 @@ def _apply(uow: UnitOfWork, org: Organization, manifest: BundleManifest, plan: I
         repo = next((r for r in product.repositories if r.label == pl.repository), None)
         key = backend_key(org.label, product.label, pl.repository)
         if repo is None:
-            repo = Repository(product=product, label=pl.repository, name=entry.name, content_type=entry.content_type,
-                              backend_key=key)
+            repo = Repository(
+                product=product, label=pl.repository, name=entry.name, content_type=entry.content_type, backend_key=key
+            )
             s.add(repo)
         uow.backend.ensure_repository(key, entry.content_type)
         base_version = None
         if entry.base is not None:
-            base_version = (base_pins or {}).get((pl.product, pl.repository)) if cvv is not None else uow.backend.latest_version(key)
-        version = uow.backend.import_tree(key, root / entry.path, ImportExpectation(
-            base_version=base_version, removed=entry.removed, target_digest=entry.target.package_set_digest,
-            target_count=entry.target.package_count, disposable_tree=disposable))
+            base_version = (
+                (base_pins or {}).get((pl.product, pl.repository))
+                if cvv is not None
+                else uow.backend.latest_version(key)
+            )
+        version = uow.backend.import_tree(
+            key,
+            root / entry.path,
+            ImportExpectation(
+                base_version=base_version,
+                removed=entry.removed,
+                target_digest=entry.target.package_set_digest,
+                target_count=entry.target.package_count,
+                disposable_tree=disposable,
+            ),
+        )
         if cvv is not None:
-            cvv.repositories.append(ContentViewVersionRepository(repository=repo, backend_version=version,
-                                                                 package_count=entry.target.package_count,
-                                                                 package_set_digest=entry.target.package_set_digest))
-        written.append({"product": pl.product, "repository": pl.repository, "backend_key": key, "version": version,
-                        "package_count": entry.target.package_count, "package_set_digest": entry.target.package_set_digest,
-                        "added": entry.added, "removed": len(entry.removed)})
+            cvv.repositories.append(
+                ContentViewVersionRepository(
+                    repository=repo,
+                    backend_version=version,
+                    package_count=entry.target.package_count,
+                    package_set_digest=entry.target.package_set_digest,
+                )
+            )
+        written.append(
+            {
+                "product": pl.product,
+                "repository": pl.repository,
+                "backend_key": key,
+                "version": version,
+                "package_count": entry.target.package_count,
+                "package_set_digest": entry.target.package_set_digest,
+                "added": entry.added,
+                "removed": len(entry.removed),
+            }
+        )
     s.flush()
     return written
 
@@ -270,34 +375,56 @@ def _publish(uow: UnitOfWork, written: list[dict]) -> None:
 def _held_versions(uow: UnitOfWork, org: Organization, manifest: BundleManifest) -> list[dict]:
     """The versions this server already holds of what the bundle carries (to publish them again)."""
     if manifest.content_view:
-        cv = uow.session.scalar(select(ContentView).where(ContentView.organization_id == org.id,
-                                                          ContentView.label == manifest.content_view.label))
+        cv = uow.session.scalar(
+            select(ContentView).where(
+                ContentView.organization_id == org.id, ContentView.label == manifest.content_view.label
+            )
+        )
         cvv = find.content_view_version(uow.session, cv, VersionNumber.parse(manifest.content_view.version))
         return [{"backend_key": p.repository.backend_key, "version": p.backend_version} for p in cvv.repositories]
     held = []
     for r in manifest.repositories:
-        repo = uow.session.scalar(select(Repository).where(Repository.backend_key == backend_key(org.label, r.product, r.label)))
+        repo = uow.session.scalar(
+            select(Repository).where(Repository.backend_key == backend_key(org.label, r.product, r.label))
+        )
         if repo is not None:
             held.append({"backend_key": repo.backend_key, "version": uow.backend.latest_version(repo.backend_key)})
     return held
 
 
 def _record(uow: UnitOfWork, manifest: BundleManifest, request: ImportRequest, state: str) -> None:
-    uow.session.add(ImportRecord(bundle_id=manifest.bundle_id, source_server=manifest.source_server,
-                                 organization=request.organization,
-                                 content_view=manifest.content_view.label if manifest.content_view else None,
-                                 version=manifest.content_view.version if manifest.content_view else None,
-                                 kind=manifest.kind, path=str(request.path), state=state))
+    uow.session.add(
+        ImportRecord(
+            bundle_id=manifest.bundle_id,
+            source_server=manifest.source_server,
+            organization=request.organization,
+            content_view=manifest.content_view.label if manifest.content_view else None,
+            version=manifest.content_view.version if manifest.content_view else None,
+            kind=manifest.kind,
+            path=str(request.path),
+            state=state,
+        )
+    )
 
 
 def _summary(manifest: BundleManifest, plan: ImportPlan, request: ImportRequest) -> dict:
     return {
-        "bundle_id": manifest.bundle_id, "source_server": manifest.source_server, "organization": request.organization,
+        "bundle_id": manifest.bundle_id,
+        "source_server": manifest.source_server,
+        "organization": request.organization,
         "scope": manifest.scope,
-        "targets": [{"product": r.product, "repository": r.label, "package_count": r.target.package_count,
-                     "package_set_digest": r.target.package_set_digest} for r in manifest.repositories],
+        "targets": [
+            {
+                "product": r.product,
+                "repository": r.label,
+                "package_count": r.target.package_count,
+                "package_set_digest": r.target.package_set_digest,
+            }
+            for r in manifest.repositories
+        ],
         "content_view": manifest.content_view.label if manifest.content_view else None,
-        "version": manifest.content_view.version if manifest.content_view else None, "kind": manifest.kind,
+        "version": manifest.content_view.version if manifest.content_view else None,
+        "kind": manifest.kind,
         "base": manifest.base_content_view_version,
         "create_products": [p[0] for p in plan.create_products],
         "create_repositories": [f"{p.product}/{p.repository}" for p in plan.placements if p.create_repository],

@@ -1,4 +1,5 @@
 """Store maintenance: files no package references (after a crashed or rolled-back import)."""
+
 from __future__ import annotations
 
 

@@ -4,6 +4,7 @@ A row becomes a message only if the surrounding transaction commits; the relay
 (`iss_plugin.adapters.bus.relay`) publishes it with publisher confirms and marks it sent after the
 broker confirmed it. Events are validated against their schema here, so an invalid event fails
 the change that produced it instead of reaching the bus."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -16,8 +17,15 @@ from iss_plugin.adapters.db.models import OutboxEvent
 from iss_plugin.domain.events import ADDRESSED_TYPES, make_envelope, routing_key
 
 
-def add_event(session: Session, event_type: str, data: dict, *, source: str,
-              subject: str | None = None, target_server: str | None = None) -> str:
+def add_event(
+    session: Session,
+    event_type: str,
+    data: dict,
+    *,
+    source: str,
+    subject: str | None = None,
+    target_server: str | None = None,
+) -> str:
     """Add an event row; it is sent by the relay only if the surrounding transaction commits.
 
     `target_server`: the server an addressed event goes to (bundle.ready: the destination;
@@ -33,8 +41,7 @@ def publish_event(session: Session, envelope: dict, routing_key: str) -> str:
 
     Validates first (SchemaViolation on a bad event). Returns the event id."""
     check_envelope(envelope)
-    session.add(OutboxEvent(event_id=envelope["id"], type=envelope["type"], routing_key=routing_key,
-                            body=envelope))
+    session.add(OutboxEvent(event_id=envelope["id"], type=envelope["type"], routing_key=routing_key, body=envelope))
     return envelope["id"]
 
 

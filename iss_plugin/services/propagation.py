@@ -2,6 +2,7 @@
 reconcile pass do. Each handler runs in one unit of work: its state change, the events it emits
 (through the outbox) and the processed event id commit together, so a redelivered event has no
 second effect."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,6 +56,7 @@ def _now() -> datetime:
 
 # --- source: export ------------------------------------------------------------------------------
 
+
 def on_content_view_published(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> list[dict]:
     data = envelope["data"]
     with uow:
@@ -74,9 +76,13 @@ def on_repository_changed(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -
     with uow:
         if already_processed(uow.session, envelope["id"], "export"):
             return []
-        made = [b for sub in _subscriptions(uow, data["organization"], product=data["product"], repository=data["repository"],
-                                            lock=True)
-                if (b := propagate(uow, sub, ctx, reason="repository_changed"))]
+        made = [
+            b
+            for sub in _subscriptions(
+                uow, data["organization"], product=data["product"], repository=data["repository"], lock=True
+            )
+            if (b := propagate(uow, sub, ctx, reason="repository_changed"))
+        ]
         mark_processed(uow.session, envelope["id"], "export")
         uow.commit()
         return made
@@ -90,8 +96,14 @@ def on_export_requested(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> 
         dest = uow.session.scalar(select(Destination).where(Destination.server_id == data["destination"]))
         made = []
         if dest is not None:
-            subs = _subscriptions(uow, data["organization"], content_view=data.get("content_view"),
-                                  product=data.get("product"), repository=data.get("repository"), lock=True)
+            subs = _subscriptions(
+                uow,
+                data["organization"],
+                content_view=data.get("content_view"),
+                product=data.get("product"),
+                repository=data.get("repository"),
+                lock=True,
+            )
             for sub in (s for s in subs if s.destination_id == dest.id):
                 if data.get("kind") == "full" or data.get("base") is None:
                     sub.acknowledged = None
@@ -101,8 +113,15 @@ def on_export_requested(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> 
         return made
 
 
-def propagate(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, *, reason: str, force: bool = False,
-              version: str | None = None) -> dict | None:
+def propagate(
+    uow: UnitOfWork,
+    sub: Subscription,
+    ctx: SourceContext,
+    *,
+    reason: str,
+    force: bool = False,
+    version: str | None = None,
+) -> dict | None:
     """Export what `sub`'s destination lacks and announce the bundle. None when there is nothing to
     send: it is up to date, or a bundle is already in flight to it (`force` sends anyway).
 
@@ -120,11 +139,20 @@ def propagate(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, *, reason:
         target = _next_version(cv, sub.acknowledged, version, force)
         if target is None:
             return None
-        base = sub.acknowledged if sub.acknowledged and _has_older_version(cv, sub.acknowledged, target.number) else None
-        request = exporting.ExportRequest(organization=sub.organization, scope="content_view_version",
-                                          incremental=base is not None, content_view=cv.label,
-                                          version=VersionNumber(target.major, target.minor), from_version=base,
-                                          destination=dest.name, fmt="tgz", path=ctx.exports_path / dest.server_id)
+        base = (
+            sub.acknowledged if sub.acknowledged and _has_older_version(cv, sub.acknowledged, target.number) else None
+        )
+        request = exporting.ExportRequest(
+            organization=sub.organization,
+            scope="content_view_version",
+            incremental=base is not None,
+            content_view=cv.label,
+            version=VersionNumber(target.major, target.minor),
+            from_version=base,
+            destination=dest.name,
+            fmt="tgz",
+            path=ctx.exports_path / dest.server_id,
+        )
         marker = target.number
     else:
         org = find.organization(uow.session, sub.organization)
@@ -133,16 +161,38 @@ def propagate(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, *, reason:
         latest = versions[-1]
         if sub.acknowledged == latest.digest and not force:
             return None
-        base = next((v.number for v in reversed(versions) if v.digest == sub.acknowledged and v.number != latest.number), None)
-        request = exporting.ExportRequest(organization=sub.organization, scope="repository", incremental=base is not None,
-                                          product=sub.product, repository=sub.repository,
-                                          from_version=str(base) if base is not None else None,
-                                          destination=dest.name, fmt="tgz", path=ctx.exports_path / dest.server_id)
+        base = next(
+            (v.number for v in reversed(versions) if v.digest == sub.acknowledged and v.number != latest.number), None
+        )
+        request = exporting.ExportRequest(
+            organization=sub.organization,
+            scope="repository",
+            incremental=base is not None,
+            product=sub.product,
+            repository=sub.repository,
+            from_version=str(base) if base is not None else None,
+            destination=dest.name,
+            fmt="tgz",
+            path=ctx.exports_path / dest.server_id,
+        )
         marker = latest.digest
-    result = exporting.export_in_transaction(uow, request, out_dir=ctx.exports_path, signer=ctx.signer,
-                                             server_id=ctx.server_id, actor=ctx.actor, staging_root=ctx.staging_root)
-    add_event(uow.session, ev.BUNDLE_READY, _bundle_ready_data(result, sub, ctx), source=ctx.server_id,
-              subject=result["bundle_id"], target_server=dest.server_id)
+    result = exporting.export_in_transaction(
+        uow,
+        request,
+        out_dir=ctx.exports_path,
+        signer=ctx.signer,
+        server_id=ctx.server_id,
+        actor=ctx.actor,
+        staging_root=ctx.staging_root,
+    )
+    add_event(
+        uow.session,
+        ev.BUNDLE_READY,
+        _bundle_ready_data(result, sub, ctx),
+        source=ctx.server_id,
+        subject=result["bundle_id"],
+        target_server=dest.server_id,
+    )
     sub.in_flight, sub.in_flight_since = marker, _now()
     return result | {"destination": dest.server_id, "reason": reason}
 
@@ -150,13 +200,25 @@ def propagate(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, *, reason:
 def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> dict:
     path = Path(result["path"])
     data = {
-        "bundle_id": result["bundle_id"], "source_server": ctx.server_id, "destination": sub.destination.server_id,
-        "organization": sub.organization, "kind": result["kind"], "location": path.resolve().as_uri(),
-        "format": result["format"], "size": result["size"],
+        "bundle_id": result["bundle_id"],
+        "source_server": ctx.server_id,
+        "destination": sub.destination.server_id,
+        "organization": sub.organization,
+        "kind": result["kind"],
+        "location": path.resolve().as_uri(),
+        "format": result["format"],
+        "size": result["size"],
         **({"sha256": _file_sha256(path)} if path.is_file() else {}),
         "base": None,
-        "repositories": [{"product": k.split("/")[0], "repository": k.split("/")[1], "package_count": v["package_count"],
-                          "package_set_digest": v["target_digest"]} for k, v in result["repositories"].items()],
+        "repositories": [
+            {
+                "product": k.split("/")[0],
+                "repository": k.split("/")[1],
+                "package_count": v["package_count"],
+                "package_set_digest": v["target_digest"],
+            }
+            for k, v in result["repositories"].items()
+        ],
     }
     if sub.content_view:
         data |= {"content_view": sub.content_view, "version": result["version"]}
@@ -165,8 +227,16 @@ def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> d
     else:
         data |= {"product": sub.product, "repository": sub.repository}
         if result["kind"] == "incremental":
-            data["base"] = {"repositories": [{"product": sub.product, "repository": sub.repository,
-                                              "package_count": 0, "package_set_digest": sub.acknowledged}]}
+            data["base"] = {
+                "repositories": [
+                    {
+                        "product": sub.product,
+                        "repository": sub.repository,
+                        "package_count": 0,
+                        "package_set_digest": sub.acknowledged,
+                    }
+                ]
+            }
     return data
 
 
@@ -205,13 +275,23 @@ def _has_older_version(cv: ContentView, version: str, than: str) -> bool:
 
 
 def _is_blessed(uow: UnitOfWork, org_label: str, cv_label: str) -> bool:
-    cv = uow.session.scalar(select(ContentView).join(ContentView.organization).where(
-        ContentView.label == cv_label, ContentView.organization.has(label=org_label)))
+    cv = uow.session.scalar(
+        select(ContentView)
+        .join(ContentView.organization)
+        .where(ContentView.label == cv_label, ContentView.organization.has(label=org_label))
+    )
     return bool(cv and cv.blessed and not cv.import_only)
 
 
-def _subscriptions(uow: UnitOfWork, org: str, *, content_view: str | None = None, product: str | None = None,
-                   repository: str | None = None, lock: bool = False) -> list[Subscription]:
+def _subscriptions(
+    uow: UnitOfWork,
+    org: str,
+    *,
+    content_view: str | None = None,
+    product: str | None = None,
+    repository: str | None = None,
+    lock: bool = False,
+) -> list[Subscription]:
     """`lock`: row locks (PostgreSQL; SQLite writers are serialized anyway, BEGIN IMMEDIATE), taken in
     id order, so two workers handling events of the same subscription decide one after the other."""
     q = select(Subscription).where(Subscription.organization == org)
@@ -225,6 +305,7 @@ def _subscriptions(uow: UnitOfWork, org: str, *, content_view: str | None = None
 
 # --- source: status ------------------------------------------------------------------------------
 
+
 def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dict | None:
     """Record what a destination acknowledged; on base_mismatch re-plan from what it has."""
     data = envelope["data"]
@@ -234,9 +315,18 @@ def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dic
         dest = uow.session.scalar(select(Destination).where(Destination.server_id == data["destination"]))
         result = None
         if dest is not None:
-            subs = [s for s in _subscriptions(uow, data.get("organization", ""), content_view=data.get("content_view"),
-                                              product=data.get("product"), repository=data.get("repository"), lock=True)
-                    if s.destination_id == dest.id]
+            subs = [
+                s
+                for s in _subscriptions(
+                    uow,
+                    data.get("organization", ""),
+                    content_view=data.get("content_view"),
+                    product=data.get("product"),
+                    repository=data.get("repository"),
+                    lock=True,
+                )
+                if s.destination_id == dest.id
+            ]
             for sub in subs:
                 if envelope["type"] == ev.BUNDLE_IMPORTED:
                     if sub.content_view:
@@ -268,8 +358,9 @@ def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dic
         return result
 
 
-def reconcile(uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None, *,
-              resend_in_flight: bool = False) -> list[dict]:
+def reconcile(
+    uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None, *, resend_in_flight: bool = False
+) -> list[dict]:
     """Re-emit every subscription whose destination is behind with nothing in flight for the grace
     time (longer after refusals in a row; `resend_in_flight`: regardless, e.g. once an admin fixed
     the destination). One transaction per subscription: one that fails (disk full, a broken
@@ -282,16 +373,21 @@ def reconcile(uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None, 
         try:
             with uow:
                 # skip_locked: a subscription a worker is busy with right now is not behind for long
-                sub = uow.session.scalar(select(Subscription).where(Subscription.id == sub_id)
-                                         .with_for_update(skip_locked=True))
+                sub = uow.session.scalar(
+                    select(Subscription).where(Subscription.id == sub_id).with_for_update(skip_locked=True)
+                )
                 if sub is None or (sub.content_view and not _is_blessed(uow, sub.organization, sub.content_view)):
                     continue
                 since = sub.in_flight_since
                 if since is not None and since.tzinfo is None:
                     since = since.replace(tzinfo=timezone.utc)
                 waited = now - since if since else None
-                if sub.in_flight and waited is not None and not resend_in_flight \
-                        and waited < resend_wait(ctx.grace, sub.rejections or 0):
+                if (
+                    sub.in_flight
+                    and waited is not None
+                    and not resend_in_flight
+                    and waited < resend_wait(ctx.grace, sub.rejections or 0)
+                ):
                     continue
                 sub.in_flight = None  # nothing came back within the grace time: consider it lost
                 b = propagate(uow, sub, ctx, reason="reconcile")
@@ -304,6 +400,7 @@ def reconcile(uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None, 
 
 
 # --- destination: import -------------------------------------------------------------------------
+
 
 def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) -> dict | None:
     """Fetch, verify and import an announced bundle; answer the source from the signed manifest.
@@ -318,19 +415,32 @@ def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) ->
             return None
     into = ctx.imports_path / "incoming" / f"{data['bundle_id']}-{uuid.uuid4().hex[:8]}"  # one per delivery
     scope = "content_view_version" if data.get("content_view") else "repository"
-    announced = {k: data[k] for k in ("bundle_id", "source_server", "content_view", "version", "product", "repository")
-                 if data.get(k) is not None}
+    announced = {
+        k: data[k]
+        for k in ("bundle_id", "source_server", "content_view", "version", "product", "repository")
+        if data.get(k) is not None
+    }
     request = importing.ImportRequest(organization=data["organization"], path=into, scope=scope, announced=announced)
 
     def before_commit(tx: UnitOfWork, summary: dict) -> None:
-        add_event(tx.session, ev.BUNDLE_IMPORTED, _imported_answer(summary, data["organization"], ctx),
-                  source=ctx.server_id, subject=summary["bundle_id"], target_server=summary["source_server"])
+        add_event(
+            tx.session,
+            ev.BUNDLE_IMPORTED,
+            _imported_answer(summary, data["organization"], ctx),
+            source=ctx.server_id,
+            subject=summary["bundle_id"],
+            target_server=summary["source_server"],
+        )
         mark_processed(tx.session, envelope["id"], "import")
 
     try:
-        request = replace(request, path=fetch_bundle(data["location"], into, data.get("size"), ctx.fetch_roots,
-                                                     sha256=data.get("sha256")))
-        return importing.import_bundle(uow, request, work_dir=ctx.imports_path, actor=ctx.actor, before_commit=before_commit)
+        request = replace(
+            request,
+            path=fetch_bundle(data["location"], into, data.get("size"), ctx.fetch_roots, sha256=data.get("sha256")),
+        )
+        return importing.import_bundle(
+            uow, request, work_dir=ctx.imports_path, actor=ctx.actor, before_commit=before_commit
+        )
     except IssError as e:
         if e.transient:
             raise
@@ -342,9 +452,14 @@ def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) ->
 
 def _imported_answer(summary: dict, organization: str, ctx: DestinationContext) -> dict:
     """What the destination now holds, from the verified manifest (never from the event)."""
-    answer = {"bundle_id": summary["bundle_id"], "source_server": summary["source_server"], "destination": ctx.server_id,
-              "organization": organization, "already_imported": summary["state"] == "already_imported",
-              "repositories": summary["targets"]}
+    answer = {
+        "bundle_id": summary["bundle_id"],
+        "source_server": summary["source_server"],
+        "destination": ctx.server_id,
+        "organization": organization,
+        "already_imported": summary["state"] == "already_imported",
+        "repositories": summary["targets"],
+    }
     if summary["content_view"]:
         answer |= {"content_view": summary["content_view"], "version": summary["version"]}
     else:
@@ -352,26 +467,43 @@ def _imported_answer(summary: dict, organization: str, ctx: DestinationContext) 
     return answer
 
 
-def _answer_rejected(uow: UnitOfWork, envelope: dict, request: importing.ImportRequest, e: IssError,
-                     ctx: DestinationContext) -> None:
+def _answer_rejected(
+    uow: UnitOfWork, envelope: dict, request: importing.ImportRequest, e: IssError, ctx: DestinationContext
+) -> None:
     data = envelope["data"]
-    answer = {"bundle_id": data["bundle_id"], "source_server": data["source_server"], "destination": ctx.server_id,
-              "organization": data["organization"]}
+    answer = {
+        "bundle_id": data["bundle_id"],
+        "source_server": data["source_server"],
+        "destination": ctx.server_id,
+        "organization": data["organization"],
+    }
     answer |= {k: data[k] for k in ("content_view", "version", "product", "repository") if k in data}
     with uow:
-        has = importing.destination_holding(uow, data["organization"], data.get("content_view"),
-                                            data.get("product"), data.get("repository"))
+        has = importing.destination_holding(
+            uow, data["organization"], data.get("content_view"), data.get("product"), data.get("repository")
+        )
         importing.record_rejection_in(uow, request, e)
-        add_event(uow.session, ev.BUNDLE_REJECTED, answer | {
-            "reason": e.reason if e.reason in ev.REJECTION_REASONS else "rule_violation",
-            "message": e.message[:4000], "problems": [p[:4000] for p in e.problems[:1000]], "has": has},
-            source=ctx.server_id, subject=data["bundle_id"], target_server=data["source_server"])
+        add_event(
+            uow.session,
+            ev.BUNDLE_REJECTED,
+            answer
+            | {
+                "reason": e.reason if e.reason in ev.REJECTION_REASONS else "rule_violation",
+                "message": e.message[:4000],
+                "problems": [p[:4000] for p in e.problems[:1000]],
+                "has": has,
+            },
+            source=ctx.server_id,
+            subject=data["bundle_id"],
+            target_server=data["source_server"],
+        )
         mark_processed(uow.session, envelope["id"], "import")
         uow.commit()
 
 
-def fetch_bundle(location: str, into: Path, size: int | None, roots: tuple[Path, ...] = (),
-                 sha256: str | None = None) -> Path:
+def fetch_bundle(
+    location: str, into: Path, size: int | None, roots: tuple[Path, ...] = (), sha256: str | None = None
+) -> Path:
     """A local copy of an announced bundle: hardlinks (else copies) of a file:// bundle, or a
     streamed download of http(s)://. file:// paths must lie under `roots` when roots are set;
     links inside a directory bundle are copied as links, so the bundle reader refuses them."""
@@ -399,7 +531,9 @@ def fetch_bundle(location: str, into: Path, size: int | None, roots: tuple[Path,
                     digest.update(chunk)
                     fh.write(chunk)
     except httpx.HTTPStatusError as e:
-        raise TransientError(f"could not download {location}: {e}", details={"status": e.response.status_code}) from None
+        raise TransientError(
+            f"could not download {location}: {e}", details={"status": e.response.status_code}
+        ) from None
     except httpx.HTTPError as e:
         raise TransientError(f"could not download {location}: {e}") from None
     if size is not None and dst.stat().st_size != size:
@@ -417,8 +551,10 @@ def _fetch_file(src: Path, location: str, into: Path, size: int | None, roots: t
     except FileNotFoundError:
         raise TransientError(f"bundle {location} is not there (yet)") from None
     if roots and not any(real.is_relative_to(Path(r).resolve()) for r in roots):
-        raise UntrustedSource(f"bundle location {location} is outside the directories this server fetches from "
-                              f"({', '.join(str(r) for r in roots)}; setting fetch_roots)")
+        raise UntrustedSource(
+            f"bundle location {location} is outside the directories this server fetches from "
+            f"({', '.join(str(r) for r in roots)}; setting fetch_roots)"
+        )
     dst = into / real.name
     if real.is_dir():
         if not (real / "manifest.json").is_file():

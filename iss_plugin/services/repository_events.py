@@ -1,4 +1,5 @@
 """Every new repository version announces itself through the outbox, in the same transaction."""
+
 from __future__ import annotations
 
 from iss_plugin.adapters.db.models import Repository

@@ -1,4 +1,5 @@
 """Destinations (downstream servers) and what they subscribe to."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -18,7 +19,9 @@ def add_destination(uow: UnitOfWork, name: str, server_id: str, public_pem: str,
     check_server_id(server_id, "--server-id")
     fingerprint = fingerprint_of(public_pem)
     with uow:
-        if uow.session.scalar(select(Destination).where((Destination.name == name) | (Destination.server_id == server_id))):
+        if uow.session.scalar(
+            select(Destination).where((Destination.name == name) | (Destination.server_id == server_id))
+        ):
             raise UsageError(f"a destination named '{name}' or with server id '{server_id}' already exists")
         uow.session.add(Destination(name=name, server_id=server_id, public_key=public_pem))
         audit(uow.session, actor, "destination.add", name, server_id=server_id, fingerprint=fingerprint)
@@ -33,8 +36,9 @@ def destination(uow: UnitOfWork, name: str) -> Destination:
     return d
 
 
-def subscribe(uow: UnitOfWork, destination_name: str, org_label: str, content_view: str | None,
-              repository: str | None, actor: str) -> dict:
+def subscribe(
+    uow: UnitOfWork, destination_name: str, org_label: str, content_view: str | None, repository: str | None, actor: str
+) -> dict:
     if bool(content_view) == bool(repository):
         raise UsageError("subscribe to exactly one of --content-view CV or --repository PRODUCT/REPO")
     with uow:
@@ -46,24 +50,54 @@ def subscribe(uow: UnitOfWork, destination_name: str, org_label: str, content_vi
         else:
             r = find.repository_by_path(uow.session, org, repository)
             product, repo = r.product.label, r.label
-        exists = uow.session.scalar(select(Subscription).where(
-            Subscription.destination_id == dest.id, Subscription.organization == org.label,
-            Subscription.content_view == cv, Subscription.product == product, Subscription.repository == repo))
+        exists = uow.session.scalar(
+            select(Subscription).where(
+                Subscription.destination_id == dest.id,
+                Subscription.organization == org.label,
+                Subscription.content_view == cv,
+                Subscription.product == product,
+                Subscription.repository == repo,
+            )
+        )
         if exists is None:
-            uow.session.add(Subscription(destination_id=dest.id, organization=org.label, content_view=cv,
-                                         product=product, repository=repo))
-        audit(uow.session, actor, "destination.subscribe", destination_name, organization=org.label,
-              content_view=cv or None, repository=f"{product}/{repo}" if repo else None)
+            uow.session.add(
+                Subscription(
+                    destination_id=dest.id, organization=org.label, content_view=cv, product=product, repository=repo
+                )
+            )
+        audit(
+            uow.session,
+            actor,
+            "destination.subscribe",
+            destination_name,
+            organization=org.label,
+            content_view=cv or None,
+            repository=f"{product}/{repo}" if repo else None,
+        )
         uow.commit()
-    return {"destination": destination_name, "organization": org_label, "content_view": cv or None,
-            "repository": f"{product}/{repo}" if repo else None, "created": exists is None}
+    return {
+        "destination": destination_name,
+        "organization": org_label,
+        "content_view": cv or None,
+        "repository": f"{product}/{repo}" if repo else None,
+        "created": exists is None,
+    }
 
 
 def list_subscriptions(uow: UnitOfWork) -> list[dict]:
     with uow:
         rows = uow.session.scalars(select(Subscription).order_by(Subscription.id))
-        return [{"destination": s.destination.name, "server_id": s.destination.server_id, "organization": s.organization,
-                 "content_view": s.content_view or None,
-                 "repository": f"{s.product}/{s.repository}" if s.repository else None,
-                 "acknowledged": s.acknowledged, "in_flight": s.in_flight, "rejections": s.rejections or 0,
-                 "last_rejection": s.last_rejection} for s in rows]
+        return [
+            {
+                "destination": s.destination.name,
+                "server_id": s.destination.server_id,
+                "organization": s.organization,
+                "content_view": s.content_view or None,
+                "repository": f"{s.product}/{s.repository}" if s.repository else None,
+                "acknowledged": s.acknowledged,
+                "in_flight": s.in_flight,
+                "rejections": s.rejections or 0,
+                "last_rejection": s.last_rejection,
+            }
+            for s in rows
+        ]

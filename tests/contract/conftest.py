@@ -2,6 +2,7 @@
 
 Adding a backend is one line in BACKENDS plus a factory in FACTORIES: a context manager that yields
 a `Server` (a backend with its own, independent store) and cleans up after itself."""
+
 from __future__ import annotations
 
 import contextlib
@@ -111,7 +112,9 @@ def rpms(tmp_path) -> Callable[..., list[Path]]:
     counter = iter(range(10**6))
 
     def make(count: int, prefix: str = "pkg", version: str = "1.0", start: int = 0, **kw) -> list[Path]:
-        return build_rpms(tmp_path / "rpms" / f"b{next(counter)}", count, prefix=prefix, version=version, start=start, **kw)
+        return build_rpms(
+            tmp_path / "rpms" / f"b{next(counter)}", count, prefix=prefix, version=version, start=start, **kw
+        )
 
     return make
 

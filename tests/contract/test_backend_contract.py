@@ -1,4 +1,5 @@
 """The ContentBackend contract: every backend in conftest.BACKENDS must pass all of it."""
+
 from __future__ import annotations
 
 import os
@@ -41,6 +42,7 @@ def expectation(backend, repo, version, base_version=None, removed=()) -> Import
 
 
 # --- repositories and versions -------------------------------------------------------------------
+
 
 def test_ensure_repository_creates_empty_version_0_and_is_idempotent(server, repo_key):
     b = server.backend
@@ -116,6 +118,7 @@ def test_upload_of_a_file_that_is_not_an_rpm_fails_clearly_and_changes_nothing(s
 
 
 # --- sync ---------------------------------------------------------------------------------------
+
 
 def test_sync_from_file_url_fetches_only_missing_packages(server, repo_key, rpms, tmp_path):
     b = server.backend
@@ -218,6 +221,7 @@ def test_sync_errors_are_clear_and_change_nothing(server, repo_key, rpms, tmp_pa
 
 # --- export ---------------------------------------------------------------------------------------
 
+
 def test_full_export_writes_every_package_and_metadata_createrepo_c_reads_back(server, repo_key, rpms, tmp_path):
     b = server.backend
     b.ensure_repository(repo_key)
@@ -268,6 +272,7 @@ def test_export_into_a_non_empty_directory_is_refused(server, repo_key, rpms, tm
 
 # --- import ---------------------------------------------------------------------------------------
 
+
 def test_full_then_incremental_import_reach_the_exact_target(make_server, repo_key, rpms, tmp_path):
     src, dst = make_server("source"), make_server("destination")
     s, d = src.backend, dst.backend
@@ -314,7 +319,9 @@ def test_importing_the_same_tree_again_gives_the_same_digest(make_server, repo_k
     dst.commit()
     v2 = dst.backend.import_tree(repo_key, tree, expect)
     dst.commit()
-    assert version_digest(dst.backend, repo_key, v2) == version_digest(dst.backend, repo_key, v1) == expect.target_digest
+    assert (
+        version_digest(dst.backend, repo_key, v2) == version_digest(dst.backend, repo_key, v1) == expect.target_digest
+    )
 
 
 def test_import_with_a_wrong_digest_is_rejected_and_changes_nothing(make_server, repo_key, rpms, tmp_path):
@@ -357,6 +364,7 @@ def test_incremental_import_without_its_base_is_refused(make_server, repo_key, r
 
 # --- publish --------------------------------------------------------------------------------------
 
+
 def test_publish_produces_a_yum_repository(server, repo_key, rpms):
     b = server.backend
     b.ensure_repository(repo_key)
@@ -376,8 +384,9 @@ def test_package_with_epoch_and_dependencies_round_trips(make_server, repo_key, 
     src, dst = make_server("source"), make_server("destination")
     src.backend.ensure_repository(repo_key)
     dst.backend.ensure_repository(repo_key)
-    f = build_rpm(tmp_path / "ep", "epochy", "2.1", "3", epoch=4, requires=["bash"], provides=["epochy-cap"],
-                  compression="gzip")
+    f = build_rpm(
+        tmp_path / "ep", "epochy", "2.1", "3", epoch=4, requires=["bash"], provides=["epochy-cap"], compression="gzip"
+    )
     src.backend.add_packages(repo_key, [f])
     src.commit()
     [p] = src.backend.list_packages(repo_key, 1)

@@ -1,4 +1,5 @@
 """What only the local backend promises: its file layout, links, clean-up, query counts and caches."""
+
 from __future__ import annotations
 
 import gzip
@@ -129,8 +130,9 @@ def test_version_changes_gives_what_an_incremental_plan_needs(local, rpms):
     b.add_packages(REPO, later)
     b.remove_packages(REPO, [file_sha256(first[1])])
     changes = b.version_changes(REPO, 1, 3)
-    assert [p.sha256 for p in changes.added] == sorted((file_sha256(f) for f in later),
-                                                       key=lambda s: next(p.location for p in changes.added if p.sha256 == s))
+    assert [p.sha256 for p in changes.added] == sorted(
+        (file_sha256(f) for f in later), key=lambda s: next(p.location for p in changes.added if p.sha256 == s)
+    )
     assert {p.name for p in changes.added} == {"vc0005", "vc0006"}
     assert changes.removed == [file_sha256(first[1])]
     full = b.version_changes(REPO, None, 3)

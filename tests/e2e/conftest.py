@@ -13,7 +13,19 @@ def source(tmp_path):
     s.write_config()
     s.run("init")
     s.run("organization", "create", "--name", "ACME Corp", "--label", "ACME")
-    s.run("product", "create", "--organization", "ACME", "--name", "RHEL 9", "--label", RH, "--redhat", "--content-id", RH_ID)
+    s.run(
+        "product",
+        "create",
+        "--organization",
+        "ACME",
+        "--name",
+        "RHEL 9",
+        "--label",
+        RH,
+        "--redhat",
+        "--content-id",
+        RH_ID,
+    )
     s.run("product", "create", "--organization", "ACME", "--name", "Tools", "--label", CUSTOM)
     return s
 
@@ -34,9 +46,24 @@ def published_source(source, rpms):
     for product, repo in ((RH, "baseos"), (CUSTOM, "utils")):
         source.run("repository", "create", "--organization", "ACME", "--product", product, "--name", repo)
         files = rpms(repo, 8, f"{repo}-pkg")
-        source.run("repository", "upload", "--organization", "ACME", "--repository", f"{product}/{repo}", *map(str, files))
-    source.run("content-view", "create", "--organization", "ACME", "--name", "Base", "--label", "base", "--blessed",
-               "--repository", f"{RH}/baseos", "--repository", f"{CUSTOM}/utils")
+        source.run(
+            "repository", "upload", "--organization", "ACME", "--repository", f"{product}/{repo}", *map(str, files)
+        )
+    source.run(
+        "content-view",
+        "create",
+        "--organization",
+        "ACME",
+        "--name",
+        "Base",
+        "--label",
+        "base",
+        "--blessed",
+        "--repository",
+        f"{RH}/baseos",
+        "--repository",
+        f"{CUSTOM}/utils",
+    )
     source.run("content-view", "publish", "--organization", "ACME", "--content-view", "base")
     return source
 
@@ -47,8 +74,10 @@ def make_destination(tmp_path, source: Server, database_url: str | None = None, 
     d.run("init")
     d.run("organization", "create", "--name", "ACME Corp", "--label", "ACME")
     manifest = tmp_path / f"{name}-entitlements.json"
-    manifest.write_text('{"manifest_id": "m-1", "organization": "ACME", "products": '
-                        f'[{{"label": "{RH}", "name": "RHEL 9", "content_id": "{RH_ID}"}}]}}')
+    manifest.write_text(
+        '{"manifest_id": "m-1", "organization": "ACME", "products": '
+        f'[{{"label": "{RH}", "name": "RHEL 9", "content_id": "{RH_ID}"}}]}}'
+    )
     d.run("manifest", "import", str(manifest))
     key = tmp_path / f"{source.name}.pub"
     key.write_text(source.json("keys", "show")["public_key"])

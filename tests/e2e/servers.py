@@ -1,4 +1,5 @@
 """Two iss servers on one machine, driven through the real CLI (click's runner, in-process)."""
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,21 @@ class Server:
         from iss_plugin.settings import load_settings
 
         app = App(load_settings(self.config))
-        tables = [m.Organization, m.Product, m.Repository, m.ContentView, m.ContentViewRepository, m.ContentViewVersion,
-                  m.ContentViewVersionRepository, m.Entitlement, m.TrustedSource, m.StorePackage, m.StoreRepository,
-                  m.StoreRepositoryVersion, m.StoreRepositoryContent]
+        tables = [
+            m.Organization,
+            m.Product,
+            m.Repository,
+            m.ContentView,
+            m.ContentViewRepository,
+            m.ContentViewVersion,
+            m.ContentViewVersionRepository,
+            m.Entitlement,
+            m.TrustedSource,
+            m.StorePackage,
+            m.StoreRepository,
+            m.StoreRepositoryVersion,
+            m.StoreRepositoryContent,
+        ]
         out: dict = {}
         try:
             with app.session_factory() as s:

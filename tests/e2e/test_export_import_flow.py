@@ -1,4 +1,5 @@
 """The whole manual flow through the CLI: complete, incremental, formats, history, re-delivery."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,18 @@ from .conftest import CUSTOM, RH, make_destination
 
 
 def export(source, kind: str, version: str, *extra: str) -> dict:
-    return source.json("content-export", kind, "version", "--organization", "ACME", "--content-view", "base",
-                       "--version", version, *extra)
+    return source.json(
+        "content-export",
+        kind,
+        "version",
+        "--organization",
+        "ACME",
+        "--content-view",
+        "base",
+        "--version",
+        version,
+        *extra,
+    )
 
 
 def import_(dest, path: str, *extra: str, expect: int = 0) -> dict:
@@ -54,8 +65,17 @@ def test_complete_then_incremental_lands_the_exact_versions(tmp_path, published_
 
 
 def test_chunked_export_imports_from_its_first_chunk(tmp_path, published_source, destination):
-    out = export(published_source, "complete", "1.0", "--format", "tgz", "--chunk-size-mb", "0.05",
-                 "--path", str(tmp_path / "media"))
+    out = export(
+        published_source,
+        "complete",
+        "1.0",
+        "--format",
+        "tgz",
+        "--chunk-size-mb",
+        "0.05",
+        "--path",
+        str(tmp_path / "media"),
+    )
     assert out["path"].endswith(".000")
     assert import_(destination, out["path"])["state"] == "imported"
 
@@ -65,8 +85,15 @@ def test_incremental_from_version_and_since(tmp_path, published_source, rpms):
 
     source = published_source
     between = datetime.now(timezone.utc).isoformat()
-    source.run("repository", "upload", "--organization", "ACME", "--repository", f"{CUSTOM}/utils",
-               *map(str, rpms("more", 2, "more")))
+    source.run(
+        "repository",
+        "upload",
+        "--organization",
+        "ACME",
+        "--repository",
+        f"{CUSTOM}/utils",
+        *map(str, rpms("more", 2, "more")),
+    )
     source.run("content-view", "publish", "--organization", "ACME", "--content-view", "base")
     by_version = export(source, "incremental", "2.0", "--from-version", "1.0")
     assert by_version["base"] == "1.0"
@@ -76,14 +103,41 @@ def test_incremental_from_version_and_since(tmp_path, published_source, rpms):
 
 def test_repository_export_and_import(tmp_path, published_source, destination, rpms):
     source = published_source
-    full = source.json("content-export", "complete", "repository", "--organization", "ACME", "--product", CUSTOM,
-                       "--repository", "utils", "--format", "tgz")
+    full = source.json(
+        "content-export",
+        "complete",
+        "repository",
+        "--organization",
+        "ACME",
+        "--product",
+        CUSTOM,
+        "--repository",
+        "utils",
+        "--format",
+        "tgz",
+    )
     r = destination.json("content-import", "repository", "--organization", "ACME", "--path", full["path"])
     assert r["state"] == "imported"
-    source.run("repository", "upload", "--organization", "ACME", "--repository", f"{CUSTOM}/utils",
-               *map(str, rpms("u3", 2, "u3")))
-    incr = source.json("content-export", "incremental", "repository", "--organization", "ACME", "--product", CUSTOM,
-                       "--repository", "utils")
+    source.run(
+        "repository",
+        "upload",
+        "--organization",
+        "ACME",
+        "--repository",
+        f"{CUSTOM}/utils",
+        *map(str, rpms("u3", 2, "u3")),
+    )
+    incr = source.json(
+        "content-export",
+        "incremental",
+        "repository",
+        "--organization",
+        "ACME",
+        "--product",
+        CUSTOM,
+        "--repository",
+        "utils",
+    )
     assert incr["kind"] == "incremental"
     r = destination.json("content-import", "repository", "--organization", "ACME", "--path", incr["path"])
     assert r["state"] == "imported"
@@ -101,12 +155,24 @@ def test_dry_run_reports_and_changes_nothing(published_source, destination):
 
 
 def test_export_errors_are_clear(published_source):
-    r = published_source.run("content-export", "complete", "version", "--organization", "ACME", "--content-view", "base",
-                             "--version", "9.0", expect=2)
+    r = published_source.run(
+        "content-export",
+        "complete",
+        "version",
+        "--organization",
+        "ACME",
+        "--content-view",
+        "base",
+        "--version",
+        "9.0",
+        expect=2,
+    )
     assert "has no version 9.0" in r.output
-    r = published_source.run("content-export", "incremental", "version", "--organization", "ACME",
-                             "--content-view", "base", expect=2)
+    r = published_source.run(
+        "content-export", "incremental", "version", "--organization", "ACME", "--content-view", "base", expect=2
+    )
     assert "no earlier export" in r.output
-    r = published_source.run("content-export", "complete", "version", "--organization", "NOPE", "--content-view", "base",
-                             expect=2)
+    r = published_source.run(
+        "content-export", "complete", "version", "--organization", "NOPE", "--content-view", "base", expect=2
+    )
     assert "organization 'NOPE' does not exist" in r.output

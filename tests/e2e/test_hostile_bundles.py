@@ -1,4 +1,5 @@
 """Every hostile bundle: a clear error, exit code 3, and nothing changed on the destination."""
+
 from __future__ import annotations
 
 import io
@@ -14,8 +15,20 @@ from .servers import Server
 
 
 def export_full(source: Server, fmt: str = "tgz", *extra: str) -> Path:
-    out = source.json("content-export", "complete", "version", "--organization", "ACME", "--content-view", "base",
-                      "--version", "1.0", "--format", fmt, *extra)
+    out = source.json(
+        "content-export",
+        "complete",
+        "version",
+        "--organization",
+        "ACME",
+        "--content-view",
+        "base",
+        "--version",
+        "1.0",
+        "--format",
+        fmt,
+        *extra,
+    )
     return Path(out["path"])
 
 
@@ -28,7 +41,9 @@ def refused(dest: Server, path: Path, *needles: str, org: str = "ACME", command:
     return r.output
 
 
-def rewrite_tar(src: Path, dst: Path, extra: list[tuple[tarfile.TarInfo, bytes | None]] = (), drop=(), edit=None) -> Path:
+def rewrite_tar(
+    src: Path, dst: Path, extra: list[tuple[tarfile.TarInfo, bytes | None]] = (), drop=(), edit=None
+) -> Path:
     with tarfile.open(src, "r:gz") as tin, tarfile.open(dst, "w:gz") as tout:
         for m in tin.getmembers():
             if m.name in drop:
@@ -43,7 +58,9 @@ def rewrite_tar(src: Path, dst: Path, extra: list[tuple[tarfile.TarInfo, bytes |
     return dst
 
 
-def member(name: str, kind=tarfile.REGTYPE, data: bytes | None = b"x", linkname: str = "") -> tuple[tarfile.TarInfo, bytes | None]:
+def member(
+    name: str, kind=tarfile.REGTYPE, data: bytes | None = b"x", linkname: str = ""
+) -> tuple[tarfile.TarInfo, bytes | None]:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.linkname = linkname
@@ -51,20 +68,26 @@ def member(name: str, kind=tarfile.REGTYPE, data: bytes | None = b"x", linkname:
     return info, data if kind == tarfile.REGTYPE else None
 
 
-@pytest.mark.parametrize("bad, needle", [
-    (member("../escape.txt"), "../escape.txt"),
-    (member("/etc/iss-evil"), "/etc/iss-evil"),
-    (member("repos/link", tarfile.SYMTYPE, linkname="/etc/passwd"), "repos/link"),
-    (member("repos/hard", tarfile.LNKTYPE, linkname="manifest.json"), "repos/hard"),
-    (member("repos/dev", tarfile.CHRTYPE), "repos/dev"),
-], ids=["dotdot", "absolute", "symlink", "hardlink", "device"])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        (member("../escape.txt"), "../escape.txt"),
+        (member("/etc/iss-evil"), "/etc/iss-evil"),
+        (member("repos/link", tarfile.SYMTYPE, linkname="/etc/passwd"), "repos/link"),
+        (member("repos/hard", tarfile.LNKTYPE, linkname="manifest.json"), "repos/hard"),
+        (member("repos/dev", tarfile.CHRTYPE), "repos/dev"),
+    ],
+    ids=["dotdot", "absolute", "symlink", "hardlink", "device"],
+)
 def test_unsafe_tar_members_are_refused(tmp_path, published_source, destination, bad, needle):
     good = export_full(published_source)
     evil = rewrite_tar(good, tmp_path / "evil.tar.gz", extra=[bad])
     refused(destination, evil, needle)
     # "../escape.txt" would land next to the extraction directory (under the destination's imports
     # dir), not in tmp_path: look everywhere under the destination's root and the test's directory.
-    escaped = sorted({p for base in (destination.data, destination.data.parent, tmp_path) for p in base.rglob("escape.txt")})
+    escaped = sorted(
+        {p for base in (destination.data, destination.data.parent, tmp_path) for p in base.rglob("escape.txt")}
+    )
     assert escaped == [], f"a tar member escaped the extraction directory: {escaped}"
     assert not Path("/etc/iss-evil").exists()
 
@@ -136,8 +159,15 @@ def test_manifest_that_fails_its_schema(tmp_path, published_source, destination)
 def test_incremental_without_its_base(tmp_path, published_source, destination, rpms):
     source = published_source
     export_full(source)  # 1.0 exported but never imported
-    source.run("repository", "upload", "--organization", "ACME", "--repository", f"{CUSTOM}/utils",
-               *map(str, rpms("x", 1, "x")))
+    source.run(
+        "repository",
+        "upload",
+        "--organization",
+        "ACME",
+        "--repository",
+        f"{CUSTOM}/utils",
+        *map(str, rpms("x", 1, "x")),
+    )
     source.run("content-view", "publish", "--organization", "ACME", "--content-view", "base")
     incr = source.json("content-export", "incremental", "version", "--organization", "ACME", "--content-view", "base")
     out = refused(destination, Path(incr["path"]), "base")
@@ -155,8 +185,10 @@ def test_redhat_repository_into_custom_product(tmp_path, published_source, desti
 
 def test_custom_repository_into_redhat_product(tmp_path, published_source, destination):
     manifest = tmp_path / "m2.json"
-    manifest.write_text('{"manifest_id": "m-2", "organization": "ACME", "products": '
-                        f'[{{"label": "{CUSTOM}", "name": "Tools (RH)", "content_id": "rh-9"}}]}}')
+    manifest.write_text(
+        '{"manifest_id": "m-2", "organization": "ACME", "products": '
+        f'[{{"label": "{CUSTOM}", "name": "Tools (RH)", "content_id": "rh-9"}}]}}'
+    )
     destination.run("manifest", "import", str(manifest))
     refused(destination, export_full(published_source), "custom content cannot go into the Red Hat product")
 
@@ -185,6 +217,8 @@ def test_dry_run_reports_file_and_rule_problems_together(tmp_path, published_sou
 
     evil = rewrite_tar(export_full(published_source), tmp_path / "both.tar.gz", edit=edit)
     before = destination.state()
-    r = destination.run("content-import", "version", "--organization", "ACME", "--path", str(evil), "--dry-run", expect=3)
+    r = destination.run(
+        "content-import", "version", "--organization", "ACME", "--path", str(evil), "--dry-run", expect=3
+    )
     assert ".rpm" in r.output and "not import-only" in r.output
     assert destination.state() == before

@@ -1,5 +1,6 @@
 """`iss demo` is automatic: the destination gets each version by itself through the bus
 (embedded: kombu memory://, SQLite), and the JSON output carries the timeline."""
+
 from __future__ import annotations
 
 import json

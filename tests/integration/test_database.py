@@ -1,4 +1,5 @@
 """The schema migrates on SQLite and PostgreSQL, and the unit of work rolls back unless committed."""
+
 from sqlalchemy import inspect, select
 
 from iss_plugin.adapters.db import migrate
@@ -15,9 +16,23 @@ def test_migrations_create_every_table(database_url):
         tables = set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    assert {"organizations", "products", "repositories", "content_views", "content_view_versions",
-            "content_view_version_repositories", "destinations", "trusted_sources", "entitlements", "exports",
-            "imports", "audit_log", "outbox", "processed_events", "store_packages"} <= tables
+    assert {
+        "organizations",
+        "products",
+        "repositories",
+        "content_views",
+        "content_view_versions",
+        "content_view_version_repositories",
+        "destinations",
+        "trusted_sources",
+        "entitlements",
+        "exports",
+        "imports",
+        "audit_log",
+        "outbox",
+        "processed_events",
+        "store_packages",
+    } <= tables
     assert migrate.current(database_url) is not None
 
 

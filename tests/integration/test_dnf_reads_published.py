@@ -2,6 +2,7 @@
 
 dnf is installed by scripts/install-test-deps.sh. Under CI a missing dnf fails the test; outside CI
 it skips."""
+
 from __future__ import annotations
 
 import os
@@ -38,10 +39,17 @@ class Dnf:
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         cmd = [
-            self.binary, "-q", "-y", "--releasever=1", "--nogpgcheck",
-            f"--repofrompath=iss,{Path(self.repo_path).resolve().as_uri()}", "--repo=iss",
-            f"--setopt=cachedir={self.work / 'cache'}", f"--setopt=persistdir={self.work / 'persist'}",
-            f"--setopt=logdir={self.work / 'log'}", f"--setopt=reposdir={self.work / 'repos.d'}",
+            self.binary,
+            "-q",
+            "-y",
+            "--releasever=1",
+            "--nogpgcheck",
+            f"--repofrompath=iss,{Path(self.repo_path).resolve().as_uri()}",
+            "--repo=iss",
+            f"--setopt=cachedir={self.work / 'cache'}",
+            f"--setopt=persistdir={self.work / 'persist'}",
+            f"--setopt=logdir={self.work / 'log'}",
+            f"--setopt=reposdir={self.work / 'repos.d'}",
             "--setopt=metadata_expire=0",
             *args,
         ]

@@ -1,5 +1,6 @@
 """`iss watch`: a repository version made outside iss is announced once; versions iss announced
 itself are not announced again."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -16,8 +17,12 @@ from producers.repository_watcher import watch_once
 
 def changed_events(app: App) -> list[dict]:
     with app.session_factory() as s:
-        return [e.body["data"] for e in s.scalars(select(OutboxEvent).where(OutboxEvent.type == REPOSITORY_CHANGED)
-                                                  .order_by(OutboxEvent.id))]
+        return [
+            e.body["data"]
+            for e in s.scalars(
+                select(OutboxEvent).where(OutboxEvent.type == REPOSITORY_CHANGED).order_by(OutboxEvent.id)
+            )
+        ]
 
 
 def test_watcher_announces_outside_versions_once(tmp_path, database_url):

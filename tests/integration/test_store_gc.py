@@ -1,4 +1,5 @@
 """`iss store gc` removes store files no package references, and keeps referenced ones."""
+
 from __future__ import annotations
 
 import os

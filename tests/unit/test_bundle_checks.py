@@ -1,4 +1,5 @@
 """The pure checks behind the bundle reader and writer (no file system)."""
+
 import pytest
 
 from iss_plugin.adapters.bundles.checks import (
@@ -14,25 +15,28 @@ from iss_plugin.adapters.bundles.checks import (
 ONLY = "bundles hold only regular files and directories"
 
 
-@pytest.mark.parametrize("path, problem", [
-    ("products.csv", None),
-    ("repos/p/r/Packages/b/bash-5.1-1.el9+x~y^z.x86_64.rpm", None),
-    (".hidden/ok", None),
-    ("a/..b/c..", None),
-    ("", "empty path"),
-    ("/etc/passwd", "absolute path"),
-    ("../x", "path leaves the bundle ('..')"),
-    ("a/../../x", "path leaves the bundle ('..')"),
-    ("a/..", "path leaves the bundle ('..')"),
-    ("a//b", "empty or '.' path segment"),
-    ("a/./b", "empty or '.' path segment"),
-    ("a/", "empty or '.' path segment"),
-    ("a\\..\\b", "backslash in path"),
-    ("a\nb", "control character in path"),
-    ("a\x00b", "control character in path"),
-    ("x" * 256, "path segment longer than 255 bytes"),
-    ("a/" * 2100 + "b", "path longer than 4096 characters"),
-])
+@pytest.mark.parametrize(
+    "path, problem",
+    [
+        ("products.csv", None),
+        ("repos/p/r/Packages/b/bash-5.1-1.el9+x~y^z.x86_64.rpm", None),
+        (".hidden/ok", None),
+        ("a/..b/c..", None),
+        ("", "empty path"),
+        ("/etc/passwd", "absolute path"),
+        ("../x", "path leaves the bundle ('..')"),
+        ("a/../../x", "path leaves the bundle ('..')"),
+        ("a/..", "path leaves the bundle ('..')"),
+        ("a//b", "empty or '.' path segment"),
+        ("a/./b", "empty or '.' path segment"),
+        ("a/", "empty or '.' path segment"),
+        ("a\\..\\b", "backslash in path"),
+        ("a\nb", "control character in path"),
+        ("a\x00b", "control character in path"),
+        ("x" * 256, "path segment longer than 255 bytes"),
+        ("a/" * 2100 + "b", "path longer than 4096 characters"),
+    ],
+)
 def test_path_problem(path, problem):
     assert path_problem(path) == problem
 
@@ -43,26 +47,34 @@ def test_normalize_member_name(name, normalized):
 
 
 def test_regular_files_and_directories_pass():
-    members = [Member("./", "dir"), Member("manifest.json", "file", 10), Member("repos/", "dir"),
-               Member("repos/p", "dir"), Member("repos/p/x.rpm", "file", 5)]
+    members = [
+        Member("./", "dir"),
+        Member("manifest.json", "file", 10),
+        Member("repos/", "dir"),
+        Member("repos/p", "dir"),
+        Member("repos/p/x.rpm", "file", 5),
+    ]
     accepted, problems = member_problems(members, ReadLimits())
     assert problems == []
     assert [m.name for m in accepted] == ["manifest.json", "repos", "repos/p", "repos/p/x.rpm"]
 
 
-@pytest.mark.parametrize("member, problem", [
-    (Member("../evil", "file", 1), "../evil: path leaves the bundle ('..')"),
-    (Member("/etc/cron.d/evil", "file", 1), "/etc/cron.d/evil: absolute path"),
-    (Member("l", "symlink", 0, "/etc/passwd"), f"l: is a symbolic link to /etc/passwd; {ONLY}"),
-    (Member("h", "hardlink", 0, "/etc/shadow"), f"h: is a hard link to /etc/shadow; {ONLY}"),
-    (Member("c", "chrdev"), f"c: is a character device; {ONLY}"),
-    (Member("b", "blkdev"), f"b: is a block device; {ONLY}"),
-    (Member("f", "fifo"), f"f: is a FIFO (named pipe); {ONLY}"),
-    (Member("s", "socket"), f"s: is a socket; {ONLY}"),
-    (Member("o", "other"), f"o: unsupported entry type; {ONLY}"),
-    (Member("n", "file", problem="unusable Rock Ridge name '..'"), "n: unusable Rock Ridge name '..'"),
-    (Member("bad\x1b[31mname", "file", 1), "bad\\x1b[31mname: control character in path"),
-])
+@pytest.mark.parametrize(
+    "member, problem",
+    [
+        (Member("../evil", "file", 1), "../evil: path leaves the bundle ('..')"),
+        (Member("/etc/cron.d/evil", "file", 1), "/etc/cron.d/evil: absolute path"),
+        (Member("l", "symlink", 0, "/etc/passwd"), f"l: is a symbolic link to /etc/passwd; {ONLY}"),
+        (Member("h", "hardlink", 0, "/etc/shadow"), f"h: is a hard link to /etc/shadow; {ONLY}"),
+        (Member("c", "chrdev"), f"c: is a character device; {ONLY}"),
+        (Member("b", "blkdev"), f"b: is a block device; {ONLY}"),
+        (Member("f", "fifo"), f"f: is a FIFO (named pipe); {ONLY}"),
+        (Member("s", "socket"), f"s: is a socket; {ONLY}"),
+        (Member("o", "other"), f"o: unsupported entry type; {ONLY}"),
+        (Member("n", "file", problem="unusable Rock Ridge name '..'"), "n: unusable Rock Ridge name '..'"),
+        (Member("bad\x1b[31mname", "file", 1), "bad\\x1b[31mname: control character in path"),
+    ],
+)
 def test_each_unsafe_member(member, problem):
     accepted, problems = member_problems([Member("ok", "file", 1), member], ReadLimits())
     assert problems == [problem]
@@ -70,8 +82,14 @@ def test_each_unsafe_member(member, problem):
 
 
 def test_all_problems_together_duplicates_and_files_used_as_directories():
-    members = [Member("a", "file", 1), Member("a/b", "file", 1), Member("x", "file", 1), Member("./x", "file", 1),
-               Member("../y", "file", 1), Member("l", "symlink", 0, "/")]
+    members = [
+        Member("a", "file", 1),
+        Member("a/b", "file", 1),
+        Member("x", "file", 1),
+        Member("./x", "file", 1),
+        Member("../y", "file", 1),
+        Member("l", "symlink", 0, "/"),
+    ]
     _, problems = member_problems(members, ReadLimits())
     assert problems == [
         "../y: path leaves the bundle ('..')",
@@ -111,11 +129,23 @@ def test_capped():
 def _manifest(**changes):
     d = {
         "products": [{"label": "p", "name": "P", "redhat": False, "content_id": None}],
-        "repositories": [{"label": "r", "name": "R", "product": "p", "path": "repos/p/r", "content_type": "yum",
-                          "target": {"version": 1, "package_count": 2, "package_set_digest": "sha256:" + "0" * 64},
-                          "base": None, "added": 2, "removed": []}],
-        "files": [{"path": "products.csv", "sha256": "0" * 64, "size": 1},
-                  {"path": "repos/p/r/Packages/a.rpm", "sha256": "0" * 64, "size": 1}],
+        "repositories": [
+            {
+                "label": "r",
+                "name": "R",
+                "product": "p",
+                "path": "repos/p/r",
+                "content_type": "yum",
+                "target": {"version": 1, "package_count": 2, "package_set_digest": "sha256:" + "0" * 64},
+                "base": None,
+                "added": 2,
+                "removed": [],
+            }
+        ],
+        "files": [
+            {"path": "products.csv", "sha256": "0" * 64, "size": 1},
+            {"path": "repos/p/r/Packages/a.rpm", "sha256": "0" * 64, "size": 1},
+        ],
     }
     d.update(changes)
     return d
@@ -129,9 +159,11 @@ def test_inconsistent_manifest():
     d = _manifest()
     d["products"].append(dict(d["products"][0]))
     d["repositories"].append({**d["repositories"][0], "product": "q", "path": "repos/p/r", "added": 5})
-    d["files"] += [{"path": "products.csv", "sha256": "1" * 64, "size": 1},
-                   {"path": "stray.txt", "sha256": "0" * 64, "size": 1},
-                   {"path": "repos/p/r/Packages/a.rpm/inner", "sha256": "0" * 64, "size": 1}]
+    d["files"] += [
+        {"path": "products.csv", "sha256": "1" * 64, "size": 1},
+        {"path": "stray.txt", "sha256": "0" * 64, "size": 1},
+        {"path": "repos/p/r/Packages/a.rpm/inner", "sha256": "0" * 64, "size": 1},
+    ]
     assert manifest_consistency_problems(d) == [
         "products: 'p' is listed 2 times",
         "repositories/1: product 'q' is not in products",
@@ -143,9 +175,30 @@ def test_inconsistent_manifest():
     ]
 
 
-PATH_CASES = ["products.csv", "repos/p/r/Packages/b/bash-5.1-1.el9+x~y^z.x86_64.rpm", ".hidden/ok", "a/..b/c..", "",
-              "/etc/passwd", "../x", "a/../../x", "a/..", "a//b", "a/./b", "a/", "./a", ".", "..", "a\\b", "a\nb",
-              "a\n", "a\x00b", "a\x7fb", "x" * 255, "x" * 256]
+PATH_CASES = [
+    "products.csv",
+    "repos/p/r/Packages/b/bash-5.1-1.el9+x~y^z.x86_64.rpm",
+    ".hidden/ok",
+    "a/..b/c..",
+    "",
+    "/etc/passwd",
+    "../x",
+    "a/../../x",
+    "a/..",
+    "a//b",
+    "a/./b",
+    "a/",
+    "./a",
+    ".",
+    "..",
+    "a\\b",
+    "a\nb",
+    "a\n",
+    "a\x00b",
+    "a\x7fb",
+    "x" * 255,
+    "x" * 256,
+]
 
 
 @pytest.mark.parametrize("path", PATH_CASES)
@@ -163,11 +216,13 @@ def test_file_entry_problems():
 
     good = {"path": "products.csv", "sha256": "a" * 64, "size": 0}
     assert file_entry_problems([good]) == []
-    assert file_entry_problems([
-        {"path": "../x", "sha256": "A" * 64, "size": True},
-        {"path": "manifest.json", "sha256": "a" * 64, "size": 1},
-        {"path": "x", "sha256": "a" * 64},
-    ]) == [
+    assert file_entry_problems(
+        [
+            {"path": "../x", "sha256": "A" * 64, "size": True},
+            {"path": "manifest.json", "sha256": "a" * 64, "size": 1},
+            {"path": "x", "sha256": "a" * 64},
+        ]
+    ) == [
         "files/0/path: '../x': path leaves the bundle ('..')",
         "files/0/sha256: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' is not 64 lowercase hex digits",
         "files/0/size: True is not a non-negative integer",
@@ -176,8 +231,19 @@ def test_file_entry_problems():
     ]
 
 
-SCREEN_PATHS = PATH_CASES + ["a/b.rpm", "x/" + "y" * 63, "x/" + "y" * 64, "é/ok", "a/.b", "manifest.json",
-                             "repos/p/r/" + "d" * 300, "a/b\\", "\ta", "a/" * 2047 + "b", "a/" * 2048 + "b"]
+SCREEN_PATHS = PATH_CASES + [
+    "a/b.rpm",
+    "x/" + "y" * 63,
+    "x/" + "y" * 64,
+    "é/ok",
+    "a/.b",
+    "manifest.json",
+    "repos/p/r/" + "d" * 300,
+    "a/b\\",
+    "\ta",
+    "a/" * 2047 + "b",
+    "a/" * 2048 + "b",
+]
 
 
 @pytest.mark.parametrize("bad", SCREEN_PATHS + [None, 7])
@@ -187,15 +253,29 @@ def test_the_bulk_file_screen_never_passes_what_the_item_check_refuses(bad):
     from iss_plugin.adapters.bundles.checks import _file_entry_problems_each, file_entry_problems
 
     good = [{"path": f"repos/p/r/Packages/{i}.rpm", "sha256": f"{i:064x}", "size": i} for i in range(50)]
-    variants = [{"path": bad, "sha256": "a" * 64, "size": 1}, {"path": "ok", "sha256": bad, "size": 1},
-                {"path": "ok", "sha256": "a" * 64, "size": bad}, {"path": "ok", "sha256": "a" * 64}]
+    variants = [
+        {"path": bad, "sha256": "a" * 64, "size": 1},
+        {"path": "ok", "sha256": bad, "size": 1},
+        {"path": "ok", "sha256": "a" * 64, "size": bad},
+        {"path": "ok", "sha256": "a" * 64},
+    ]
     for odd in variants:
         files = good[:20] + [odd] + good[20:]
         assert file_entry_problems(files) == _file_entry_problems_each(files)
 
 
-@pytest.mark.parametrize("extra", [[], ["products.csv"], ["repos/p/r/Packages/a.rpm/inner"], ["stray.txt"],
-                                   ["repos/p/r2/x"], ["repos/p/r"], ["repos/p/r/Packages"]])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["products.csv"],
+        ["repos/p/r/Packages/a.rpm/inner"],
+        ["stray.txt"],
+        ["repos/p/r2/x"],
+        ["repos/p/r"],
+        ["repos/p/r/Packages"],
+    ],
+)
 def test_the_bulk_consistency_screen_gives_the_path_by_path_answer(extra):
     from iss_plugin.adapters.bundles.checks import _file_consistency_problems_each
 

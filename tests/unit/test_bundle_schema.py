@@ -1,4 +1,5 @@
 """The bundle manifest schema matches BundleManifest.to_dict(), and its examples validate."""
+
 import copy
 import json
 
@@ -40,8 +41,10 @@ def test_entitlement_examples_validate():
 
 
 def test_entitlement_schema_refuses_bad_input():
-    problems = schemas.problems("entitlements.v1.json", {"manifest_id": "../m", "organization": "A B", "products": [
-        {"label": "x", "name": "X"}], "format": "v2"})
+    problems = schemas.problems(
+        "entitlements.v1.json",
+        {"manifest_id": "../m", "organization": "A B", "products": [{"label": "x", "name": "X"}], "format": "v2"},
+    )
     assert len(problems) == 4
 
 
@@ -54,30 +57,33 @@ def _broken(path, value):
     return schemas.problems(MANIFEST, d)
 
 
-@pytest.mark.parametrize("path, value", [
-    (["files", 0, "path"], "/etc/passwd"),
-    (["files", 0, "path"], "../outside"),
-    (["files", 0, "path"], "repos/a/../../b"),
-    (["files", 0, "path"], "repos//b"),
-    (["files", 0, "path"], "manifest.json"),
-    (["files", 0, "path"], "products.csv\n"),
-    (["files", 0, "sha256"], "A" * 64),
-    (["files", 0, "size"], -1),
-    (["source_key_fingerprint"], "md5:00"),
-    (["content_view", "version"], "1"),
-    (["content_view", "version"], "1.0.1"),
-    (["organization"], "has space"),
-    (["organization"], "a..b"),
-    (["repositories", 0, "path"], "repos/../x"),
-    (["repositories", 0, "target", "package_set_digest"], "sha256:xyz"),
-    (["repositories", 0, "removed"], ["nothex"]),
-    (["kind"], "partial"),
-    (["format"], "iss-bundle/2"),
-    (["created"], "yesterday"),
-    (["products", 0, "content_id"], None),  # a Red Hat product needs its content id
-    (["base_content_view_version"], "0.9"),  # a full bundle has no base
-    (["unexpected"], 1),
-])
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        (["files", 0, "path"], "/etc/passwd"),
+        (["files", 0, "path"], "../outside"),
+        (["files", 0, "path"], "repos/a/../../b"),
+        (["files", 0, "path"], "repos//b"),
+        (["files", 0, "path"], "manifest.json"),
+        (["files", 0, "path"], "products.csv\n"),
+        (["files", 0, "sha256"], "A" * 64),
+        (["files", 0, "size"], -1),
+        (["source_key_fingerprint"], "md5:00"),
+        (["content_view", "version"], "1"),
+        (["content_view", "version"], "1.0.1"),
+        (["organization"], "has space"),
+        (["organization"], "a..b"),
+        (["repositories", 0, "path"], "repos/../x"),
+        (["repositories", 0, "target", "package_set_digest"], "sha256:xyz"),
+        (["repositories", 0, "removed"], ["nothex"]),
+        (["kind"], "partial"),
+        (["format"], "iss-bundle/2"),
+        (["created"], "yesterday"),
+        (["products", 0, "content_id"], None),  # a Red Hat product needs its content id
+        (["base_content_view_version"], "0.9"),  # a full bundle has no base
+        (["unexpected"], 1),
+    ],
+)
 def test_schema_refuses(path, value):
     assert _broken(path, value) != []
 

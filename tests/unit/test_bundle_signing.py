@@ -1,4 +1,5 @@
 """Ed25519 signing and verification, in memory."""
+
 import base64
 import re
 
@@ -40,7 +41,9 @@ def test_fingerprint_is_sha256_of_the_raw_public_key():
     assert Signer.generate().fingerprint != s.fingerprint
 
 
-@pytest.mark.parametrize("text", ["", "hello", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "\x00\xff"])
+@pytest.mark.parametrize(
+    "text", ["", "hello", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "\x00\xff"]
+)
 def test_garbage_public_keys_are_usage_errors(text):
     with pytest.raises(UsageError, match="not a PEM public key"):
         load_public_key(text)
@@ -49,8 +52,12 @@ def test_garbage_public_keys_are_usage_errors(text):
 
 
 def test_other_key_types_are_refused():
-    pem = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     with pytest.raises(UsageError, match="not an Ed25519 public key"):
         load_public_key(pem)
 

@@ -1,4 +1,5 @@
 """The entry stream -> tar.gz writer, in memory."""
+
 import gzip
 import hashlib
 import io
@@ -62,10 +63,22 @@ def test_entry_that_lies_about_its_size_aborts():
         b"".join(tar_gz_stream([Entry("a.rpm", 2, data=b"abc")]))
 
 
-@pytest.mark.parametrize("name", ["a", "manifest.json", "x" * 99, "x" * 100, "x" * 101, "x" * 90 + "é" * 20, "y" * 1000,
-                                  "répertoire/ü.rpm", "bad\udcff.rpm",
-                                  "repos/Red_Hat_Enterprise_Linux_for_x86_64/rhel-9-for-x86_64-baseos-rpms/Packages/k/"
-                                  "kernel-5.14.0-362.8.1.el9_3.x86_64.rpm"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a",
+        "manifest.json",
+        "x" * 99,
+        "x" * 100,
+        "x" * 101,
+        "x" * 90 + "é" * 20,
+        "y" * 1000,
+        "répertoire/ü.rpm",
+        "bad\udcff.rpm",
+        "repos/Red_Hat_Enterprise_Linux_for_x86_64/rhel-9-for-x86_64-baseos-rpms/Packages/k/"
+        "kernel-5.14.0-362.8.1.el9_3.x86_64.rpm",
+    ],
+)
 @pytest.mark.parametrize("is_dir", [False, True])
 @pytest.mark.parametrize("size, mtime", [(0, 0), (20480, 1714644930), (8**11 - 1, 8**11 - 1), (8**11, 5), (3, 8**11)])
 def test_fast_headers_are_what_tarfile_writes(name, is_dir, size, mtime):

@@ -1,4 +1,5 @@
 """Event envelopes and schemas: examples validate, builders produce valid data, bad events are named."""
+
 from __future__ import annotations
 
 import copy
@@ -63,7 +64,11 @@ BREAKAGES = [
     ("iss.export.requested.v1", lambda e: e["data"].pop("content_view"), "data"),
     ("iss.bundle.imported.v1", lambda e: e.update(specversion="0.3"), "specversion"),
     ("iss.bundle.imported.v1", lambda e: e.update(time="yesterday"), "time"),
-    ("iss.bundle.imported.v1", lambda e: e.update(time="2026-02-30T10:00:00Z"), "time"),  # the pattern fits, the date does not
+    (
+        "iss.bundle.imported.v1",
+        lambda e: e.update(time="2026-02-30T10:00:00Z"),
+        "time",
+    ),  # the pattern fits, the date does not
     ("iss.bundle.ready.v1", lambda e: e["data"].update(location="http://exa mple/b.tar.gz"), "data/location"),
     ("iss.bundle.imported.v1", lambda e: e.update(Bad_Attr="x"), "(top)"),
     ("iss.bundle.imported.v1", lambda e: e.update(type="iss.bundle.imported.v9"), "type"),
@@ -91,21 +96,45 @@ def test_builders_make_valid_events_of_every_type():
     repo = E.repository_state("tools", "el8", 12, D1, redhat=False, content_type="yum")
     held = E.holding([E.repository_state("tools", "el8", 10, D2)], "1.0")
     data = {
-        E.CONTENT_VIEW_PUBLISHED: E.content_view_published(organization="ACME", content_view="base", version="2.0",
-                                                           repositories=[repo], blessed=True),
-        E.REPOSITORY_CHANGED: E.repository_changed(organization="ACME", product="tools", repository="el8", version=3,
-                                                   package_count=12, package_set_digest=D1),
-        E.EXPORT_REQUESTED: E.export_requested(organization="ACME", destination="dest-1", reason="base_mismatch",
-                                               content_view="base", base=held),
-        E.BUNDLE_READY: E.bundle_ready(bundle_id="b-1", source_server="src", destination="dest-1",
-                                       organization="ACME", kind="incremental", base=held,
-                                       location="file:///var/lib/iss/exports/b-1", format="dir",
-                                       repositories=[repo], content_view="base", version="2.0"),
-        E.BUNDLE_IMPORTED: E.bundle_imported(bundle_id="b-1", source_server="src", destination="dest-1",
-                                             organization="ACME", repositories=[repo], product="tools",
-                                             repository="el8"),
-        E.BUNDLE_REJECTED: E.bundle_rejected(bundle_id="b-1", source_server="src", destination="dest-1",
-                                             reason="base_mismatch", message="no base", has=None),
+        E.CONTENT_VIEW_PUBLISHED: E.content_view_published(
+            organization="ACME", content_view="base", version="2.0", repositories=[repo], blessed=True
+        ),
+        E.REPOSITORY_CHANGED: E.repository_changed(
+            organization="ACME", product="tools", repository="el8", version=3, package_count=12, package_set_digest=D1
+        ),
+        E.EXPORT_REQUESTED: E.export_requested(
+            organization="ACME", destination="dest-1", reason="base_mismatch", content_view="base", base=held
+        ),
+        E.BUNDLE_READY: E.bundle_ready(
+            bundle_id="b-1",
+            source_server="src",
+            destination="dest-1",
+            organization="ACME",
+            kind="incremental",
+            base=held,
+            location="file:///var/lib/iss/exports/b-1",
+            format="dir",
+            repositories=[repo],
+            content_view="base",
+            version="2.0",
+        ),
+        E.BUNDLE_IMPORTED: E.bundle_imported(
+            bundle_id="b-1",
+            source_server="src",
+            destination="dest-1",
+            organization="ACME",
+            repositories=[repo],
+            product="tools",
+            repository="el8",
+        ),
+        E.BUNDLE_REJECTED: E.bundle_rejected(
+            bundle_id="b-1",
+            source_server="src",
+            destination="dest-1",
+            reason="base_mismatch",
+            message="no base",
+            has=None,
+        ),
     }
     for event_type, payload in data.items():
         env = E.make_envelope(event_type, E.source_for_server("src"), payload, subject="ACME/base")

@@ -1,4 +1,5 @@
 """The Foreman webhook bridge's mapping (no broker)."""
+
 from __future__ import annotations
 
 import copy
@@ -18,10 +19,14 @@ def test_katello_template_variables_map_to_a_valid_event():
 
 
 def test_nested_objects_are_understood_too():
-    webhook = {"event_name": "actions.katello.content_view.publish_succeeded",
-               "payload": {"content_view": {"id": 7, "name": "Base", "label": "base"},
-                           "organization": {"id": 1, "name": "ACME", "label": "ACME"},
-                           "version": {"major": 4, "minor": 1}}}
+    webhook = {
+        "event_name": "actions.katello.content_view.publish_succeeded",
+        "payload": {
+            "content_view": {"id": 7, "name": "Base", "label": "base"},
+            "organization": {"id": 1, "name": "ACME", "label": "ACME"},
+            "version": {"major": 4, "minor": 1},
+        },
+    }
     event = hook.to_event(webhook, source="urn:foreman:x")
     assert (event["data"]["content_view"], event["data"]["version"]) == ("base", "4.1")
     assert envelope_problems(event) == []

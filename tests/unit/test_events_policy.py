@@ -1,4 +1,5 @@
 """The consumer's ack policy, decided without a broker."""
+
 from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
@@ -15,8 +16,11 @@ def decide(exc, attempt, max_attempts=5):
 
 
 def test_permanent_iss_errors_park_at_once_with_their_reason():
-    for exc, reason in ((BundleIntegrityError("bad sha256"), "integrity"), (BaseMismatch("no base"), "base_mismatch"),
-                        (BackendError("gone", transient=False), "backend")):
+    for exc, reason in (
+        (BundleIntegrityError("bad sha256"), "integrity"),
+        (BaseMismatch("no base"), "base_mismatch"),
+        (BackendError("gone", transient=False), "backend"),
+    ):
         d = decide(exc, 1)
         assert (d.action, d.reason) == (Action.PARK, reason)
         assert type(exc).__name__ in d.error

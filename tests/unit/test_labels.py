@@ -15,14 +15,17 @@ def test_bad_server_ids_say_what_is_allowed(bad):
         check_server_id(bad)
 
 
-@pytest.mark.parametrize("hostname, head", [
-    ("web01.dc2.example.com", "web01"),
-    ("web01", "web01"),
-    ("web 01!.example.com", "web-01"),
-    ("*#.example.com", "iss"),
-    ("", "iss"),
-    ("h" * 300 + ".example.com", "h" * 119),
-])
+@pytest.mark.parametrize(
+    "hostname, head",
+    [
+        ("web01.dc2.example.com", "web01"),
+        ("web01", "web01"),
+        ("web 01!.example.com", "web-01"),
+        ("*#.example.com", "iss"),
+        ("", "iss"),
+        ("h" * 300 + ".example.com", "h" * 119),
+    ],
+)
 def test_the_default_server_id_uses_the_first_hostname_label(hostname, head):
     server_id = server_id_from_hostname(hostname, "0123abcd")
     assert server_id == f"{head}-0123abcd"

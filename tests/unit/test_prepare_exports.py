@@ -1,5 +1,6 @@
 """Publishing a content view lets the backend prepare its exports (Pulp: the publication), best
 effort: the version is published already, a failure here is a warning and the export makes it."""
+
 from __future__ import annotations
 
 import logging

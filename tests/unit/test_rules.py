@@ -1,4 +1,5 @@
 """The import rules (DESIGN.md section 7) as a pure function."""
+
 import pytest
 
 from iss_plugin.domain.errors import BaseMismatch, ImportRuleViolation
@@ -23,14 +24,31 @@ CUSTOM = ProductEntry("tools", "Tools", False, None)
 
 def manifest(products=(RH, CUSTOM), kind="full", base_cvv=None, base_digest=None, version="1.0"):
     repos = tuple(
-        RepositoryEntry(label="r1", name="r1", product=p.label, path=f"repos/{p.label}/r1", content_type="yum",
-                        target=VersionRef(2, 10, "sha256:" + "b" * 64),
-                        base=VersionRef(1, 9, base_digest) if base_digest else None)
-        for p in products)
-    return BundleManifest(bundle_id="b1", source_server="src", source_key_fingerprint="sha256:" + "0" * 64,
-                          created="2026-01-01T00:00:00Z", organization="ACME", scope="content_view_version", kind=kind,
-                          content_view=ContentViewRef("base", "Base", version), base_content_view_version=base_cvv,
-                          products=tuple(products), repositories=repos, files=())
+        RepositoryEntry(
+            label="r1",
+            name="r1",
+            product=p.label,
+            path=f"repos/{p.label}/r1",
+            content_type="yum",
+            target=VersionRef(2, 10, "sha256:" + "b" * 64),
+            base=VersionRef(1, 9, base_digest) if base_digest else None,
+        )
+        for p in products
+    )
+    return BundleManifest(
+        bundle_id="b1",
+        source_server="src",
+        source_key_fingerprint="sha256:" + "0" * 64,
+        created="2026-01-01T00:00:00Z",
+        organization="ACME",
+        scope="content_view_version",
+        kind=kind,
+        content_view=ContentViewRef("base", "Base", version),
+        base_content_view_version=base_cvv,
+        products=tuple(products),
+        repositories=repos,
+        files=(),
+    )
 
 
 def dest(products=(), repos=(), entitled=("rh-479",), cv=None):
@@ -104,8 +122,12 @@ def test_content_type_must_match():
 
 
 def test_incremental_without_its_base_says_what_the_destination_has():
-    cv = ExistingContentView("base", import_only=True, composite=False, versions={"1.0": {"tools/r1": "sha256:" + "c" * 64}})
-    m = manifest(products=(CUSTOM,), kind="incremental", base_cvv="2.0", base_digest="sha256:" + "a" * 64, version="3.0")
+    cv = ExistingContentView(
+        "base", import_only=True, composite=False, versions={"1.0": {"tools/r1": "sha256:" + "c" * 64}}
+    )
+    m = manifest(
+        products=(CUSTOM,), kind="incremental", base_cvv="2.0", base_digest="sha256:" + "a" * 64, version="3.0"
+    )
     with pytest.raises(BaseMismatch) as e:
         plan_import(m, dest(products=[ExistingProduct("tools", False, None)], cv=cv))
     assert e.value.details["has"]["content_view_versions"] == ["1.0"]
@@ -114,9 +136,18 @@ def test_incremental_without_its_base_says_what_the_destination_has():
 
 def test_incremental_on_a_base_with_other_content_is_a_mismatch():
     cv = ExistingContentView("base", True, False, versions={"1.0": {"tools/r1": "sha256:" + "c" * 64}})
-    m = manifest(products=(CUSTOM,), kind="incremental", base_cvv="1.0", base_digest="sha256:" + "a" * 64, version="2.0")
+    m = manifest(
+        products=(CUSTOM,), kind="incremental", base_cvv="1.0", base_digest="sha256:" + "a" * 64, version="2.0"
+    )
     with pytest.raises(BaseMismatch) as e:
-        plan_import(m, dest(products=[ExistingProduct("tools", False, None)], repos=[ExistingRepository("tools", "r1", "yum", None)], cv=cv))
+        plan_import(
+            m,
+            dest(
+                products=[ExistingProduct("tools", False, None)],
+                repos=[ExistingRepository("tools", "r1", "yum", None)],
+                cv=cv,
+            ),
+        )
     assert "needs base sha256:aaaa" in e.value.problems[0]
 
 
@@ -124,7 +155,14 @@ def test_incremental_on_its_base_is_planned():
     digest = "sha256:" + "a" * 64
     cv = ExistingContentView("base", True, False, versions={"1.0": {"tools/r1": digest}})
     m = manifest(products=(CUSTOM,), kind="incremental", base_cvv="1.0", base_digest=digest, version="2.0")
-    plan = plan_import(m, dest(products=[ExistingProduct("tools", False, None)], repos=[ExistingRepository("tools", "r1", "yum", None)], cv=cv))
+    plan = plan_import(
+        m,
+        dest(
+            products=[ExistingProduct("tools", False, None)],
+            repos=[ExistingRepository("tools", "r1", "yum", None)],
+            cv=cv,
+        ),
+    )
     assert not plan.already_imported and not plan.create_content_view
 
 

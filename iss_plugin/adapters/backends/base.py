@@ -3,6 +3,7 @@
 Repositories are named by a backend key, "<organization>/<product>/<repository>" labels, the same
 on every server. Versions are integers local to one backend; what two servers compare is the
 package set digest (domain.packages.package_set_digest)."""
+
 from __future__ import annotations
 
 import shutil
@@ -104,9 +105,16 @@ class ExportsByReference(Protocol):
     (tar.gz, ISO, chunks), or links/copies them into a directory bundle itself, instead of having
     them placed in a staging tree first."""
 
-    def export_version_by_reference(self, repo: str, version: int, base_version: int | None, dest: Path, *,
-                                    added: Sequence[Package] | None = None,
-                                    relative_to: Path | None = None) -> ExportedTree:
+    def export_version_by_reference(
+        self,
+        repo: str,
+        version: int,
+        base_version: int | None,
+        dest: Path,
+        *,
+        added: Sequence[Package] | None = None,
+        relative_to: Path | None = None,
+    ) -> ExportedTree:
         """export_version, except that package files are not written under dest: the tree's
         `sources` says where each one's bytes are (the caller reads them there and checks their
         sizes while reading). `added`: version_changes(repo, base_version, version).added, if the

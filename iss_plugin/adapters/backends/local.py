@@ -18,6 +18,7 @@ Costs follow the change: a version's ordered checksum list is cached under its s
 (local_index.SetCache), so adding, removing, importing and exporting query only the packages that
 change (plus one row per version), never one query per package.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -91,8 +92,6 @@ def _prefix(dest: Path, relative_to: Path | None) -> str:
     if relative_to is None or Path(relative_to) == dest:
         return ""
     return dest.relative_to(relative_to).as_posix() + "/"
-
-
 
 
 @dataclass(frozen=True)
@@ -199,8 +198,10 @@ class LocalBackend:
             except IntegrityError:
                 r = self.session.scalars(stmt).one_or_none()
                 if r is None:
-                    raise BackendError(f"could not create repository '{repo}' in the local store (a concurrent "
-                                       "change?); try again", transient=True) from None
+                    raise BackendError(
+                        f"could not create repository '{repo}' in the local store (a concurrent change?); try again",
+                        transient=True,
+                    ) from None
         if r.content_type != content_type:
             raise BackendError(
                 f"repository '{repo}' exists in the local store with content type '{r.content_type}', "
@@ -307,8 +308,9 @@ class LocalBackend:
             raise BaseMismatch(
                 f"repository '{repo}' has no version {expect.base_version} to apply {tree} to; "
                 f"its latest is {latest.number} ({latest.package_count} packages, {latest.digest})",
-                details={"has": {"version": latest.number, "package_count": latest.package_count,
-                                 "digest": latest.digest}},
+                details={
+                    "has": {"version": latest.number, "package_count": latest.package_count, "digest": latest.digest}
+                },
             )
         items = self._ingest(ct, self._tree_unit_files(ct, tree), mode="move" if take_files else "copy")
         current = self._snapshot(r, r.latest_version)
@@ -332,9 +334,16 @@ class LocalBackend:
     def export_version(self, repo: str, version: int, base_version: int | None, dest: Path) -> ExportedTree:
         return self._export(repo, version, base_version, Path(dest), hardlink=self.hardlink_exports)
 
-    def export_version_by_reference(self, repo: str, version: int, base_version: int | None, dest: Path, *,
-                                    added: Sequence[Package] | None = None,
-                                    relative_to: Path | None = None) -> ExportedTree:
+    def export_version_by_reference(
+        self,
+        repo: str,
+        version: int,
+        base_version: int | None,
+        dest: Path,
+        *,
+        added: Sequence[Package] | None = None,
+        relative_to: Path | None = None,
+    ) -> ExportedTree:
         """ExportsByReference: the repodata under dest; the package files stay in the store and
         `sources` names them (the reader checks sizes while reading, so no stat here)."""
         r = self._repo(repo)
@@ -353,9 +362,12 @@ class LocalBackend:
         prefix = _prefix(dest, relative_to)
         files = [FileEntry(prefix + loc, sha, size) for sha, loc, size in packages]
         files += [FileEntry(prefix + f.path, f.sha256, f.size) for f in index] if prefix else index
-        return ExportedTree(files=tuple(files), new_packages=len(packages),
-                            sources={prefix + loc: self.blobs.file_of(sha) for sha, loc, size in packages},
-                            link_sources=self.hardlink_exports)
+        return ExportedTree(
+            files=tuple(files),
+            new_packages=len(packages),
+            sources={prefix + loc: self.blobs.file_of(sha) for sha, loc, size in packages},
+            link_sources=self.hardlink_exports,
+        )
 
     def publish(self, repo: str, version: int) -> str:
         """Write the version as a yum repository at <published_root>/<repo key> and switch to it
@@ -378,9 +390,11 @@ class LocalBackend:
         with open(versions_dir / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one publisher of this repository at a time (across processes)
             current = self._published_target(link, versions_dir, repo)
-            if current is not None and current.name.startswith(f"v{version}.") and (
-                current / "repodata" / "repomd.xml"
-            ).is_file():
+            if (
+                current is not None
+                and current.name.startswith(f"v{version}.")
+                and (current / "repodata" / "repomd.xml").is_file()
+            ):
                 return str(link)  # already published
             new_dir = versions_dir / f"v{version}.{secrets.token_hex(4)}"
             new_dir.mkdir()
@@ -405,8 +419,9 @@ class LocalBackend:
                     shutil.rmtree(old, ignore_errors=True)
         return str(link)
 
-    def _fill_pool(self, r: StoreRepository, repo: str, version: int, current: Path | None, pools_dir: Path
-                   ) -> tuple[Path, list[str]]:
+    def _fill_pool(
+        self, r: StoreRepository, repo: str, version: int, current: Path | None, pools_dir: Path
+    ) -> tuple[Path, list[str]]:
         """(the pool the new tree uses, the locations to drop from it at the next publish)."""
         pool = _pool_of(current) if current is not None else None
         state = _read_pool_state(pool) if pool is not None else None
@@ -534,7 +549,9 @@ class LocalBackend:
             stmt = stmt.with_for_update().execution_options(populate_existing=True)
         r = self.session.scalars(stmt).one_or_none()
         if r is None:
-            raise NotFound(f"repository '{key}' does not exist in the local content store (ensure_repository creates it)")
+            raise NotFound(
+                f"repository '{key}' does not exist in the local content store (ensure_repository creates it)"
+            )
         return r
 
     def _find_version(self, r: StoreRepository, number: int) -> StoreRepositoryVersion | None:
@@ -560,10 +577,14 @@ class LocalBackend:
         v = self._version_row(r, number)
         shas = self.sets.get(v.digest, v.package_count)
         if shas is None:
-            shas = tuple(self.session.scalars(
-                select(P.sha256).join(_CONTENT, C.package_id == P.id)
-                .where(self._in_version(r.id, number)).order_by(C.id)
-            ))
+            shas = tuple(
+                self.session.scalars(
+                    select(P.sha256)
+                    .join(_CONTENT, C.package_id == P.id)
+                    .where(self._in_version(r.id, number))
+                    .order_by(C.id)
+                )
+            )
             self.sets.put(v.digest, shas)
         return shas
 
@@ -633,9 +654,17 @@ class LocalBackend:
         p = unit.package
         chunks = tuple(unit.chunks) + ("",) * (3 - len(unit.chunks))
         return {
-            "sha256": p.sha256, "name": p.name, "epoch": p.epoch, "version": p.version, "release": p.release,
-            "arch": p.arch, "size": p.size, "location": p.location,
-            "primary_xml": chunks[0], "filelists_xml": chunks[1], "other_xml": chunks[2],
+            "sha256": p.sha256,
+            "name": p.name,
+            "epoch": p.epoch,
+            "version": p.version,
+            "release": p.release,
+            "arch": p.arch,
+            "size": p.size,
+            "location": p.location,
+            "primary_xml": chunks[0],
+            "filelists_xml": chunks[1],
+            "other_xml": chunks[2],
         }
 
     def _insert_ignore(self):
@@ -721,7 +750,9 @@ class LocalBackend:
                     continue
                 found.append(p)
         if problems:
-            raise BundleIntegrityError(f"{tree} holds entries an import does not accept; nothing was imported", problems)
+            raise BundleIntegrityError(
+                f"{tree} holds entries an import does not accept; nothing was imported", problems
+            )
         return sorted(found)
 
     # === internals: making a version ============================================================
@@ -760,10 +791,16 @@ class LocalBackend:
                 f"importing {tree} into '{repo_key}' would make a version of {len(shas)} packages with digest "
                 f"{digest}, but the bundle promises {expect.target_count} packages with digest "
                 f"{expect.target_digest}; nothing was imported",
-                [f"base version {expect.base_version}, {len(expect.removed)} packages removed, "
-                 f"{len(new_items)} packages added from the tree"],
-                details={"expected_digest": expect.target_digest, "expected_count": expect.target_count,
-                         "digest": digest, "count": len(shas)},
+                [
+                    f"base version {expect.base_version}, {len(expect.removed)} packages removed, "
+                    f"{len(new_items)} packages added from the tree"
+                ],
+                details={
+                    "expected_digest": expect.target_digest,
+                    "expected_count": expect.target_count,
+                    "digest": digest,
+                    "count": len(shas),
+                },
             )
         if not new_items and not remove:
             return r.latest_version
@@ -779,8 +816,10 @@ class LocalBackend:
         if new_items:
             self.session.execute(
                 insert(_CONTENT),
-                [{"repository_id": r.id, "package_id": pid, "version_added": number, "version_removed": None}
-                 for pid, _, _ in new_items],
+                [
+                    {"repository_id": r.id, "package_id": pid, "version_added": number, "version_removed": None}
+                    for pid, _, _ in new_items
+                ],
             )
         self.session.add(V(repository_id=r.id, number=number, package_count=len(shas), digest=digest))
         r.latest_version = number
@@ -799,14 +838,14 @@ class LocalBackend:
                 problems.append(f"{loc}: {sha} and {other}, both being added")
         clashes: dict[int, tuple[str, str]] = {}  # other packages of the store at the same locations
         for batch in _batched(list(where)):
-            for pid, sha, loc in self.session.execute(
-                select(P.id, P.sha256, P.location).where(P.location.in_(batch))
-            ):
+            for pid, sha, loc in self.session.execute(select(P.id, P.sha256, P.location).where(P.location.in_(batch))):
                 if where[loc] != sha and sha not in remove:
                     clashes[pid] = (sha, loc)
         for batch in _batched(list(clashes)):
             for pid in self.session.scalars(
-                select(C.package_id).where(C.repository_id == r.id, C.version_removed.is_(None), C.package_id.in_(batch))
+                select(C.package_id).where(
+                    C.repository_id == r.id, C.version_removed.is_(None), C.package_id.in_(batch)
+                )
             ):
                 sha, loc = clashes[pid]
                 problems.append(f"{loc}: {where[loc]} is being added, {sha} is in version {r.latest_version}")
@@ -826,7 +865,9 @@ class LocalBackend:
         new = self._new_shas(r, shas, base_version)
         created = prepare_export_dir(dest)
         try:
-            files = [FileEntry(loc, sha, size) for sha, loc, size in self._place_packages(dest, new, hardlink, repo, version)]
+            files = [
+                FileEntry(loc, sha, size) for sha, loc, size in self._place_packages(dest, new, hardlink, repo, version)
+            ]
             new_packages = len(files)
             files.extend(self._write_index(ct, v, shas, dest))
         except BaseException:
@@ -841,8 +882,9 @@ class LocalBackend:
         in_base = set(self._snapshot(r, base_version))
         return [sha for sha in shas if sha not in in_base]
 
-    def _place_packages(self, dest: Path, shas: Sequence[str], hardlink: bool, repo: str, version: int
-                        ) -> list[tuple[str, str, int]]:
+    def _place_packages(
+        self, dest: Path, shas: Sequence[str], hardlink: bool, repo: str, version: int
+    ) -> list[tuple[str, str, int]]:
         """Hardlink (or copy) the store files of these packages under dest at their locations."""
         problems: list[str] = []
         items = self._package_files(shas, None, repo, version)
@@ -851,21 +893,27 @@ class LocalBackend:
             raise BackendError(f"cannot export '{repo}' version {version}: the store is damaged", problems)
         return placed
 
-    def _package_files(self, shas: Sequence[str], known: Sequence[Package] | None, repo: str, version: int
-                       ) -> list[tuple[str, str, int]]:
+    def _package_files(
+        self, shas: Sequence[str], known: Sequence[Package] | None, repo: str, version: int
+    ) -> list[tuple[str, str, int]]:
         """(sha256, location, size) of these packages, in the order of `shas`: from `known` when it
         holds exactly these packages, else from the database. An unsafe location is an error."""
         by_sha = {p.sha256: (p.location, p.size) for p in known} if known is not None else {}
         if len(by_sha) != len(shas) or not all(sha in by_sha for sha in shas):
             by_sha = {sha: (loc, size) for sha, (_, loc, size) in self._package_rows(shas).items()}
         items = [(sha, *by_sha[sha]) for sha in shas]
-        problems = [f"{sha}: unsafe location {loc!r} or checksum in the store"
-                    for sha, loc, _ in items if not (_safe_relpath(loc) and is_sha256(sha))]
+        problems = [
+            f"{sha}: unsafe location {loc!r} or checksum in the store"
+            for sha, loc, _ in items
+            if not (_safe_relpath(loc) and is_sha256(sha))
+        ]
         if problems:
             raise BackendError(f"cannot export '{repo}' version {version}: the store is damaged", problems)
         return items
 
-    def _write_index(self, ct: ContentType, v: StoreRepositoryVersion, shas: Sequence[str], dest: Path) -> list[FileEntry]:
+    def _write_index(
+        self, ct: ContentType, v: StoreRepositoryVersion, shas: Sequence[str], dest: Path
+    ) -> list[FileEntry]:
         def blocks():
             for a, b in partition(shas):
                 key = BlockCache.key(ct.format_version, shas[a:b])

@@ -4,6 +4,7 @@ a directory, the rest the file name).
 Files enter through a temporary file in <root>/tmp (same filesystem) and os.replace, so a blob
 path either does not exist or holds the whole, verified file. Blobs are made read-only because
 exports and publications hardlink them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -142,7 +143,9 @@ class Placer:
             raise BackendError(f"'{sha256}' is not a lowercase hex sha256 checksum")
         self._place(self.store.file_of(sha256), os.fspath(target))
 
-    def place_many(self, dest: Path, items: Iterable[tuple[str, str, int]], problems: list[str]) -> list[tuple[str, str, int]]:
+    def place_many(
+        self, dest: Path, items: Iterable[tuple[str, str, int]], problems: list[str]
+    ) -> list[tuple[str, str, int]]:
         """Place (sha256, path relative to dest, size) items; returns those placed. A store file that
         is missing or has another size is reported in `problems` (one stat per link, no hashing;
         a copy checks the size of what it opened)."""

@@ -1,4 +1,5 @@
 """Downloading for `sync`: file:// and http(s):// URLs, streamed, verified while they are written."""
+
 from __future__ import annotations
 
 import hashlib
@@ -47,7 +48,12 @@ class Fetcher:
             return self._client
 
     def __call__(
-        self, url: str, dest: Path, checksum_type: str | None = None, checksum: str | None = None, size: int | None = None
+        self,
+        url: str,
+        dest: Path,
+        checksum_type: str | None = None,
+        checksum: str | None = None,
+        size: int | None = None,
     ) -> str:
         """Returns the sha256 of what was written to dest."""
         scheme = urlsplit(url).scheme.lower()
@@ -58,6 +64,7 @@ class Fetcher:
             raise BackendError(f"{url}: unknown checksum type '{checksum_type}' in the repository metadata") from None
         sha = hashlib.sha256()
         with open(dest, "wb") as out:
+
             def write(chunk: bytes) -> None:
                 out.write(chunk)
                 sha.update(chunk)

@@ -10,6 +10,7 @@
   metadata compresses only the blocks not seen before and copies the rest.
 
 Both are caches: deleting them costs time, never correctness."""
+
 from __future__ import annotations
 
 import hashlib

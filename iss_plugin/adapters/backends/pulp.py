@@ -25,6 +25,7 @@
 - A content view publish calls prepare_export: the publication the filesystem exporter needs is
   made then (as Katello publishes a content view version), not during the export.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,8 +59,19 @@ from iss_plugin.domain.packages import Package, package_set_digest, standard_loc
 
 log = logging.getLogger(__name__)
 
-PACKAGE_FIELDS = ["pulp_href", "name", "epoch", "version", "release", "arch", "pkgId", "checksum_type", "sha256",
-                  "size_package", "location_href"]
+PACKAGE_FIELDS = [
+    "pulp_href",
+    "name",
+    "epoch",
+    "version",
+    "release",
+    "arch",
+    "pkgId",
+    "checksum_type",
+    "sha256",
+    "size_package",
+    "location_href",
+]
 SET_FIELDS = ["pulp_href", "pkgId", "checksum_type", "sha256", "location_href"]
 HREF_BATCH = 40  # content hrefs per `pulp_href__in` query (same limit)
 IN_BATCH = 50  # checksums per `pkgId__in` query: gunicorn refuses request lines over 4094 bytes
@@ -230,8 +242,9 @@ class PulpBackend:
         if found is not None:
             return found
         try:
-            entity = self.pulp.call("repositories_rpm_rpm_create", f"creating repository '{name}'",
-                                    body={"name": name, **body})
+            entity = self.pulp.call(
+                "repositories_rpm_rpm_create", f"creating repository '{name}'", body={"name": name, **body}
+            )
         except BackendError as e:
             found = self._find_repo(name) if "unique" in str(e).lower() else None
             if found is not None:  # created meanwhile
@@ -252,8 +265,11 @@ class PulpBackend:
 
     def version_info(self, repo: str, version: int) -> VersionInfo:
         href = self._version_href(repo, version)
-        v = self.pulp.call("repositories_rpm_rpm_versions_read", f"reading '{repo}' version {version}",
-                           parameters={"rpm_rpm_repository_version_href": href, "fields": ["pulp_created"]})
+        v = self.pulp.call(
+            "repositories_rpm_rpm_versions_read",
+            f"reading '{repo}' version {version}",
+            parameters={"rpm_rpm_repository_version_href": href, "fields": ["pulp_created"]},
+        )
         shas = self._version_set(href)
         return VersionInfo(version, _utc(v["pulp_created"]), len(shas), package_set_digest(shas))
 
@@ -265,18 +281,27 @@ class PulpBackend:
         added_hrefs = [href for sha, href in target.items() if sha not in base]
         added = []
         for batch in _batched(added_hrefs, HREF_BATCH):
-            added.extend(self._package(e) for e in self.pulp.list(
-                "content_rpm_packages_list", f"reading the packages '{repo}' version {version} adds",
-                {"pulp_href__in": list(batch), "fields": PACKAGE_FIELDS}))
-        return VersionChanges(sorted(added, key=lambda p: (p.location, p.sha256)),
-                              sorted(sha for sha in base if sha not in target))
+            added.extend(
+                self._package(e)
+                for e in self.pulp.list(
+                    "content_rpm_packages_list",
+                    f"reading the packages '{repo}' version {version} adds",
+                    {"pulp_href__in": list(batch), "fields": PACKAGE_FIELDS},
+                )
+            )
+        return VersionChanges(
+            sorted(added, key=lambda p: (p.location, p.sha256)), sorted(sha for sha in base if sha not in target)
+        )
 
     def list_packages(self, repo: str, version: int) -> list[Package]:
         href = self._version_href(repo, version)
         pkgs = [
             self._package(e)
-            for e in self.pulp.list("content_rpm_packages_list", f"listing packages of '{repo}' version {version}",
-                                    {"repository_version": href, "fields": PACKAGE_FIELDS})
+            for e in self.pulp.list(
+                "content_rpm_packages_list",
+                f"listing packages of '{repo}' version {version}",
+                {"repository_version": href, "fields": PACKAGE_FIELDS},
+            )
         ]
         return sorted(pkgs, key=lambda p: (p.location, p.sha256))
 
@@ -299,7 +324,8 @@ class PulpBackend:
         uploaded, problems = self._upload(missing)
         if problems:
             raise BackendError(
-                f"{len(problems)} of {len(files)} packages could not be uploaded to Pulp; '{repo}' is unchanged", problems
+                f"{len(problems)} of {len(files)} packages could not be uploaded to Pulp; '{repo}' is unchanged",
+                problems,
             )
         hrefs.update(uploaded)
         return self._modify(r, add=[hrefs[sha] for sha in wanted], doing=f"adding {len(wanted)} packages to '{repo}'")
@@ -307,8 +333,9 @@ class PulpBackend:
     def _bulk_add(self, repo: str, r: dict, wanted: dict[str, Path], total: int) -> int:
         """Many new packages: a yum tree around them in the shared import directory, one additive
         sync (one Pulp task; packages Pulp holds already are not read again)."""
-        problems, version = self._sync_around(r, list(wanted.values()), tag="upload", mirror=False,
-                                              what=f"{len(wanted)} uploaded packages")
+        problems, version = self._sync_around(
+            r, list(wanted.values()), tag="upload", mirror=False, what=f"{len(wanted)} uploaded packages"
+        )
         if problems:
             raise BackendError(
                 f"{len(problems)} of {total} packages could not be uploaded to Pulp; '{repo}' is unchanged", problems
@@ -357,26 +384,37 @@ class PulpBackend:
 
     def _export(self, repo: str, version: int, base_version: int | None, dest: Path) -> ExportedTree:
         if self.shared_export_dir is None:
-            raise ConfigError("the pulp backend needs pulp.shared_export_dir (under Pulp's ALLOWED_EXPORT_PATHS) to export")
+            raise ConfigError(
+                "the pulp backend needs pulp.shared_export_dir (under Pulp's ALLOWED_EXPORT_PATHS) to export"
+            )
         href = self._version_href(repo, version)
         base_href = self._version_href(repo, base_version) if base_version is not None else None
         publication = self._publication(href, f"'{repo}' version {version}")
         token = uuid.uuid4().hex
         out = self.shared_export_dir / f"iss-export-{token}"
-        exporter = self.pulp.call("exporters_core_filesystem_create", "creating a filesystem exporter",
-                                  body={"name": f"iss-export-{token}", "path": str(out), "method": "hardlink"})
+        exporter = self.pulp.call(
+            "exporters_core_filesystem_create",
+            "creating a filesystem exporter",
+            body={"name": f"iss-export-{token}", "path": str(out), "method": "hardlink"},
+        )
         try:
             body = {"publication": publication}
             if base_href:
                 body["start_repository_version"] = base_href
-            self.pulp.run("exporters_core_filesystem_exports_create",
-                          f"exporting '{repo}' version {version}" + (f" from version {base_version}" if base_href else ""),
-                          parameters={"filesystem_exporter_href": exporter["pulp_href"]}, body=body)
+            self.pulp.run(
+                "exporters_core_filesystem_exports_create",
+                f"exporting '{repo}' version {version}" + (f" from version {base_version}" if base_href else ""),
+                parameters={"filesystem_exporter_href": exporter["pulp_href"]},
+                body=body,
+            )
             _move_tree(out, dest)
         finally:
             try:  # not waited for: nothing depends on it
-                self.pulp.call("exporters_core_filesystem_delete", "deleting the filesystem exporter",
-                               parameters={"filesystem_exporter_href": exporter["pulp_href"]})
+                self.pulp.call(
+                    "exporters_core_filesystem_delete",
+                    "deleting the filesystem exporter",
+                    parameters={"filesystem_exporter_href": exporter["pulp_href"]},
+                )
             except BackendError as e:
                 log.warning("could not delete filesystem exporter %s: %s", exporter["pulp_href"], e)
             finally:
@@ -412,15 +450,21 @@ class PulpBackend:
         problems = [f"{u.href}: checksum type {u.checksum_type}, not sha256" for u in listed if u.sha256 is None]
         problems += [f"{u.href}: {why}" for u in listed if (why := _unsafe_href(u))]
         if problems:
-            raise BundleIntegrityError(f"{tree} lists packages an import does not accept; nothing was imported", problems)
+            raise BundleIntegrityError(
+                f"{tree} lists packages an import does not accept; nothing was imported", problems
+            )
         shas = [u.sha256 for u in listed]
         digest = package_set_digest(shas)
         if digest != expect.target_digest or len(set(shas)) != expect.target_count:
             raise BundleIntegrityError(
                 f"{tree} lists {len(set(shas))} packages with digest {digest}, but the bundle promises "
                 f"{expect.target_count} packages with digest {expect.target_digest}; nothing was imported",
-                details={"expected_digest": expect.target_digest, "expected_count": expect.target_count,
-                         "digest": digest, "count": len(set(shas))},
+                details={
+                    "expected_digest": expect.target_digest,
+                    "expected_count": expect.target_count,
+                    "digest": digest,
+                    "count": len(set(shas)),
+                },
             )
         latest_href = r["latest_version_href"]
         if package_set_digest(self._version_set(latest_href)) == expect.target_digest:
@@ -441,8 +485,13 @@ class PulpBackend:
                     f"'{repo}' lacks the base this tree needs (it has version {latest.number}, "
                     f"{latest.package_count} packages, {latest.digest}); nothing was imported",
                     [u.href for u in lacking[:20]],
-                    details={"has": {"version": latest.number, "package_count": latest.package_count,
-                                     "digest": latest.digest}},
+                    details={
+                        "has": {
+                            "version": latest.number,
+                            "package_count": latest.package_count,
+                            "digest": latest.digest,
+                        }
+                    },
                 )
         to_upload = [u for u in listed if u.sha256 not in latest_set and (tree / u.href).is_file()]
         if len(to_upload) <= self.modify_import_limit and repomd_types(tree) <= PACKAGE_METADATA:
@@ -454,8 +503,11 @@ class PulpBackend:
         if package_set_digest(got) != expect.target_digest:
             if version != self._version_number(latest_href):
                 _SETS.drop((self.pulp.conn.url, self._version_href(repo, version)))
-                self.pulp.run("repositories_rpm_rpm_versions_delete", f"deleting the wrong version {version} of '{repo}'",
-                              parameters={"rpm_rpm_repository_version_href": self._version_href(repo, version)})
+                self.pulp.run(
+                    "repositories_rpm_rpm_versions_delete",
+                    f"deleting the wrong version {version} of '{repo}'",
+                    parameters={"rpm_rpm_repository_version_href": self._version_href(repo, version)},
+                )
                 self._repos.pop(self.pulp_name(repo), None)  # its cached latest version is gone
             raise BundleIntegrityError(
                 f"importing {tree} into '{repo}' made {len(got)} packages with digest {package_set_digest(got)}, but "
@@ -477,11 +529,16 @@ class PulpBackend:
         held = self._content_by_sha([u.sha256 for u in adding])
         uploaded, problems = self._send_files(repo, [(u.sha256, tree / u.href) for u in adding if u.sha256 not in held])
         if problems:
-            raise BundleIntegrityError(f"{len(problems)} package files of {tree} were refused; nothing was imported",
-                                       problems)
+            raise BundleIntegrityError(
+                f"{len(problems)} package files of {tree} were refused; nothing was imported", problems
+            )
         held.update(uploaded)
-        return self._modify(r, add=[held[u.sha256] for u in adding], remove=removing,
-                            doing=f"importing {tree} into '{repo}' (+{len(adding)} -{len(removing)})")
+        return self._modify(
+            r,
+            add=[held[u.sha256] for u in adding],
+            remove=removing,
+            doing=f"importing {tree} into '{repo}' (+{len(adding)} -{len(removing)})",
+        )
 
     # === publication ==============================================================================
     def publish(self, repo: str, version: int) -> str:
@@ -490,26 +547,37 @@ class PulpBackend:
         publication = self._publication(href, f"'{repo}' version {version}")
         dist = self.pulp.first("distributions_rpm_rpm_list", f"finding the distribution of '{repo}'", {"name": name})
         if dist is None:
-            task = self.pulp.run("distributions_rpm_rpm_create", f"distributing '{repo}'",
-                                 body={"name": name, "base_path": name, "publication": publication})
+            task = self.pulp.run(
+                "distributions_rpm_rpm_create",
+                f"distributing '{repo}'",
+                body={"name": name, "base_path": name, "publication": publication},
+            )
             dist_href = task["created_resources"][0]
         else:
             dist_href = dist["pulp_href"]
             if dist.get("publication") != publication or dist.get("repository"):
-                self.pulp.run("distributions_rpm_rpm_partial_update", f"switching the distribution of '{repo}'",
-                              parameters={"rpm_rpm_distribution_href": dist_href},
-                              body={"publication": publication, "repository": None})
-        dist = self.pulp.call("distributions_rpm_rpm_read", f"reading the distribution of '{repo}'",
-                              parameters={"rpm_rpm_distribution_href": dist_href})
+                self.pulp.run(
+                    "distributions_rpm_rpm_partial_update",
+                    f"switching the distribution of '{repo}'",
+                    parameters={"rpm_rpm_distribution_href": dist_href},
+                    body={"publication": publication, "repository": None},
+                )
+        dist = self.pulp.call(
+            "distributions_rpm_rpm_read",
+            f"reading the distribution of '{repo}'",
+            parameters={"rpm_rpm_distribution_href": dist_href},
+        )
         return dist["base_url"]
 
     # === the repository watcher ===================================================================
     def list_repositories(self) -> list[str]:
         """The keys of every rpm repository under this backend's prefix."""
         keys = []
-        for e in self.pulp.list("repositories_rpm_rpm_list", "listing repositories",
-                                {"name__startswith": self.repo_prefix, "fields": ["name"]} if self.repo_prefix
-                                else {"fields": ["name"]}):
+        for e in self.pulp.list(
+            "repositories_rpm_rpm_list",
+            "listing repositories",
+            {"name__startswith": self.repo_prefix, "fields": ["name"]} if self.repo_prefix else {"fields": ["name"]},
+        ):
             key = self.key_of(e["name"])
             if key is not None:
                 keys.append(key)
@@ -518,16 +586,25 @@ class PulpBackend:
     def changed_since(self, since: datetime) -> list[RepositoryChange]:
         """Repository versions created at or after `since`, by iss or by anyone else (a pulp-cli sync,
         another tool): one query over every repository, oldest first."""
-        versions = list(self.pulp.list(
-            "repository_versions_list", "listing new repository versions",
-            {"pulp_created__gte": since.astimezone(timezone.utc), "ordering": ["pulp_created"],
-             "fields": ["pulp_href", "number", "pulp_created", "repository"]},
-        ))
+        versions = list(
+            self.pulp.list(
+                "repository_versions_list",
+                "listing new repository versions",
+                {
+                    "pulp_created__gte": since.astimezone(timezone.utc),
+                    "ordering": ["pulp_created"],
+                    "fields": ["pulp_href", "number", "pulp_created", "repository"],
+                },
+            )
+        )
         repo_hrefs = sorted({v["repository"] for v in versions})
         names: dict[str, str] = {}
         for batch in _batched(repo_hrefs, HREF_BATCH):
-            for e in self.pulp.list("repositories_rpm_rpm_list", "naming changed repositories",
-                                    {"pulp_href__in": list(batch), "fields": ["pulp_href", "name"]}):
+            for e in self.pulp.list(
+                "repositories_rpm_rpm_list",
+                "naming changed repositories",
+                {"pulp_href__in": list(batch), "fields": ["pulp_href", "name"]},
+            ):
                 names[e["pulp_href"]] = e["name"]
         out = []
         for v in versions:
@@ -541,10 +618,14 @@ class PulpBackend:
         older than min_age_seconds (Pulp counts whole minutes, rounded up: younger ones may belong to
         an import in flight). Server-wide, as Katello's orphan cleanup. Returns the files removed."""
         minutes = max(0, -(-int(min_age_seconds) // 60))
-        task = self.pulp.run("orphans_cleanup_cleanup", "removing orphaned content from Pulp",
-                             body={"orphan_protection_time": minutes})
-        return sum(int(r.get("done") or 0) for r in task.get("progress_reports") or []
-                   if "artifact" in (r.get("message") or "").lower())
+        task = self.pulp.run(
+            "orphans_cleanup_cleanup", "removing orphaned content from Pulp", body={"orphan_protection_time": minutes}
+        )
+        return sum(
+            int(r.get("done") or 0)
+            for r in task.get("progress_reports") or []
+            if "artifact" in (r.get("message") or "").lower()
+        )
 
     def delete_repository(self, repo: str) -> None:
         """Delete the repository, its incoming repository, their remotes and its distribution (tests and
@@ -572,8 +653,11 @@ class PulpBackend:
         cached = self._repos.get(name)
         if cached is not None and fresh:
             try:
-                cached = self.pulp.call("repositories_rpm_rpm_read", f"reading repository '{name}'",
-                                        parameters={"rpm_rpm_repository_href": cached["pulp_href"]})
+                cached = self.pulp.call(
+                    "repositories_rpm_rpm_read",
+                    f"reading repository '{name}'",
+                    parameters={"rpm_rpm_repository_href": cached["pulp_href"]},
+                )
                 self._repos[name] = cached
             except BackendError as e:
                 if e.details.get("status") != 404:
@@ -595,29 +679,44 @@ class PulpBackend:
         if version > self._version_number(r["latest_version_href"]):  # versions below it are known to exist
             r = self._repo(repo, fresh=True)
         if version < 0 or version > self._version_number(r["latest_version_href"]):
-            raise NotFound(f"repository '{repo}' has no version {version} in Pulp "
-                           f"(its latest is {self._version_number(r['latest_version_href'])})")
+            raise NotFound(
+                f"repository '{repo}' has no version {version} in Pulp "
+                f"(its latest is {self._version_number(r['latest_version_href'])})"
+            )
         return f"{r['versions_href']}{version}/"
 
     def _check_base(self, repo: str, r: dict, base_version: int) -> None:
-        numbers = {v["number"] for v in self.pulp.list(
-            "repositories_rpm_rpm_versions_list", f"listing versions of '{repo}'",
-            {"rpm_rpm_repository_href": r["pulp_href"], "fields": ["number"]})}
+        numbers = {
+            v["number"]
+            for v in self.pulp.list(
+                "repositories_rpm_rpm_versions_list",
+                f"listing versions of '{repo}'",
+                {"rpm_rpm_repository_href": r["pulp_href"], "fields": ["number"]},
+            )
+        }
         if base_version not in numbers:
             latest = self.version_info(repo, self._version_number(r["latest_version_href"]))
             raise BaseMismatch(
                 f"repository '{repo}' has no version {base_version} to apply this tree to; its latest is "
                 f"{latest.number} ({latest.package_count} packages, {latest.digest})",
-                details={"has": {"version": latest.number, "package_count": latest.package_count,
-                                 "digest": latest.digest}},
+                details={
+                    "has": {"version": latest.number, "package_count": latest.package_count, "digest": latest.digest}
+                },
             )
 
     def _walk_versions(self, r: dict) -> list[tuple[dict, dict[str, str]]]:
         """Every version of the repository with its package set {sha256: content href}."""
-        versions = sorted(self.pulp.list(
-            "repositories_rpm_rpm_versions_list", f"listing versions of '{r['name']}'",
-            {"rpm_rpm_repository_href": r["pulp_href"], "fields": ["pulp_href", "number", "pulp_created", "content_summary"]},
-        ), key=lambda v: v["number"])
+        versions = sorted(
+            self.pulp.list(
+                "repositories_rpm_rpm_versions_list",
+                f"listing versions of '{r['name']}'",
+                {
+                    "rpm_rpm_repository_href": r["pulp_href"],
+                    "fields": ["pulp_href", "number", "pulp_created", "content_summary"],
+                },
+            ),
+            key=lambda v: v["number"],
+        )
         out: list[tuple[dict, dict[str, str]]] = []
         prev: dict[str, str] | None = None
         for v in versions:
@@ -649,11 +748,18 @@ class PulpBackend:
         if shas is not None:
             return shas
         number = self._version_number(version_href)
-        prev = _SETS.get((self.pulp.conn.url, version_href[: -len(f"{number}/")] + f"{number - 1}/")) if number else None
+        prev = (
+            _SETS.get((self.pulp.conn.url, version_href[: -len(f"{number}/")] + f"{number - 1}/")) if number else None
+        )
         if prev is not None:
-            v = self.pulp.call("repositories_rpm_rpm_versions_read", "reading a repository version",
-                               parameters={"rpm_rpm_repository_version_href": version_href,
-                                           "fields": ["pulp_href", "number", "content_summary"]})
+            v = self.pulp.call(
+                "repositories_rpm_rpm_versions_read",
+                "reading a repository version",
+                parameters={
+                    "rpm_rpm_repository_version_href": version_href,
+                    "fields": ["pulp_href", "number", "content_summary"],
+                },
+            )
             shas = self._apply_summary(prev, v)
         if shas is None:
             shas = self._full_set(version_href)
@@ -678,8 +784,13 @@ class PulpBackend:
     def _package(e: dict) -> Package:
         filename = (e.get("location_href") or "").rsplit("/", 1)[-1]
         return Package(
-            name=e["name"], epoch=str(e.get("epoch") or "0"), version=e["version"], release=e["release"],
-            arch=e["arch"], sha256=_sha_of(e), size=int(e.get("size_package") or 0),
+            name=e["name"],
+            epoch=str(e.get("epoch") or "0"),
+            version=e["version"],
+            release=e["release"],
+            arch=e["arch"],
+            sha256=_sha_of(e),
+            size=int(e.get("size_package") or 0),
             location=standard_location(filename),
         )
 
@@ -688,8 +799,11 @@ class PulpBackend:
         """{sha256: content href} of the packages Pulp holds already (in any repository)."""
         found: dict[str, str] = {}
         for batch in _batched(list(shas), IN_BATCH):
-            for e in self.pulp.list("content_rpm_packages_list", "looking up packages by checksum",
-                                    {"pkgId__in": list(batch), "fields": SET_FIELDS}):
+            for e in self.pulp.list(
+                "content_rpm_packages_list",
+                "looking up packages by checksum",
+                {"pkgId__in": list(batch), "fields": SET_FIELDS},
+            ):
                 found[_sha_of(e)] = e["pulp_href"]
         return found
 
@@ -700,18 +814,25 @@ class PulpBackend:
         1.4 s, the sync 1.6 s), so `repo` still gets exactly one new version, by the caller's modify."""
         if len(items) < self.bulk_upload or self.shared_import_dir is None:
             return self._upload(items)
-        r = self._ensure_named(self.incoming_name(repo), {
-            "retain_repo_versions": 1, "description": f"iss: package files on their way into {repo}"})
-        problems, _version = self._sync_around(r, [path for _sha, path in items], tag="incoming", mirror=True,
-                                               what=f"{len(items)} new package files")
+        r = self._ensure_named(
+            self.incoming_name(repo),
+            {"retain_repo_versions": 1, "description": f"iss: package files on their way into {repo}"},
+        )
+        problems, _version = self._sync_around(
+            r, [path for _sha, path in items], tag="incoming", mirror=True, what=f"{len(items)} new package files"
+        )
         if problems:
             return {}, problems
         # by checksum, not from the version the sync made: a concurrent import's sync may replace it
         got = self._content_by_sha([sha for sha, _path in items])
-        lost = [f"{path.name}: Pulp's sync of the new package files left it out" for sha, path in items if sha not in got]
+        lost = [
+            f"{path.name}: Pulp's sync of the new package files left it out" for sha, path in items if sha not in got
+        ]
         return {sha: got[sha] for sha, _path in items if sha in got}, lost
 
-    def _sync_around(self, r: dict, paths: list[Path], *, tag: str, mirror: bool, what: str) -> tuple[list[str], int | None]:
+    def _sync_around(
+        self, r: dict, paths: list[Path], *, tag: str, mirror: bool, what: str
+    ) -> tuple[list[str], int | None]:
         """A yum tree around `paths` in the shared import directory, synced into `r` (one Pulp task):
         ([], the version it made), or (the files that could not go into the tree, None: nothing synced)."""
         stage = self.shared_import_dir / f"iss-{tag}-{uuid.uuid4().hex}"  # type: ignore[operator]
@@ -725,6 +846,7 @@ class PulpBackend:
 
     def _upload(self, items: Sequence[tuple[str, Path]]) -> tuple[dict[str, str], list[str]]:
         """Upload files (Pulp's synchronous upload: no task, no repository version)."""
+
         def one(item: tuple[str, Path]) -> tuple[str, str | None, str | None]:
             sha, path = item
             try:
@@ -755,8 +877,9 @@ class PulpBackend:
             body["add_content_units"] = list(add)
         if remove:
             body["remove_content_units"] = list(remove)
-        task = self.pulp.run("repositories_rpm_rpm_modify", doing,
-                             parameters={"rpm_rpm_repository_href": r["pulp_href"]}, body=body)
+        task = self.pulp.run(
+            "repositories_rpm_rpm_modify", doing, parameters={"rpm_rpm_repository_href": r["pulp_href"]}, body=body
+        )
         return self._result_version(task, r)
 
     def _result_version(self, task: dict, r: dict) -> int:
@@ -765,8 +888,11 @@ class PulpBackend:
                 return self._version_number(href)
         # no version in the task's resources: read the repository by href (an incoming repository's
         # name is no key, so it cannot be looked up by name)
-        fresh = self.pulp.call("repositories_rpm_rpm_read", f"reading repository '{r['name']}'",
-                               parameters={"rpm_rpm_repository_href": r["pulp_href"]})
+        fresh = self.pulp.call(
+            "repositories_rpm_rpm_read",
+            f"reading repository '{r['name']}'",
+            parameters={"rpm_rpm_repository_href": r["pulp_href"]},
+        )
         if fresh["name"] in self._repos:
             self._repos[fresh["name"]] = fresh
         return self._version_number(fresh["latest_version_href"])
@@ -780,26 +906,37 @@ class PulpBackend:
             return e["pulp_href"]
         changed = {k: v for k, v in desired.items() if e.get(k) != v}
         if changed:
-            self.pulp.run("remotes_rpm_rpm_partial_update", f"pointing remote '{name}' at {url}",
-                          parameters={"rpm_rpm_remote_href": e["pulp_href"]}, body=changed)
+            self.pulp.run(
+                "remotes_rpm_rpm_partial_update",
+                f"pointing remote '{name}' at {url}",
+                parameters={"rpm_rpm_remote_href": e["pulp_href"]},
+                body=changed,
+            )
         return e["pulp_href"]
 
     def _sync_from(self, r: dict, url: str, *, mirror: bool, what: str) -> int:
         remote = self._remote(r["name"], url)
         task = self.pulp.run(
-            "repositories_rpm_rpm_sync", f"syncing '{r['name']}' from {what}",
+            "repositories_rpm_rpm_sync",
+            f"syncing '{r['name']}' from {what}",
             parameters={"rpm_rpm_repository_href": r["pulp_href"]},
             body={"remote": remote, "sync_policy": "mirror_content_only" if mirror else "additive", "optimize": True},
         )
         return self._result_version(task, r)
 
     def _publication(self, version_href: str, what: str) -> str:
-        e = self.pulp.first("publications_rpm_rpm_list", f"finding a publication of {what}",
-                            {"repository_version": version_href, "fields": ["pulp_href", "checksum_type"]})
+        e = self.pulp.first(
+            "publications_rpm_rpm_list",
+            f"finding a publication of {what}",
+            {"repository_version": version_href, "fields": ["pulp_href", "checksum_type"]},
+        )
         if e is not None:
             return e["pulp_href"]
-        task = self.pulp.run("publications_rpm_rpm_create", f"publishing {what}",
-                             body={"repository_version": version_href, "checksum_type": "sha256"})
+        task = self.pulp.run(
+            "publications_rpm_rpm_create",
+            f"publishing {what}",
+            body={"repository_version": version_href, "checksum_type": "sha256"},
+        )
         return task["created_resources"][0]
 
     class _Staged:
@@ -809,8 +946,10 @@ class PulpBackend:
         def __enter__(self) -> Path:
             root = self.backend.shared_import_dir
             if root is None:
-                raise ConfigError("the pulp backend needs pulp.shared_import_dir (under Pulp's ALLOWED_IMPORT_PATHS) "
-                                  "to read local trees")
+                raise ConfigError(
+                    "the pulp backend needs pulp.shared_import_dir (under Pulp's ALLOWED_IMPORT_PATHS) "
+                    "to read local trees"
+                )
             try:
                 self.tree.resolve().relative_to(root.resolve())
                 return self.tree.resolve()  # already where Pulp may read

@@ -8,6 +8,7 @@
 - Tasks: pulp-glue polls a task once a second; `wait_task` polls from 50 ms with a short backoff, so a
   0.2 s task costs about 0.25 s of wall time instead of 1 s.
 """
+
 from __future__ import annotations
 
 import logging
@@ -80,8 +81,11 @@ def translate(e: BaseException, doing: str) -> BackendError:
     if isinstance(e, PulpHTTPError):
         status = e.status_code
         body = str(e)[:2000]
-        return BackendError(f"Pulp answered {status} while {doing}: {body}", transient=status >= 500 or status == 429,
-                            details={"status": status})
+        return BackendError(
+            f"Pulp answered {status} while {doing}: {body}",
+            transient=status >= 500 or status == 429,
+            details={"status": status},
+        )
     cause = e.__cause__ or e.__context__
     if isinstance(e, (requests.ConnectionError, requests.Timeout)) or isinstance(
         cause, (requests.ConnectionError, requests.Timeout)
@@ -134,8 +138,10 @@ class PulpSession:
             if r.status_code in (401, 403):
                 raise BackendError(f"Pulp at {self.conn.url} refused the credentials of user '{self.conn.username}'")
             if r.status_code >= 400:
-                raise BackendError(f"Pulp login at {self.conn.url} answered {r.status_code}: {r.text[:500]}",
-                                   transient=r.status_code >= 500)
+                raise BackendError(
+                    f"Pulp login at {self.conn.url} answered {r.status_code}: {r.text[:500]}",
+                    transient=r.status_code >= 500,
+                )
             self._cookie = f"sessionid={r.cookies.get('sessionid')}; csrftoken={r.cookies.get('csrftoken')}"
             self._csrf = r.cookies.get("csrftoken")
             self._generation += 1
@@ -211,8 +217,11 @@ class PulpSession:
                 self._login()  # the session expired: log in again
                 continue
             if r.status_code >= 400:
-                raise BackendError(f"Pulp answered {r.status_code} while {doing}: {r.text[:2000]}",
-                                   transient=r.status_code >= 500 or r.status_code == 429, details={"status": r.status_code})
+                raise BackendError(
+                    f"Pulp answered {r.status_code} while {doing}: {r.text[:2000]}",
+                    transient=r.status_code >= 500 or r.status_code == 429,
+                    details={"status": r.status_code},
+                )
             return r.json()
         raise AssertionError("unreachable")
 
@@ -245,8 +254,11 @@ class PulpSession:
         try:
             while task["state"] in ("waiting", "running", "canceling"):
                 if time.monotonic() > deadline:
-                    raise BackendError(f"Pulp task {href} ({doing}) did not finish in {self.conn.timeout_seconds} s",
-                                       transient=True, details={"task": href})
+                    raise BackendError(
+                        f"Pulp task {href} ({doing}) did not finish in {self.conn.timeout_seconds} s",
+                        transient=True,
+                        details={"task": href},
+                    )
                 time.sleep(delay)
                 delay = min(delay * POLL_FACTOR, POLL_MAX)
                 task = self.call("tasks_read", f"waiting for {doing}", parameters={"task_href": href})
@@ -257,11 +269,21 @@ class PulpSession:
         self.task_log.append((doing, time.monotonic() - start, ran))
         del self.task_log[:-1000]
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("task %s (%s): %s, waited %.3f s, ran %s -> %s", href, doing, task["state"],
-                      time.monotonic() - start, task.get("started_at"), task.get("finished_at"))
+            log.debug(
+                "task %s (%s): %s, waited %.3f s, ran %s -> %s",
+                href,
+                doing,
+                task["state"],
+                time.monotonic() - start,
+                task.get("started_at"),
+                task.get("finished_at"),
+            )
         if task["state"] == "completed":
             return task
         error = task.get("error") or {}
         text = error.get("description") or error.get("reason") or task["state"]
-        raise BackendError(f"Pulp task failed while {doing}: {text}", transient=is_transient_text(text),
-                           details={"task": href, "state": task["state"]})
+        raise BackendError(
+            f"Pulp task failed while {doing}: {text}",
+            transient=is_transient_text(text),
+            details={"task": href, "state": task["state"]},
+        )

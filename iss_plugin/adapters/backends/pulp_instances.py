@@ -2,6 +2,7 @@
 
 `pulpctl start` writes each instance's ISS_* variables to $ISS_PULP_DATA/<n>/env (default
 /var/lib/iss-pulp/<n>/env); this module reads that file (the one place that knows the ports)."""
+
 from __future__ import annotations
 
 import os
@@ -62,10 +63,17 @@ class PulpInstance:
 def settings_toml(instance: PulpInstance, repo_prefix: str = "") -> str:
     """The [pulp] table of an iss settings.toml (plus backend = "pulp") for this instance."""
     e = instance.env
-    lines = ['backend = "pulp"', "", "[pulp]", f'url = "{instance.url}"',
-             f'username = "{e.get("ISS_PULP__USERNAME", "admin")}"', f'password_file = "{instance.password_file}"',
-             f'shared_export_dir = "{instance.export_dir}"', f'shared_import_dir = "{instance.import_dir}"',
-             f'repo_prefix = "{repo_prefix}"']
+    lines = [
+        'backend = "pulp"',
+        "",
+        "[pulp]",
+        f'url = "{instance.url}"',
+        f'username = "{e.get("ISS_PULP__USERNAME", "admin")}"',
+        f'password_file = "{instance.password_file}"',
+        f'shared_export_dir = "{instance.export_dir}"',
+        f'shared_import_dir = "{instance.import_dir}"',
+        f'repo_prefix = "{repo_prefix}"',
+    ]
     if e.get("ISS_PULP__CONTENT_ORIGIN"):
         lines.append(f'content_origin = "{e["ISS_PULP__CONTENT_ORIGIN"]}"')
     return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
 """Local yum trees the Pulp backend hands to Pulp: staging under the shared import directory, and
 a yum repository written around RPM files (the bulk upload path: one sync task instead of one
 upload request per package)."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@
 - `manifest_consistency_problems`: what the JSON Schema cannot say about a manifest
   (cross references between products, repositories and files).
 """
+
 from __future__ import annotations
 
 import re
@@ -129,7 +130,9 @@ def member_problems(members: Iterable[Member], limits: ReadLimits) -> tuple[list
             problems.append(f"{shown}: unsupported entry type; bundles hold only regular files and directories")
         if m.kind == "file":
             if m.size < 0 or m.size > limits.max_file_bytes:
-                problems.append(f"{shown}: {m.size} bytes is over the limit of {limits.max_file_bytes} bytes for one file")
+                problems.append(
+                    f"{shown}: {m.size} bytes is over the limit of {limits.max_file_bytes} bytes for one file"
+                )
             total += max(m.size, 0)
             files.add(name)
         names[name] += 1
@@ -246,8 +249,11 @@ def _plainly_valid_files(files: Sequence[dict]) -> bool:
     paths = [f["path"] for f in files]
     shas = [f["sha256"] for f in files]
     sizes = [f["size"] for f in files]
-    if not (all(type(p) is str for p in paths) and all(type(h) is str and len(h) == 64 for h in shas)
-            and all(type(n) is int for n in sizes)):
+    if not (
+        all(type(p) is str for p in paths)
+        and all(type(h) is str and len(h) == 64 for h in shas)
+        and all(type(n) is int for n in sizes)
+    ):
         return False
     if (sizes and min(sizes) < 0) or RESERVED.intersection(paths):
         return False

@@ -10,6 +10,7 @@ are more than 1000 chunks).
 - `JoinedReader`: a seekable read-only file over chunk files (for gzip and pycdlib).
 - `load_toc` / `check_chunks`: the reader side; every problem named by its chunk.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -145,7 +146,9 @@ class SplitWriter(io.RawIOBase):
             if path.stat().st_size != want:
                 os.truncate(path, want)
         if self._sequential and self._hashed == self._size:
-            hashes = [h.hexdigest() for h in self._part_hashes] + [hashlib.sha256().hexdigest()] * (count - len(self._part_hashes))
+            hashes = [h.hexdigest() for h in self._part_hashes] + [hashlib.sha256().hexdigest()] * (
+                count - len(self._part_hashes)
+            )
             self.sha256 = self._total_hash.hexdigest()
         else:
             hashes, total = [], hashlib.sha256()
@@ -253,12 +256,18 @@ class JoinedReader(io.RawIOBase):
             self._fh, self._fh_index = None, -1
 
 
-def toc_document(name: str, bundle_id: str, fmt: str, chunk_size: int, chunks: Sequence[Chunk],
-                 size: int, sha256: str) -> dict:
+def toc_document(
+    name: str, bundle_id: str, fmt: str, chunk_size: int, chunks: Sequence[Chunk], size: int, sha256: str
+) -> dict:
     return {
-        "toc": TOC_FORMAT, "format": fmt, "name": name, "bundle_id": bundle_id, "chunk_size": chunk_size,
+        "toc": TOC_FORMAT,
+        "format": fmt,
+        "name": name,
+        "bundle_id": bundle_id,
+        "chunk_size": chunk_size,
         "chunks": [{"name": c.name, "size": c.size, "sha256": c.sha256} for c in chunks],
-        "size": size, "sha256": sha256,
+        "size": size,
+        "sha256": sha256,
     }
 
 
@@ -269,7 +278,9 @@ def load_toc(toc_path: Path, max_bytes: int) -> dict:
         with open(toc_path, "rb") as fh:
             raw = fh.read(max_bytes + 1)
     except FileNotFoundError:
-        raise BundleIntegrityError(f"{shown} is missing: a chunked bundle needs its table of contents beside the chunks") from None
+        raise BundleIntegrityError(
+            f"{shown} is missing: a chunked bundle needs its table of contents beside the chunks"
+        ) from None
     except OSError as e:
         raise BundleIntegrityError(f"{shown} cannot be read: {e.strerror}") from None
     if len(raw) > max_bytes:
@@ -318,8 +329,10 @@ def check_chunks(directory: Path, toc: dict, progress=None) -> list[Path]:
             problems.append(f"{chunk['name']}: not a regular file")
             present.append(False)
         elif st.st_size != chunk["size"]:
-            problems.append(f"{chunk['name']}: {st.st_size} bytes, the table of contents says {chunk['size']} "
-                            "(truncated, reordered or replaced)")
+            problems.append(
+                f"{chunk['name']}: {st.st_size} bytes, the table of contents says {chunk['size']} "
+                "(truncated, reordered or replaced)"
+            )
             present.append(False)
         else:
             present.append(True)
@@ -346,11 +359,15 @@ def check_chunks(directory: Path, toc: dict, progress=None) -> list[Path]:
                 if progress:
                     progress(len(block))
         if h.hexdigest() != chunk["sha256"]:
-            problems.append(f"{chunk['name']}: sha256 {h.hexdigest()} does not match the table of contents "
-                            f"({chunk['sha256']}): corrupted, reordered or replaced")
+            problems.append(
+                f"{chunk['name']}: sha256 {h.hexdigest()} does not match the table of contents "
+                f"({chunk['sha256']}): corrupted, reordered or replaced"
+            )
             whole = False
     if not problems and total.hexdigest() != toc["sha256"]:
-        problems.append(f"the joined chunks have sha256 {total.hexdigest()}, the table of contents says {toc['sha256']}")
+        problems.append(
+            f"the joined chunks have sha256 {total.hexdigest()}, the table of contents says {toc['sha256']}"
+        )
     if problems:
         raise BundleIntegrityError(f"chunked bundle {archive} is incomplete or damaged", problems)
     return paths

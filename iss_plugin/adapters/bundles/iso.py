@@ -4,6 +4,7 @@ Rock Ridge carries the real names and is what iss reads. ISO 9660 names are gene
 (`D000001`, `F000001.;1`: unique, valid at any interchange level); Joliet names are the real
 names, shortened to Joliet's 64 characters where needed, for Windows readers.
 """
+
 from __future__ import annotations
 
 import io
@@ -22,11 +23,12 @@ from .stream import Entry, unreadable
 FILE_MODE = 0o100444
 DIR_MODE = 0o040555
 _JOLIET_MAX = 64
-_JOLIET_BAD = set('*/:;?\\')
+_JOLIET_BAD = set("*/:;?\\")
 
 
-def write_iso(entries: Iterable[Entry], fileobj: BinaryIO, *, volume_id: str,
-              progress: Callable[[int], None] | None = None) -> None:
+def write_iso(
+    entries: Iterable[Entry], fileobj: BinaryIO, *, volume_id: str, progress: Callable[[int], None] | None = None
+) -> None:
     """Master an ISO holding `entries` (parents created as needed) into a seekable `fileobj`."""
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, rock_ridge="1.09", joliet=3, vol_ident=_volume_id(volume_id))
@@ -80,7 +82,9 @@ def write_iso(entries: Iterable[Entry], fileobj: BinaryIO, *, volume_id: str,
                 except OSError as e:
                     raise unreadable(entry.path, entry.source, e) from None
                 if size != entry.size:
-                    raise IssError(f"{entry.path} has {size} bytes, {entry.size} expected: it changed while the bundle was being written")
+                    raise IssError(
+                        f"{entry.path} has {size} bytes, {entry.size} expected: it changed while the bundle was being written"
+                    )
                 iso.add_file(str(entry.source), iso_path, rr_name=name, joliet_path=joliet_path, file_mode=FILE_MODE)
         done = [0]
 

@@ -25,6 +25,7 @@ manifest.json and manifest.json.sig present; the signature FIRST, with a key tru
 problem); then every listed file present with its size and sha256, and no unlisted file
 (BundleIntegrityError with every problem).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -68,8 +69,14 @@ MAX_SIGNATURE_BYTES = 4096
 _READ = 1024 * 1024
 _HASH_THREADS = 4
 _TAR_KINDS = {
-    tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink",
-    tarfile.LNKTYPE: "hardlink", tarfile.CHRTYPE: "chrdev", tarfile.BLKTYPE: "blkdev", tarfile.FIFOTYPE: "fifo",
+    tarfile.REGTYPE: "file",
+    tarfile.AREGTYPE: "file",
+    tarfile.DIRTYPE: "dir",
+    tarfile.SYMTYPE: "symlink",
+    tarfile.LNKTYPE: "hardlink",
+    tarfile.CHRTYPE: "chrdev",
+    tarfile.BLKTYPE: "blkdev",
+    tarfile.FIFOTYPE: "fifo",
 }
 
 Progress = Callable[[int], None]
@@ -102,14 +109,22 @@ class OpenedBundle:
         """Every regular file under `root` (relative path -> size); BundleIntegrityError on anything unsafe."""
         members, problems = _walk_directory(self.root, self.limits)
         if problems:
-            raise BundleIntegrityError(f"{self.source} holds entries a bundle may not hold; nothing was imported",
-                                       capped(problems, self.limits.max_reported_problems))
+            raise BundleIntegrityError(
+                f"{self.source} holds entries a bundle may not hold; nothing was imported",
+                capped(problems, self.limits.max_reported_problems),
+            )
         return {m.name: m.size for m in members if m.kind == "file"}
 
 
-def open_bundle(path: Path, work_dir: Path, *, trusted: Sequence[TrustedKey] | None = None,
-                organization: str | None = None, limits: ReadLimits = ReadLimits(),
-                progress: Progress | None = None) -> OpenedBundle:
+def open_bundle(
+    path: Path,
+    work_dir: Path,
+    *,
+    trusted: Sequence[TrustedKey] | None = None,
+    organization: str | None = None,
+    limits: ReadLimits = ReadLimits(),
+    progress: Progress | None = None,
+) -> OpenedBundle:
     path = Path(path)
     if not path.exists():
         raise NotFound(f"bundle {path} does not exist")
@@ -120,13 +135,16 @@ def open_bundle(path: Path, work_dir: Path, *, trusted: Sequence[TrustedKey] | N
 
         def seal(manifest: bytes, signature: bytes) -> None:
             _check_signature(manifest, signature, trusted, organization)
+
     if path.is_dir():
         members, problems = _walk_directory(path, limits)
         _raise_if(problems, f"bundle directory {path} holds entries a bundle may not hold; nothing was read", limits)
         opened = OpenedBundle(path, path, "dir", False, limits)
         if seal is not None and {MANIFEST_NAME, SIGNATURE_NAME} <= {m.name for m in members}:
-            seal(_read_bounded(path / MANIFEST_NAME, limits.max_manifest_bytes, MANIFEST_NAME),
-                 _read_bounded(path / SIGNATURE_NAME, MAX_SIGNATURE_BYTES, SIGNATURE_NAME))
+            seal(
+                _read_bounded(path / MANIFEST_NAME, limits.max_manifest_bytes, MANIFEST_NAME),
+                _read_bounded(path / SIGNATURE_NAME, MAX_SIGNATURE_BYTES, SIGNATURE_NAME),
+            )
         return opened
     kind, chunked = _classify(path)
     with ExitStack() as stack:
@@ -144,6 +162,7 @@ def open_bundle(path: Path, work_dir: Path, *, trusted: Sequence[TrustedKey] | N
 
             def opener() -> BinaryIO:
                 return open(path, "rb", buffering=_READ)
+
         work_dir = Path(work_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
         if kind == "tgz":
@@ -154,6 +173,7 @@ def open_bundle(path: Path, work_dir: Path, *, trusted: Sequence[TrustedKey] | N
 
 
 # -- containers ---------------------------------------------------------------------------------
+
 
 def _classify(path: Path) -> tuple[str, bool]:
     name = path.name
@@ -174,8 +194,10 @@ def _classify(path: Path) -> tuple[str, bool]:
         return "tgz", False
     if iso_magic == b"CD001":
         return "iso", False
-    raise UsageError(f"{path} is not a bundle: expected a directory, a .tar.gz, an .iso, "
-                     "or the first chunk (.000) of a chunked bundle")
+    raise UsageError(
+        f"{path} is not a bundle: expected a directory, a .tar.gz, an .iso, "
+        "or the first chunk (.000) of a chunked bundle"
+    )
 
 
 def _toc_for(path: Path, limits: ReadLimits) -> tuple[Path, dict]:
@@ -190,13 +212,22 @@ def _toc_for(path: Path, limits: ReadLimits) -> tuple[Path, dict]:
     if not path.name.endswith(chunking.TOC_SUFFIX):
         first = toc["chunks"][0]["name"]
         if first != path.name:
-            raise BundleIntegrityError(f"{toc_path.name} describes chunks of {toc['name']}, not {path.name}",
-                                       [f"its first chunk is {first}"])
+            raise BundleIntegrityError(
+                f"{toc_path.name} describes chunks of {toc['name']}, not {path.name}", [f"its first chunk is {first}"]
+            )
     return toc_path, toc
 
 
-def _open_tar(source: Path, display: str, opener: Callable[[], BinaryIO], work_dir: Path, limits: ReadLimits,
-              chunked: bool, progress: Progress | None, seal: Seal | None) -> OpenedBundle:
+def _open_tar(
+    source: Path,
+    display: str,
+    opener: Callable[[], BinaryIO],
+    work_dir: Path,
+    limits: ReadLimits,
+    chunked: bool,
+    progress: Progress | None,
+    seal: Seal | None,
+) -> OpenedBundle:
     # pass 1: every header, nothing written (and the signature as soon as the first two members are read)
     infos = _tar_index(display, opener, limits, seal)
     members = [Member(ti.name, _TAR_KINDS.get(ti.type, "other"), ti.size, ti.linkname) for ti in infos]
@@ -217,8 +248,9 @@ def _tar_stream(fh: BinaryIO) -> tuple[gzip.GzipFile, tarfile.TarFile]:
     return gz, tarfile.open(fileobj=gz, mode="r|")
 
 
-def _tar_index(display: str, opener: Callable[[], BinaryIO], limits: ReadLimits, seal: Seal | None = None
-               ) -> list[tarfile.TarInfo]:
+def _tar_index(
+    display: str, opener: Callable[[], BinaryIO], limits: ReadLimits, seal: Seal | None = None
+) -> list[tarfile.TarInfo]:
     infos: list[tarfile.TarInfo] = []
     sealed: dict[str, bytes] = {}
     bounds = {MANIFEST_NAME: limits.max_manifest_bytes, SIGNATURE_NAME: MAX_SIGNATURE_BYTES}
@@ -231,8 +263,13 @@ def _tar_index(display: str, opener: Callable[[], BinaryIO], limits: ReadLimits,
                     if len(infos) > limits.max_entries:
                         return infos  # member_problems reports it; no need to read further
                     name = ti.name.removeprefix("./")
-                    if seal and name in bounds and ti.type in (tarfile.REGTYPE, tarfile.AREGTYPE) \
-                            and ti.size <= bounds[name] and name not in sealed:
+                    if (
+                        seal
+                        and name in bounds
+                        and ti.type in (tarfile.REGTYPE, tarfile.AREGTYPE)
+                        and ti.size <= bounds[name]
+                        and name not in sealed
+                    ):
                         sealed[name] = tar.extractfile(ti).read()
                         if len(sealed) == 2:  # iss writes these two first: an untrusted bundle stops here
                             seal(sealed[MANIFEST_NAME], sealed[SIGNATURE_NAME])
@@ -247,8 +284,9 @@ def _tar_index(display: str, opener: Callable[[], BinaryIO], limits: ReadLimits,
     return infos
 
 
-def _extract_tar(display: str, opener: Callable[[], BinaryIO], infos: list[tarfile.TarInfo], dest: Path,
-                 progress: Progress | None) -> None:
+def _extract_tar(
+    display: str, opener: Callable[[], BinaryIO], infos: list[tarfile.TarInfo], dest: Path, progress: Progress | None
+) -> None:
     """Pass 2: the same members again (they must be exactly those checked), extracted under `dest`."""
     expected = iter(infos)
     try:
@@ -277,12 +315,21 @@ def _strict_data_filter(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarI
     member = tarfile.data_filter(member, dest_path)
     if not (member.isfile() or member.isdir()):
         raise tarfile.FilterError(f"{member.name}: only regular files and directories")
-    return member.replace(mode=0o755 if member.isdir() else 0o644, uid=None, gid=None, uname=None, gname=None,
-                          deep=False)
+    return member.replace(
+        mode=0o755 if member.isdir() else 0o644, uid=None, gid=None, uname=None, gname=None, deep=False
+    )
 
 
-def _open_iso(source: Path, display: str, fh: BinaryIO, work_dir: Path, limits: ReadLimits, chunked: bool,
-              progress: Progress | None, seal: Seal | None) -> OpenedBundle:
+def _open_iso(
+    source: Path,
+    display: str,
+    fh: BinaryIO,
+    work_dir: Path,
+    limits: ReadLimits,
+    chunked: bool,
+    progress: Progress | None,
+    seal: Seal | None,
+) -> OpenedBundle:
     try:
         iso = open_iso(fh)
     except Exception as e:  # pycdlib on a hostile image may raise anything; all of it means "bad image"
@@ -295,8 +342,11 @@ def _open_iso(source: Path, display: str, fh: BinaryIO, work_dir: Path, limits: 
         accepted, problems = member_problems(members, limits)
         _raise_if(problems, f"{display} is not a safe bundle image; nothing was extracted", limits)
         sizes = {m.name: m.size for m in accepted if m.kind == "file"}
-        if seal and sizes.get(MANIFEST_NAME, 1 << 62) <= limits.max_manifest_bytes \
-                and sizes.get(SIGNATURE_NAME, 1 << 62) <= MAX_SIGNATURE_BYTES:
+        if (
+            seal
+            and sizes.get(MANIFEST_NAME, 1 << 62) <= limits.max_manifest_bytes
+            and sizes.get(SIGNATURE_NAME, 1 << 62) <= MAX_SIGNATURE_BYTES
+        ):
             pieces = []
             for name in (MANIFEST_NAME, SIGNATURE_NAME):
                 buffer = io.BytesIO()
@@ -369,9 +419,15 @@ def _walk_directory(root: Path, limits: ReadLimits) -> tuple[list[Member], list[
 
 
 def _mode_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISREG, "file"), (stat.S_ISDIR, "dir"), (stat.S_ISLNK, "symlink"),
-                       (stat.S_ISCHR, "chrdev"), (stat.S_ISBLK, "blkdev"), (stat.S_ISFIFO, "fifo"),
-                       (stat.S_ISSOCK, "socket")):
+    for test, kind in (
+        (stat.S_ISREG, "file"),
+        (stat.S_ISDIR, "dir"),
+        (stat.S_ISLNK, "symlink"),
+        (stat.S_ISCHR, "chrdev"),
+        (stat.S_ISBLK, "blkdev"),
+        (stat.S_ISFIFO, "fifo"),
+        (stat.S_ISSOCK, "socket"),
+    ):
         if test(mode):
             return kind
     return "other"
@@ -379,16 +435,26 @@ def _mode_kind(mode: int) -> str:
 
 # -- verification -------------------------------------------------------------------------------
 
-def verify_bundle(opened: OpenedBundle, trusted: Sequence[TrustedKey], organization: str, *, schema: bool = True,
-                  progress: Progress | None = None, file_problems: list[str] | None = None) -> BundleManifest:
+
+def verify_bundle(
+    opened: OpenedBundle,
+    trusted: Sequence[TrustedKey],
+    organization: str,
+    *,
+    schema: bool = True,
+    progress: Progress | None = None,
+    file_problems: list[str] | None = None,
+) -> BundleManifest:
     """Signature, then schema, then every file. With `file_problems` (a dry run that wants every
     problem at once), problems with the files are appended there instead of raised."""
     limits = opened.limits
     files = opened.inventory()
     missing = [n for n in (MANIFEST_NAME, SIGNATURE_NAME) if n not in files]
     if missing:
-        raise BundleIntegrityError(f"{opened.source} is not an iss bundle: {' and '.join(missing)} "
-                                   f"{'is' if len(missing) == 1 else 'are'} missing")
+        raise BundleIntegrityError(
+            f"{opened.source} is not an iss bundle: {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing"
+        )
     raw = _read_bounded(opened.root / MANIFEST_NAME, limits.max_manifest_bytes, MANIFEST_NAME)
     signature = _read_bounded(opened.root / SIGNATURE_NAME, MAX_SIGNATURE_BYTES, SIGNATURE_NAME)
 
@@ -402,8 +468,10 @@ def verify_bundle(opened: OpenedBundle, trusted: Sequence[TrustedKey], organizat
         if not problems:
             problems = manifest_consistency_problems(data)
         if problems:
-            raise SchemaViolation(f"manifest.json does not follow schemas/{MANIFEST_SCHEMA}; nothing was imported",
-                                  capped(problems, limits.max_reported_problems))
+            raise SchemaViolation(
+                f"manifest.json does not follow schemas/{MANIFEST_SCHEMA}; nothing was imported",
+                capped(problems, limits.max_reported_problems),
+            )
     try:
         manifest = BundleManifest.from_dict(data)
         listed = {f.path: f for f in manifest.files}
@@ -427,13 +495,16 @@ def verify_bundle(opened: OpenedBundle, trusted: Sequence[TrustedKey], organizat
     if problems and file_problems is not None:
         file_problems.extend(capped(sorted(problems), limits.max_reported_problems))
     elif problems:
-        raise BundleIntegrityError(f"bundle {opened.source.name} failed its integrity check; nothing was imported",
-                                   capped(sorted(problems), limits.max_reported_problems))
+        raise BundleIntegrityError(
+            f"bundle {opened.source.name} failed its integrity check; nothing was imported",
+            capped(sorted(problems), limits.max_reported_problems),
+        )
     return manifest
 
 
-def _check_signature(raw: bytes, signature: bytes, trusted: Sequence[TrustedKey], organization: str
-                     ) -> tuple[object, list[str]]:
+def _check_signature(
+    raw: bytes, signature: bytes, trusted: Sequence[TrustedKey], organization: str
+) -> tuple[object, list[str]]:
     """The manifest's signature by a key trusted for `organization`; (parsed JSON, duplicate keys)."""
     data, duplicates = _parse_manifest(raw)
     fingerprint = data.get("source_key_fingerprint") if isinstance(data, dict) else None
@@ -444,7 +515,8 @@ def _check_signature(raw: bytes, signature: bytes, trusted: Sequence[TrustedKey]
         raise BundleIntegrityError(
             f"manifest.json was changed after it was signed: its signature does not verify with "
             f"the trusted key '{key.name}' ({fingerprint}); nothing was imported",
-            details={"fingerprint": fingerprint, "key": key.name})
+            details={"fingerprint": fingerprint, "key": key.name},
+        )
     return data, duplicates
 
 
@@ -481,15 +553,19 @@ def _trusted_key(trusted: Sequence[TrustedKey], fingerprint: str, organization: 
         if key.may_feed(organization):
             return key
         same_key.append(key)
-    message = (f"bundle signed by key {fingerprint} which is not trusted for organization {organization}; "
-               "add it with `iss trust add`")
-    problems = [f"key '{k.name}' is trusted only for: {', '.join(k.organizations) or 'no organization'}"
-                for k in same_key]
+    message = (
+        f"bundle signed by key {fingerprint} which is not trusted for organization {organization}; "
+        "add it with `iss trust add`"
+    )
+    problems = [
+        f"key '{k.name}' is trusted only for: {', '.join(k.organizations) or 'no organization'}" for k in same_key
+    ]
     raise UntrustedSource(message, problems, details={"fingerprint": fingerprint, "organization": organization})
 
 
 def _hash_problems(root: Path, entries, progress: Progress | None) -> list[str]:
     """sha256 of every entry (a few threads: hashlib releases the GIL); progress on this thread."""
+
     def check(entry) -> tuple[str | None, int]:
         try:
             fd = os.open(root / entry.path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -504,7 +580,10 @@ def _hash_problems(root: Path, entries, progress: Progress | None) -> list[str]:
                 h.update(block)
         digest = h.hexdigest()
         if digest != entry.sha256:
-            return f"{entry.path}: sha256 {digest} does not match the manifest ({entry.sha256}): the file was altered", entry.size
+            return (
+                f"{entry.path}: sha256 {digest} does not match the manifest ({entry.sha256}): the file was altered",
+                entry.size,
+            )
         return None, entry.size
 
     problems = []
@@ -518,6 +597,7 @@ def _hash_problems(root: Path, entries, progress: Progress | None) -> list[str]:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
 
 def _read_bounded(path: Path, limit: int, shown: str) -> bytes:
     try:

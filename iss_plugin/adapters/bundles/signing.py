@@ -8,6 +8,7 @@ Files in the keys directory (``settings.keys_path``), written by ``iss init``:
 A key is named by its fingerprint ``sha256:<hex of the raw 32-byte public key>``; a signature
 file holds the base64 text of the raw 64-byte Ed25519 signature.
 """
+
 from __future__ import annotations
 
 import base64
@@ -125,11 +126,12 @@ def load_public_key(pem_text: str | bytes) -> Ed25519PublicKey:
         key = serialization.load_pem_public_key(data.strip() + b"\n")
     except (ValueError, TypeError, binascii.Error, UnicodeError):
         raise UsageError(
-            "not a PEM public key: expected the contents of a source's ed25519.pub "
-            "('-----BEGIN PUBLIC KEY-----' ...)"
+            "not a PEM public key: expected the contents of a source's ed25519.pub ('-----BEGIN PUBLIC KEY-----' ...)"
         ) from None
     if not isinstance(key, Ed25519PublicKey):
-        raise UsageError(f"not an Ed25519 public key (got {type(key).__name__.removeprefix('_')}); iss keys are Ed25519")
+        raise UsageError(
+            f"not an Ed25519 public key (got {type(key).__name__.removeprefix('_')}); iss keys are Ed25519"
+        )
     return key
 
 
@@ -146,8 +148,10 @@ def read_public_key_file(path: Path) -> str:
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
-        raise UsageError(f"{path} is not a PEM public key (it is not text): give the contents of the other "
-                         "server's ed25519.pub (`iss keys show` there)") from None
+        raise UsageError(
+            f"{path} is not a PEM public key (it is not text): give the contents of the other "
+            "server's ed25519.pub (`iss keys show` there)"
+        ) from None
     try:
         fingerprint_of(text)
     except UsageError as e:
@@ -179,7 +183,9 @@ def verify(pem_text: str | bytes, data: bytes, signature: bytes | str) -> bool:
 
 
 def _public_pem(public: Ed25519PublicKey) -> str:
-    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(
+        "ascii"
+    )
 
 
 def _fingerprint(public: Ed25519PublicKey) -> str:

@@ -18,6 +18,7 @@ zlib level 1 spends ~2 s per 100 MB of RPMs to save nothing. Other files (XML, C
 deflated at `compresslevel`; a tar header goes in its entry's mode. Each switch between the two
 ends with a full flush, so no block refers back across it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,8 +43,25 @@ BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 10240
 DEFAULT_COMPRESSLEVEL = 6
 PRECOMPRESSED = (
-    ".rpm", ".drpm", ".gz", ".tgz", ".xz", ".bz2", ".zst", ".zck", ".lz4", ".lzma", ".zip", ".7z",
-    ".iso", ".squashfs", ".jpg", ".jpeg", ".png", ".gif", ".webp",
+    ".rpm",
+    ".drpm",
+    ".gz",
+    ".tgz",
+    ".xz",
+    ".bz2",
+    ".zst",
+    ".zck",
+    ".lz4",
+    ".lzma",
+    ".zip",
+    ".7z",
+    ".iso",
+    ".squashfs",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".gif",
+    ".webp",
 )
 _MAX_STORED = 0xFFFF
 _GZIP_HEADER = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x00\xff"  # deflate, no flags, mtime 0, OS unknown
@@ -84,8 +102,13 @@ def _grew(entry: Entry) -> IssError:
     return IssError(f"{entry.path} grew while the bundle was being written ({entry.size} bytes expected)")
 
 
-def bundle_entries(root: Path, manifest_bytes: bytes, signature: bytes, files: Sequence[FileEntry],
-                   sources: Mapping[str, str] | None = None) -> Iterator[Entry]:
+def bundle_entries(
+    root: Path,
+    manifest_bytes: bytes,
+    signature: bytes,
+    files: Sequence[FileEntry],
+    sources: Mapping[str, str] | None = None,
+) -> Iterator[Entry]:
     """manifest.json, manifest.json.sig, then every listed file (sorted by path): read from
     `sources[path]` when given there, else from under `root`."""
     yield Entry(MANIFEST_NAME, len(manifest_bytes), data=manifest_bytes)
@@ -96,8 +119,13 @@ def bundle_entries(root: Path, manifest_bytes: bytes, signature: bytes, files: S
         yield Entry(f.path, f.size, sources.get(f.path) or base + f.path)
 
 
-def tar_gz_stream(entries: Iterable[Entry], *, mtime: int = 0, compresslevel: int = DEFAULT_COMPRESSLEVEL,
-                  progress: Progress | None = None) -> Iterator[bytes]:
+def tar_gz_stream(
+    entries: Iterable[Entry],
+    *,
+    mtime: int = 0,
+    compresslevel: int = DEFAULT_COMPRESSLEVEL,
+    progress: Progress | None = None,
+) -> Iterator[bytes]:
     """The bytes of a deterministic .tar.gz holding `entries`, in order, parents created as needed.
 
     Output comes in pieces of about OUTPUT_CHUNK bytes (few, large writes for any sink)."""
@@ -117,8 +145,14 @@ def tar_gz_stream(entries: Iterable[Entry], *, mtime: int = 0, compresslevel: in
     yield b"".join(out)
 
 
-def write_tar_gz(entries: Iterable[Entry], sink: BinaryIO, *, mtime: int = 0,
-                 compresslevel: int = DEFAULT_COMPRESSLEVEL, progress: Progress | None = None) -> None:
+def write_tar_gz(
+    entries: Iterable[Entry],
+    sink: BinaryIO,
+    *,
+    mtime: int = 0,
+    compresslevel: int = DEFAULT_COMPRESSLEVEL,
+    progress: Progress | None = None,
+) -> None:
     """Write the bytes of tar_gz_stream(entries, ...) into `sink`, in two threads: this one gathers
     the tar (headers, file reads), a second one checksums, frames and writes it. Both hold the GIL
     only between system calls and crc32 calls, so on two cores they overlap.
@@ -135,7 +169,7 @@ def write_tar_gz(entries: Iterable[Entry], sink: BinaryIO, *, mtime: int = 0,
             _write_pieces(sink, [_GZIP_HEADER])
             while (item := handoff.get()) is not None:
                 _write_pieces(sink, member.pieces(*item))
-        except BaseException as e:  # noqa: BLE001 - handed to the other thread, raised there
+        except BaseException as e:
             failed.append(e)
             while handoff.get() is not None:
                 pass
@@ -172,8 +206,9 @@ def _write_pieces(sink: BinaryIO, pieces: Sequence[bytes | memoryview]) -> None:
         sink.write(piece)
 
 
-def tar_runs(entries: Iterable[Entry], *, mtime: int = 0, progress: Progress | None = None, buffers: int = 1
-             ) -> Iterator[tuple[memoryview, bool]]:
+def tar_runs(
+    entries: Iterable[Entry], *, mtime: int = 0, progress: Progress | None = None, buffers: int = 1
+) -> Iterator[tuple[memoryview, bool]]:
     """A POSIX (pax) tar archive as runs of bytes of one mode (compressible or not).
 
     Runs are views of `buffers` reused buffers of RUN_SIZE bytes, taken in turn: a run stays valid
@@ -312,7 +347,9 @@ class _TarRuns:
 
 
 def _size_error(entry: Entry, actual: int) -> IssError:
-    return IssError(f"{entry.path} has {actual} bytes, {entry.size} expected: it changed while the bundle was being written")
+    return IssError(
+        f"{entry.path} has {actual} bytes, {entry.size} expected: it changed while the bundle was being written"
+    )
 
 
 class GzipMember:
@@ -377,8 +414,13 @@ def _header(name: str, size: int, mtime: int, *, is_dir: bool) -> bytes:
             pax = _pax_path_header(name)
         except UnicodeEncodeError:  # undecodable bytes in the name: tarfile's hdrcharset=BINARY form
             return _slow_header(name, size, mtime, is_dir=is_dir)
-    block = _ustar_block(name.encode("ascii", "replace"), 0o755 if is_dir else 0o644, 0 if is_dir else size, mtime,
-                         tarfile.DIRTYPE if is_dir else tarfile.REGTYPE)
+    block = _ustar_block(
+        name.encode("ascii", "replace"),
+        0o755 if is_dir else 0o644,
+        0 if is_dir else size,
+        mtime,
+        tarfile.DIRTYPE if is_dir else tarfile.REGTYPE,
+    )
     return pax + block
 
 
@@ -404,17 +446,23 @@ def _ustar_block(name: bytes, mode: int, size: int, mtime: int, typeflag: bytes)
     size_field = b"%011o\0" % size
     before_size, mtime_field, after_checksum, fixed_sum = _fixed_fields(mode, mtime, typeflag)
     checksum = fixed_sum + sum(name) + sum(size_field)
-    return b"".join((name.ljust(_NAME_FIELD, b"\0"), before_size, size_field, mtime_field, b"%06o\0" % checksum,
-                     after_checksum))
+    return b"".join(
+        (name.ljust(_NAME_FIELD, b"\0"), before_size, size_field, mtime_field, b"%06o\0" % checksum, after_checksum)
+    )
 
 
 @functools.lru_cache(maxsize=64)
 def _fixed_fields(mode: int, mtime: int, typeflag: bytes) -> tuple[bytes, bytes, bytes, int]:
     """The fields around size and checksum, and their sum with the checksum field as spaces."""
-    before_size = b"%07o\0" % mode + b"0000000\0" b"0000000\0"  # mode, uid, gid
+    before_size = b"%07o\0" % mode + b"0000000\x00" * 2  # mode, uid, gid
     mtime_field = b"%011o\0" % mtime
     after_checksum = b" " + typeflag + _EMPTY_USTAR_TAIL  # the checksum field's 8th byte stays a space
-    return before_size, mtime_field, after_checksum, sum(before_size) + sum(mtime_field) + sum(b" " * 7) + sum(after_checksum)
+    return (
+        before_size,
+        mtime_field,
+        after_checksum,
+        sum(before_size) + sum(mtime_field) + sum(b" " * 7) + sum(after_checksum),
+    )
 
 
 def _slow_header(name: str, size: int, mtime: int, *, is_dir: bool) -> bytes:

@@ -37,6 +37,7 @@ The tar.gz is built from a stream of entries (`stream.bundle_entries` -> `stream
 `stream.tar_gz_stream` for any other sink), so the same code can feed an HTTP response without a
 full export on disk.
 """
+
 from __future__ import annotations
 
 import errno
@@ -57,7 +58,14 @@ import schemas
 from iss_plugin.domain.errors import IssError, UsageError
 from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, FileEntry
 
-from .checks import FILE_KEYS, RESERVED, file_entry_problems, manifest_consistency_problems, path_problem, plainly_safe_paths
+from .checks import (
+    FILE_KEYS,
+    RESERVED,
+    file_entry_problems,
+    manifest_consistency_problems,
+    path_problem,
+    plainly_safe_paths,
+)
 from .chunks import MIN_CHUNK_SIZE, SplitWriter, chunk_names, toc_document
 from .iso import write_iso
 from .materialize import Materializer
@@ -103,17 +111,28 @@ def _canonical(document: dict) -> bytes:
     for key in sorted(document):
         value = document[key]
         if key == "files" and all(type(f) is dict and f.keys() == FILE_KEYS for f in value):
-            encoded = "[" + ",".join(_FILE_JSON % (_json_string(f["path"]), _json_string(f["sha256"]),
-                                                   f["size"] if type(f["size"]) is int else json.dumps(f["size"]))
-                                     for f in value) + "]"
+            encoded = (
+                "["
+                + ",".join(
+                    _FILE_JSON
+                    % (
+                        _json_string(f["path"]),
+                        _json_string(f["sha256"]),
+                        f["size"] if type(f["size"]) is int else json.dumps(f["size"]),
+                    )
+                    for f in value
+                )
+                + "]"
+            )
         else:
             encoded = json.dumps(value, sort_keys=True, separators=(",", ":"))
         parts.append(_json_string(key) + ":" + encoded)
     return ("{" + ",".join(parts) + "}").encode("utf-8")
 
 
-def seal_manifest(manifest: BundleManifest, signer, files: Iterable[FileEntry], *, validate: bool = True
-                  ) -> tuple[BundleManifest, bytes, bytes]:
+def seal_manifest(
+    manifest: BundleManifest, signer, files: Iterable[FileEntry], *, validate: bool = True
+) -> tuple[BundleManifest, bytes, bytes]:
     """(manifest with `files` sorted and the signer's fingerprint, manifest.json bytes, signature file bytes).
 
     Also what a streamed bundle (phase 3) needs before its first byte goes out:
@@ -138,11 +157,22 @@ def archive_suffix(fmt: Format, chunk_size: int | None) -> str | None:
     return ""
 
 
-def finalize_bundle(staging: Path, manifest: BundleManifest, signer, known_files: Iterable[FileEntry], *,
-                    out_dir: Path, name: str, fmt: Format, chunk_size: int | None = None,
-                    progress: Callable[[int], None] | None = None, compresslevel: int = DEFAULT_COMPRESSLEVEL,
-                    validate: bool = True, sources: Mapping[str, str] | None = None,
-                    link_sources: bool = True) -> BundleOutput:
+def finalize_bundle(
+    staging: Path,
+    manifest: BundleManifest,
+    signer,
+    known_files: Iterable[FileEntry],
+    *,
+    out_dir: Path,
+    name: str,
+    fmt: Format,
+    chunk_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    compresslevel: int = DEFAULT_COMPRESSLEVEL,
+    validate: bool = True,
+    sources: Mapping[str, str] | None = None,
+    link_sources: bool = True,
+) -> BundleOutput:
     staging, out_dir = Path(staging), Path(out_dir)
     sources = sources or {}
     tmp: Path | None = None
@@ -175,15 +205,23 @@ def finalize_bundle(staging: Path, manifest: BundleManifest, signer, known_files
                 _write_archive(out_fmt, entries, sink, manifest, compresslevel, progress)
             parts = split.finish()
             names = chunk_names(archive, len(parts))
-            toc = toc_document(name, manifest.bundle_id, suffix.lstrip("."), chunk_size,
-                               [replace(p, name=n) for p, n in zip(parts, names)], split.size, split.sha256)
+            toc = toc_document(
+                name,
+                manifest.bundle_id,
+                suffix.lstrip("."),
+                chunk_size,
+                [replace(p, name=n) for p, n in zip(parts, names)],
+                split.size,
+                split.sha256,
+            )
             toc_tmp = tmp / "toc.json"
             toc_tmp.write_text(json.dumps(toc, indent=2, sort_keys=True) + "\n")
             for part, final_name in zip(parts, names):
                 committed.append(_rename_new(tmp / part.name, out_dir / final_name))
             committed.append(_rename_new(toc_tmp, out_dir / f"{name}.toc.json"))
-            result = BundleOutput(committed[0], list(committed), out_fmt, split.size, manifest,
-                                  chunked=True, toc=committed[-1])
+            result = BundleOutput(
+                committed[0], list(committed), out_fmt, split.size, manifest, chunked=True, toc=committed[-1]
+            )
         else:
             part = tmp / archive
             # the tar.gz writer makes large writes itself (writev on the raw file); pycdlib small ones
@@ -223,14 +261,19 @@ def _check_arguments(name: str, fmt: str, chunk_size: int | None) -> None:
 def _refuse_existing(out_dir: Path, name: str, suffix: str, chunk_size: int | None) -> None:
     candidates = [out_dir / (name + suffix)]
     if chunk_size:
-        candidates = [out_dir / f"{name}.toc.json"] + sorted(out_dir.glob(f"{_glob_escape(name + suffix)}.[0-9][0-9][0-9]*"))
+        candidates = [out_dir / f"{name}.toc.json"] + sorted(
+            out_dir.glob(f"{_glob_escape(name + suffix)}.[0-9][0-9][0-9]*")
+        )
     for path in candidates:
         if path.exists() or path.is_symlink():
-            raise UsageError(f"{path} already exists: refusing to overwrite a bundle (move it away or pick another name)")
+            raise UsageError(
+                f"{path} already exists: refusing to overwrite a bundle (move it away or pick another name)"
+            )
 
 
-def _inventory(staging: Path, known_files: Iterable[FileEntry], sources: Mapping[str, str], progress, *,
-               check_paths: bool) -> tuple[FileEntry, ...]:
+def _inventory(
+    staging: Path, known_files: Iterable[FileEntry], sources: Mapping[str, str], progress, *, check_paths: bool
+) -> tuple[FileEntry, ...]:
     """Every file of the bundle as a FileEntry, sorted by path: the regular files under `staging`
     (known ones trusted for sha256, the rest hashed) and the known files given by `sources`.
     check_paths: check each path here (otherwise only when the fast screen is not sure; the manifest
@@ -291,8 +334,11 @@ def _validate(document: dict) -> None:
     if not problems:
         problems = manifest_consistency_problems(document)
     if problems:
-        raise IssError(f"the manifest of bundle {document['bundle_id']} does not follow schemas/{MANIFEST_SCHEMA}; "
-                       "nothing was written", problems)
+        raise IssError(
+            f"the manifest of bundle {document['bundle_id']} does not follow schemas/{MANIFEST_SCHEMA}; "
+            "nothing was written",
+            problems,
+        )
 
 
 def _sha256_file(path: Path, progress) -> str:

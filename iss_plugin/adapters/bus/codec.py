@@ -2,6 +2,7 @@
 
 One place decides what a valid iss event is, for publishers (outbox, relay, consumers' answers)
 and for consumers (decode -> validate -> dispatch)."""
+
 from __future__ import annotations
 
 import json

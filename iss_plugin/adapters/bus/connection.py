@@ -1,4 +1,5 @@
 """kombu connections as iss wants them: heartbeats on, publisher confirms on AMQP, fast polling in memory."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -23,8 +24,7 @@ def make_kombu_connection(bus, *, url: str | None = None):
 
     url = url or bus.url
     if is_amqp(url):
-        return Connection(url, heartbeat=bus.heartbeat, connect_timeout=10,
-                          transport_options={"confirm_publish": True})
+        return Connection(url, heartbeat=bus.heartbeat, connect_timeout=10, transport_options={"confirm_publish": True})
     if is_memory_url(url):
         return Connection(url, transport_options={"polling_interval": 0.01})
     return Connection(url)

@@ -20,6 +20,7 @@ While the broker is unreachable each failed connection attempt logs one line, an
 On memory:// (no TTL, no dead-lettering) a retry waits in this consumer (a timer heap) and is
 republished with `x-iss-retries`; pending retries are republished at once when it stops.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -54,9 +55,20 @@ Handler = Callable[[Event], None]
 
 
 class EventConsumer(ConsumerMixin):
-    def __init__(self, connection, topology: Topology, queues: Sequence[str], handlers: Mapping[str, Handler], *,
-                 name: str, prefetch: int = 4, confirm_timeout: float = 30.0, validate: bool = True,
-                 handler_wait: float = 1.0, safety_interval: float = 0.2):
+    def __init__(
+        self,
+        connection,
+        topology: Topology,
+        queues: Sequence[str],
+        handlers: Mapping[str, Handler],
+        *,
+        name: str,
+        prefetch: int = 4,
+        confirm_timeout: float = 30.0,
+        validate: bool = True,
+        handler_wait: float = 1.0,
+        safety_interval: float = 0.2,
+    ):
         self.connection = connection
         self.topology = topology
         self.queue_names = list(queues)
@@ -101,8 +113,13 @@ class EventConsumer(ConsumerMixin):
         """One line per failed connection attempt (kombu's default logs a traceback each time);
         abort the retry loop when a stop was requested."""
         self._stop_requested()
-        log.warning("%s: cannot connect to the broker at %s: %s; retrying in %.0f s (SIGINT/SIGTERM stops)",
-                    self.name, self.connection.as_uri(), exc, interval)
+        log.warning(
+            "%s: cannot connect to the broker at %s: %s; retrying in %.0f s (SIGINT/SIGTERM stops)",
+            self.name,
+            self.connection.as_uri(),
+            exc,
+            interval,
+        )
 
     def _stop_requested(self) -> None:
         if self.should_stop:
@@ -116,8 +133,15 @@ class EventConsumer(ConsumerMixin):
         for q in queues:
             q(channel).declare()
             by_name[q.name] = q
-        return [Consumer(queues=[by_name[name]], on_message=partial(self._on_message, name),
-                         prefetch_count=self.prefetch, accept=None) for name in self.queue_names]
+        return [
+            Consumer(
+                queues=[by_name[name]],
+                on_message=partial(self._on_message, name),
+                prefetch_count=self.prefetch,
+                accept=None,
+            )
+            for name in self.queue_names
+        ]
 
     def on_connection_revived(self):
         # Deliveries of a dead channel cannot be acked: the broker redelivers them.
@@ -181,8 +205,13 @@ class EventConsumer(ConsumerMixin):
                 return
         handler = self.handlers.get(envelope.get("type"))
         if handler is None:
-            self._settle(queue, message, policy.on_invalid(
-                policy.UNHANDLED, f"{self.name} has no handler for {envelope.get('type')!r}", attempt))
+            self._settle(
+                queue,
+                message,
+                policy.on_invalid(
+                    policy.UNHANDLED, f"{self.name} has no handler for {envelope.get('type')!r}", attempt
+                ),
+            )
             return
         try:
             event = Event.from_envelope(envelope)
@@ -198,10 +227,18 @@ class EventConsumer(ConsumerMixin):
         except FutureTimeout:
             return False
         except Exception as e:  # noqa: BLE001 - the policy decides
-            decision = policy.on_error(e, attempt, retry_delays_ms=self.topology.retry_delays_ms,
-                                       max_attempts=self.topology.max_attempts)
-            log.warning("%s: %s %s attempt %d failed: %s -> %s", self.name, event.type, event.id, attempt,
-                        policy.describe(e), decision.action.value)
+            decision = policy.on_error(
+                e, attempt, retry_delays_ms=self.topology.retry_delays_ms, max_attempts=self.topology.max_attempts
+            )
+            log.warning(
+                "%s: %s %s attempt %d failed: %s -> %s",
+                self.name,
+                event.type,
+                event.id,
+                attempt,
+                policy.describe(e),
+                decision.action.value,
+            )
         else:
             decision = policy.on_success(attempt)
         self._running = None
@@ -222,9 +259,12 @@ class EventConsumer(ConsumerMixin):
         headers = dict(message.headers or {})
         headers.setdefault(policy.ROUTING_KEY_HEADER, message.delivery_info.get("routing_key", ""))
         headers.update(extra_headers)
-        props = {"content_type": message.content_type or "application/octet-stream",
-                 "content_encoding": message.content_encoding or "binary", "headers": headers,
-                 "delivery_mode": 2}
+        props = {
+            "content_type": message.content_type or "application/octet-stream",
+            "content_encoding": message.content_encoding or "binary",
+            "headers": headers,
+            "delivery_mode": 2,
+        }
         for key in ("message_id", "type", "timestamp", "correlation_id", "app_id"):
             value = message.properties.get(key)
             if value is not None:
@@ -232,12 +272,21 @@ class EventConsumer(ConsumerMixin):
         return message.body, props
 
     def _publish_copy(self, body: bytes, routing_key: str, props: dict) -> None:
-        self._producer.publish(body, exchange="", routing_key=routing_key, mandatory=False,
-                               confirm_timeout=self.confirm_timeout, retry=False, **props)
+        self._producer.publish(
+            body,
+            exchange="",
+            routing_key=routing_key,
+            mandatory=False,
+            confirm_timeout=self.confirm_timeout,
+            retry=False,
+            **props,
+        )
 
     def _retry(self, queue: str, message, decision: policy.Decision) -> None:
         role = self.topology.queue(queue)
-        body, props = self._copy(message, {policy.RETRIES_HEADER: decision.attempt, policy.ERROR_HEADER: decision.error})
+        body, props = self._copy(
+            message, {policy.RETRIES_HEADER: decision.attempt, policy.ERROR_HEADER: decision.error}
+        )
         if self.memory:
             due = time.monotonic() + decision.delay_ms / 1000.0
             heapq.heappush(self._delayed, (due, next(self._seq), role.name, body, props))
@@ -249,11 +298,17 @@ class EventConsumer(ConsumerMixin):
 
     def _park(self, queue: str | None, message, decision: policy.Decision) -> None:
         role = self.topology.queue(queue or self.queue_names[0])
-        body, props = self._copy(message, {
-            policy.PARK_REASON_HEADER: decision.reason, policy.ERROR_HEADER: decision.error or "",
-            policy.ATTEMPTS_HEADER: decision.attempt, policy.QUEUE_HEADER: role.name,
-            policy.CONSUMER_HEADER: self.name,
-            policy.PARKED_AT_HEADER: datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")})
+        body, props = self._copy(
+            message,
+            {
+                policy.PARK_REASON_HEADER: decision.reason,
+                policy.ERROR_HEADER: decision.error or "",
+                policy.ATTEMPTS_HEADER: decision.attempt,
+                policy.QUEUE_HEADER: role.name,
+                policy.CONSUMER_HEADER: self.name,
+                policy.PARKED_AT_HEADER: datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            },
+        )
         try:
             self._publish_copy(body, role.parked, props)
         except self.connection.connection_errors:

@@ -16,6 +16,7 @@ Attempts are counted from the broker's x-death entries of this queue's retry que
 consumers. On memory:// (no dead-lettering) the consumer keeps the count in `x-iss-retries`;
 the larger of the two counts wins, so either transport gives the same numbers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,10 +45,10 @@ class Action(Enum):
 @dataclass(frozen=True)
 class Decision:
     action: Action
-    reason: str | None = None      # park reason
-    error: str | None = None       # one line for x-iss-error
-    delay_ms: int | None = None    # retry delay
-    attempt: int = 1               # the attempt that just ended (1-based)
+    reason: str | None = None  # park reason
+    error: str | None = None  # one line for x-iss-error
+    delay_ms: int | None = None  # retry delay
+    attempt: int = 1  # the attempt that just ended (1-based)
 
 
 def retries_done(headers: dict | None, retry_queue_prefix: str) -> int:

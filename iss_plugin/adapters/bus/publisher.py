@@ -8,6 +8,7 @@ waits for each confirm.
 
 `publish_batch()` answers which event ids the broker confirmed. Anything else (nacked, returned,
 timed out, cut off by a connection loss) was not confirmed and must be published again."""
+
 from __future__ import annotations
 
 import logging
@@ -86,8 +87,16 @@ class PikaStreamingPublisher:
     mark outbox rows while earlier batches are written and confirmed (the relay keeps a small
     window of batches in flight). Heartbeats are served by the I/O thread."""
 
-    def __init__(self, url: str, exchange: str, *, confirm_timeout: float = 30.0, heartbeat: int = 30,
-                 connect_timeout: float = 10.0, mandatory: bool = True):
+    def __init__(
+        self,
+        url: str,
+        exchange: str,
+        *,
+        confirm_timeout: float = 30.0,
+        heartbeat: int = 30,
+        connect_timeout: float = 10.0,
+        mandatory: bool = True,
+    ):
         self.url = url
         self.exchange = exchange
         self.confirm_timeout = confirm_timeout
@@ -122,9 +131,12 @@ class PikaStreamingPublisher:
         self._ready, self._closed, self._error = threading.Event(), threading.Event(), None
         self._tags, self._by_id, self._lowest, self._next_tag = {}, {}, 1, 1
         try:
-            self._conn = pika.SelectConnection(params, on_open_callback=self._on_open,
-                                               on_open_error_callback=self._on_open_error,
-                                               on_close_callback=self._on_closed)
+            self._conn = pika.SelectConnection(
+                params,
+                on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error,
+                on_close_callback=self._on_closed,
+            )
         except Exception as e:  # noqa: BLE001
             raise PublishError(f"cannot connect to {_safe(self.url)}: {e}") from e
         self._thread = threading.Thread(target=self._io_loop, args=(self._conn,), name="iss-relay-io", daemon=True)
@@ -232,9 +244,14 @@ class PikaStreamingPublisher:
         publish = self._channel.basic_publish
         try:
             for m in messages:
-                props = pika.BasicProperties(content_type=CONTENT_TYPE, content_encoding=CONTENT_ENCODING,
-                                             delivery_mode=2, message_id=m.event_id, type=m.event_type,
-                                             timestamp=stamp)
+                props = pika.BasicProperties(
+                    content_type=CONTENT_TYPE,
+                    content_encoding=CONTENT_ENCODING,
+                    delivery_mode=2,
+                    message_id=m.event_id,
+                    type=m.event_type,
+                    timestamp=stamp,
+                )
                 self._tags[self._next_tag] = (ticket, m.event_id)
                 self._by_id[m.event_id] = ticket
                 self._next_tag += 1
@@ -281,7 +298,9 @@ class KombuPublisher:
         if self._producer is None:
             self.connection.ensure_connection(max_retries=1)
             channel = self.connection.channel()
-            self._producer = Producer(channel, exchange=Exchange(self.exchange, "topic", durable=True), auto_declare=False)
+            self._producer = Producer(
+                channel, exchange=Exchange(self.exchange, "topic", durable=True), auto_declare=False
+            )
         return self._producer
 
     def submit(self, messages: Sequence[OutgoingMessage]) -> Ticket:
@@ -295,9 +314,17 @@ class KombuPublisher:
         try:
             producer = self._ensure()
             for m in messages:
-                producer.publish(m.body, routing_key=m.routing_key, content_type=CONTENT_TYPE,
-                                 content_encoding=CONTENT_ENCODING, message_id=m.event_id, type=m.event_type,
-                                 delivery_mode=2, retry=False, confirm_timeout=self.confirm_timeout)
+                producer.publish(
+                    m.body,
+                    routing_key=m.routing_key,
+                    content_type=CONTENT_TYPE,
+                    content_encoding=CONTENT_ENCODING,
+                    message_id=m.event_id,
+                    type=m.event_type,
+                    delivery_mode=2,
+                    retry=False,
+                    confirm_timeout=self.confirm_timeout,
+                )
                 result.confirmed.add(m.event_id)
         except Exception as e:  # noqa: BLE001 - whatever was not confirmed stays unsent
             result.error = f"publish failed: {e!r}"

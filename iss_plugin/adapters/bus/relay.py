@@ -10,6 +10,7 @@ connection died) stays unsent and goes again on the next pass: delivery is at le
 consumers absorb duplicates (services/idempotency.py). Killing the relay between the confirm and
 the mark-sent commit therefore yields a duplicate, never a loss.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,9 +43,17 @@ class RelayResult:
 
 
 class OutboxRelay:
-    def __init__(self, session_factory: sessionmaker[Session], publisher: Publisher, *, batch_size: int = 1000,
-                 window: int = 3, poll_interval: float = 0.5, confirm_timeout: float = 30.0,
-                 on_confirmed: Callable[[list[int]], None] | None = None):
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        publisher: Publisher,
+        *,
+        batch_size: int = 1000,
+        window: int = 3,
+        poll_interval: float = 0.5,
+        confirm_timeout: float = 30.0,
+        on_confirmed: Callable[[list[int]], None] | None = None,
+    ):
         self.session_factory = session_factory
         self.publisher = publisher
         self.batch_size = batch_size
@@ -65,8 +74,12 @@ class OutboxRelay:
         after_id, exhausted, submitted = 0, False, 0
         error = None
         while True:
-            while error is None and not exhausted and len(inflight) < self.window and \
-                    (max_batches is None or submitted < max_batches):
+            while (
+                error is None
+                and not exhausted
+                and len(inflight) < self.window
+                and (max_batches is None or submitted < max_batches)
+            ):
                 rows = self._fetch(after_id)
                 if not rows:
                     exhausted = True
@@ -88,8 +101,11 @@ class OutboxRelay:
             result.published += len(sent)
             result.unconfirmed += len(rows) - len(sent)
             if batch.nacked or batch.returned:
-                log.warning("relay: %d nacked, %d returned (unroutable): they stay unsent",
-                            len(batch.nacked), len(batch.returned))
+                log.warning(
+                    "relay: %d nacked, %d returned (unroutable): they stay unsent",
+                    len(batch.nacked),
+                    len(batch.returned),
+                )
             if batch.error and error is None:
                 error = batch.error
                 self.publisher.close()  # fails the batches still in flight; they are collected above
@@ -103,10 +119,16 @@ class OutboxRelay:
     def _fetch(self, after_id: int) -> Sequence[tuple[int, str, str, str, str]]:
         with self.session_factory() as session:
             return session.execute(
-                select(OutboxEvent.id, OutboxEvent.event_id, OutboxEvent.type, OutboxEvent.routing_key,
-                       cast(OutboxEvent.body, Text))
+                select(
+                    OutboxEvent.id,
+                    OutboxEvent.event_id,
+                    OutboxEvent.type,
+                    OutboxEvent.routing_key,
+                    cast(OutboxEvent.body, Text),
+                )
                 .where(OutboxEvent.sent_at.is_(None), OutboxEvent.id > after_id)
-                .order_by(OutboxEvent.id).limit(self.batch_size)
+                .order_by(OutboxEvent.id)
+                .limit(self.batch_size)
             ).all()
 
     def _mark_sent(self, ids: list[int]) -> None:
@@ -115,8 +137,12 @@ class OutboxRelay:
         now = datetime.now(timezone.utc)
         with self.session_factory() as session:
             for i in range(0, len(ids), MARK_CHUNK):
-                session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids[i:i + MARK_CHUNK]))
-                                .values(sent_at=now).execution_options(synchronize_session=False))
+                session.execute(
+                    update(OutboxEvent)
+                    .where(OutboxEvent.id.in_(ids[i : i + MARK_CHUNK]))
+                    .values(sent_at=now)
+                    .execution_options(synchronize_session=False)
+                )
             session.commit()
 
     # --- the loop ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ The same topology as RabbitMQ definitions: `python -m iss_plugin.adapters.bus.to
 kombu's memory:// transport has no TTL or dead-lettering: there only the exchange, the role
 queues and their parking queues are declared, and the consumer retries in-process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,14 +97,34 @@ class Topology:
         """Every queue to declare, main queues first."""
         specs = []
         for q in self.queues:
-            specs.append(QueueSpec(q.name, {**QUORUM, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": q.parked,
-                                            **DEAD_LETTER_SAFELY, "x-delivery-limit": DELIVERY_LIMIT},
-                                   q.routing_keys))
+            specs.append(
+                QueueSpec(
+                    q.name,
+                    {
+                        **QUORUM,
+                        "x-dead-letter-exchange": "",
+                        "x-dead-letter-routing-key": q.parked,
+                        **DEAD_LETTER_SAFELY,
+                        "x-delivery-limit": DELIVERY_LIMIT,
+                    },
+                    q.routing_keys,
+                )
+            )
         for q in self.queues:
             if with_retry:
                 for delay, name in q.retry:
-                    specs.append(QueueSpec(name, {**QUORUM, "x-message-ttl": delay, "x-dead-letter-exchange": "",
-                                                  "x-dead-letter-routing-key": q.name, **DEAD_LETTER_SAFELY}))
+                    specs.append(
+                        QueueSpec(
+                            name,
+                            {
+                                **QUORUM,
+                                "x-message-ttl": delay,
+                                "x-dead-letter-exchange": "",
+                                "x-dead-letter-routing-key": q.name,
+                                **DEAD_LETTER_SAFELY,
+                            },
+                        )
+                    )
             specs.append(QueueSpec(q.parked, dict(QUORUM)))
         specs.append(QueueSpec(self.unroutable_queue, dict(QUORUM)))
         return specs
@@ -134,15 +155,27 @@ def build(bus, *, export: bool = False, status_for: Iterable[str] = (), import_f
         raise ValueError("retry delays must be positive and max_attempts at least 1")
     queues = []
     if export:
-        queues.append(_role_queue(EXPORT, export_queue_name(bus.prefix),
-                                  [routing_key(CONTENT_VIEW_PUBLISHED), routing_key(REPOSITORY_CHANGED),
-                                   routing_key(EXPORT_REQUESTED)], delays))
+        queues.append(
+            _role_queue(
+                EXPORT,
+                export_queue_name(bus.prefix),
+                [routing_key(CONTENT_VIEW_PUBLISHED), routing_key(REPOSITORY_CHANGED), routing_key(EXPORT_REQUESTED)],
+                delays,
+            )
+        )
     for server in dict.fromkeys(status_for):
-        queues.append(_role_queue(STATUS, status_queue_name(bus.prefix, server),
-                                  [routing_key(BUNDLE_IMPORTED, server), routing_key(BUNDLE_REJECTED, server)], delays))
+        queues.append(
+            _role_queue(
+                STATUS,
+                status_queue_name(bus.prefix, server),
+                [routing_key(BUNDLE_IMPORTED, server), routing_key(BUNDLE_REJECTED, server)],
+                delays,
+            )
+        )
     for server in dict.fromkeys(import_for):
-        queues.append(_role_queue(IMPORT, import_queue_name(bus.prefix, server),
-                                  [routing_key(BUNDLE_READY, server)], delays))
+        queues.append(
+            _role_queue(IMPORT, import_queue_name(bus.prefix, server), [routing_key(BUNDLE_READY, server)], delays)
+        )
     return Topology(bus.exchange, bus.prefix, delays, bus.max_attempts, tuple(queues))
 
 
@@ -154,8 +187,12 @@ def kombu_entities(topology: Topology, *, memory: bool = False):
     """(exchanges, queues) as kombu objects."""
     from kombu import Exchange, Queue, binding
 
-    main = Exchange(topology.exchange, "topic", durable=True,
-                    arguments=None if memory else {"alternate-exchange": topology.unroutable_exchange})
+    main = Exchange(
+        topology.exchange,
+        "topic",
+        durable=True,
+        arguments=None if memory else {"alternate-exchange": topology.unroutable_exchange},
+    )
     exchanges = [main]
     if not memory:
         exchanges.append(Exchange(topology.unroutable_exchange, "fanout", durable=True))
@@ -164,8 +201,15 @@ def kombu_entities(topology: Topology, *, memory: bool = False):
         bindings = [binding(main, routing_key=k) for k in spec.routing_keys]
         if spec.name == topology.unroutable_queue and not memory:
             bindings = [binding(exchanges[1], routing_key="")]
-        queues.append(Queue(spec.name, bindings=bindings or None, durable=True,
-                            queue_arguments=None if memory else spec.arguments, no_declare=False))
+        queues.append(
+            Queue(
+                spec.name,
+                bindings=bindings or None,
+                durable=True,
+                queue_arguments=None if memory else spec.arguments,
+                no_declare=False,
+            )
+        )
     return exchanges, queues
 
 
@@ -185,36 +229,74 @@ def declare(connection, topology: Topology) -> None:
 def definitions(topology: Topology, vhost: str = "/") -> dict:
     """The topology as RabbitMQ definitions (rabbitmqctl import_definitions / management API)."""
     exchanges = [
-        {"name": topology.exchange, "vhost": vhost, "type": "topic", "durable": True, "auto_delete": False,
-         "internal": False, "arguments": {"alternate-exchange": topology.unroutable_exchange}},
-        {"name": topology.unroutable_exchange, "vhost": vhost, "type": "fanout", "durable": True,
-         "auto_delete": False, "internal": False, "arguments": {}},
+        {
+            "name": topology.exchange,
+            "vhost": vhost,
+            "type": "topic",
+            "durable": True,
+            "auto_delete": False,
+            "internal": False,
+            "arguments": {"alternate-exchange": topology.unroutable_exchange},
+        },
+        {
+            "name": topology.unroutable_exchange,
+            "vhost": vhost,
+            "type": "fanout",
+            "durable": True,
+            "auto_delete": False,
+            "internal": False,
+            "arguments": {},
+        },
     ]
     queues, bindings = [], []
     for spec in topology.queue_specs():
-        queues.append({"name": spec.name, "vhost": vhost, "durable": True, "auto_delete": False,
-                       "arguments": spec.arguments})
+        queues.append(
+            {"name": spec.name, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": spec.arguments}
+        )
         for key in spec.routing_keys:
-            bindings.append({"source": topology.exchange, "vhost": vhost, "destination": spec.name,
-                             "destination_type": "queue", "routing_key": key, "arguments": {}})
-    bindings.append({"source": topology.unroutable_exchange, "vhost": vhost, "destination": topology.unroutable_queue,
-                     "destination_type": "queue", "routing_key": "", "arguments": {}})
+            bindings.append(
+                {
+                    "source": topology.exchange,
+                    "vhost": vhost,
+                    "destination": spec.name,
+                    "destination_type": "queue",
+                    "routing_key": key,
+                    "arguments": {},
+                }
+            )
+    bindings.append(
+        {
+            "source": topology.unroutable_exchange,
+            "vhost": vhost,
+            "destination": topology.unroutable_queue,
+            "destination_type": "queue",
+            "routing_key": "",
+            "arguments": {},
+        }
+    )
     return {"exchanges": exchanges, "queues": queues, "bindings": bindings}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m iss_plugin.adapters.bus.topology",
-        description="Print the iss RabbitMQ topology as definitions (JSON) for operators.")
+        description="Print the iss RabbitMQ topology as definitions (JSON) for operators.",
+    )
     parser.add_argument("--exchange", default="iss")
     parser.add_argument("--prefix", default="iss")
     parser.add_argument("--vhost", default="/")
     parser.add_argument("--retry-delays-ms", default="1000,5000,30000", help="comma-separated")
     parser.add_argument("--max-attempts", type=int, default=5)
-    parser.add_argument("--source", action="append", default=[], metavar="SERVER_ID",
-                        help="a source server: the export queue and its status queue")
-    parser.add_argument("--destination", action="append", default=[], metavar="SERVER_ID",
-                        help="a destination server: its import queue")
+    parser.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="SERVER_ID",
+        help="a source server: the export queue and its status queue",
+    )
+    parser.add_argument(
+        "--destination", action="append", default=[], metavar="SERVER_ID", help="a destination server: its import queue"
+    )
     args = parser.parse_args(argv)
 
     @dataclass(frozen=True)
@@ -224,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         retry_delays_ms: tuple[int, ...]
         max_attempts: int
 
-    bus = _Bus(args.exchange, args.prefix, tuple(int(x) for x in args.retry_delays_ms.split(",") if x),
-               args.max_attempts)
+    bus = _Bus(
+        args.exchange, args.prefix, tuple(int(x) for x in args.retry_delays_ms.split(",") if x), args.max_attempts
+    )
     topology = build(bus, export=bool(args.source), status_for=args.source, import_for=args.destination)
     json.dump(definitions(topology, args.vhost), sys.stdout, indent=2)
     sys.stdout.write("\n")

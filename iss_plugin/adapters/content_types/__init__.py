@@ -15,6 +15,7 @@ What a content type gives the local store:
 - optionally `sniff(path)`: why a file is plainly not of this type (cheap), or None; uploads are
   refused with it before anything is stored (see `file_problems`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence

@@ -8,6 +8,7 @@ Each metadata file is written as a series of gzip members (a header, one member 
 packages, a footer). Concatenated gzip members are one valid gzip stream (RFC 1952; zlib's
 gzread, librepo/libsolv, createrepo_c and Python all read them), so the store can cache the
 compressed blocks and a new version costs the blocks that changed, not the repository size."""
+
 from __future__ import annotations
 
 import hashlib
@@ -195,9 +196,7 @@ class YumContentType:
         except Exception as e:
             raise BackendError(f"{base}{REPODATA}/repomd.xml is not a valid repomd.xml: {e}") from None
         if "primary" not in repomd:
-            raise BackendError(
-                f"{base}{REPODATA}/repomd.xml lists no primary metadata; is {url} a yum repository?"
-            )
+            raise BackendError(f"{base}{REPODATA}/repomd.xml lists no primary metadata; is {url} a yum repository?")
         rec = repomd["primary"]
         href = rec.location_href
         primary_url = urljoin(rec.location_base or base, href)
@@ -236,9 +235,11 @@ def write_repodata(repodata: Path, packages: Sequence[cr.Package], compression: 
     repodata.mkdir(parents=True, exist_ok=True)
     suffix = cr.compression_suffix(compression)
     paths = {name: repodata / f"{name}.xml{suffix}" for name in ("primary", "filelists", "other")}
-    writers = (cr.PrimaryXmlFile(str(paths["primary"]), compression),
-               cr.FilelistsXmlFile(str(paths["filelists"]), compression),
-               cr.OtherXmlFile(str(paths["other"]), compression))
+    writers = (
+        cr.PrimaryXmlFile(str(paths["primary"]), compression),
+        cr.FilelistsXmlFile(str(paths["filelists"]), compression),
+        cr.OtherXmlFile(str(paths["other"]), compression),
+    )
     for w in writers:
         w.set_num_of_pkgs(len(packages))
     for pkg in packages:

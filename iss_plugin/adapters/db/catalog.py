@@ -1,4 +1,5 @@
 """Look-ups over the catalog tables, each failing with a NotFound that says what to do."""
+
 from __future__ import annotations
 
 from sqlalchemy import select

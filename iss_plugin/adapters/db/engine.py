@@ -1,4 +1,5 @@
 """Engine and session factory. Nothing is created at import time."""
+
 from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine, event
@@ -26,7 +27,7 @@ def make_engine(url: str, **kwargs) -> Engine:
 
         return engine
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -1,4 +1,5 @@
 """Alembic, driven from code so that the installed package carries its migrations."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,12 @@ def upgrade(url: str, revision: str = "heads") -> None:
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
-    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:" and not u.database.startswith("file:"):
+    if (
+        u.get_backend_name() == "sqlite"
+        and u.database
+        and u.database != ":memory:"
+        and not u.database.startswith("file:")
+    ):
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)
 
@@ -76,6 +82,7 @@ def require_schema(url: str) -> None:
 
     problem = schema_problem(url)
     if problem is not None:
-        fix = ("upgrade iss on this server" if "does not know" in problem
-               else "run `iss init` (or `iss db upgrade`) first")
+        fix = (
+            "upgrade iss on this server" if "does not know" in problem else "run `iss init` (or `iss db upgrade`) first"
+        )
         raise ConfigError(f"{problem}: {fix}")

@@ -1,4 +1,5 @@
 """SQLAlchemy 2.0 typed models for DESIGN.md section 3, plus the local store's tables."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone

@@ -1,4 +1,5 @@
 """Unit of work: one session (and the backend bound to it) that rolls back unless committed."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,5 +1,6 @@
 """Helpers for the bundle adapter tests: a staged export, a signed bundle in any format, hostile
 archives crafted with tarfile, and a snapshot of a directory tree to prove nothing changed."""
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,14 @@ class Staged:
     contents: dict[str, bytes]  # every file the bundle should hold, by path
 
 
-def stage(out_dir: Path, *, packages: int = 6, seed: int = 1, bundle_id: str = "0b5e1c2d-0000-4000-8000-000000000001",
-          package_size: int = 3000) -> Staged:
+def stage(
+    out_dir: Path,
+    *,
+    packages: int = 6,
+    seed: int = 1,
+    bundle_id: str = "0b5e1c2d-0000-4000-8000-000000000001",
+    package_size: int = 3000,
+) -> Staged:
     """What the export service leaves in out_dir/.tmp-<id>: two yum trees and products.csv."""
     rnd = random.Random(seed)
     staging = out_dir / f".tmp-{bundle_id}"
@@ -62,27 +69,48 @@ def stage(out_dir: Path, *, packages: int = 6, seed: int = 1, bundle_id: str = "
             data = (f"<{meta} repo='{repo}'/>" * 50).encode()
             contents[f"{rel}/repodata/{meta}"] = data
             known.append(FileEntry(f"{rel}/repodata/{meta}", hashlib.sha256(data).hexdigest(), len(data)))
-        repos.append(RepositoryEntry(repo, repo.title(), product.label, rel, "yum",
-                                     VersionRef(1, packages, package_set_digest(shas)), None, packages))
+        repos.append(
+            RepositoryEntry(
+                repo,
+                repo.title(),
+                product.label,
+                rel,
+                "yum",
+                VersionRef(1, packages, package_set_digest(shas)),
+                None,
+                packages,
+            )
+        )
     contents[PRODUCTS_CSV] = b"product_label,repository_label\nrhel-9,baseos\ntools,utils\n"
     for path, data in contents.items():
         target = staging / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     manifest = BundleManifest(
-        bundle_id=bundle_id, source_server="source-1", source_key_fingerprint="", created="2024-05-02T10:15:30Z",
-        organization=ORG, scope="content_view_version", kind="full",
-        content_view=ContentViewRef("base", "Base", "1.0"), base_content_view_version=None,
-        products=(RH, CUSTOM), repositories=tuple(repos), files=())
+        bundle_id=bundle_id,
+        source_server="source-1",
+        source_key_fingerprint="",
+        created="2024-05-02T10:15:30Z",
+        organization=ORG,
+        scope="content_view_version",
+        kind="full",
+        content_view=ContentViewRef("base", "Base", "1.0"),
+        base_content_view_version=None,
+        products=(RH, CUSTOM),
+        repositories=tuple(repos),
+        files=(),
+    )
     return Staged(staging, manifest, known, contents)
 
 
-def build(out_dir: Path, signer: Signer, fmt: str = "tgz", chunk_size: int | None = None, name: str = "bundle",
-          **stage_args) -> tuple[BundleOutput, dict[str, bytes]]:
+def build(
+    out_dir: Path, signer: Signer, fmt: str = "tgz", chunk_size: int | None = None, name: str = "bundle", **stage_args
+) -> tuple[BundleOutput, dict[str, bytes]]:
     out_dir.mkdir(parents=True, exist_ok=True)
     s = stage(out_dir, **stage_args)
-    out = finalize_bundle(s.staging, s.manifest, signer, s.known, out_dir=out_dir, name=name, fmt=fmt,
-                          chunk_size=chunk_size)
+    out = finalize_bundle(
+        s.staging, s.manifest, signer, s.known, out_dir=out_dir, name=name, fmt=fmt, chunk_size=chunk_size
+    )
     return out, s.contents
 
 
@@ -103,8 +131,9 @@ def snapshot(root: Path) -> dict[str, tuple]:
     return result
 
 
-def tar_member(name: str, kind: bytes = tarfile.REGTYPE, data: bytes | None = b"x", linkname: str = "",
-               **attrs) -> tuple[tarfile.TarInfo, bytes | None]:
+def tar_member(
+    name: str, kind: bytes = tarfile.REGTYPE, data: bytes | None = b"x", linkname: str = "", **attrs
+) -> tuple[tarfile.TarInfo, bytes | None]:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.linkname = linkname

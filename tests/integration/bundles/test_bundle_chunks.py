@@ -1,4 +1,5 @@
 """Chunked bundles: every chunk checked against <name>.toc.json before anything is read."""
+
 from __future__ import annotations
 
 import json
@@ -80,7 +81,9 @@ def test_extra_chunk(sandbox, media):
     first, chunks, archive = media
     extra = chunks[0].with_name(f"{archive}.{len(chunks):03d}")
     extra.write_bytes(b"more")
-    assert refused(sandbox, first).problems == [f"{extra.name}: not listed in bundle.toc.json (an extra or renamed chunk)"]
+    assert refused(sandbox, first).problems == [
+        f"{extra.name}: not listed in bundle.toc.json (an extra or renamed chunk)"
+    ]
 
 
 def test_corrupted_chunk(sandbox, media):
@@ -96,7 +99,8 @@ def test_truncated_chunk(sandbox, media):
     first, chunks, archive = media
     chunks[0].write_bytes(chunks[0].read_bytes()[:1000])
     assert refused(sandbox, first).problems == [
-        f"{chunks[0].name}: 1000 bytes, the table of contents says {CHUNK} (truncated, reordered or replaced)"]
+        f"{chunks[0].name}: 1000 bytes, the table of contents says {CHUNK} (truncated, reordered or replaced)"
+    ]
 
 
 def test_missing_or_tampered_toc(sandbox, media):
@@ -112,7 +116,8 @@ def test_missing_or_tampered_toc(sandbox, media):
     assert any(p.startswith("chunks/0/name: '../../etc/passwd'") for p in e.problems)
     toc.unlink()
     assert refused(sandbox, first).message == (
-        "bundle.toc.json is missing: a chunked bundle needs its table of contents beside the chunks")
+        "bundle.toc.json is missing: a chunked bundle needs its table of contents beside the chunks"
+    )
 
 
 def test_toc_that_lists_chunks_out_of_order(sandbox, media):

@@ -1,5 +1,6 @@
 """Hostile containers: every unsafe member is named, nothing is extracted, nothing outside the
 reader's temporary directory changes, and the temporary directory is gone afterwards."""
+
 from __future__ import annotations
 
 import io
@@ -45,7 +46,9 @@ def test_dotdot_member(sandbox, good_tgz):
 
 def test_dotdot_inside_a_path(sandbox, good_tgz):
     evil = rewrite_tar(good_tgz, sandbox / "evil.tar.gz", extra=[tar_member("repos/tools/../../../escaped.txt")])
-    assert refused_on_open(sandbox, evil).problems == ["repos/tools/../../../escaped.txt: path leaves the bundle ('..')"]
+    assert refused_on_open(sandbox, evil).problems == [
+        "repos/tools/../../../escaped.txt: path leaves the bundle ('..')"
+    ]
 
 
 def test_absolute_member(sandbox, good_tgz):
@@ -58,27 +61,42 @@ def test_absolute_member(sandbox, good_tgz):
 def test_symlink_member_and_write_through_it(sandbox, good_tgz):
     outside = sandbox / "outside"
     outside.mkdir()
-    evil = rewrite_tar(good_tgz, sandbox / "evil.tar.gz", extra=[
-        tar_member("repos/tools/escape", tarfile.SYMTYPE, linkname=str(outside)),
-        tar_member("repos/tools/escape/pwned.txt", data=b"owned"),
-    ])
+    evil = rewrite_tar(
+        good_tgz,
+        sandbox / "evil.tar.gz",
+        extra=[
+            tar_member("repos/tools/escape", tarfile.SYMTYPE, linkname=str(outside)),
+            tar_member("repos/tools/escape/pwned.txt", data=b"owned"),
+        ],
+    )
     e = refused_on_open(sandbox, evil)
     assert e.problems == [f"repos/tools/escape: is a symbolic link to {outside}; {LINK_ONLY}"]
     assert os.listdir(outside) == []
 
 
 def test_hardlink_member(sandbox, good_tgz):
-    evil = rewrite_tar(good_tgz, sandbox / "evil.tar.gz",
-                       extra=[tar_member("repos/tools/passwd", tarfile.LNKTYPE, linkname="/etc/passwd")])
-    assert refused_on_open(sandbox, evil).problems == [f"repos/tools/passwd: is a hard link to /etc/passwd; {LINK_ONLY}"]
+    evil = rewrite_tar(
+        good_tgz,
+        sandbox / "evil.tar.gz",
+        extra=[tar_member("repos/tools/passwd", tarfile.LNKTYPE, linkname="/etc/passwd")],
+    )
+    assert refused_on_open(sandbox, evil).problems == [
+        f"repos/tools/passwd: is a hard link to /etc/passwd; {LINK_ONLY}"
+    ]
 
 
-@pytest.mark.parametrize("kind, words", [(tarfile.CHRTYPE, "is a character device"),
-                                         (tarfile.BLKTYPE, "is a block device"),
-                                         (tarfile.FIFOTYPE, "is a FIFO (named pipe)")])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        (tarfile.CHRTYPE, "is a character device"),
+        (tarfile.BLKTYPE, "is a block device"),
+        (tarfile.FIFOTYPE, "is a FIFO (named pipe)"),
+    ],
+)
 def test_device_and_fifo_members(sandbox, good_tgz, kind, words):
-    evil = rewrite_tar(good_tgz, sandbox / "evil.tar.gz",
-                       extra=[tar_member("repos/tools/null", kind, devmajor=1, devminor=3)])
+    evil = rewrite_tar(
+        good_tgz, sandbox / "evil.tar.gz", extra=[tar_member("repos/tools/null", kind, devmajor=1, devminor=3)]
+    )
     assert refused_on_open(sandbox, evil).problems == [f"repos/tools/null: {words}; {LINK_ONLY}"]
 
 
@@ -88,10 +106,17 @@ def test_duplicate_member_would_overwrite(sandbox, good_tgz):
 
 
 def test_every_problem_is_reported_at_once(sandbox, good_tgz):
-    evil = rewrite_tar(good_tgz, sandbox / "evil.tar.gz", extra=[
-        tar_member("../a"), tar_member("/tmp/b"), tar_member("c", tarfile.SYMTYPE, linkname="/"),
-        tar_member("d", tarfile.CHRTYPE), tar_member("products.csv", data=b"again"),
-    ])
+    evil = rewrite_tar(
+        good_tgz,
+        sandbox / "evil.tar.gz",
+        extra=[
+            tar_member("../a"),
+            tar_member("/tmp/b"),
+            tar_member("c", tarfile.SYMTYPE, linkname="/"),
+            tar_member("d", tarfile.CHRTYPE),
+            tar_member("products.csv", data=b"again"),
+        ],
+    )
     e = refused_on_open(sandbox, evil)
     assert e.problems == [
         "../a: path leaves the bundle ('..')",
@@ -105,7 +130,10 @@ def test_every_problem_is_reported_at_once(sandbox, good_tgz):
 
 def test_size_limits(sandbox, good_tgz):
     e = refused_on_open(sandbox, good_tgz, limits=ReadLimits(max_file_bytes=3002, max_total_bytes=10_000))
-    assert "repos/rhel-9/baseos/Packages/b/baseos-pkg3-1.0-1.noarch.rpm: 3003 bytes is over the limit of 3002 bytes for one file" in e.problems
+    assert (
+        "repos/rhel-9/baseos/Packages/b/baseos-pkg3-1.0-1.noarch.rpm: 3003 bytes is over the limit of 3002 bytes for one file"
+        in e.problems
+    )
     assert any(p.startswith("(bundle): ") and "over the limit of 10000 bytes" in p for p in e.problems)
 
 
@@ -154,6 +182,7 @@ def test_unknown_file_is_a_usage_error(sandbox):
 
 # -- ISO ------------------------------------------------------------------------------------------
 
+
 def hostile_iso(path: Path, add) -> Path:
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, rock_ridge="1.09")
@@ -181,11 +210,13 @@ def test_iso_with_symlink_and_device(sandbox):
     bad = hostile_iso(sandbox / "evil.iso", add)
     e = refused_on_open(sandbox, bad)
     assert e.message == "evil.iso is not a safe bundle image; nothing was extracted"
-    assert sorted(e.problems) == sorted([
-        f"repos/link: is a symbolic link to /etc/passwd; {LINK_ONLY}",
-        f"repos/dev: is a character device; {LINK_ONLY}",
-        f"repos/fifo: is a FIFO (named pipe); {LINK_ONLY}",
-    ])
+    assert sorted(e.problems) == sorted(
+        [
+            f"repos/link: is a symbolic link to /etc/passwd; {LINK_ONLY}",
+            f"repos/dev: is a character device; {LINK_ONLY}",
+            f"repos/fifo: is a FIFO (named pipe); {LINK_ONLY}",
+        ]
+    )
 
 
 def test_iso_without_rock_ridge(sandbox):
@@ -195,7 +226,10 @@ def test_iso_without_rock_ridge(sandbox):
     iso.write(str(sandbox / "plain.iso"))
     iso.close()
     e = refused_on_open(sandbox, sandbox / "plain.iso")
-    assert e.message == "plain.iso is truncated or not an ISO 9660 image: it has no Rock Ridge names (iss writes ISO 9660 with Rock Ridge)"
+    assert (
+        e.message
+        == "plain.iso is truncated or not an ISO 9660 image: it has no Rock Ridge names (iss writes ISO 9660 with Rock Ridge)"
+    )
 
 
 def test_truncated_and_garbage_iso(sandbox, signer):
@@ -209,6 +243,7 @@ def test_truncated_and_garbage_iso(sandbox, signer):
 
 
 # -- directories ----------------------------------------------------------------------------------
+
 
 def test_directory_with_symlink_and_fifo(sandbox, signer, trusted):
     output, _ = build(sandbox / "out", signer, "dir")

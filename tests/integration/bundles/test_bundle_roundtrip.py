@@ -1,4 +1,5 @@
 """Write a bundle in every format, read it back: the same files, verified, nothing left behind."""
+
 from __future__ import annotations
 
 import gzip
@@ -30,8 +31,9 @@ FORMATS = [
 ]
 
 
-@pytest.mark.parametrize("fmt, chunk_size, expected", FORMATS,
-                         ids=["dir", "tgz", "iso", "tgz-chunks", "iso-chunks", "dir-chunks"])
+@pytest.mark.parametrize(
+    "fmt, chunk_size, expected", FORMATS, ids=["dir", "tgz", "iso", "tgz-chunks", "iso-chunks", "dir-chunks"]
+)
 def test_round_trip(sandbox, signer, trusted, fmt, chunk_size, expected):
     out_dir = sandbox / "out"
     output, contents = build(out_dir, signer, fmt, chunk_size)
@@ -110,8 +112,9 @@ def test_progress_reports_every_byte_archived(sandbox, signer):
     out_dir.mkdir()
     s = stage(out_dir)
     seen = []
-    out = finalize_bundle(s.staging, s.manifest, signer, s.known, out_dir=out_dir, name="b", fmt="tgz",
-                          progress=seen.append)
+    out = finalize_bundle(
+        s.staging, s.manifest, signer, s.known, out_dir=out_dir, name="b", fmt="tgz", progress=seen.append
+    )
     csv = len(s.contents["products.csv"])
     sealed = len(manifest_bytes(out.manifest)) + len(signer.sign(manifest_bytes(out.manifest))) + 1
     # products.csv hashed (the backend knew the rest), then every byte archived, manifest and signature too
@@ -125,8 +128,9 @@ def test_never_overwrites_an_existing_bundle(sandbox, signer, fmt, chunk_size):
     before = snapshot(out_dir)
     s = stage(out_dir, seed=2)
     with pytest.raises(UsageError, match="already exists"):
-        finalize_bundle(s.staging, s.manifest, signer, s.known, out_dir=out_dir, name="bundle", fmt=fmt,
-                        chunk_size=chunk_size)
+        finalize_bundle(
+            s.staging, s.manifest, signer, s.known, out_dir=out_dir, name="bundle", fmt=fmt, chunk_size=chunk_size
+        )
     assert snapshot(out_dir) == before  # the old bundle untouched, the new staging removed
 
 
@@ -135,13 +139,18 @@ def test_inconsistent_staging_fails_and_leaves_nothing(sandbox, signer):
     out_dir.mkdir()
     s = stage(out_dir)
     (s.staging / "repos/tools/utils/link.rpm").symlink_to("/etc/passwd")
-    wrong = [FileEntry(f.path, f.sha256, f.size + 1) if f.path.endswith("pkg0-1.0-1.noarch.rpm") else f for f in s.known]
+    wrong = [
+        FileEntry(f.path, f.sha256, f.size + 1) if f.path.endswith("pkg0-1.0-1.noarch.rpm") else f for f in s.known
+    ]
     wrong.append(FileEntry("repos/tools/utils/Packages/g/ghost.rpm", "0" * 64, 1))
     with pytest.raises(IssError) as e:
         finalize_bundle(s.staging, s.manifest, signer, wrong, out_dir=out_dir, name="b", fmt="tgz")
     assert "the staged bundle" in e.value.message and "nothing was written" in e.value.message
     assert "repos/tools/utils/link.rpm: is a symbolic link; bundles hold only regular files" in e.value.problems
-    assert "repos/tools/utils/Packages/g/ghost.rpm: listed by the export but not in the staging directory" in e.value.problems
+    assert (
+        "repos/tools/utils/Packages/g/ghost.rpm: listed by the export but not in the staging directory"
+        in e.value.problems
+    )
     assert any("bytes on disk" in p and "baseos-pkg0" in p for p in e.value.problems)
     assert os.listdir(out_dir) == []
 
@@ -185,8 +194,12 @@ def test_failure_while_archiving_removes_partial_output(sandbox, signer, monkeyp
 def test_bad_arguments_are_usage_errors(sandbox, signer):
     out_dir = sandbox / "out"
     out_dir.mkdir()
-    for kwargs, needle in [({"fmt": "zip"}, "unknown bundle format"), ({"name": "../x"}, "cannot name a bundle"),
-                           ({"name": ".hidden"}, "cannot name a bundle"), ({"chunk_size": 10}, "too small")]:
+    for kwargs, needle in [
+        ({"fmt": "zip"}, "unknown bundle format"),
+        ({"name": "../x"}, "cannot name a bundle"),
+        ({"name": ".hidden"}, "cannot name a bundle"),
+        ({"chunk_size": 10}, "too small"),
+    ]:
         s = stage(out_dir)
         args = {"out_dir": out_dir, "name": "b", "fmt": "tgz"} | kwargs
         with pytest.raises(UsageError, match=needle):

@@ -2,6 +2,7 @@
 
 The same bundle comes out in every format as from a fully staged tree; a source that is missing or
 has another size fails the export and leaves nothing behind."""
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,17 @@ def test_by_reference_writes_the_same_verified_bundle(sandbox, signer, trusted, 
     out_dir = sandbox / "out"
     out_dir.mkdir()
     s, sources = stage_by_reference(out_dir, sandbox / "store")
-    output = finalize_bundle(s.staging, s.manifest, signer, s.known, out_dir=out_dir, name="b", fmt=fmt,
-                             chunk_size=chunk_size, sources=sources)
+    output = finalize_bundle(
+        s.staging,
+        s.manifest,
+        signer,
+        s.known,
+        out_dir=out_dir,
+        name="b",
+        fmt=fmt,
+        chunk_size=chunk_size,
+        sources=sources,
+    )
     assert sorted(os.listdir(out_dir)) == sorted(p.name for p in output.files)  # no staging left
     assert all(os.path.exists(src) for src in sources.values())  # the store's files are only read
     with open_bundle(output.path, sandbox / "work") as opened:
@@ -58,8 +68,9 @@ def test_by_reference_tar_gz_has_the_bytes_of_a_staged_one(sandbox, signer):
     a = stage(staged)
     b, sources = stage_by_reference(by_ref, sandbox / "store")
     out_a = finalize_bundle(a.staging, a.manifest, signer, a.known, out_dir=staged, name="b", fmt="tgz")
-    out_b = finalize_bundle(b.staging, b.manifest, signer, b.known, out_dir=by_ref, name="b", fmt="tgz",
-                            sources=sources)
+    out_b = finalize_bundle(
+        b.staging, b.manifest, signer, b.known, out_dir=by_ref, name="b", fmt="tgz", sources=sources
+    )
     assert out_a.manifest == out_b.manifest
     with tarfile.open(out_a.path) as ta, tarfile.open(out_b.path) as tb:
         assert [(m.name, m.size) for m in ta] == [(m.name, m.size) for m in tb]
@@ -97,11 +108,17 @@ def test_sources_must_be_known_and_not_staged_too(sandbox, signer):
     out_dir.mkdir()
     s, sources = stage_by_reference(out_dir, sandbox / "store")
     staged_too = next(p for p in s.contents if p.endswith("repomd.xml"))
-    bad = {**sources, "repos/tools/utils/Packages/x/unknown.rpm": sources[next(iter(sources))],
-           staged_too: str(s.staging / staged_too)}
+    bad = {
+        **sources,
+        "repos/tools/utils/Packages/x/unknown.rpm": sources[next(iter(sources))],
+        staged_too: str(s.staging / staged_too),
+    }
     with pytest.raises(IssError) as e:
         finalize_bundle(s.staging, s.manifest, signer, s.known, out_dir=out_dir, name="b", fmt="tgz", sources=bad)
-    assert "repos/tools/utils/Packages/x/unknown.rpm: given by reference, but its checksum is not known" in e.value.problems
+    assert (
+        "repos/tools/utils/Packages/x/unknown.rpm: given by reference, but its checksum is not known"
+        in e.value.problems
+    )
     assert f"{staged_too}: both in the staging directory and given by reference" in e.value.problems
     assert os.listdir(out_dir) == []
 
@@ -155,8 +172,9 @@ def test_a_directory_bundle_links_or_copies_its_sources(sandbox, signer, trusted
     out_dir = sandbox / "out"
     out_dir.mkdir()
     s, sources = stage_by_reference(out_dir, sandbox / "store")
-    output = finalize_bundle(s.staging, s.manifest, signer, s.known, out_dir=out_dir, name="b", fmt="dir",
-                             sources=sources, link_sources=link)
+    output = finalize_bundle(
+        s.staging, s.manifest, signer, s.known, out_dir=out_dir, name="b", fmt="dir", sources=sources, link_sources=link
+    )
     for path, source in sources.items():
         assert os.path.samefile(output.path / path, source) == link
         assert (output.path / path).read_bytes() == open(source, "rb").read()

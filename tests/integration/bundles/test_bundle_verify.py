@@ -1,5 +1,6 @@
 """verify_bundle: the signature first (trusted for the organization), then the schema, then every
 file. Each refusal is a clear error, and nothing outside the reader's temporary directory changes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,10 +56,13 @@ def good(sandbox, signer) -> Path:
 
 def test_untrusted_key(sandbox, signer, good):
     stranger = Signer.generate()
-    e = refused_on_verify(sandbox, good, [TrustedKey("other", stranger.public_pem, stranger.fingerprint, (ORG,))],
-                          UntrustedSource)
-    assert e.message == (f"bundle signed by key {signer.fingerprint} which is not trusted for organization ACME; "
-                         "add it with `iss trust add`")
+    e = refused_on_verify(
+        sandbox, good, [TrustedKey("other", stranger.public_pem, stranger.fingerprint, (ORG,))], UntrustedSource
+    )
+    assert e.message == (
+        f"bundle signed by key {signer.fingerprint} which is not trusted for organization ACME; "
+        "add it with `iss trust add`"
+    )
     assert e.problems == [] and e.reason == "untrusted"
 
 
@@ -82,8 +86,10 @@ def test_manifest_edited_after_signing(sandbox, signer, trusted, good):
 
     evil = edit_tgz(good, sandbox / "edited.tar.gz", manifest=bump)
     e = refused_on_verify(sandbox, evil, trusted)
-    assert e.message == ("manifest.json was changed after it was signed: its signature does not verify with the "
-                         f"trusted key 'source' ({signer.fingerprint}); nothing was imported")
+    assert e.message == (
+        "manifest.json was changed after it was signed: its signature does not verify with the "
+        f"trusted key 'source' ({signer.fingerprint}); nothing was imported"
+    )
 
 
 def test_manifest_signed_by_another_key_claiming_the_trusted_fingerprint(sandbox, trusted, good):
@@ -204,8 +210,12 @@ def test_open_with_trust_stops_at_the_signature_before_reading_the_rest(sandbox,
     stranger = Signer.generate()
     before = snapshot(sandbox)
     with pytest.raises(UntrustedSource, match="not trusted for organization ACME"):
-        open_bundle(cut, sandbox / "work", trusted=[TrustedKey("x", stranger.public_pem, stranger.fingerprint, (ORG,))],
-                    organization=ORG)
+        open_bundle(
+            cut,
+            sandbox / "work",
+            trusted=[TrustedKey("x", stranger.public_pem, stranger.fingerprint, (ORG,))],
+            organization=ORG,
+        )
     assert snapshot(sandbox) == before
 
 
@@ -219,10 +229,15 @@ def test_open_with_trust_refuses_an_edited_manifest_before_extracting(sandbox, s
     if fmt != "dir":
         from iss_plugin.adapters.bundles.stream import Entry, tar_gz_stream
 
-        entries = [Entry(p, (out.path / p).stat().st_size, source=out.path / p)
-                   for p in ["manifest.json", "manifest.json.sig"] + sorted(
-                       str(f.relative_to(out.path)) for f in out.path.rglob("*") if f.is_file()
-                       and f.name not in ("manifest.json", "manifest.json.sig"))]
+        entries = [
+            Entry(p, (out.path / p).stat().st_size, source=out.path / p)
+            for p in ["manifest.json", "manifest.json.sig"]
+            + sorted(
+                str(f.relative_to(out.path))
+                for f in out.path.rglob("*")
+                if f.is_file() and f.name not in ("manifest.json", "manifest.json.sig")
+            )
+        ]
         if fmt == "tgz":
             bundle = sandbox / "edited.tar.gz"
             bundle.write_bytes(b"".join(tar_gz_stream(entries)))

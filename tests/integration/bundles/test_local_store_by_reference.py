@@ -3,6 +3,7 @@
 export_version_by_reference must describe exactly the files export_version places (same paths,
 checksums and sizes; only the repodata is written), and copies out of the store refuse a store
 file of the wrong size as links do."""
+
 from __future__ import annotations
 
 import os
@@ -38,23 +39,32 @@ def backend(tmp_path) -> LocalBackend:
 def test_by_reference_describes_what_export_version_places(backend, tmp_path, base):
     placed = backend.export_version(REPO, 2, base, tmp_path / "placed")
     staging = tmp_path / "staging"
-    ref = backend.export_version_by_reference(REPO, 2, base, staging / "repos/tools/utils",
-                                              added=backend.version_changes(REPO, base, 2).added, relative_to=staging)
+    ref = backend.export_version_by_reference(
+        REPO,
+        2,
+        base,
+        staging / "repos/tools/utils",
+        added=backend.version_changes(REPO, base, 2).added,
+        relative_to=staging,
+    )
     assert ref.new_packages == placed.new_packages == (6 if base is None else 2)
-    assert sorted((f"repos/tools/utils/{f.path}", f.sha256, f.size) for f in placed.files) == \
-        sorted((f.path, f.sha256, f.size) for f in ref.files)
+    assert sorted((f"repos/tools/utils/{f.path}", f.sha256, f.size) for f in placed.files) == sorted(
+        (f.path, f.sha256, f.size) for f in ref.files
+    )
     packages = {f.path for f in ref.files if f.path.endswith(".rpm")}
     assert set(ref.sources) == packages
     for path, source in ref.sources.items():  # the store's own files, with the bytes placed
         assert (tmp_path / "placed" / path.removeprefix("repos/tools/utils/")).read_bytes() == Path(source).read_bytes()
         assert not (staging / path).exists()  # nothing placed
-    assert sorted(p.name for p in (staging / "repos/tools/utils/repodata").iterdir()) == \
-        sorted(p.name for p in (tmp_path / "placed/repodata").iterdir())
+    assert sorted(p.name for p in (staging / "repos/tools/utils/repodata").iterdir()) == sorted(
+        p.name for p in (tmp_path / "placed/repodata").iterdir()
+    )
 
 
 def test_by_reference_without_the_packages_looks_them_up(backend, tmp_path):
-    with_added = backend.export_version_by_reference(REPO, 2, None, tmp_path / "a",
-                                                     added=backend.version_changes(REPO, None, 2).added)
+    with_added = backend.export_version_by_reference(
+        REPO, 2, None, tmp_path / "a", added=backend.version_changes(REPO, None, 2).added
+    )
     stale = backend.version_changes(REPO, None, 1).added  # not the packages of version 2: ignored
     looked_up = backend.export_version_by_reference(REPO, 2, None, tmp_path / "b", added=stale)
     plain = backend.export_version_by_reference(REPO, 2, None, tmp_path / "c")

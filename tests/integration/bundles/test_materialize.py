@@ -2,6 +2,7 @@
 
 Every file ends up with its source's bytes; a bad source fails with its name, the other threads stop,
 and nothing of the store is changed."""
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,9 @@ def test_copies_are_spread_over_threads(tmp_path, monkeypatch):
 
     seen: set[str] = set()
     real = materialize.copy_exact
-    monkeypatch.setattr(materialize, "copy_exact",
-                        lambda *a, **k: (seen.add(threading.current_thread().name), real(*a, **k)))
+    monkeypatch.setattr(
+        materialize, "copy_exact", lambda *a, **k: (seen.add(threading.current_thread().name), real(*a, **k))
+    )
     sources, sizes = make_store(tmp_path)
     (tmp_path / "staging").mkdir()
     with Materializer(tmp_path / "staging", sources, sizes, link=False, threads=3) as placing:

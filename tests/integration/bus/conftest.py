@@ -1,5 +1,6 @@
 """Bus fixtures: a throwaway RabbitMQ vhost per session (deleted at the end), unique names per test,
 the same policy tests on memory:// and on RabbitMQ, and a migrated SQLite database."""
+
 from __future__ import annotations
 
 import os
@@ -21,14 +22,20 @@ RABBIT_HOST, RABBIT_PORT = "127.0.0.1", 5672
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "broker_restart: restarts the shared RabbitMQ app (stop_app/start_app); "
-                                       "runs under CI (our tests are the broker's only users there), elsewhere "
-                                       "opt in with ISS_TEST_BROKER_RESTART=1 or -m broker_restart")
+    config.addinivalue_line(
+        "markers",
+        "broker_restart: restarts the shared RabbitMQ app (stop_app/start_app); "
+        "runs under CI (our tests are the broker's only users there), elsewhere "
+        "opt in with ISS_TEST_BROKER_RESTART=1 or -m broker_restart",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
-    opted_in = (os.environ.get("CI", "").lower() not in ("", "0", "false")
-                or os.environ.get("ISS_TEST_BROKER_RESTART") == "1" or "broker_restart" in (config.option.markexpr or ""))
+    opted_in = (
+        os.environ.get("CI", "").lower() not in ("", "0", "false")
+        or os.environ.get("ISS_TEST_BROKER_RESTART") == "1"
+        or "broker_restart" in (config.option.markexpr or "")
+    )
     if opted_in:
         return
     skip = pytest.mark.skip(reason="restarts the shared broker: set ISS_TEST_BROKER_RESTART=1 or -m broker_restart")
@@ -62,8 +69,16 @@ def rabbit_vhost():
 
 def unique_bus(url: str, **overrides) -> BusSettings:
     tag = uuid.uuid4().hex[:10]
-    values = dict(url=url, exchange=f"t-{tag}", prefix=f"t-{tag}", retry_delays_ms=(300, 600), max_attempts=3,
-                  prefetch=4, heartbeat=10, confirm_timeout=10.0)
+    values = dict(
+        url=url,
+        exchange=f"t-{tag}",
+        prefix=f"t-{tag}",
+        retry_delays_ms=(300, 600),
+        max_attempts=3,
+        prefetch=4,
+        heartbeat=10,
+        confirm_timeout=10.0,
+    )
     values.update(overrides)
     return BusSettings(**values)
 

@@ -1,5 +1,6 @@
 """A consumer in its own process for the kill -9 test: its handler announces the event and hangs,
 so the process dies holding an unacked delivery."""
+
 from __future__ import annotations
 
 import sys
@@ -21,8 +22,13 @@ def main() -> None:
         print(f"HANDLING {event.id}", flush=True)
         time.sleep(3600)
 
-    EventConsumer(make_kombu_connection(bus), topology, [T.export_queue_name(prefix)],
-                  {E.CONTENT_VIEW_PUBLISHED: hang}, name="child").run()
+    EventConsumer(
+        make_kombu_connection(bus),
+        topology,
+        [T.export_queue_name(prefix)],
+        {E.CONTENT_VIEW_PUBLISHED: hang},
+        name="child",
+    ).run()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """A relay in its own process for the kill -9 test: after the broker confirmed a batch and before
 the rows are marked sent, it prints CONFIRMED and waits to be killed."""
+
 from __future__ import annotations
 
 import sys

@@ -2,6 +2,7 @@
 reconnect by themselves and no event is lost (duplicates allowed, absorbed downstream).
 
 Opt-in (it restarts the shared broker for everyone): ISS_TEST_BROKER_RESTART=1 or -m broker_restart."""
+
 from __future__ import annotations
 
 import threading
@@ -43,22 +44,35 @@ def test_flow_survives_a_broker_restart(amqp_bus, session_factory):
             with session_factory() as s:
                 for _ in range(50):
                     version += 1
-                    env = E.make_envelope(E.CONTENT_VIEW_PUBLISHED, "urn:iss:server:test", E.content_view_published(
-                        organization="ACME", content_view="base", version=f"{version}.0"))
-                    s.add(OutboxEvent(event_id=env["id"], type=env["type"], routing_key=E.routing_key(env["type"]),
-                                      body=env))
+                    env = E.make_envelope(
+                        E.CONTENT_VIEW_PUBLISHED,
+                        "urn:iss:server:test",
+                        E.content_view_published(organization="ACME", content_view="base", version=f"{version}.0"),
+                    )
+                    s.add(
+                        OutboxEvent(
+                            event_id=env["id"], type=env["type"], routing_key=E.routing_key(env["type"]), body=env
+                        )
+                    )
                     written.append(env["id"])
                 s.commit()
             time.sleep(0.05)
 
     handled: set[str] = set()
     stop_relay = threading.Event()
-    relay = OutboxRelay(session_factory, make_publisher(amqp_bus), batch_size=100, poll_interval=0.1,
-                        confirm_timeout=5)
-    threads = [threading.Thread(target=writer, daemon=True),
-               threading.Thread(target=relay.run_forever, args=(stop_relay,), daemon=True)]
-    consumer = EventConsumer(make_kombu_connection(amqp_bus), topology, [T.export_queue_name(amqp_bus.prefix)],
-                             {E.CONTENT_VIEW_PUBLISHED: lambda e: handled.add(e.id)}, name="test", prefetch=50)
+    relay = OutboxRelay(session_factory, make_publisher(amqp_bus), batch_size=100, poll_interval=0.1, confirm_timeout=5)
+    threads = [
+        threading.Thread(target=writer, daemon=True),
+        threading.Thread(target=relay.run_forever, args=(stop_relay,), daemon=True),
+    ]
+    consumer = EventConsumer(
+        make_kombu_connection(amqp_bus),
+        topology,
+        [T.export_queue_name(amqp_bus.prefix)],
+        {E.CONTENT_VIEW_PUBLISHED: lambda e: handled.add(e.id)},
+        name="test",
+        prefetch=50,
+    )
     consumer.connect_max_retries = None
     with Running(consumer):
         for t in threads:
@@ -78,6 +92,7 @@ def test_flow_survives_a_broker_restart(amqp_bus, session_factory):
         assert wait_for(all_sent, timeout=120), "the relay did not catch up after the restart"
         stop_relay.set()
         threads[1].join(15)
-        assert wait_for(lambda: set(written) <= handled, timeout=120), \
+        assert wait_for(lambda: set(written) <= handled, timeout=120), (
             f"{len(set(written) - handled)} of {len(written)} events never reached the consumer"
+        )
     assert len(written) > 1000

@@ -1,4 +1,5 @@
 """One ack policy, the same observable behaviour on kombu memory:// and on RabbitMQ."""
+
 from __future__ import annotations
 
 import time
@@ -25,19 +26,34 @@ def raw(message) -> bytes:
 
 
 def published(version: str = "1.0") -> dict:
-    return E.make_envelope(E.CONTENT_VIEW_PUBLISHED, "urn:iss:server:test",
-                           E.content_view_published(organization="ACME", content_view="base", version=version))
+    return E.make_envelope(
+        E.CONTENT_VIEW_PUBLISHED,
+        "urn:iss:server:test",
+        E.content_view_published(organization="ACME", content_view="base", version=version),
+    )
 
 
 def send(bus, body: bytes, routing_key: str = "iss.content_view.published") -> None:
     with make_kombu_connection(bus) as conn:
-        Producer(conn.channel()).publish(body, exchange=bus.exchange, routing_key=routing_key,
-                                         content_type=CONTENT_TYPE, content_encoding="utf-8", retry=False)
+        Producer(conn.channel()).publish(
+            body,
+            exchange=bus.exchange,
+            routing_key=routing_key,
+            content_type=CONTENT_TYPE,
+            content_encoding="utf-8",
+            retry=False,
+        )
 
 
 def consumer_for(bus, topology, handlers) -> EventConsumer:
-    return EventConsumer(make_kombu_connection(bus), topology, [T.export_queue_name(bus.prefix)], handlers,
-                         name="test", prefetch=bus.prefetch)
+    return EventConsumer(
+        make_kombu_connection(bus),
+        topology,
+        [T.export_queue_name(bus.prefix)],
+        handlers,
+        name="test",
+        prefetch=bus.prefetch,
+    )
 
 
 def test_success_is_acked_once_and_nothing_parks(any_bus):
@@ -115,11 +131,14 @@ def test_transient_error_that_clears_up_is_handled_on_a_retry(any_bus):
     assert len(attempts) == 2 and c.stats["parked"] == 0
 
 
-@pytest.mark.parametrize("body, reason", [
-    (b"\xff\xfe not json at all", "decode"),
-    (b"[1, 2, 3]", "decode"),
-    (b'{"specversion": "1.0", "type": "iss.content_view.published.v1"}', "schema"),
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b"\xff\xfe not json at all", "decode"),
+        (b"[1, 2, 3]", "decode"),
+        (b'{"specversion": "1.0", "type": "iss.content_view.published.v1"}', "schema"),
+    ],
+)
 def test_bad_messages_park_and_are_never_acked_silently(any_bus, body, reason):
     topology = declare_all(any_bus, export=True)
     calls = []
@@ -147,9 +166,11 @@ def test_invalid_data_parks_with_reason_schema_naming_the_field(any_bus):
 
 def test_an_event_without_handler_parks_as_unhandled(any_bus):
     topology = declare_all(any_bus, export=True)
-    env = E.make_envelope(E.EXPORT_REQUESTED, "urn:iss:server:test",
-                          E.export_requested(organization="ACME", destination="dest-1", content_view="base",
-                                             reason="manual"))
+    env = E.make_envelope(
+        E.EXPORT_REQUESTED,
+        "urn:iss:server:test",
+        E.export_requested(organization="ACME", destination="dest-1", content_view="base", reason="manual"),
+    )
     with Running(consumer_for(any_bus, topology, {E.CONTENT_VIEW_PUBLISHED: lambda e: None})) as c:
         send(any_bus, encode(env), routing_key=E.routing_key(E.EXPORT_REQUESTED))
         assert wait_for(lambda: c.stats["parked"] == 1)

@@ -1,4 +1,5 @@
 """producers/foreman_hook.py as operators run it: a separate process, only pika and schemas."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,7 @@ HOOK = Path(__file__).resolve().parents[3] / "producers" / "foreman_hook.py"
 
 
 def run_hook(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(HOOK), *args], input=stdin, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, str(HOOK), *args], input=stdin, capture_output=True, text=True, timeout=60)
 
 
 def example() -> dict:
@@ -27,11 +27,14 @@ def example() -> dict:
 
 
 def test_hook_imports_no_iss_plugin():
-    code = ("import sys, runpy; sys.argv=['x','--example']; "
-            "import producers.foreman_hook as h; "
-            "assert not [m for m in sys.modules if m.startswith('iss_plugin')], 'iss_plugin imported'")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=HOOK.parents[1], timeout=60)
+    code = (
+        "import sys, runpy; sys.argv=['x','--example']; "
+        "import producers.foreman_hook as h; "
+        "assert not [m for m in sys.modules if m.startswith('iss_plugin')], 'iss_plugin imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=HOOK.parents[1], timeout=60
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -39,17 +42,31 @@ def test_publish_succeeded_webhook_becomes_a_confirmed_event(amqp_bus, tmp_path)
     declare_all(amqp_bus, export=True)
     payload = tmp_path / "webhook.json"
     payload.write_text(json.dumps(example()))
-    result = run_hook("--url", amqp_bus.url, "--exchange", amqp_bus.exchange, "--file", str(payload),
-                      "--source", "urn:foreman:foreman.example.com")
+    result = run_hook(
+        "--url",
+        amqp_bus.url,
+        "--exchange",
+        amqp_bus.exchange,
+        "--file",
+        str(payload),
+        "--source",
+        "urn:foreman:foreman.example.com",
+    )
     assert result.returncode == 0, result.stderr
     got = drain(amqp_bus, T.export_queue_name(amqp_bus.prefix), expect=1)
     event = decode(got[0].body)
     assert envelope_problems(event) == []
     assert event["type"] == "iss.content_view.published.v1"
     assert event["source"] == "urn:foreman:foreman.example.com"
-    assert event["data"] == {"organization": "ACME", "organization_name": "ACME Corporation",
-                             "content_view": "RHEL_8_Base", "content_view_name": "RHEL 8 Base", "version": "3.0",
-                             "description": "monthly refresh", "origin": "foreman"}
+    assert event["data"] == {
+        "organization": "ACME",
+        "organization_name": "ACME Corporation",
+        "content_view": "RHEL_8_Base",
+        "content_view_name": "RHEL 8 Base",
+        "version": "3.0",
+        "description": "monthly refresh",
+        "origin": "foreman",
+    }
     assert json.loads(result.stdout)["published"] == event["id"]
 
 
@@ -87,14 +104,22 @@ def test_unreachable_broker_exits_4():
     assert "cannot reach the broker" in result.stderr
 
 
-@pytest.mark.parametrize("body, message", [
-    ("not json", "not JSON"),
-    ('{"event_name": "actions.katello.repository.sync_succeeded", "payload": {}}', "not a content view publish"),
-    ('{"event_name": "actions.katello.content_view.publish_succeeded", "payload": {"content_view_label": "cv"}}',
-     "organization label"),
-    ('{"event_name": "actions.katello.content_view.publish_succeeded", "payload": {"organization_label": "ACME",'
-     ' "content_view_label": "bad label!", "content_view_version_name": "x 1.0"}}', "data/content_view"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("not json", "not JSON"),
+        ('{"event_name": "actions.katello.repository.sync_succeeded", "payload": {}}', "not a content view publish"),
+        (
+            '{"event_name": "actions.katello.content_view.publish_succeeded", "payload": {"content_view_label": "cv"}}',
+            "organization label",
+        ),
+        (
+            '{"event_name": "actions.katello.content_view.publish_succeeded", "payload": {"organization_label": "ACME",'
+            ' "content_view_label": "bad label!", "content_view_version_name": "x 1.0"}}',
+            "data/content_view",
+        ),
+    ],
+)
 def test_unusable_payloads_exit_2_and_publish_nothing(amqp_bus, body, message):
     declare_all(amqp_bus, export=True)
     result = run_hook("--url", amqp_bus.url, "--exchange", amqp_bus.exchange, stdin=body)

@@ -1,4 +1,5 @@
 """Exactly-once effect: the same event three times, and two workers racing, give one effect."""
+
 from __future__ import annotations
 
 import threading

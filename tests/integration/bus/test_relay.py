@@ -1,5 +1,6 @@
 """The outbox relay: confirmed means marked, unconfirmed stays unsent, a crash yields a duplicate
 that the idempotency helper absorbs."""
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,14 @@ def write_events(session_factory, n: int, start: int = 1) -> list[str]:
     ids = []
     with session_factory() as s:
         for i in range(start, start + n):
-            ids.append(add_event(s, E.CONTENT_VIEW_PUBLISHED, E.content_view_published(
-                organization="ACME", content_view="base", version=f"{i}.0"), source="urn:iss:server:test"))
+            ids.append(
+                add_event(
+                    s,
+                    E.CONTENT_VIEW_PUBLISHED,
+                    E.content_view_published(organization="ACME", content_view="base", version=f"{i}.0"),
+                    source="urn:iss:server:test",
+                )
+            )
         s.commit()
     return ids
 
@@ -49,8 +56,10 @@ def test_relay_publishes_in_order_and_marks_sent_only_after_the_confirm(amqp_bus
 
     def on_confirmed(row_ids):
         with session_factory() as s:  # at confirm time the rows are still unsent
-            seen_unsent_at_confirm.append(s.scalar(select(func.count()).where(
-                OutboxEvent.id.in_(row_ids), OutboxEvent.sent_at.is_(None))) == len(row_ids))
+            seen_unsent_at_confirm.append(
+                s.scalar(select(func.count()).where(OutboxEvent.id.in_(row_ids), OutboxEvent.sent_at.is_(None)))
+                == len(row_ids)
+            )
 
     relay = OutboxRelay(session_factory, make_publisher(amqp_bus), batch_size=1000, on_confirmed=on_confirmed)
     try:
@@ -108,6 +117,7 @@ def test_returned_messages_stay_unsent(amqp_bus, session_factory):
     """Without an alternate exchange (someone else's exchange), a mandatory publish comes back."""
     with make_kombu_connection(amqp_bus) as conn:
         from kombu import Exchange
+
         Exchange(amqp_bus.exchange, "topic", durable=True)(conn.channel()).declare()
     write_events(session_factory, 3)
     publisher = PikaStreamingPublisher(amqp_bus.url, amqp_bus.exchange, confirm_timeout=5)
@@ -137,7 +147,8 @@ def test_relay_on_memory_transport(session_factory):
 
 
 def test_relay_killed_between_confirm_and_mark_sent_delivers_a_duplicate_that_is_absorbed(
-        amqp_bus, session_factory, sqlite_url):
+    amqp_bus, session_factory, sqlite_url
+):
     from iss_plugin.adapters.bus.consumer import EventConsumer
     from iss_plugin.adapters.db.uow import UnitOfWork
 
@@ -146,8 +157,12 @@ def test_relay_killed_between_confirm_and_mark_sent_delivers_a_duplicate_that_is
     topology = declare_all(amqp_bus, export=True)
     ids = write_events(session_factory, 20)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("relay_child.py")), sqlite_url,
-                              amqp_bus.url, amqp_bus.exchange], stdout=subprocess.PIPE, text=True, env=env)
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("relay_child.py")), sqlite_url, amqp_bus.url, amqp_bus.exchange],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = child.stdout.readline()
         assert line.startswith("CONFIRMED 20"), line
@@ -171,12 +186,18 @@ def test_relay_killed_between_confirm_and_mark_sent_delivers_a_duplicate_that_is
         uow.session.add(AuditLog(actor="test", action="effect", target=event.id, details={}))
 
     def handler(event):
-        ran, _ = process_once(lambda: UnitOfWork(session_factory, lambda s: None), event.id, "test",
-                              lambda uow: record(uow, event))
+        ran, _ = process_once(
+            lambda: UnitOfWork(session_factory, lambda s: None), event.id, "test", lambda uow: record(uow, event)
+        )
         handled.append(ran)
 
-    consumer = EventConsumer(make_kombu_connection(amqp_bus), topology, [T.export_queue_name(amqp_bus.prefix)],
-                             {E.CONTENT_VIEW_PUBLISHED: handler}, name="test")
+    consumer = EventConsumer(
+        make_kombu_connection(amqp_bus),
+        topology,
+        [T.export_queue_name(amqp_bus.prefix)],
+        {E.CONTENT_VIEW_PUBLISHED: handler},
+        name="test",
+    )
     with Running(consumer) as c:
         assert wait_for(lambda: c.stats["acked"] == 40, timeout=30)
     assert handled.count(True) == 20 and handled.count(False) == 20  # every event came twice

@@ -1,5 +1,6 @@
 """The topology is declared idempotently, routes every event type to its role queue, and is the
 same as deploy/rabbitmq/definitions.json."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,9 @@ def test_each_event_type_reaches_its_role_queue(any_bus):
     with make_kombu_connection(any_bus) as conn:
         producer = Producer(conn.channel())
         for key in sends:
-            producer.publish(key.encode(), exchange=any_bus.exchange, routing_key=key, content_type=CONTENT_TYPE,
-                             retry=False)
+            producer.publish(
+                key.encode(), exchange=any_bus.exchange, routing_key=key, content_type=CONTENT_TYPE, retry=False
+            )
     received = {}
     for name in set(sends.values()) | {T.import_queue_name(any_bus.prefix, "other")}:
         for m in drain(any_bus, name, expect=3 if name.endswith(".export") else None, timeout=5):
@@ -64,8 +66,9 @@ def test_each_event_type_reaches_its_role_queue(any_bus):
 
 
 def test_definitions_file_is_the_generated_topology():
-    generated = T.definitions(T.build(BusSettings(), export=True, status_for=["source-1"],
-                                      import_for=["destination-1"]))
+    generated = T.definitions(
+        T.build(BusSettings(), export=True, status_for=["source-1"], import_for=["destination-1"])
+    )
     assert json.loads(DEFINITIONS.read_text()) == generated
 
 
@@ -77,8 +80,14 @@ def test_definitions_imported_by_an_operator_agree_with_declare(rabbit_vhost):
         for item in section:
             item["vhost"] = vhost
     # the broker reads a file path itself (as its own user): hand the JSON over standard input
-    subprocess.run(["rabbitmqctl", "import_definitions"], input=json.dumps(defs), text=True,
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        ["rabbitmqctl", "import_definitions"],
+        input=json.dumps(defs),
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     wanted = {q["name"] for q in defs["queues"]}
 
     def listed() -> set[str]:

@@ -6,6 +6,7 @@ and SQLite, driven by `consumers.run.Runtime` like `iss demo`.
 Real services: two servers, each with a throwaway PostgreSQL database, on a throwaway RabbitMQ
 vhost (tests/integration/bus/conftest.py), every role in its own `iss` process. Processes,
 vhosts and databases are removed at the end whatever happens."""
+
 from __future__ import annotations
 
 import os
@@ -35,15 +36,20 @@ ACTOR = "test"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "broker_restart: restarts the shared RabbitMQ app (stop_app/start_app); "
-                                       "runs under CI, elsewhere opt in with ISS_TEST_BROKER_RESTART=1 or -m broker_restart")
+    config.addinivalue_line(
+        "markers",
+        "broker_restart: restarts the shared RabbitMQ app (stop_app/start_app); "
+        "runs under CI, elsewhere opt in with ISS_TEST_BROKER_RESTART=1 or -m broker_restart",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
     if IN_CI or os.environ.get("ISS_TEST_BROKER_RESTART") == "1" or "broker_restart" in (config.option.markexpr or ""):
         return
-    skip = pytest.mark.skip(reason="restarts the shared broker: set ISS_TEST_BROKER_RESTART=1 or -m broker_restart "
-                                   "(runs by itself under CI)")
+    skip = pytest.mark.skip(
+        reason="restarts the shared broker: set ISS_TEST_BROKER_RESTART=1 or -m broker_restart "
+        "(runs by itself under CI)"
+    )
     here = Path(__file__).parent
     for item in items:
         if "broker_restart" in item.keywords and here in Path(str(item.fspath)).parents:
@@ -52,6 +58,7 @@ def pytest_collection_modifyitems(config, items):
 
 # --- reading a server's state ----------------------------------------------------------------------
 
+
 def count(app: App, model, *where) -> int:
     with app.session_factory() as s:
         return s.scalar(select(func.count()).select_from(model).where(*where))
@@ -59,16 +66,23 @@ def count(app: App, model, *where) -> int:
 
 def versions(app: App, cv: str = CV) -> list[str]:
     with app.session_factory() as s:
-        rows = s.scalars(select(m.ContentViewVersion).join(m.ContentView).where(m.ContentView.label == cv)
-                         .order_by(m.ContentViewVersion.major, m.ContentViewVersion.minor))
+        rows = s.scalars(
+            select(m.ContentViewVersion)
+            .join(m.ContentView)
+            .where(m.ContentView.label == cv)
+            .order_by(m.ContentViewVersion.major, m.ContentViewVersion.minor)
+        )
         return [v.number for v in rows]
 
 
 def pins(app: App, version: str, cv: str = CV) -> dict:
     """{(product, repository): (package_count, package_set_digest)} of one content view version."""
-    return {(r["product"], r["repository"]): (r["package_count"], r["package_set_digest"])
-            for v in content_views.list_versions(app.uow(), ORG, cv) if v["version"] == version
-            for r in v["repositories"]}
+    return {
+        (r["product"], r["repository"]): (r["package_count"], r["package_set_digest"])
+        for v in content_views.list_versions(app.uow(), ORG, cv)
+        if v["version"] == version
+        for r in v["repositories"]
+    }
 
 
 def exports(app: App, **where) -> list[m.ExportRecord]:
@@ -108,6 +122,7 @@ def wait_until(cond: Callable[[], bool], timeout: float, what: str, interval: fl
 
 # --- servers ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class Pair:
     """A source with ACME/base (blessed, 4 repositories) and a destination subscribed to it."""
@@ -136,8 +151,16 @@ class Pair:
         self.dst.close()
 
 
-def make_pair(root: Path, bus: dict, packages: int = 5, *, src_db: str | None = None, dst_db: str | None = None,
-              subscribe: bool = True, destination_name: str = "destination") -> Pair:
+def make_pair(
+    root: Path,
+    bus: dict,
+    packages: int = 5,
+    *,
+    src_db: str | None = None,
+    dst_db: str | None = None,
+    subscribe: bool = True,
+    destination_name: str = "destination",
+) -> Pair:
     src = make_server(root, "source", bus=bus, **({"database_url": src_db} if src_db else {}))
     dst = make_server(root, destination_name, bus=bus, **({"database_url": dst_db} if dst_db else {}))
     prepare_source(src, root / "rpms", packages, ACTOR)
@@ -157,8 +180,13 @@ def add_subscriber(src: App, dst: App, root: Path, name: str | None = None) -> N
 
 def memory_bus() -> dict:
     tag = uuid.uuid4().hex[:10]
-    return {"url": "memory://", "exchange": f"t-{tag}", "prefix": f"t-{tag}", "retry_delays_ms": (100, 200),
-            "max_attempts": 3}
+    return {
+        "url": "memory://",
+        "exchange": f"t-{tag}",
+        "prefix": f"t-{tag}",
+        "retry_delays_ms": (100, 200),
+        "max_attempts": 3,
+    }
 
 
 @pytest.fixture
@@ -181,12 +209,20 @@ def send_raw(bus: dict, envelope_or_body, routing_key: str) -> None:
     settings = BusSettings(**bus)
     body = encode(envelope_or_body) if isinstance(envelope_or_body, dict) else envelope_or_body
     with make_kombu_connection(settings) as conn:
-        Producer(conn.channel(), exchange=Exchange(settings.exchange, "topic", durable=True), auto_declare=False) \
-            .publish(body, routing_key=routing_key, content_type=CONTENT_TYPE, content_encoding="utf-8",
-                     delivery_mode=2, retry=False)
+        Producer(
+            conn.channel(), exchange=Exchange(settings.exchange, "topic", durable=True), auto_declare=False
+        ).publish(
+            body,
+            routing_key=routing_key,
+            content_type=CONTENT_TYPE,
+            content_encoding="utf-8",
+            delivery_mode=2,
+            retry=False,
+        )
 
 
 # --- real services: every role its own process -----------------------------------------------------
+
 
 @dataclass
 class Proc:
@@ -206,8 +242,13 @@ class Processes:
     def start(self, config: Path, *args: str, name: str, env: dict | None = None) -> Proc:
         log = self.logs / f"{name}.{len(self.procs)}.log"
         fh = open(log, "w")
-        p = subprocess.Popen([*ISS, "--config", str(config), *args], stdout=fh, stderr=subprocess.STDOUT,
-                             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=ROOT)
+        p = subprocess.Popen(
+            [*ISS, "--config", str(config), *args],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            cwd=ROOT,
+        )
         fh.close()
         proc = Proc(name, p, log)
         self.procs.append(proc)
@@ -225,8 +266,10 @@ class Processes:
     def check_alive(self) -> None:
         dead = [p for p in self.procs if p.popen.poll() is not None and p.popen.returncode not in (-9,)]
         if dead:
-            raise AssertionError("role processes exited: " + "; ".join(
-                f"{p.name} rc={p.popen.returncode}: {p.log.read_text()[-2000:]}" for p in dead))
+            raise AssertionError(
+                "role processes exited: "
+                + "; ".join(f"{p.name} rc={p.popen.returncode}: {p.log.read_text()[-2000:]}" for p in dead)
+            )
 
     def stop_all(self) -> None:
         for p in self.procs:
@@ -245,11 +288,22 @@ class Processes:
 
 
 def write_config(root: Path, name: str, database_url: str, bus: dict) -> Path:
-    lines = [f'data_dir = "{root / name}"', f'server_id = "{name}"', f'database_url = "{database_url}"',
-             "reconcile_interval_seconds = 3600", "", "[bus]"]
+    lines = [
+        f'data_dir = "{root / name}"',
+        f'server_id = "{name}"',
+        f'database_url = "{database_url}"',
+        "reconcile_interval_seconds = 3600",
+        "",
+        "[bus]",
+    ]
     for k, v in bus.items():
-        lines.append(f"{k} = {list(v)!r}" if isinstance(v, tuple) else f"{k} = {v!r}" if isinstance(v, (int, float))
-                     else f'{k} = "{v}"')
+        lines.append(
+            f"{k} = {list(v)!r}"
+            if isinstance(v, tuple)
+            else f"{k} = {v!r}"
+            if isinstance(v, (int, float))
+            else f'{k} = "{v}"'
+        )
     path = root / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -298,9 +352,24 @@ class LivePair(Pair):
         """(ready, unacknowledged) messages of a queue, as the broker counts them."""
         import json
 
-        out = subprocess.run(["rabbitmqctl", "list_queues", "-q", "-p", self.vhost, "name", "messages_ready",
-                              "messages_unacknowledged", "--formatter", "json"], capture_output=True, text=True,
-                             timeout=60, check=True).stdout
+        out = subprocess.run(
+            [
+                "rabbitmqctl",
+                "list_queues",
+                "-q",
+                "-p",
+                self.vhost,
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+                "--formatter",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
         for q in json.loads(out):
             if q["name"] == queue:
                 return int(q["messages_ready"]), int(q["messages_unacknowledged"])
@@ -315,11 +384,25 @@ def live(tmp_path, rabbit_vhost, request):
     src_db = request.getfixturevalue("postgres_url")
     dst_db = _another_database(request)
     tag = uuid.uuid4().hex[:10]
-    bus = {"url": rabbit_vhost, "exchange": f"p-{tag}", "prefix": f"p-{tag}", "retry_delays_ms": (200, 400),
-           "max_attempts": 3, "heartbeat": 10, "confirm_timeout": 10.0}
+    bus = {
+        "url": rabbit_vhost,
+        "exchange": f"p-{tag}",
+        "prefix": f"p-{tag}",
+        "retry_delays_ms": (200, 400),
+        "max_attempts": 3,
+        "heartbeat": 10,
+        "confirm_timeout": 10.0,
+    }
     pair = make_pair(tmp_path, bus, src_db=src_db, dst_db=dst_db)
-    live = LivePair(pair.root, pair.src, pair.dst, bus, src_config=write_config(tmp_path, "source", src_db, bus),
-                    dst_config=write_config(tmp_path, "destination", dst_db, bus), procs=Processes(tmp_path / "logs"))
+    live = LivePair(
+        pair.root,
+        pair.src,
+        pair.dst,
+        bus,
+        src_config=write_config(tmp_path, "source", src_db, bus),
+        dst_config=write_config(tmp_path, "destination", dst_db, bus),
+        procs=Processes(tmp_path / "logs"),
+    )
     try:
         yield live
     finally:

@@ -3,6 +3,7 @@
 
 The source runs relay, export, status and reconcile; the destination relay and import. Nobody
 types a command between the publish on the source and the version being live on the destination."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -42,12 +43,15 @@ def change_source(pair, tag: str, add: int = 3, remove: int = 2) -> None:
     catalog.upload_packages(pair.src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils", files, ACTOR, pair.src.server_id)
     if remove:
         info = catalog.repository_info(pair.src.uow(), ORG, f"{RH_PRODUCT}/baseos")
-        catalog.remove_packages(pair.src.uow(), ORG, f"{RH_PRODUCT}/baseos", info["packages"][:remove], ACTOR,
-                                pair.src.server_id)
+        catalog.remove_packages(
+            pair.src.uow(), ORG, f"{RH_PRODUCT}/baseos", info["packages"][:remove], ACTOR, pair.src.server_id
+        )
 
 
 def processed(app, event_id: str, consumer: str) -> bool:
-    return count(app, m.ProcessedEvent, m.ProcessedEvent.event_id == event_id, m.ProcessedEvent.consumer == consumer) == 1
+    return (
+        count(app, m.ProcessedEvent, m.ProcessedEvent.event_id == event_id, m.ProcessedEvent.consumer == consumer) == 1
+    )
 
 
 def test_blessed_view_arrives_full_then_incremental_with_exact_digests(embedded):
@@ -75,7 +79,10 @@ def test_blessed_view_arrives_full_then_incremental_with_exact_digests(embedded)
         publish(src)
     wait_until(lambda: versions(dst) == ["1.0", "2.0", "3.0", "4.0", "5.0"], T, "3.0, 4.0 and 5.0 on the destination")
     assert [(e.version, e.kind, e.base) for e in exports(src)][2:] == [
-        ("3.0", "incremental", "2.0"), ("4.0", "incremental", "3.0"), ("5.0", "incremental", "4.0")]
+        ("3.0", "incremental", "2.0"),
+        ("4.0", "incremental", "3.0"),
+        ("5.0", "incremental", "4.0"),
+    ]
     assert [(i.version, i.state) for i in imports(dst)] == [(f"{n}.0", "imported") for n in range(1, 6)]
     for v in ("3.0", "4.0", "5.0"):
         assert pins(dst, v) == pins(src, v)
@@ -131,7 +138,9 @@ def test_repository_subscription_propagates_on_upload(tmp_path):
             wait_until(lambda: digest(dst) == digest(src), T, f"upload {tag} on the destination")
             assert [e.kind for e in exports(src, repository="utils")] == ["full"] + ["incremental"] * n
         info = catalog.repository_info(dst.uow(), ORG, f"{CUSTOM_PRODUCT}/utils")
-        assert info["package_count"] == catalog.repository_info(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils")["package_count"]
+        assert (
+            info["package_count"] == catalog.repository_info(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils")["package_count"]
+        )
         assert versions(dst) == []  # only the repository was subscribed
     finally:
         pair.close()
@@ -192,7 +201,10 @@ def test_base_mismatch_replans_without_a_human(tmp_path):
         assert [r.reason for r in rejected] == ["base_mismatch"]
         answer = outbox(dst, ev.BUNDLE_REJECTED)[0].body["data"]
         assert answer["reason"] == "base_mismatch" and answer["has"] is None
-        assert [(e.version, e.kind, e.base) for e in exports(src)] == [("2.0", "incremental", "1.0"), ("2.0", "full", None)]
+        assert [(e.version, e.kind, e.base) for e in exports(src)] == [
+            ("2.0", "incremental", "1.0"),
+            ("2.0", "full", None),
+        ]
         assert pins(dst, "2.0") == pins(src, "2.0")
         wait_until(lambda: subscription(src).acknowledged == "2.0", T, "the acknowledgement")
 
@@ -226,9 +238,14 @@ def test_base_mismatch_replans_from_what_the_destination_has(embedded):
 
     rejected = outbox(dst, ev.BUNDLE_REJECTED)
     assert [(r.body["data"]["reason"], r.body["data"]["has"]["content_view_version"]) for r in rejected] == [
-        ("base_mismatch", "1.0")]
+        ("base_mismatch", "1.0")
+    ]
     assert [(e.version, e.kind, e.base) for e in exports(src)] == [
-        ("1.0", "full", None), ("3.0", "incremental", "2.0"), ("2.0", "incremental", "1.0"), ("3.0", "incremental", "2.0")]
+        ("1.0", "full", None),
+        ("3.0", "incremental", "2.0"),
+        ("2.0", "incremental", "1.0"),
+        ("3.0", "incremental", "2.0"),
+    ]
     for v in ("2.0", "3.0"):
         assert pins(dst, v) == pins(src, v)
     wait_until(lambda: subscription(src).acknowledged == "3.0", T, "the acknowledgement of 3.0")

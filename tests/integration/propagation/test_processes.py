@@ -3,6 +3,7 @@
 Each test gets a throwaway vhost (shared by the session), a unique exchange and queue prefix, and a
 throwaway database per server; the role processes are killed at the end (by their own pids).
 Under CI a missing RabbitMQ or PostgreSQL fails the run (tests/conftest.py require_service)."""
+
 from __future__ import annotations
 
 import os
@@ -53,7 +54,11 @@ def consumers_ready(live, *queues: str) -> bool:
 
 def queues(live) -> tuple[str, str, str]:
     prefix = live.bus["prefix"]
-    return export_queue_name(prefix), import_queue_name(prefix, live.dst.server_id), status_queue_name(prefix, live.src.server_id)
+    return (
+        export_queue_name(prefix),
+        import_queue_name(prefix, live.dst.server_id),
+        status_queue_name(prefix, live.src.server_id),
+    )
 
 
 def test_flow_with_two_export_and_two_import_workers_does_each_thing_once(live):
@@ -77,8 +82,11 @@ def test_flow_with_two_export_and_two_import_workers_does_each_thing_once(live):
         event_ids.append(publish(src)["event_id"])
     want = [f"{n}.0" for n in range(1, 3 + burst)]
     live.wait(lambda: versions(dst) == want, T, f"{burst} more versions on the destination")
-    live.wait(lambda: subscription(src).acknowledged == want[-1] and subscription(src).in_flight is None, T,
-              "the last acknowledgement")
+    live.wait(
+        lambda: subscription(src).acknowledged == want[-1] and subscription(src).in_flight is None,
+        T,
+        "the last acknowledgement",
+    )
     time.sleep(1.0)  # anything still on its way would show up now
 
     assert [e.version for e in exports(src)] == want  # each version exported once to the destination
@@ -133,12 +141,31 @@ def test_poison_bundle_ready_parks_with_its_reason_after_max_attempts(live):
     start_destination(live)
     _, import_queue, _ = queues(live)
     live.wait(lambda: consumers_ready(live, import_queue), T, "the import worker consuming")
-    envelope = ev.make_envelope(ev.BUNDLE_READY, ev.source_for_server("source"), {
-        "bundle_id": "00000000-0000-4000-8000-000000000001", "source_server": "source", "destination": dst.server_id,
-        "organization": "ACME", "kind": "full", "location": "file:///nonexistent/iss-bundle.tar.gz", "format": "tgz",
-        "size": 10, "base": None, "content_view": "base", "version": "1.0",
-        "repositories": [{"product": "acme-tools", "repository": "utils", "package_count": 1,
-                          "package_set_digest": "sha256:" + "0" * 64}]})
+    envelope = ev.make_envelope(
+        ev.BUNDLE_READY,
+        ev.source_for_server("source"),
+        {
+            "bundle_id": "00000000-0000-4000-8000-000000000001",
+            "source_server": "source",
+            "destination": dst.server_id,
+            "organization": "ACME",
+            "kind": "full",
+            "location": "file:///nonexistent/iss-bundle.tar.gz",
+            "format": "tgz",
+            "size": 10,
+            "base": None,
+            "content_view": "base",
+            "version": "1.0",
+            "repositories": [
+                {
+                    "product": "acme-tools",
+                    "repository": "utils",
+                    "package_count": 1,
+                    "package_set_digest": "sha256:" + "0" * 64,
+                }
+            ],
+        },
+    )
     send_raw(live.bus, envelope, ev.routing_key(ev.BUNDLE_READY, dst.server_id))
     send_raw(live.bus, b"\xff\xfe this is not an event", ev.routing_key(ev.BUNDLE_READY, dst.server_id))
 
@@ -150,7 +177,9 @@ def test_poison_bundle_ready_parks_with_its_reason_after_max_attempts(live):
     assert "is not there" in poison[policy.ERROR_HEADER]
     assert poison[policy.QUEUE_HEADER] == import_queue
     undecodable = reasons["decode"]
-    raw = undecodable.body if isinstance(undecodable.body, bytes) else undecodable.body.encode("utf-8", "surrogateescape")
+    raw = (
+        undecodable.body if isinstance(undecodable.body, bytes) else undecodable.body.encode("utf-8", "surrogateescape")
+    )
     assert raw.startswith(b"\xff\xfe") or "not an event" in str(undecodable.body)
     assert undecodable.headers[policy.ATTEMPTS_HEADER] == 1  # decode errors park at once
     assert imports(dst) == [] and versions(dst) == []
@@ -174,9 +203,18 @@ def test_relay_killed_between_publish_and_mark_sent_duplicate_bundle_is_absorbed
         relay.close()
     live.wait(lambda: len(outbox(src, ev.BUNDLE_READY)) == 1, T, "the export worker's bundle.ready")
 
-    child = subprocess.Popen([sys.executable, str(ROOT / "tests/integration/bus/relay_child.py"), src.settings.db_url,
-                              live.bus["url"], live.bus["exchange"]], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests/integration/bus/relay_child.py"),
+            src.settings.db_url,
+            live.bus["url"],
+            live.bus["exchange"],
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         line = child.stdout.readline()
         assert line.strip() == "CONFIRMED 1", line

@@ -5,6 +5,7 @@
 Prints: upload of N packages, full export + import, incremental export of a 1% change (new
 packages and removals) + its import, and for every Pulp task the client's wait against the time
 Pulp took from the task's creation to its end (is task polling a large share?)."""
+
 from __future__ import annotations
 
 import argparse
@@ -51,13 +52,19 @@ def main() -> None:
         timed(f"list_packages ({n})", lambda: src.list_packages(repo, v1))
         info = {v.number: v for v in src.list_versions(repo)}
         timed(f"export full ({n})", lambda: src.export_version(repo, v1, None, work / "full"))
-        dv1 = timed(f"import full ({n}) on Pulp 2", lambda: dst.import_tree(
-            repo, work / "full", ImportExpectation(None, (), info[v1].digest, info[v1].package_count)))
+        dv1 = timed(
+            f"import full ({n}) on Pulp 2",
+            lambda: dst.import_tree(
+                repo, work / "full", ImportExpectation(None, (), info[v1].digest, info[v1].package_count)
+            ),
+        )
         src.add_packages(repo, new_files)
         removed = [file_sha256(f) for f in base_files[: k // 2]]
         v3 = src.remove_packages(repo, removed)
         info = {v.number: v for v in src.list_versions(repo)}
-        tree = timed(f"export incremental (+{k} -{len(removed)})", lambda: src.export_version(repo, v3, v1, work / "inc"))
+        tree = timed(
+            f"export incremental (+{k} -{len(removed)})", lambda: src.export_version(repo, v3, v1, work / "inc")
+        )
         print(f"  incremental tree: {tree.new_packages} package files, {len(tree.files)} files")
         expect = ImportExpectation(dv1, tuple(removed), info[v3].digest, info[v3].package_count)
         dst.pulp.task_log.clear()
@@ -66,8 +73,10 @@ def main() -> None:
         for name, b in (("Pulp 1", src), ("Pulp 2 (incremental import)", dst)):
             waited = sum(w for _, w, _ in b.pulp.task_log)
             ran = sum(r or 0 for _, _, r in b.pulp.task_log)
-            print(f"{name}: {len(b.pulp.task_log)} tasks, client waited {waited:.2f} s, Pulp took {ran:.2f} s "
-                  f"(polling overhead {waited - ran:+.2f} s)")
+            print(
+                f"{name}: {len(b.pulp.task_log)} tasks, client waited {waited:.2f} s, Pulp took {ran:.2f} s "
+                f"(polling overhead {waited - ran:+.2f} s)"
+            )
             for doing, w, r in b.pulp.task_log:
                 print(f"    {w:6.2f} s waited, {r or 0:6.2f} s in Pulp: {doing}")
     finally:

@@ -3,6 +3,7 @@
 Not reachable: under CI (env CI set) the test FAILS, elsewhere it is skipped. Every test works
 under its own repository-name prefix and deletes what it made at the end, so runs at once do not
 collide and the servers are left as they were (content Pulp holds stays as orphans, as in Pulp)."""
+
 from __future__ import annotations
 
 import contextlib

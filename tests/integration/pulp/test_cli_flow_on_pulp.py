@@ -1,6 +1,7 @@
 """The manual flow through the real CLI with both iss servers on Pulp (source on instance 1,
 destination on instance 2): complete export, import, incremental export with removals, import to
 the exact versions, re-delivery a no-op. The same commands as tests/e2e, another backend."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ class PulpIss:
         self.inst = require_instance(instance)
         root.mkdir(parents=True)
         self.config = root / "settings.toml"
-        self.config.write_text(f'data_dir = "{root / "data"}"\nserver_id = "{name}"\n'
-                               + settings_toml(self.inst, prefix))
+        self.config.write_text(
+            f'data_dir = "{root / "data"}"\nserver_id = "{name}"\n' + settings_toml(self.inst, prefix)
+        )
 
     def run(self, *args: str, expect: int = 0):
         result = CliRunner().invoke(build_cli(), ["--config", str(self.config), *args], catch_exceptions=False)
@@ -38,7 +40,9 @@ class PulpIss:
     def pins(self, version: str) -> dict:
         versions = self.json("content-view", "version", "list", "--organization", "ACME", "--content-view", "base")
         v = next(v for v in versions if v["version"] == version)
-        return {(r["product"], r["repository"]): (r["package_count"], r["package_set_digest"]) for r in v["repositories"]}
+        return {
+            (r["product"], r["repository"]): (r["package_count"], r["package_set_digest"]) for r in v["repositories"]
+        }
 
     def backend(self):
         return self.inst.backend(repo_prefix=self.prefix)
@@ -46,8 +50,12 @@ class PulpIss:
     def publications_of(self, key: str, version: int) -> list[str]:
         backend = self.backend()
         repo = backend.pulp.first("repositories_rpm_rpm_list", "finding", {"name": backend.pulp_name(key)})
-        return [e["pulp_href"] for e in backend.pulp.list(
-            "publications_rpm_rpm_list", "listing", {"repository_version": f"{repo['versions_href']}{version}/"})]
+        return [
+            e["pulp_href"]
+            for e in backend.pulp.list(
+                "publications_rpm_rpm_list", "listing", {"repository_version": f"{repo['versions_href']}{version}/"}
+            )
+        ]
 
 
 def _backend_versions(versions: list[dict], version: str) -> dict:
@@ -74,8 +82,19 @@ def test_complete_then_incremental_between_two_pulps_through_the_cli(servers, tm
     src.run("repository", "create", "--organization", "ACME", "--product", "tools", "--name", "utils")
     files = build_rpms(tmp_path / "rpms" / "a", 8, prefix="cli")
     src.run("repository", "upload", "--organization", "ACME", "--repository", "tools/utils", *map(str, files))
-    src.run("content-view", "create", "--organization", "ACME", "--name", "Base", "--label", "base", "--blessed",
-            "--repository", "tools/utils")
+    src.run(
+        "content-view",
+        "create",
+        "--organization",
+        "ACME",
+        "--name",
+        "Base",
+        "--label",
+        "base",
+        "--blessed",
+        "--repository",
+        "tools/utils",
+    )
     src.run("content-view", "publish", "--organization", "ACME", "--content-view", "base")
 
     dst.run("init")
@@ -85,14 +104,18 @@ def test_complete_then_incremental_between_two_pulps_through_the_cli(servers, tm
     dst.run("trust", "add", "--name", "source", "--public-key", str(key), "--organization", "ACME")
 
     # publishing the view made the publication Pulp's exporter needs (as Katello does); the export reuses it
-    pinned = _backend_versions(src.json("content-view", "version", "list", "--organization", "ACME",
-                                        "--content-view", "base"), "1.0")[("tools", "utils")]
+    pinned = _backend_versions(
+        src.json("content-view", "version", "list", "--organization", "ACME", "--content-view", "base"), "1.0"
+    )[("tools", "utils")]
     made = src.publications_of("ACME/tools/utils", pinned)
     assert len(made) == 1
-    full = src.json("content-export", "complete", "version", "--organization", "ACME", "--content-view", "base",
-                    "--version", "1.0")
+    full = src.json(
+        "content-export", "complete", "version", "--organization", "ACME", "--content-view", "base", "--version", "1.0"
+    )
     assert src.publications_of("ACME/tools/utils", pinned) == made
-    assert dst.json("content-import", "version", "--organization", "ACME", "--path", full["path"])["state"] == "imported"
+    assert (
+        dst.json("content-import", "version", "--organization", "ACME", "--path", full["path"])["state"] == "imported"
+    )
     assert dst.pins("1.0") == src.pins("1.0")
 
     new = build_rpms(tmp_path / "rpms" / "b", 3, prefix="cli-new", version="2.0")
@@ -101,12 +124,23 @@ def test_complete_then_incremental_between_two_pulps_through_the_cli(servers, tm
     gone = [p for p in listed if "cli-new" not in p][:2]  # two of version 1.0's packages
     src.run("repository", "remove-package", "--organization", "ACME", "--repository", "tools/utils", *gone)
     src.run("content-view", "publish", "--organization", "ACME", "--content-view", "base")
-    incr = src.json("content-export", "incremental", "version", "--organization", "ACME", "--content-view", "base",
-                    "--version", "2.0")
+    incr = src.json(
+        "content-export",
+        "incremental",
+        "version",
+        "--organization",
+        "ACME",
+        "--content-view",
+        "base",
+        "--version",
+        "2.0",
+    )
     assert incr["kind"] == "incremental", incr
     assert incr["repositories"]["tools/utils"]["new_packages"] == 3
     assert incr["repositories"]["tools/utils"]["removed"] == 2
-    assert dst.json("content-import", "version", "--organization", "ACME", "--path", incr["path"])["state"] == "imported"
+    assert (
+        dst.json("content-import", "version", "--organization", "ACME", "--path", incr["path"])["state"] == "imported"
+    )
     assert dst.pins("2.0") == src.pins("2.0")
     again = dst.json("content-import", "version", "--organization", "ACME", "--path", incr["path"])
     assert again["state"] == "already_imported"
@@ -137,8 +171,9 @@ def test_iss_watch_announces_a_version_made_in_pulp_by_someone_else(servers, tmp
         def echo(self, *a, **k):
             pass
 
-    ctx = Cli.from_config({"base_url": src.inst.url, "username": "admin",
-                           "password": src.inst.password_file.read_text().strip()})
+    ctx = Cli.from_config(
+        {"base_url": src.inst.url, "username": "admin", "password": src.inst.password_file.read_text().strip()}
+    )
     files = build_rpms(tmp_path / "outside", 4, prefix="outside")
     tree = write_yum_repo(src.inst.import_dir / f"iss-test-{src.prefix.strip('/')}", files)
     remote = PulpRpmRemoteContext(ctx)

@@ -15,6 +15,7 @@ bus is a throwaway RabbitMQ vhost with a unique exchange and queue prefix. Proce
 own pids), the vhost, the databases and the Pulp repositories under the prefix are removed at the end.
 Under CI a missing Pulp, RabbitMQ, PostgreSQL or dnf fails the test; elsewhere it is skipped.
 ISS_TEST_TIMING=1 (with -s) prints how long each wait took."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,16 @@ from iss_plugin.domain.packages import package_set_digest
 from iss_plugin.services import content_views
 from iss_plugin.settings import load_settings
 from tests.integration.bus.conftest import rabbit_vhost  # noqa: F401 - the throwaway vhost fixture
-from tests.integration.propagation.conftest import (LivePair, Processes, _another_database, exports, imports, pins,
-                                                    subscription, versions)
+from tests.integration.propagation.conftest import (
+    LivePair,
+    Processes,
+    _another_database,
+    exports,
+    imports,
+    pins,
+    subscription,
+    versions,
+)
 from tests.integration.pulp.support import new_prefix, purge, require_instance
 from tests.integration.test_dnf_reads_published import dnf_binary
 
@@ -53,6 +62,7 @@ T = 90  # seconds any one wait may take
 
 # --- one iss server on a Pulp instance, with PostgreSQL and RabbitMQ -------------------------------
 
+
 class PulpServer:
     """An iss server: config file (PostgreSQL, the bus, backend = pulp on one instance under a prefix),
     the CLI run in this process, and an App to read its catalog."""
@@ -60,11 +70,20 @@ class PulpServer:
     def __init__(self, name: str, root: Path, inst: PulpInstance, prefix: str, database_url: str, bus: dict):
         self.name, self.inst, self.prefix = name, inst, prefix
         self.config = root / f"{name}.toml"
-        top = [f'data_dir = "{root / name}"', f'server_id = "{name}"', f'database_url = "{database_url}"',
-               "reconcile_interval_seconds = 3600"]
-        bus_lines = ["[bus]"] + [f"{k} = {list(v)!r}" if isinstance(v, tuple) else
-                                 f"{k} = {v!r}" if isinstance(v, (int, float)) else f'{k} = "{v}"'
-                                 for k, v in bus.items()]
+        top = [
+            f'data_dir = "{root / name}"',
+            f'server_id = "{name}"',
+            f'database_url = "{database_url}"',
+            "reconcile_interval_seconds = 3600",
+        ]
+        bus_lines = ["[bus]"] + [
+            f"{k} = {list(v)!r}"
+            if isinstance(v, tuple)
+            else f"{k} = {v!r}"
+            if isinstance(v, (int, float))
+            else f'{k} = "{v}"'
+            for k, v in bus.items()
+        ]
         self.config.write_text("\n".join(top) + "\n" + settings_toml(inst, prefix) + "\n" + "\n".join(bus_lines) + "\n")
         self._app: App | None = None
 
@@ -88,8 +107,11 @@ class PulpServer:
     def published_at(self, path: str) -> str | None:
         product, label = path.split("/")
         with self.app.session_factory() as s:
-            return s.scalar(select(m.Repository.published_at).join(m.Product)
-                            .where(m.Product.label == product, m.Repository.label == label))
+            return s.scalar(
+                select(m.Repository.published_at)
+                .join(m.Product)
+                .where(m.Product.label == product, m.Repository.label == label)
+            )
 
     def close(self) -> None:
         if self._app is not None:
@@ -103,8 +125,11 @@ def served_version(server: PulpServer, path: str) -> int | None:
     dist = b.pulp.first("distributions_rpm_rpm_list", f"finding the distribution '{name}'", {"name": name})
     if dist is None or not dist.get("publication"):
         return None
-    pub = b.pulp.call("publications_rpm_rpm_read", "reading a publication",
-                      parameters={"rpm_rpm_publication_href": dist["publication"]})
+    pub = b.pulp.call(
+        "publications_rpm_rpm_read",
+        "reading a publication",
+        parameters={"rpm_rpm_publication_href": dist["publication"]},
+    )
     return int(pub["repository_version"].rstrip("/").rsplit("/", 1)[-1])
 
 
@@ -116,6 +141,7 @@ def pinned_version(app: App, version: str, path: str) -> int:
 
 # --- a real yum client -------------------------------------------------------------------------------
 
+
 class HttpDnf:
     """Debian's dnf against one repository URL (no system repositories, its own cache)."""
 
@@ -125,10 +151,21 @@ class HttpDnf:
             (work / d).mkdir(parents=True, exist_ok=True)
 
     def run(self, *args: str) -> str:
-        cmd = [self.binary, "-q", "-y", "--releasever=1", "--nogpgcheck", f"--repofrompath=x,{self.url}", "--repo=x",
-               f"--setopt=cachedir={self.work / 'cache'}", f"--setopt=persistdir={self.work / 'persist'}",
-               f"--setopt=logdir={self.work / 'log'}", f"--setopt=reposdir={self.work / 'repos.d'}",
-               "--setopt=metadata_expire=0", *args]
+        cmd = [
+            self.binary,
+            "-q",
+            "-y",
+            "--releasever=1",
+            "--nogpgcheck",
+            f"--repofrompath=x,{self.url}",
+            "--repo=x",
+            f"--setopt=cachedir={self.work / 'cache'}",
+            f"--setopt=persistdir={self.work / 'persist'}",
+            f"--setopt=logdir={self.work / 'log'}",
+            f"--setopt=reposdir={self.work / 'repos.d'}",
+            "--setopt=metadata_expire=0",
+            *args,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, f"{' '.join(cmd)}\nexit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         return proc.stdout
@@ -136,7 +173,9 @@ class HttpDnf:
     def available(self) -> set[str]:
         """Every package (all versions) as name-[epoch:]version-release.arch."""
         out = self.run("list", "--available", "--showduplicates")
-        lines = [ln for ln in out.splitlines() if ln.strip() and not ln.startswith(("Available Packages", "Last metadata"))]
+        lines = [
+            ln for ln in out.splitlines() if ln.strip() and not ln.startswith(("Available Packages", "Last metadata"))
+        ]
         words = " ".join(lines).split()  # a long name wraps its columns onto the next line: read triples
         assert len(words) % 3 == 0, out
         got = set()
@@ -154,6 +193,7 @@ class HttpDnf:
 
 # --- the fixture -----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def two_pulps(tmp_path, request):
     inst1, inst2 = require_instance(1), require_instance(2)  # before anything is made: fail or skip at once
@@ -162,8 +202,15 @@ def two_pulps(tmp_path, request):
     src_db = request.getfixturevalue("postgres_url")
     dst_db = _another_database(request)
     tag = uuid.uuid4().hex[:10]
-    bus = {"url": rabbit_url, "exchange": f"e2e-{tag}", "prefix": f"e2e-{tag}", "retry_delays_ms": (500, 1000),
-           "max_attempts": 3, "heartbeat": 10, "confirm_timeout": 10.0}
+    bus = {
+        "url": rabbit_url,
+        "exchange": f"e2e-{tag}",
+        "prefix": f"e2e-{tag}",
+        "retry_delays_ms": (500, 1000),
+        "max_attempts": 3,
+        "heartbeat": 10,
+        "confirm_timeout": 10.0,
+    }
     prefix = new_prefix()
     src = PulpServer("source", tmp_path, inst1, prefix, src_db, bus)
     dst = PulpServer("destination", tmp_path, inst2, prefix, dst_db, bus)
@@ -172,8 +219,15 @@ def two_pulps(tmp_path, request):
     try:
         src.run("init")
         dst.run("init")
-        live = LivePair(tmp_path, src.app, dst.app, bus, src_config=src.config, dst_config=dst.config,
-                        procs=Processes(tmp_path / "logs"))
+        live = LivePair(
+            tmp_path,
+            src.app,
+            dst.app,
+            bus,
+            src_config=src.config,
+            dst_config=dst.config,
+            procs=Processes(tmp_path / "logs"),
+        )
         yield src, dst, live, upstream, dnf
     finally:
         if live is not None:
@@ -187,6 +241,7 @@ def two_pulps(tmp_path, request):
 
 # --- the test --------------------------------------------------------------------------------------
 
+
 def test_blessed_view_propagates_from_pulp1_to_pulp2_and_dnf_reads_it(two_pulps, tmp_path):
     src, dst, live, upstream, dnf = two_pulps
     times: dict[str, float] = {}
@@ -199,14 +254,37 @@ def test_blessed_view_propagates_from_pulp1_to_pulp2_and_dnf_reads_it(two_pulps,
     src.run("organization", "create", "--name", "ACME Corp", "--label", ORG)
     src.run("product", "create", "--organization", ORG, "--name", "Mirror", "--label", "mirror")
     src.run("product", "create", "--organization", ORG, "--name", "Tools", "--label", "tools")
-    src.run("repository", "create", "--organization", ORG, "--product", "mirror", "--name", "upstream",
-            "--url", upstream.as_uri())
+    src.run(
+        "repository",
+        "create",
+        "--organization",
+        ORG,
+        "--product",
+        "mirror",
+        "--name",
+        "upstream",
+        "--url",
+        upstream.as_uri(),
+    )
     src.run("repository", "create", "--organization", ORG, "--product", "tools", "--name", "utils")
     synced = src.json("repository", "synchronize", "--organization", ORG, "--repository", MIRROR)
     assert synced["changed"], synced
     src.run("repository", "upload", "--organization", ORG, "--repository", TOOLS, *map(str, tools_v1))
-    src.run("content-view", "create", "--organization", ORG, "--name", "Base", "--label", CV, "--blessed",
-            "--repository", MIRROR, "--repository", TOOLS)
+    src.run(
+        "content-view",
+        "create",
+        "--organization",
+        ORG,
+        "--name",
+        "Base",
+        "--label",
+        CV,
+        "--blessed",
+        "--repository",
+        MIRROR,
+        "--repository",
+        TOOLS,
+    )
 
     # keys both ways: the destination trusts the source, the source knows the destination
     dst.run("organization", "create", "--name", "ACME Corp", "--label", ORG)
@@ -215,7 +293,9 @@ def test_blessed_view_propagates_from_pulp1_to_pulp2_and_dnf_reads_it(two_pulps,
     dst_identity = dst.json("keys", "show")
     dst_key.write_text(dst_identity["public_key"])
     dst.run("trust", "add", "--name", "source", "--public-key", str(src_key), "--organization", ORG)
-    src.run("destination", "add", "--name", "dc2", "--server-id", dst_identity["server_id"], "--public-key", str(dst_key))
+    src.run(
+        "destination", "add", "--name", "dc2", "--server-id", dst_identity["server_id"], "--public-key", str(dst_key)
+    )
     src.run("destination", "subscribe", "--name", "dc2", "--organization", ORG, "--content-view", CV)
     times["source and destination set up"] = time.monotonic() - t0
 
@@ -224,7 +304,11 @@ def test_blessed_view_propagates_from_pulp1_to_pulp2_and_dnf_reads_it(two_pulps,
     live.role("source", "run", "--role", "relay", "--role", "export", "--role", "status", name="source")
     live.role("destination", "run", "--role", "relay", "--role", "import", name="destination")
     prefix = live.bus["prefix"]
-    wanted_queues = (export_queue_name(prefix), import_queue_name(prefix, "destination"), status_queue_name(prefix, "source"))
+    wanted_queues = (
+        export_queue_name(prefix),
+        import_queue_name(prefix, "destination"),
+        status_queue_name(prefix, "source"),
+    )
     live.wait(lambda: all(live.consumers(q) >= 1 for q in wanted_queues), T, "every role consuming")
     times["role processes consuming"] = time.monotonic() - t
 
@@ -233,10 +317,16 @@ def test_blessed_view_propagates_from_pulp1_to_pulp2_and_dnf_reads_it(two_pulps,
     assert src.json("content-view", "publish", "--organization", ORG, "--content-view", CV)["version"] == "1.0"
     live.wait(lambda: versions(dst.app) == ["1.0"], T, "1.0 on the destination")
     live.wait(lambda: all(dst.published_at(p) for p in (MIRROR, TOOLS)), T, "the published URLs recorded")
-    live.wait(lambda: all(served_version(dst, p) == pinned_version(dst.app, "1.0", p) for p in (MIRROR, TOOLS)), T,
-              "1.0 served by Pulp 2")
-    live.wait(lambda: subscription(src.app).acknowledged == "1.0" and subscription(src.app).in_flight is None, T,
-              "the source's record of the acknowledgement")
+    live.wait(
+        lambda: all(served_version(dst, p) == pinned_version(dst.app, "1.0", p) for p in (MIRROR, TOOLS)),
+        T,
+        "1.0 served by Pulp 2",
+    )
+    live.wait(
+        lambda: subscription(src.app).acknowledged == "1.0" and subscription(src.app).in_flight is None,
+        T,
+        "the source's record of the acknowledgement",
+    )
     times["publish 1.0 -> served by Pulp 2"] = time.monotonic() - t
     assert pins(dst.app, "1.0") == pins(src.app, "1.0")
     assert [(e.version, e.kind, e.base) for e in exports(src.app)] == [("1.0", "full", None)]
@@ -267,10 +357,16 @@ def test_blessed_view_propagates_from_pulp1_to_pulp2_and_dnf_reads_it(two_pulps,
     t = time.monotonic()
     assert src.json("content-view", "publish", "--organization", ORG, "--content-view", CV)["version"] == "2.0"
     live.wait(lambda: versions(dst.app) == ["1.0", "2.0"], T, "2.0 on the destination")
-    live.wait(lambda: all(served_version(dst, p) == pinned_version(dst.app, "2.0", p) for p in (MIRROR, TOOLS)), T,
-              "2.0 served by Pulp 2")
-    live.wait(lambda: subscription(src.app).acknowledged == "2.0" and subscription(src.app).in_flight is None, T,
-              "the source's record of the acknowledgement")
+    live.wait(
+        lambda: all(served_version(dst, p) == pinned_version(dst.app, "2.0", p) for p in (MIRROR, TOOLS)),
+        T,
+        "2.0 served by Pulp 2",
+    )
+    live.wait(
+        lambda: subscription(src.app).acknowledged == "2.0" and subscription(src.app).in_flight is None,
+        T,
+        "the source's record of the acknowledgement",
+    )
     times["publish 2.0 -> served by Pulp 2"] = time.monotonic() - t
 
     expect_v2 = {MIRROR: up_v2, TOOLS: tools_v1 + tools_new}
@@ -280,12 +376,17 @@ def test_blessed_view_propagates_from_pulp1_to_pulp2_and_dnf_reads_it(two_pulps,
         assert pins(src.app, "2.0")[(product, repo)] == (len(files), package_set_digest(file_sha256(f) for f in files))
     exported = exports(src.app)
     assert [(e.version, e.kind, e.base) for e in exported] == [("1.0", "full", None), ("2.0", "incremental", "1.0")]
-    assert {k: (v["new_packages"], v["removed"]) for k, v in exported[1].summary.items()} == {MIRROR: (4, 1),
-                                                                                             TOOLS: (2, 0)}
-    _check_incremental_bundle(Path(exported[1].path), {MIRROR: up_new + [up_update], TOOLS: tools_new},
-                              {MIRROR: [up_v1[5]]}, expect_v2)
-    assert [(i.version, i.kind, i.state) for i in imports(dst.app)] == [("1.0", "full", "imported"),
-                                                                         ("2.0", "incremental", "imported")]
+    assert {k: (v["new_packages"], v["removed"]) for k, v in exported[1].summary.items()} == {
+        MIRROR: (4, 1),
+        TOOLS: (2, 0),
+    }
+    _check_incremental_bundle(
+        Path(exported[1].path), {MIRROR: up_new + [up_update], TOOLS: tools_new}, {MIRROR: [up_v1[5]]}, expect_v2
+    )
+    assert [(i.version, i.kind, i.state) for i in imports(dst.app)] == [
+        ("1.0", "full", "imported"),
+        ("2.0", "incremental", "imported"),
+    ]
 
     t = time.monotonic()
     assert _check_published(src, dst, "2.0", expect_v2) == urls  # the same URLs, now serving 2.0
@@ -325,8 +426,9 @@ def _check_published(src: PulpServer, dst: PulpServer, version: str, expect: dic
     return urls
 
 
-def _check_incremental_bundle(bundle: Path, new: dict[str, list[Path]], removed: dict[str, list[Path]],
-                              target: dict[str, list[Path]]) -> None:
+def _check_incremental_bundle(
+    bundle: Path, new: dict[str, list[Path]], removed: dict[str, list[Path]], target: dict[str, list[Path]]
+) -> None:
     """The bundle carries only the new package files (each with its sha256) and promises the exact targets."""
     assert bundle.is_file(), bundle
     with tarfile.open(bundle) as tar:
@@ -346,13 +448,15 @@ def _check_incremental_bundle(bundle: Path, new: dict[str, list[Path]], removed:
 
     want = {p: {(f.name, file_sha256(f)) for f in files} for p, files in new.items()}
     assert carried((e["path"], e["sha256"]) for e in manifest["files"]) == want
-    in_archive = carried((t.name[t.name.find("repos/"):], None) for t in members if "repos/" in t.name)
+    in_archive = carried((t.name[t.name.find("repos/") :], None) for t in members if "repos/" in t.name)
     assert {k: {n for n, _ in v} for k, v in in_archive.items()} == {k: {n for n, _ in v} for k, v in want.items()}
     for r in manifest["repositories"]:
         key = f"{r['product']}/{r['label']}"
         files = target[key]
-        assert (r["target"]["package_count"], r["target"]["package_set_digest"]) == \
-            (len(files), package_set_digest(file_sha256(f) for f in files)), key
+        assert (r["target"]["package_count"], r["target"]["package_set_digest"]) == (
+            len(files),
+            package_set_digest(file_sha256(f) for f in files),
+        ), key
         assert r["base"] is not None and r["added"] == len(new[key]), key
         assert sorted(r["removed"]) == sorted(file_sha256(f) for f in removed.get(key, [])), key
     assert set(repo_of.values()) == set(target)

@@ -2,6 +2,7 @@
 instance 2: destination). The protocol itself is covered by tests/contract (which runs on Pulp
 too); these tests cover what is Pulp's own: versions made by others, the watcher query,
 propagation between two servers, the shared directories, error translation and settings."""
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,9 @@ def test_the_backend_is_the_protocol_and_from_settings_reads_the_pulpctl_env(pul
     password = inst.password_file.read_text().strip()
     assert password not in repr(b.pulp.conn)
     with pytest.raises(ConfigError):
-        PulpBackend.from_settings(inst.settings().model_copy(
-            update={"pulp": settings.pulp.model_copy(update={"password_file": None})}))
+        PulpBackend.from_settings(
+            inst.settings().model_copy(update={"pulp": settings.pulp.model_copy(update={"password_file": None})})
+        )
 
 
 @pytest.mark.parametrize("apply", ["modify", "modify-incoming", "mirror-sync"])
@@ -187,8 +189,11 @@ def test_metadata_pointing_outside_the_tree_is_refused_before_pulp_sees_it(pulp1
     for old in repodata.iterdir():
         old.unlink()
     paths = {n: repodata / f"{n}.xml.gz" for n in ("primary", "filelists", "other")}
-    writers = (cr.PrimaryXmlFile(str(paths["primary"])), cr.FilelistsXmlFile(str(paths["filelists"])),
-               cr.OtherXmlFile(str(paths["other"])))
+    writers = (
+        cr.PrimaryXmlFile(str(paths["primary"])),
+        cr.FilelistsXmlFile(str(paths["filelists"])),
+        cr.OtherXmlFile(str(paths["other"])),
+    )
     for w in writers:
         w.set_num_of_pkgs(1)
         w.add_pkg(pkg)
@@ -219,6 +224,7 @@ def test_tree_listing_more_than_the_bundle_promises_is_refused_before_pulp_sees_
 
 # --- the repository watcher: versions made by anyone ---------------------------------------------
 
+
 def _glue_context(inst):
     """A plain pulp-glue context, as pulp-cli would make one (basic auth): someone who is not iss."""
     from pulp_glue.common.context import PulpContext
@@ -227,8 +233,9 @@ def _glue_context(inst):
         def echo(self, *a, **k):
             pass
 
-    return Ctx.from_config({"base_url": inst.url, "username": "admin",
-                            "password": inst.password_file.read_text().strip()})
+    return Ctx.from_config(
+        {"base_url": inst.url, "username": "admin", "password": inst.password_file.read_text().strip()}
+    )
 
 
 def test_the_watcher_sees_a_sync_run_directly_through_pulp_glue(pulp1, tmp_path):
@@ -286,6 +293,7 @@ def test_list_versions_follows_changes_without_listing_every_version_in_full(pul
 
 # --- publication -----------------------------------------------------------------------------------
 
+
 def test_publish_serves_the_version_from_the_content_app(pulp1, tmp_path):
     pulp1.ensure_repository(REPO)
     files = build_rpms(tmp_path / "a", 3, prefix="pub")
@@ -305,9 +313,13 @@ def test_publish_serves_the_version_from_the_content_app(pulp1, tmp_path):
 
 # --- errors ----------------------------------------------------------------------------------------
 
+
 def test_a_pulp_that_is_not_there_is_a_transient_error(tmp_path):
-    b = PulpBackend(session_for(PulpConnection(f"http://127.0.0.1:{closed_port()}", "admin", "x")),
-                    shared_export_dir=tmp_path, shared_import_dir=tmp_path)
+    b = PulpBackend(
+        session_for(PulpConnection(f"http://127.0.0.1:{closed_port()}", "admin", "x")),
+        shared_export_dir=tmp_path,
+        shared_import_dir=tmp_path,
+    )
     with pytest.raises(BackendError) as e:
         b.latest_version(REPO)
     assert e.value.transient
@@ -315,8 +327,11 @@ def test_a_pulp_that_is_not_there_is_a_transient_error(tmp_path):
 
 def test_wrong_credentials_are_a_permanent_error_that_does_not_show_the_password(tmp_path):
     inst = require_instance(1)
-    b = PulpBackend(session_for(PulpConnection(inst.url, "admin", "wrong-secret-pw")),
-                    shared_export_dir=tmp_path, shared_import_dir=tmp_path)
+    b = PulpBackend(
+        session_for(PulpConnection(inst.url, "admin", "wrong-secret-pw")),
+        shared_export_dir=tmp_path,
+        shared_import_dir=tmp_path,
+    )
     with pytest.raises(BackendError) as e:
         b.latest_version(REPO)
     assert not e.value.transient and "credentials" in str(e.value)
@@ -342,12 +357,18 @@ def test_export_without_a_shared_export_dir_is_a_config_error(pulp1, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(os.geteuid() != 0 and not IN_CI,  # CI runs as root: there it must run, never skip
-                    reason="checks hardlinks into Pulp's media root, which root can read")
+@pytest.mark.skipif(
+    os.geteuid() != 0 and not IN_CI,  # CI runs as root: there it must run, never skip
+    reason="checks hardlinks into Pulp's media root, which root can read",
+)
 def test_export_hardlinks_package_files_from_pulps_storage(pulp1, tmp_path):
     pulp1.ensure_repository(REPO)
     pulp1.add_packages(REPO, build_rpms(tmp_path / "a", 2, prefix="hl"))
-    out = Path(require_instance(1).export_dir).parent / "exports" / f"iss-test-{os.getpid()}-{pulp1.repo_prefix.strip('/')}"
+    out = (
+        Path(require_instance(1).export_dir).parent
+        / "exports"
+        / f"iss-test-{os.getpid()}-{pulp1.repo_prefix.strip('/')}"
+    )
     try:
         pulp1.export_version(REPO, 1, None, out)
         pkg = next(out.rglob("*.rpm"))

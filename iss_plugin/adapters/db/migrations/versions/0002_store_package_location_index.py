@@ -4,6 +4,7 @@ Revision ID: 0002_store_location
 Revises: 0001
 Create Date: 2026-11-21 23:40:00
 """
+
 from alembic import op
 
 revision = "0002_store_location"

@@ -4,6 +4,7 @@ Revision ID: 0003_announced_version
 Revises: 0002_store_location
 Create Date: 2026-11-21 23:50:00
 """
+
 import sqlalchemy as sa
 from alembic import op
 

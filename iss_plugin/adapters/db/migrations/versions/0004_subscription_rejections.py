@@ -4,6 +4,7 @@ Revision ID: 0004_subscription_rejections
 Revises: 0003_announced_version
 Create Date: 2026-11-22 02:20:00
 """
+
 import sqlalchemy as sa
 from alembic import op
 
