@@ -23,20 +23,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pika  # noqa: E402
-from kombu import Queue  # noqa: E402
+import pika
+from kombu import Queue
 
-from iss_plugin.adapters.bus import topology as T  # noqa: E402
-from iss_plugin.adapters.bus.codec import CONTENT_TYPE  # noqa: E402
-from iss_plugin.adapters.bus.connection import make_kombu_connection  # noqa: E402
-from iss_plugin.adapters.bus.consumer import EventConsumer  # noqa: E402
-from iss_plugin.adapters.bus.relay import OutboxRelay  # noqa: E402
-from iss_plugin.adapters.bus.publisher import make_publisher  # noqa: E402
-from iss_plugin.adapters.db import migrate  # noqa: E402
-from iss_plugin.adapters.db.engine import make_engine, make_session_factory  # noqa: E402
-from iss_plugin.adapters.db.models import OutboxEvent  # noqa: E402
-from iss_plugin.domain import events as E  # noqa: E402
-from iss_plugin.settings import BusSettings  # noqa: E402
+from iss_plugin.adapters.bus import topology as T
+from iss_plugin.adapters.bus.codec import CONTENT_TYPE
+from iss_plugin.adapters.bus.connection import make_kombu_connection
+from iss_plugin.adapters.bus.consumer import EventConsumer
+from iss_plugin.adapters.bus.publisher import make_publisher
+from iss_plugin.adapters.bus.relay import OutboxRelay
+from iss_plugin.adapters.db import migrate
+from iss_plugin.adapters.db.engine import make_engine, make_session_factory
+from iss_plugin.adapters.db.models import OutboxEvent
+from iss_plugin.domain import events as E
+from iss_plugin.settings import BusSettings
 
 
 def envelope(i: int) -> dict:

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def ts(dt) -> float:
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
 def wait(cond, timeout: float, what: str, interval: float = 0.005) -> None:
@@ -179,7 +179,7 @@ def consumers_on(url: str, queue: str) -> int:
     conn = pika.BlockingConnection(pika.URLParameters(url))
     try:
         return conn.channel().queue_declare(queue, passive=True).method.consumer_count
-    except Exception:  # noqa: BLE001 - not declared yet
+    except Exception:
         return 0
     finally:
         if conn.is_open:
@@ -425,9 +425,9 @@ def noop_services(args, tmp: Path, services: Services) -> dict:
 
 
 def noop_embedded(args, tmp: Path) -> dict:
-    from consumers.run import Runtime
     from kombu import Exchange, Producer
 
+    from consumers.run import Runtime
     from iss_plugin.adapters.bus.codec import CONTENT_TYPE
     from iss_plugin.adapters.bus.connection import make_kombu_connection
     from iss_plugin.settings import BusSettings
@@ -488,7 +488,7 @@ def main() -> int:
         t0 = time.perf_counter()
         try:
             results[name] = fn()
-        except Exception as e:  # noqa: BLE001 - a benchmark reports, it does not fail
+        except Exception as e:
             results[name] = {"error": f"{type(e).__name__}: {e}"}
             print(f"  {name}: FAILED {type(e).__name__}: {e}")
         print(f"  ({name}: {time.perf_counter() - t0:.0f} s)", flush=True)

@@ -60,7 +60,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export_import import ACTOR, CV, ORG, PRODUCT, REPO, _load, build_packages, export, import_  # noqa: E402
+from export_import import ACTOR, CV, ORG, PRODUCT, REPO, _load, build_packages, export, import_
 
 FULL, TARGET = "1.0", "2.0"
 INCOMING = "#incoming"  # = iss_plugin.adapters.backends.pulp.INCOMING
@@ -242,7 +242,7 @@ class PulpPair:
                 continue
             try:
                 ctx.delete()
-            except Exception as e:  # noqa: BLE001 - clean-up goes on
+            except Exception as e:
                 say(f"  (clean-up: could not delete the Pulp pair's {what}: {e})")
         shutil.rmtree(self.export_dir, ignore_errors=True)
         shutil.rmtree(self.import_dir, ignore_errors=True)
@@ -443,7 +443,7 @@ def run_size(n: int, args, tag: str, root: Path, pool: ProcessPoolExecutor, prof
             for repo_key in b.list_repositories():
                 try:
                     b.delete_repository(repo_key)
-                except Exception as e:  # noqa: BLE001 - clean-up goes on
+                except Exception as e:
                     say(f"  (clean-up: could not delete {repo_key}: {e})")
         src.close()
         dst.close()

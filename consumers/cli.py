@@ -7,10 +7,9 @@ import logging
 import os
 import signal
 import threading
-
-import click
 from pathlib import Path
 
+import click
 from rich.table import Table
 
 

@@ -32,7 +32,7 @@ class Runtime:
     threads: list[threading.Thread] = field(default_factory=list)
     workers: list = field(default_factory=list)
 
-    def start(self) -> "Runtime":
+    def start(self) -> Runtime:
         roles = list(self.roles)
         unknown = set(roles) - set(ALL_ROLES)
         if unknown:
@@ -74,7 +74,7 @@ class Runtime:
         for t in self.threads:
             t.join(timeout)
 
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Runtime:
         return self.start()
 
     def __exit__(self, *exc) -> None:

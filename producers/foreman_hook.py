@@ -34,7 +34,7 @@ import signal
 import socket
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 try:
@@ -160,7 +160,7 @@ def to_event(webhook: dict, *, source: str, time: datetime | None = None) -> dic
     ):
         if isinstance(value, str) and value:
             data[key] = value
-    stamp = (time or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    stamp = (time or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
     return {
         "specversion": "1.0",
         "id": str(uuid.uuid5(ID_NAMESPACE, f"{EVENT_TYPE}:{organization}/{content_view}/{version}")),
@@ -229,7 +229,7 @@ def publish(event: dict, *, url: str, exchange: str, timeout: float) -> None:
             try:
                 if connection.is_open:
                     connection.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
     except TimeoutError:
         raise HookError(f"no confirm from the broker within {timeout:g} s", EXIT_UNCONFIRMED) from None

@@ -4,19 +4,19 @@ validation needs `jsonschema`."""
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).parent
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(relative: str) -> dict:
     """load("bundle/manifest.v1.json") or load("events/iss.bundle.ready.v1.json")."""
     return json.loads((ROOT / relative).read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(relative: str):
     """Built once per schema (checking a schema costs ~20 ms; validators are reusable)."""
     import jsonschema

@@ -141,4 +141,4 @@ def file_sha256(path: Path | str) -> str:
     return h.hexdigest()
 
 
-__all__ = ["build_rpm", "build_rpms", "write_yum_repo", "file_sha256", "SOURCE_DATE"]
+__all__ = ["SOURCE_DATE", "build_rpm", "build_rpms", "file_sha256", "write_yum_repo"]

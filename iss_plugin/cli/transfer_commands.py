@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -64,7 +64,7 @@ def _parse_since(text: str | None) -> datetime | None:
         t = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--since '{text}' is not an ISO date or date-time (for example 2026-11-01T12:00)") from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _run_export(

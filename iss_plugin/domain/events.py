@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 CONTENT_VIEW_PUBLISHED = "iss.content_view.published.v1"
@@ -61,7 +61,7 @@ def source_for_server(server_id: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def make_envelope(
@@ -80,7 +80,7 @@ def make_envelope(
         "id": event_id or str(uuid.uuid4()),
         "source": source,
         "type": event_type,
-        "time": time.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if time else _now(),
+        "time": time.astimezone(UTC).isoformat().replace("+00:00", "Z") if time else _now(),
         "datacontenttype": DATA_CONTENT_TYPE,
         "dataschema": f"{SCHEMA_BASE}{schema_path(event_type)}",
         "data": data,
@@ -113,7 +113,7 @@ class Event:
     subject: str | None = None
 
     @classmethod
-    def from_envelope(cls, envelope: dict) -> "Event":
+    def from_envelope(cls, envelope: dict) -> Event:
         return cls(
             id=envelope["id"],
             type=envelope["type"],

@@ -86,7 +86,7 @@ class BundleManifest:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BundleManifest":
+    def from_dict(cls, d: dict) -> BundleManifest:
         def ref(x: dict | None) -> VersionRef | None:
             return VersionRef(**x) if x else None
 

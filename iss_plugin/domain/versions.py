@@ -16,7 +16,7 @@ class VersionNumber:
     minor: int = 0
 
     @classmethod
-    def parse(cls, text: str) -> "VersionNumber":
+    def parse(cls, text: str) -> VersionNumber:
         m = _VERSION.match(str(text).strip())
         if not m:
             raise UsageError(f"'{text}' is not a content view version: use MAJOR.MINOR, for example 2.0")

@@ -11,12 +11,13 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import select
 
+from iss_plugin.adapters.backends.base import ExportedTree, ExportsByReference, version_changes
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import (
     ContentView,
@@ -25,7 +26,6 @@ from iss_plugin.adapters.db.models import (
     ExportRecord,
     Repository,
 )
-from iss_plugin.adapters.backends.base import ExportedTree, ExportsByReference, version_changes
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.errors import IssError, NotFound, UsageError
 from iss_plugin.domain.manifest import (
@@ -188,7 +188,7 @@ def export_in_transaction(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    record.state, record.path, record.finished = "done", str(output.path), datetime.now(timezone.utc)
+    record.state, record.path, record.finished = "done", str(output.path), datetime.now(UTC)
     record.summary = {
         f"{p.product}/{p.repository}": {
             "target_version": s.target_version,
@@ -234,7 +234,7 @@ def record_failed_export(uow: UnitOfWork, request: ExportRequest, error: IssErro
                 format=request.fmt,
                 state="failed",
                 error=str(error),
-                finished=datetime.now(timezone.utc),
+                finished=datetime.now(UTC),
             )
         )
         uow.commit()
@@ -362,7 +362,7 @@ def _select_repository(uow: UnitOfWork, org, request: ExportRequest) -> list[Rep
 
 
 def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _write_trees(
@@ -474,7 +474,7 @@ def _manifest(
         bundle_id=bundle_id,
         source_server=server_id,
         source_key_fingerprint=fingerprint,
-        created=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        created=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         organization=org_label,
         scope=request.scope,
         kind=kind,

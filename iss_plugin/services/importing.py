@@ -13,6 +13,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
+from iss_plugin.adapters.backends.base import ImportExpectation
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import (
     ContentView,
@@ -24,7 +25,6 @@ from iss_plugin.adapters.db.models import (
     Repository,
 )
 from iss_plugin.adapters.db.uow import UnitOfWork
-from iss_plugin.adapters.backends.base import ImportExpectation
 from iss_plugin.domain.errors import BundleIntegrityError, ImportRuleViolation, IssError, RejectedInput
 from iss_plugin.domain.manifest import BundleManifest
 from iss_plugin.domain.rules import (

@@ -12,7 +12,7 @@ import shutil
 import urllib.parse
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -51,7 +51,7 @@ class DestinationContext:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --- source: export ------------------------------------------------------------------------------
@@ -380,7 +380,7 @@ def reconcile(
                     continue
                 since = sub.in_flight_since
                 if since is not None and since.tzinfo is None:
-                    since = since.replace(tzinfo=timezone.utc)
+                    since = since.replace(tzinfo=UTC)
                 waited = now - since if since else None
                 if (
                     sub.in_flight
@@ -394,7 +394,7 @@ def reconcile(
                 uow.commit()
             if b:
                 made.append(b)
-        except Exception as e:  # noqa: BLE001 - one subscription's failure must not stop the others
+        except Exception as e:
             log.warning("reconcile: subscription %s failed: %s", sub_id, e)
     return made
 

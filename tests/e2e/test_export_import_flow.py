@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from .conftest import CUSTOM, RH, make_destination
@@ -81,10 +83,10 @@ def test_chunked_export_imports_from_its_first_chunk(tmp_path, published_source,
 
 
 def test_incremental_from_version_and_since(tmp_path, published_source, rpms):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     source = published_source
-    between = datetime.now(timezone.utc).isoformat()
+    between = datetime.now(UTC).isoformat()
     source.run(
         "repository",
         "upload",

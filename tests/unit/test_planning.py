@@ -1,8 +1,9 @@
+import pytest
+
+from iss_plugin.domain.errors import UsageError
 from iss_plugin.domain.packages import Package, package_set_digest
 from iss_plugin.domain.planning import plan_repository_export, target_after_import
 from iss_plugin.domain.versions import VersionNumber
-import pytest
-from iss_plugin.domain.errors import UsageError
 
 
 def pkg(name: str, sha: str) -> Package:

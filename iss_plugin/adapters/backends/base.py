@@ -85,7 +85,7 @@ def clear_export_dir(dest: Path, *, remove_self: bool) -> None:
             child.unlink(missing_ok=True)
 
 
-def version_changes(backend: "ContentBackend", repo: str, base_version: int | None, version: int) -> VersionChanges:
+def version_changes(backend: ContentBackend, repo: str, base_version: int | None, version: int) -> VersionChanges:
     """What `version` adds to `base_version` and drops from it: at the cost of the change when the
     backend can say so itself (local), otherwise by comparing both package lists."""
     own = getattr(backend, "version_changes", None)

@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import starmap
 from pathlib import Path
 from urllib.parse import urljoin
@@ -110,7 +110,7 @@ def _batched(seq: Sequence, n: int = BATCH) -> Iterator[Sequence]:
 
 
 def _utc(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _check_key(key: str) -> list[str]:

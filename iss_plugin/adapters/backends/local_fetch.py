@@ -29,7 +29,7 @@ class Fetcher:
         self.files = 0
         self.bytes = 0
 
-    def __enter__(self) -> "Fetcher":
+    def __enter__(self) -> Fetcher:
         return self
 
     def __exit__(self, *exc) -> None:

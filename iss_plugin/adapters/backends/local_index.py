@@ -104,7 +104,7 @@ class SetCache:
     checksums in all), so a long-running worker does not read and check them again."""
 
     MEMO_LIMIT = 200_000
-    _memo: "OrderedDict[tuple[str, str], tuple[str, ...]]" = OrderedDict()
+    _memo: OrderedDict[tuple[str, str], tuple[str, ...]] = OrderedDict()
     _memo_size = 0
     _memo_lock = threading.Lock()
 

@@ -38,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -138,7 +138,7 @@ class RepositoryChange:
 
 def _utc(text: str) -> datetime:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _sha_of(entity: dict) -> str:
@@ -191,7 +191,7 @@ class PulpBackend:
         self._repos: dict[str, dict] = {}
 
     @classmethod
-    def from_settings(cls, settings, **kwargs) -> "PulpBackend":
+    def from_settings(cls, settings, **kwargs) -> PulpBackend:
         p = settings.pulp
         if p.password is not None:
             password = p.password
@@ -591,7 +591,7 @@ class PulpBackend:
                 "repository_versions_list",
                 "listing new repository versions",
                 {
-                    "pulp_created__gte": since.astimezone(timezone.utc),
+                    "pulp_created__gte": since.astimezone(UTC),
                     "ordering": ["pulp_created"],
                     "fields": ["pulp_href", "number", "pulp_created", "repository"],
                 },
@@ -940,7 +940,7 @@ class PulpBackend:
         return task["created_resources"][0]
 
     class _Staged:
-        def __init__(self, backend: "PulpBackend", tree: Path):
+        def __init__(self, backend: PulpBackend, tree: Path):
             self.backend, self.tree, self.path = backend, tree, None
 
         def __enter__(self) -> Path:
@@ -963,7 +963,7 @@ class PulpBackend:
             if self.path is not None:
                 shutil.rmtree(self.path, ignore_errors=True)
 
-    def _staged(self, tree: Path) -> "PulpBackend._Staged":
+    def _staged(self, tree: Path) -> PulpBackend._Staged:
         return PulpBackend._Staged(self, Path(tree))
 
 

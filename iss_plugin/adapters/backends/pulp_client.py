@@ -43,10 +43,10 @@ _TRANSIENT_TEXT = re.compile(
 class _Context(PulpContext):
     """pulp-glue's context with the echo and prompt it leaves abstract (quiet, never asks)."""
 
-    def echo(self, message: str, nl: bool = True, err: bool = False) -> None:  # noqa: ARG002
+    def echo(self, message: str, nl: bool = True, err: bool = False) -> None:
         return None
 
-    def prompt(self, text: str, hide_input: bool = False) -> str:  # noqa: ARG002
+    def prompt(self, text: str, hide_input: bool = False) -> str:
         raise BackendError("Pulp asked for a password interactively; configure pulp.password_file")
 
 
@@ -178,7 +178,7 @@ class PulpSession:
                 raise translate(e, doing) from None
             except BackendError:
                 raise
-            except Exception as e:  # noqa: BLE001 - every pulp-glue/requests error crosses here once
+            except Exception as e:
                 raise translate(e, doing) from None
         raise AssertionError("unreachable")
 

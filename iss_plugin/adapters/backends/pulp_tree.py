@@ -54,7 +54,7 @@ def write_repo_around(root: Path, files: Sequence[Path]) -> list[str]:
         link_or_copy(f, target)
         try:
             pkgs.append(cr.package_from_rpm(str(target), cr.SHA256, href, None, 10))
-        except Exception as e:  # noqa: BLE001 - createrepo_c raises its own error types
+        except Exception as e:
             problems.append(f"{f.name}: not a readable RPM package ({e})")
     if problems:
         return problems

@@ -140,7 +140,7 @@ def scan_iso(iso: pycdlib.PyCdlib, limits: ReadLimits) -> Iterator[Member]:
             except pycdlib.pycdlibexception.PyCdlibException:
                 mode = stat.S_IFDIR if child.is_dir() else stat.S_IFREG
             kind = _kind(mode)
-            if kind == "dir" and not child.is_dir() or kind == "file" and child.is_dir():
+            if (kind == "dir" and not child.is_dir()) or (kind == "file" and child.is_dir()):
                 kind = "other"
             if name in ("", ".", "..") or "/" in name or "\0" in name:
                 yield Member(f"{rel}/{name}" if rel else name, kind, problem=f"unusable Rock Ridge name {name!r}")

@@ -94,7 +94,7 @@ class OpenedBundle:
     limits: ReadLimits = field(default_factory=ReadLimits)
     temp_dir: Path | None = None  # ours to delete (None when a directory is read in place)
 
-    def __enter__(self) -> "OpenedBundle":
+    def __enter__(self) -> OpenedBundle:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -52,7 +52,7 @@ class Signer:
         self.fingerprint: str = _fingerprint(public)
 
     @classmethod
-    def generate(cls) -> "Signer":
+    def generate(cls) -> Signer:
         """A fresh key that lives only in memory (tests, throwaway demos)."""
         return cls(Ed25519PrivateKey.generate())
 

@@ -30,9 +30,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime, timezone
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import partial
 
 from kombu import Producer
@@ -149,7 +149,7 @@ class EventConsumer(ConsumerMixin):
         if self._running is not None:
             try:
                 self._running[0].result()
-            except BaseException:  # noqa: BLE001 - its delivery is gone either way
+            except BaseException:
                 pass
             self._running = None
 
@@ -167,7 +167,7 @@ class EventConsumer(ConsumerMixin):
             if self._producer is not None:
                 try:
                     self._producer.channel.close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
             self._producer = None
 
@@ -226,7 +226,7 @@ class EventConsumer(ConsumerMixin):
             future.result(timeout=None if block else self.handler_wait)
         except FutureTimeout:
             return False
-        except Exception as e:  # noqa: BLE001 - the policy decides
+        except Exception as e:
             decision = policy.on_error(
                 e, attempt, retry_delays_ms=self.topology.retry_delays_ms, max_attempts=self.topology.max_attempts
             )
@@ -306,14 +306,14 @@ class EventConsumer(ConsumerMixin):
                 policy.ATTEMPTS_HEADER: decision.attempt,
                 policy.QUEUE_HEADER: role.name,
                 policy.CONSUMER_HEADER: self.name,
-                policy.PARKED_AT_HEADER: datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+                policy.PARKED_AT_HEADER: datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             },
         )
         try:
             self._publish_copy(body, role.parked, props)
         except self.connection.connection_errors:
             raise
-        except Exception:  # noqa: BLE001 - could not park with headers: let the broker dead-letter it
+        except Exception:
             log.exception("%s: parking a message failed; rejecting it to the queue's dead-letter exchange", self.name)
             message.reject(requeue=False)
             self.stats["parked"] += 1
@@ -344,4 +344,4 @@ def parked_reason(headers: dict | None) -> str | None:
     return deaths[0].get("reason") if deaths else None
 
 
-__all__ = ["EventConsumer", "Handler", "StopConnecting", "parked_reason", "declare"]
+__all__ = ["EventConsumer", "Handler", "StopConnecting", "declare", "parked_reason"]

@@ -44,7 +44,7 @@ class PublishError(Exception):
 
 
 class Publisher(Protocol):
-    def submit(self, messages: Sequence[OutgoingMessage]) -> "Ticket": ...
+    def submit(self, messages: Sequence[OutgoingMessage]) -> Ticket: ...
     def publish_batch(self, messages: Sequence[OutgoingMessage]) -> BatchResult: ...
     def idle(self, seconds: float) -> None: ...
     def close(self) -> None: ...
@@ -137,7 +137,7 @@ class PikaStreamingPublisher:
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_closed,
             )
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise PublishError(f"cannot connect to {_safe(self.url)}: {e}") from e
         self._thread = threading.Thread(target=self._io_loop, args=(self._conn,), name="iss-relay-io", daemon=True)
         self._thread.start()
@@ -153,7 +153,7 @@ class PikaStreamingPublisher:
             return
         try:
             conn.ioloop.add_callback_threadsafe(lambda: self._close_in_loop(conn))
-        except Exception:  # noqa: BLE001 - loop already gone
+        except Exception:
             pass
         if thread is not None:
             thread.join(5)
@@ -164,14 +164,14 @@ class PikaStreamingPublisher:
     def _io_loop(self, conn) -> None:
         try:
             conn.ioloop.start()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             self._error = f"I/O loop failed: {e!r}"
         finally:
             self._closed.set()
             self._fail_all(self._error or "connection closed")
             try:
                 conn.ioloop.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
     def _close_in_loop(self, conn) -> None:
@@ -256,7 +256,7 @@ class PikaStreamingPublisher:
                 self._by_id[m.event_id] = ticket
                 self._next_tag += 1
                 publish(self.exchange, m.routing_key, m.body, props, mandatory=self.mandatory)
-        except Exception as e:  # noqa: BLE001 - channel/connection gone while writing
+        except Exception as e:
             self._error = f"publish failed: {e!r}"
             self._fail_all(self._error)
 
@@ -269,7 +269,7 @@ class PikaStreamingPublisher:
         if messages:
             try:
                 self._conn.ioloop.add_callback_threadsafe(lambda: self._publish(ticket, messages))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 ticket.fail(f"publisher loop gone: {e!r}")
         return ticket
 
@@ -326,7 +326,7 @@ class KombuPublisher:
                     confirm_timeout=self.confirm_timeout,
                 )
                 result.confirmed.add(m.event_id)
-        except Exception as e:  # noqa: BLE001 - whatever was not confirmed stays unsent
+        except Exception as e:
             result.error = f"publish failed: {e!r}"
             self.close()
         return result
@@ -339,11 +339,11 @@ class KombuPublisher:
         if producer is not None:
             try:
                 producer.channel.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         try:
             self.connection.release()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 

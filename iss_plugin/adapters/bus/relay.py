@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Text, cast, select, update
 from sqlalchemy.exc import OperationalError
@@ -134,7 +134,7 @@ class OutboxRelay:
     def _mark_sent(self, ids: list[int]) -> None:
         if not ids:
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self.session_factory() as session:
             for i in range(0, len(ids), MARK_CHUNK):
                 session.execute(

@@ -69,7 +69,7 @@ def schema_problem(url: str) -> str | None:
         return None
     try:
         known = script.get_revision(revision) is not None
-    except Exception:  # noqa: BLE001 - alembic raises several kinds for an unknown revision
+    except Exception:
         known = False
     if known:
         return f"database {where} is at schema revision {revision}, this iss needs {', '.join(sorted(heads))}"

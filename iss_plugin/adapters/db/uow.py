@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class UnitOfWork:
-    def __init__(self, session_factory: sessionmaker[Session], backend_factory: Callable[[Session], "ContentBackend"]):
+    def __init__(self, session_factory: sessionmaker[Session], backend_factory: Callable[[Session], ContentBackend]):
         self._session_factory = session_factory
         self._backend_factory = backend_factory
         self.session: Session
@@ -20,7 +20,7 @@ class UnitOfWork:
         self._after_rollback: list[Callable[[], None]] = []
         self._after_commit: list[Callable[[], None]] = []
 
-    def __enter__(self) -> "UnitOfWork":
+    def __enter__(self) -> UnitOfWork:
         self.session = self._session_factory()
         self.backend = self._backend_factory(self.session)
         self._after_rollback = []

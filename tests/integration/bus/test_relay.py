@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from iss_plugin.adapters.bus import topology as T
 from iss_plugin.adapters.bus.codec import decode
+from iss_plugin.adapters.bus.connection import make_kombu_connection
 from iss_plugin.adapters.bus.publisher import KombuPublisher, PikaStreamingPublisher, PublishError, make_publisher
 from iss_plugin.adapters.bus.relay import OutboxRelay
-from iss_plugin.adapters.bus.connection import make_kombu_connection
 from iss_plugin.adapters.db.models import AuditLog, OutboxEvent, ProcessedEvent
 from iss_plugin.domain import events as E
 from iss_plugin.services.idempotency import process_once

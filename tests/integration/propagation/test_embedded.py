@@ -122,7 +122,7 @@ def test_repository_subscription_propagates_on_upload(tmp_path):
         def digest(app):
             try:
                 return catalog.repository_info(app.uow(), ORG, f"{CUSTOM_PRODUCT}/utils")["package_set_digest"]
-            except Exception:  # noqa: BLE001 - not there yet
+            except Exception:
                 return None
 
         # reconcile sends what the repository holds now; only then upload, so the order is fixed

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -242,7 +242,7 @@ def test_the_watcher_sees_a_sync_run_directly_through_pulp_glue(pulp1, tmp_path)
     from pulp_glue.rpm.context import PulpRpmRemoteContext, PulpRpmRepositoryContext
 
     inst = require_instance(1)
-    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    since = datetime.now(UTC) - timedelta(seconds=1)
     key = "ACME/vendor/mirror"
     files = build_rpms(tmp_path / "a", 6, prefix="outside")
     tree = write_yum_repo(inst.import_dir / f"iss-test-{pulp1.repo_prefix.strip('/')}", files)
