@@ -64,7 +64,7 @@ def raw_pika_streaming(url: str, exchange: str, bodies: list[bytes], routing_key
         # the same properties as the relay's messages, so the ratio measures the relay's own cost
         state["start"] = time.perf_counter()
         stamp = int(time.time())
-        for i, b in enumerate(bodies):
+        for _i, b in enumerate(bodies):
             props = pika.BasicProperties(
                 content_type=CONTENT_TYPE,
                 content_encoding="utf-8",
@@ -168,7 +168,7 @@ def main() -> int:
             engine = make_engine(db)
             factory = make_session_factory(engine)
             rates = {"raw": [], "relay": []}
-            for round_ in range(args.rounds):  # alternate, so both see the same broker and machine load
+            for _round in range(args.rounds):  # alternate, so both see the same broker and machine load
                 purge(bus, queue)
                 secs = raw_pika_streaming(url, bus.exchange, bodies, rk)
                 rates["raw"].append(args.messages / secs)
@@ -182,7 +182,7 @@ def main() -> int:
                 assert r.published == args.messages, r
                 rates["relay"].append(args.messages / secs)
             engine.dispose()
-        ratios = sorted(r / w for r, w in zip(rates["relay"], rates["raw"]))
+        ratios = sorted(r / w for r, w in zip(rates["relay"], rates["raw"], strict=False))
         raw, rel = statistics.median(rates["raw"]), statistics.median(rates["relay"])
         ratio = statistics.median(ratios)
         results["raw_pika_streaming_msgs"] = round(raw)

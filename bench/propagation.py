@@ -236,7 +236,7 @@ def measure_latency(src, dst, root: Path, runs: int, change: int) -> dict:
         catalog.upload_packages(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils", files, ACTOR, src.server_id)
         t0 = time.time()
         version = content_views.publish(src.uow(), ORG, "base", None, ACTOR, src.server_id)["version"]
-        wait(lambda: live_on(dst, version), 120, f"{version} on the destination")
+        wait(lambda version=version: live_on(dst, version), 120, f"{version} on the destination")
         latencies.append(time.time() - t0)
         with src.session_factory() as s:
             e = s.scalar(
@@ -299,7 +299,7 @@ def latency_services(args, tmp: Path, services: Services) -> dict:
         procs.start("destination-import", dst_cfg, "worker", "import")
         p = bus["prefix"]
         for q in (f"{p}.export", f"{p}.status.source", f"{p}.import.destination"):
-            wait(lambda: (procs.check(), consumers_on(bus["url"], q))[1] >= 1, 120, f"a consumer on {q}", 0.2)
+            wait(lambda q=q: (procs.check(), consumers_on(bus["url"], q))[1] >= 1, 120, f"a consumer on {q}", 0.2)
         return measure_latency(src, dst, root, args.runs, args.change)
     finally:
         procs.stop()
@@ -408,7 +408,9 @@ def noop_services(args, tmp: Path, services: Services) -> dict:
         for workers in (1, 2):
             started = [procs.start(f"export-{workers}-{i}", cfg, "worker", "export") for i in range(workers)]
             wait(
-                lambda: (procs.check(), consumers_on(bus["url"], f"{bus['prefix']}.export"))[1] >= workers,
+                lambda workers=workers: (
+                    (procs.check(), consumers_on(bus["url"], f"{bus['prefix']}.export"))[1] >= workers
+                ),
                 120,
                 f"{workers} export workers consuming",
                 0.2,

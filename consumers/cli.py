@@ -24,8 +24,8 @@ def register(cli: click.Group) -> None:
         """Consume this server's ROLE queue until SIGINT/SIGTERM (a second one exits at once)."""
         from .workers import make_worker
 
-        state.app.server_id  # a missing server id or database schema is a usage error before anything starts
-        state.app.engine
+        _ = state.app.server_id  # a missing server id or database schema is a usage error before anything starts
+        _ = state.app.engine
         _logging()
         w = make_worker(state.app, role)
         _on_signal(lambda: setattr(w, "should_stop", True))

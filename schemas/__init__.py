@@ -4,7 +4,7 @@ validation needs `jsonschema`."""
 from __future__ import annotations
 
 import json
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).parent

@@ -34,7 +34,7 @@ def package_set_digest(sha256s: Iterable[str]) -> str:
     Version numbers differ between servers; this digest is what says two versions hold the same
     packages."""
     h = hashlib.sha256()
-    for s in sorted(set(s.lower() for s in sha256s)):
+    for s in sorted({s.lower() for s in sha256s}):
         h.update(s.encode("ascii"))
         h.update(b"\n")
     return "sha256:" + h.hexdigest()

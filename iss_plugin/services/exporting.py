@@ -198,7 +198,7 @@ def export_in_transaction(
             "new_packages": len(p.new_packages),
             "removed": len(p.removed),
         }
-        for p, s in zip(plans, selections)
+        for p, s in zip(plans, selections, strict=False)
     }
     uow.session.add(record)
     uow.on_rollback(lambda: _remove_output(output.files))
@@ -454,7 +454,7 @@ def _manifest(
 ) -> BundleManifest:
     products: dict[str, ProductEntry] = {}
     repos = []
-    for s, plan in zip(selections, plans):
+    for s, plan in zip(selections, plans, strict=False):
         p = s.repo.product
         products[p.label] = ProductEntry(p.label, p.name, p.redhat, p.content_id)
         repos.append(

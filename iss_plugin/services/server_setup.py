@@ -6,6 +6,7 @@ import socket
 import uuid
 
 from iss_plugin.adapters.db import migrate
+from iss_plugin.adapters.db.engine import redacted_url
 from iss_plugin.domain.labels import server_id_from_hostname
 from iss_plugin.settings import Settings
 
@@ -29,7 +30,7 @@ def initialize(settings: Settings) -> dict:
         settings.server_id_file.write_text((settings.server_id or default_server_id()) + "\n")
     return {
         "data_dir": str(settings.data_dir),
-        "database": _safe_url(settings.db_url),
+        "database": redacted_url(settings.db_url),
         "server_id": settings.resolved_server_id(),
         "key_fingerprint": signer.fingerprint,
         "key_created": created_key,
@@ -40,10 +41,3 @@ def initialize(settings: Settings) -> dict:
 def default_server_id(hostname: str | None = None) -> str:
     """`<first label of the host name>-<8 random hex digits>`, sanitized to a valid server id."""
     return server_id_from_hostname(hostname if hostname is not None else socket.gethostname(), uuid.uuid4().hex[:8])
-
-
-def _safe_url(url: str) -> str:
-    """The database URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

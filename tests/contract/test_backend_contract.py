@@ -72,7 +72,7 @@ def test_upload_makes_version_1_with_the_packages(server, repo_key, rpms):
     assert p.size == files[3].stat().st_size
     assert p.nevra == "up0003-1.0-1.noarch"
     assert b.latest_version(repo_key) == 1
-    [v0, v1] = b.list_versions(repo_key)
+    [_v0, v1] = b.list_versions(repo_key)
     assert v1.package_count == 5 and v1.digest == package_set_digest(shas(files))
 
 
@@ -111,7 +111,7 @@ def test_upload_of_a_file_that_is_not_an_rpm_fails_clearly_and_changes_nothing(s
     bad = tmp_path / "broken.rpm"
     bad.write_bytes(b"this is not an rpm" * 100)
     with pytest.raises(BackendError) as e:
-        b.add_packages(repo_key, rpms(2, "ok") + [bad])
+        b.add_packages(repo_key, [*rpms(2, "ok"), bad])
     assert "broken.rpm" in str(e.value)
     server.rollback()
     assert b.latest_version(repo_key) == 0

@@ -172,8 +172,8 @@ def test_statements_do_not_grow_with_the_number_of_packages(local, other, rpms, 
             other.backend.import_tree(repo, tmp_path / f"e{n}", ImportExpectation(None, (), info.digest, n))
         counts[n] = (add.count, exp.count, imp.count)
     small, large = counts[30], counts[300]
-    for s, l in zip(small, large):
-        assert l <= s + 4, counts
+    for at_30, at_300 in zip(small, large, strict=True):
+        assert at_300 <= at_30 + 4, counts
 
 
 def test_metadata_of_a_new_version_reuses_cached_blocks(local, rpms, tmp_path):

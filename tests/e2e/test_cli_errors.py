@@ -86,10 +86,10 @@ def test_sigterm_stops_a_worker_that_cannot_reach_the_broker(source):
     sent = time.monotonic()
     p.send_signal(signal.SIGTERM)
     try:
-        out, err = p.communicate(timeout=10)
+        _out, err = p.communicate(timeout=10)
     except subprocess.TimeoutExpired:
         p.kill()
-        out, err = p.communicate()
+        _out, err = p.communicate()
         pytest.fail(f"the worker did not stop within 10 s of SIGTERM:\n{err}")
     err = early + err
     assert p.returncode == 0, err

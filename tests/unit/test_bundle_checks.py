@@ -231,7 +231,8 @@ def test_file_entry_problems():
     ]
 
 
-SCREEN_PATHS = PATH_CASES + [
+SCREEN_PATHS = [
+    *PATH_CASES,
     "a/b.rpm",
     "x/" + "y" * 63,
     "x/" + "y" * 64,
@@ -246,7 +247,7 @@ SCREEN_PATHS = PATH_CASES + [
 ]
 
 
-@pytest.mark.parametrize("bad", SCREEN_PATHS + [None, 7])
+@pytest.mark.parametrize("bad", [*SCREEN_PATHS, None, 7])
 def test_the_bulk_file_screen_never_passes_what_the_item_check_refuses(bad):
     """file_entry_problems screens all items at once and checks item by item only on suspicion:
     whatever one odd item does, the result is the item-by-item one."""
@@ -260,7 +261,7 @@ def test_the_bulk_file_screen_never_passes_what_the_item_check_refuses(bad):
         {"path": "ok", "sha256": "a" * 64},
     ]
     for odd in variants:
-        files = good[:20] + [odd] + good[20:]
+        files = [*good[:20], odd, *good[20:]]
         assert file_entry_problems(files) == _file_entry_problems_each(files)
 
 

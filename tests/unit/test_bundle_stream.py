@@ -75,8 +75,10 @@ def test_entry_that_lies_about_its_size_aborts():
         "y" * 1000,
         "répertoire/ü.rpm",
         "bad\udcff.rpm",
-        "repos/Red_Hat_Enterprise_Linux_for_x86_64/rhel-9-for-x86_64-baseos-rpms/Packages/k/"
-        "kernel-5.14.0-362.8.1.el9_3.x86_64.rpm",
+        (
+            "repos/Red_Hat_Enterprise_Linux_for_x86_64/rhel-9-for-x86_64-baseos-rpms/Packages/k/"
+            "kernel-5.14.0-362.8.1.el9_3.x86_64.rpm"
+        ),
     ],
 )
 @pytest.mark.parametrize("is_dir", [False, True])

@@ -792,8 +792,10 @@ class LocalBackend:
                 f"{digest}, but the bundle promises {expect.target_count} packages with digest "
                 f"{expect.target_digest}; nothing was imported",
                 [
-                    f"base version {expect.base_version}, {len(expect.removed)} packages removed, "
-                    f"{len(new_items)} packages added from the tree"
+                    (
+                        f"base version {expect.base_version}, {len(expect.removed)} packages removed, "
+                        f"{len(new_items)} packages added from the tree"
+                    )
                 ],
                 details={
                     "expected_digest": expect.target_digest,

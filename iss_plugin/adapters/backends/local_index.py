@@ -88,7 +88,9 @@ class BlockCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         n = len(block.members)
         head = _MAGIC + struct.pack("<I", n)
-        head += struct.pack(f"<{2 * n}Q", *(v for m, o in zip(block.members, block.open_sizes) for v in (len(m), o)))
+        head += struct.pack(
+            f"<{2 * n}Q", *(v for m, o in zip(block.members, block.open_sizes, strict=False) for v in (len(m), o))
+        )
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
         with open(tmp, "wb") as f:
             f.write(head)

@@ -314,7 +314,7 @@ class PulpBackend:
             raise BackendError(f"{len(problems)} of {len(files)} files cannot be read; nothing was added", problems)
         shas = [file_sha256(f) for f in files]
         current = self._version_set(r["latest_version_href"])
-        wanted = {sha: f for sha, f in zip(shas, files) if sha not in current}
+        wanted = {sha: f for sha, f in zip(shas, files, strict=False) if sha not in current}
         if not wanted:
             return self._version_number(r["latest_version_href"])
         hrefs = self._content_by_sha(list(wanted))

@@ -161,7 +161,7 @@ class PulpSession:
                 timeout=timedelta(seconds=self.conn.timeout_seconds),
                 verify_ssl=True,
             )
-            ctx.api  # load the (disk-cached) API description now, not in the middle of an operation
+            _ = ctx.api  # load the (disk-cached) API description now, not in the middle of an operation
             local.ctx, local.generation = ctx, self._generation
         return local.ctx
 

@@ -284,7 +284,7 @@ def capped(problems: Sequence[str], limit: int) -> list[str]:
     """At most `limit` problems, then one line saying how many more there were."""
     if len(problems) <= limit:
         return list(problems)
-    return list(problems[:limit]) + [f"... and {len(problems) - limit} more problems"]
+    return [*list(problems[:limit]), f"... and {len(problems) - limit} more problems"]
 
 
 def _show(name: str) -> str:

@@ -294,7 +294,7 @@ def load_toc(toc_path: Path, max_bytes: int) -> dict:
         raise BundleIntegrityError(f"{shown} is not a valid table of contents (schemas/{TOC_SCHEMA})", problems)
     archive = data["name"] + ARCHIVE_SUFFIXES[data["format"]]
     expected = chunk_names(archive, len(data["chunks"]))
-    for i, (chunk, name) in enumerate(zip(data["chunks"], expected)):
+    for i, (chunk, name) in enumerate(zip(data["chunks"], expected, strict=False)):
         if chunk["name"] != name:
             problems.append(f"chunks/{i}: named {chunk['name']!r}, expected {name!r}")
         last = i == len(expected) - 1
@@ -318,7 +318,7 @@ def check_chunks(directory: Path, toc: dict, progress=None) -> list[Path]:
     problems: list[str] = []
     paths = [directory / name for name in listed]
     present: list[bool] = []
-    for i, (chunk, path) in enumerate(zip(toc["chunks"], paths)):
+    for i, (chunk, path) in enumerate(zip(toc["chunks"], paths, strict=False)):
         try:
             st = os.stat(path, follow_symlinks=False)
         except FileNotFoundError:
@@ -347,7 +347,7 @@ def check_chunks(directory: Path, toc: dict, progress=None) -> list[Path]:
             problems.append(f"{name}: not listed in {toc['name']}{TOC_SUFFIX} (an extra or renamed chunk)")
     total = hashlib.sha256()
     whole = all(present)
-    for chunk, path, ok in zip(toc["chunks"], paths, present):
+    for chunk, path, ok in zip(toc["chunks"], paths, present, strict=False):
         if not ok:
             continue
         h = hashlib.sha256()

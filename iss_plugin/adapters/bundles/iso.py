@@ -146,9 +146,8 @@ def scan_iso(iso: pycdlib.PyCdlib, limits: ReadLimits) -> Iterator[Member]:
                 yield Member(f"{rel}/{name}" if rel else name, kind, problem=f"unusable Rock Ridge name {name!r}")
                 continue
             yield Member(path, kind, child.get_data_length() if kind == "file" else 0)
-            if kind == "dir":
-                if path.count("/") + 1 <= limits.max_depth:
-                    queue.append(path)
+            if kind == "dir" and path.count("/") + 1 <= limits.max_depth:
+                queue.append(path)
 
 
 def extract_iso_file(iso: pycdlib.PyCdlib, rel: str, out: BinaryIO) -> None:

@@ -210,13 +210,13 @@ def finalize_bundle(
                 manifest.bundle_id,
                 suffix.lstrip("."),
                 chunk_size,
-                [replace(p, name=n) for p, n in zip(parts, names)],
+                [replace(p, name=n) for p, n in zip(parts, names, strict=False)],
                 split.size,
                 split.sha256,
             )
             toc_tmp = tmp / "toc.json"
             toc_tmp.write_text(json.dumps(toc, indent=2, sort_keys=True) + "\n")
-            for part, final_name in zip(parts, names):
+            for part, final_name in zip(parts, names, strict=False):
                 committed.append(_rename_new(tmp / part.name, out_dir / final_name))
             committed.append(_rename_new(toc_tmp, out_dir / f"{name}.toc.json"))
             result = BundleOutput(
@@ -261,9 +261,10 @@ def _check_arguments(name: str, fmt: str, chunk_size: int | None) -> None:
 def _refuse_existing(out_dir: Path, name: str, suffix: str, chunk_size: int | None) -> None:
     candidates = [out_dir / (name + suffix)]
     if chunk_size:
-        candidates = [out_dir / f"{name}.toc.json"] + sorted(
-            out_dir.glob(f"{_glob_escape(name + suffix)}.[0-9][0-9][0-9]*")
-        )
+        candidates = [
+            out_dir / f"{name}.toc.json",
+            *sorted(out_dir.glob(f"{_glob_escape(name + suffix)}.[0-9][0-9][0-9]*")),
+        ]
     for path in candidates:
         if path.exists() or path.is_symlink():
             raise UsageError(

@@ -28,7 +28,7 @@ def envelope_problems(envelope) -> list[str]:
     event_type = envelope.get("type")
     if event_type not in EVENT_TYPES:
         problems = schemas.problems(ENVELOPE_SCHEMA, envelope)
-        return problems + [f"type: {event_type!r} is not an iss event type ({', '.join(EVENT_TYPES)})"]
+        return [*problems, f"type: {event_type!r} is not an iss event type ({', '.join(EVENT_TYPES)})"]
     return schemas.problems(schema_path(event_type), envelope)
 
 

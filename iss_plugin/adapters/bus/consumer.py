@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import partial
 
@@ -147,10 +147,8 @@ class EventConsumer(ConsumerMixin):
         # Deliveries of a dead channel cannot be acked: the broker redelivers them.
         self._pending.clear()
         if self._running is not None:
-            try:
+            with suppress(BaseException):
                 self._running[0].result()
-            except BaseException:
-                pass
             self._running = None
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
@@ -165,10 +163,8 @@ class EventConsumer(ConsumerMixin):
             self._release_retries(everything=True)
         finally:
             if self._producer is not None:
-                try:
+                with suppress(Exception):
                     self._producer.channel.close()
-                except Exception:
-                    pass
             self._producer = None
 
     def on_decode_error(self, message, exc):  # not used with on_message, but never ack silently

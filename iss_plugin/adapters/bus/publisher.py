@@ -11,6 +11,7 @@ timed out, cut off by a connection loss) was not confirmed and must be published
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -151,10 +152,8 @@ class PikaStreamingPublisher:
         self._conn = self._thread = None
         if conn is None:
             return
-        try:
+        with contextlib.suppress(Exception):
             conn.ioloop.add_callback_threadsafe(lambda: self._close_in_loop(conn))
-        except Exception:
-            pass
         if thread is not None:
             thread.join(5)
         self._closed.set()
@@ -169,10 +168,8 @@ class PikaStreamingPublisher:
         finally:
             self._closed.set()
             self._fail_all(self._error or "connection closed")
-            try:
+            with contextlib.suppress(Exception):
                 conn.ioloop.close()
-            except Exception:
-                pass
 
     def _close_in_loop(self, conn) -> None:
         if conn.is_open or conn.is_opening:
@@ -337,14 +334,10 @@ class KombuPublisher:
     def close(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
+            with contextlib.suppress(Exception):
                 producer.channel.close()
-            except Exception:
-                pass
-        try:
+        with contextlib.suppress(Exception):
             self.connection.release()
-        except Exception:
-            pass
 
 
 def _safe(url: str) -> str:

@@ -140,7 +140,7 @@ class YumContentType:
             for md in MD_TYPES:
                 tmp = repodata / f".{md}.xml.gz.tmp"
                 tmp_paths.append(tmp)
-                outs.append(open(tmp, "wb"))
+                outs.append(open(tmp, "wb"))  # noqa: SIM115 - closed in the finally below
                 hashes.append(hashlib.sha256())
                 sizes.append(0)
                 open_sizes.append(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -34,7 +35,7 @@ def refused(sandbox: Path, first: Path) -> BundleIntegrityError:
 
 
 def test_reads_from_the_first_chunk_or_the_toc(sandbox, trusted, media):
-    first, chunks, archive = media
+    first, _chunks, _archive = media
     for given in (first, first.parent / "bundle.toc.json"):
         with open_bundle(given, sandbox / "work") as opened:
             assert opened.chunked
@@ -50,15 +51,15 @@ def test_missing_chunk(sandbox, media):
 
 
 def test_missing_last_chunk(sandbox, media):
-    first, chunks, archive = media
+    first, chunks, _archive = media
     chunks[-1].unlink()
     assert refused(sandbox, first).problems == [f"{chunks[-1].name}: missing (chunk {len(chunks)} of {len(chunks)})"]
 
 
 def test_reordered_chunks(sandbox, media):
-    first, chunks, archive = media
+    first, chunks, _archive = media
     # two full-size chunks with different bytes (an ISO starts with identical zero-filled sectors)
-    a, b = next((x, y) for x, y in zip(chunks[:-2], chunks[1:-1]) if x.read_bytes() != y.read_bytes())
+    a, b = next((x, y) for x, y in itertools.pairwise(chunks) if x.read_bytes() != y.read_bytes())
     swap = a.with_name("swap")
     a.rename(swap), b.rename(a), swap.rename(b)
     e = refused(sandbox, first)
@@ -87,7 +88,7 @@ def test_extra_chunk(sandbox, media):
 
 
 def test_corrupted_chunk(sandbox, media):
-    first, chunks, archive = media
+    first, chunks, _archive = media
     data = bytearray(chunks[1].read_bytes())
     data[100] ^= 0x01
     chunks[1].write_bytes(bytes(data))
@@ -96,7 +97,7 @@ def test_corrupted_chunk(sandbox, media):
 
 
 def test_truncated_chunk(sandbox, media):
-    first, chunks, archive = media
+    first, chunks, _archive = media
     chunks[0].write_bytes(chunks[0].read_bytes()[:1000])
     assert refused(sandbox, first).problems == [
         f"{chunks[0].name}: 1000 bytes, the table of contents says {CHUNK} (truncated, reordered or replaced)"
@@ -104,7 +105,7 @@ def test_truncated_chunk(sandbox, media):
 
 
 def test_missing_or_tampered_toc(sandbox, media):
-    first, chunks, archive = media
+    first, _chunks, _archive = media
     toc = first.parent / "bundle.toc.json"
     doc = json.loads(toc.read_text())
     doc["chunks"][0]["name"] = "../../etc/passwd"
@@ -121,7 +122,7 @@ def test_missing_or_tampered_toc(sandbox, media):
 
 
 def test_toc_that_lists_chunks_out_of_order(sandbox, media):
-    first, chunks, archive = media
+    first, chunks, _archive = media
     toc = first.parent / "bundle.toc.json"
     doc = json.loads(toc.read_text())
     doc["chunks"][1], doc["chunks"][2] = doc["chunks"][2], doc["chunks"][1]
@@ -131,13 +132,13 @@ def test_toc_that_lists_chunks_out_of_order(sandbox, media):
 
 
 def test_only_the_first_chunk_opens_a_bundle(sandbox, media):
-    first, chunks, archive = media
+    _first, chunks, _archive = media
     with pytest.raises(UsageError, match="is not the first chunk"):
         open_bundle(chunks[1], sandbox / "work")
 
 
 def test_chunks_copied_elsewhere_still_read(sandbox, trusted, media):
-    first, chunks, archive = media
+    first, _chunks, _archive = media
     moved = sandbox / "usb"
     shutil.copytree(first.parent, moved)
     with open_bundle(moved / first.name, sandbox / "work") as opened:

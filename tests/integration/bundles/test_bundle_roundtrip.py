@@ -124,7 +124,7 @@ def test_progress_reports_every_byte_archived(sandbox, signer):
 @pytest.mark.parametrize("fmt, chunk_size", [("dir", None), ("tgz", None), ("tgz", 8192), ("iso", None)])
 def test_never_overwrites_an_existing_bundle(sandbox, signer, fmt, chunk_size):
     out_dir = sandbox / "out"
-    first, _ = build(out_dir, signer, fmt, chunk_size)
+    _first, _ = build(out_dir, signer, fmt, chunk_size)
     before = snapshot(out_dir)
     s = stage(out_dir, seed=2)
     with pytest.raises(UsageError, match="already exists"):

@@ -231,12 +231,15 @@ def test_open_with_trust_refuses_an_edited_manifest_before_extracting(sandbox, s
 
         entries = [
             Entry(p, (out.path / p).stat().st_size, source=out.path / p)
-            for p in ["manifest.json", "manifest.json.sig"]
-            + sorted(
-                str(f.relative_to(out.path))
-                for f in out.path.rglob("*")
-                if f.is_file() and f.name not in ("manifest.json", "manifest.json.sig")
-            )
+            for p in [
+                "manifest.json",
+                "manifest.json.sig",
+                *sorted(
+                    str(f.relative_to(out.path))
+                    for f in out.path.rglob("*")
+                    if f.is_file() and f.name not in ("manifest.json", "manifest.json.sig")
+                ),
+            ]
         ]
         if fmt == "tgz":
             bundle = sandbox / "edited.tar.gz"

@@ -69,16 +69,16 @@ def rabbit_vhost():
 
 def unique_bus(url: str, **overrides) -> BusSettings:
     tag = uuid.uuid4().hex[:10]
-    values = dict(
-        url=url,
-        exchange=f"t-{tag}",
-        prefix=f"t-{tag}",
-        retry_delays_ms=(300, 600),
-        max_attempts=3,
-        prefetch=4,
-        heartbeat=10,
-        confirm_timeout=10.0,
-    )
+    values = {
+        "url": url,
+        "exchange": f"t-{tag}",
+        "prefix": f"t-{tag}",
+        "retry_delays_ms": (300, 600),
+        "max_attempts": 3,
+        "prefetch": 4,
+        "heartbeat": 10,
+        "confirm_timeout": 10.0,
+    }
     values.update(overrides)
     return BusSettings(**values)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -105,7 +106,7 @@ def test_transient_error_retries_with_growing_delays_then_parks_after_max_attemp
         send(any_bus, encode(published()))
         assert wait_for(lambda: c.stats["parked"] == 1, timeout=20)
     assert len(attempts) == any_bus.max_attempts == 3
-    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     # retry_delays_ms = (300, 600): each gap is at least its delay, and the delays grow
     assert gaps[0] >= 0.29 and gaps[1] >= 0.59, gaps
     q = topology.queue(T.export_queue_name(any_bus.prefix))

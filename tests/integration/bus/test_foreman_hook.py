@@ -114,8 +114,10 @@ def test_unreachable_broker_exits_4():
             "organization label",
         ),
         (
-            '{"event_name": "actions.katello.content_view.publish_succeeded", "payload": {"organization_label": "ACME",'
-            ' "content_view_label": "bad label!", "content_view_version_name": "x 1.0"}}',
+            (
+                '{"event_name": "actions.katello.content_view.publish_succeeded", "payload": {"organization_label": "ACME",'
+                ' "content_view_label": "bad label!", "content_view_version_name": "x 1.0"}}'
+            ),
             "data/content_view",
         ),
     ],

@@ -377,7 +377,7 @@ class LivePair(Pair):
 
 
 @pytest.fixture
-def live(tmp_path, rabbit_vhost, request):
+def live(tmp_path, rabbit_vhost, request):  # noqa: F811 - the fixture imported above
     """Source and destination on PostgreSQL (one throwaway database each) and RabbitMQ (a throwaway
     vhost, unique exchange and prefix); start role processes with `live.role(...)`.
     ISS_TEST_TIMING=1 (with -s) prints how long each `live.wait` took."""

@@ -65,7 +65,7 @@ def answers(app, event_type: str) -> list[dict]:
 
 
 def test_a_good_event_is_answered_from_the_manifest(servers):
-    src, dst, path, bundle = servers
+    _src, dst, path, bundle = servers
     # the event lies about the repositories: the answer carries what the signed manifest says
     result = propagation.on_bundle_ready(dst.uow(), ready(bundle, path.as_uri()), dst.destination_context())
     assert result["state"] == "imported"
@@ -83,7 +83,7 @@ def test_a_good_event_is_answered_from_the_manifest(servers):
     ],
 )
 def test_an_event_that_misdescribes_its_bundle_is_refused(servers, changes, needle):
-    src, dst, path, bundle = servers
+    _src, dst, path, bundle = servers
     before = imported_versions(dst)
     result = propagation.on_bundle_ready(dst.uow(), ready(bundle, path.as_uri(), **changes), dst.destination_context())
     assert result == {"state": "rejected", "reason": "rule_violation"}
@@ -93,7 +93,7 @@ def test_an_event_that_misdescribes_its_bundle_is_refused(servers, changes, need
 
 
 def test_a_location_outside_the_fetch_roots_is_refused_before_anything_is_read(servers, tmp_path):
-    src, dst, path, bundle = servers
+    _src, dst, path, bundle = servers
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     os.link(path, elsewhere / path.name)
@@ -108,7 +108,7 @@ def test_a_location_outside_the_fetch_roots_is_refused_before_anything_is_read(s
 
 
 def test_links_inside_a_directory_bundle_stay_links_and_are_refused(servers, tmp_path):
-    src, dst, path, bundle = servers
+    _src, dst, _path, bundle = servers
     d = tmp_path / "source" / "evil"
     (d / "repos").mkdir(parents=True)
     (d / "manifest.json").write_text("{}")
@@ -119,7 +119,7 @@ def test_links_inside_a_directory_bundle_stay_links_and_are_refused(servers, tmp
 
 
 def test_an_unknown_organization_is_answered_not_left_in_flight(servers):
-    src, dst, path, bundle = servers
+    _src, dst, path, bundle = servers
     result = propagation.on_bundle_ready(
         dst.uow(), ready(bundle, path.as_uri(), organization="NOPE"), dst.destination_context()
     )
@@ -129,7 +129,7 @@ def test_an_unknown_organization_is_answered_not_left_in_flight(servers):
 
 
 def test_an_archive_that_is_not_the_announced_one_is_refused(servers):
-    src, dst, path, bundle = servers
+    _src, dst, path, bundle = servers
     result = propagation.on_bundle_ready(
         dst.uow(), ready(bundle, path.as_uri(), sha256="0" * 64), dst.destination_context()
     )

@@ -179,7 +179,7 @@ class HttpDnf:
         words = " ".join(lines).split()  # a long name wraps its columns onto the next line: read triples
         assert len(words) % 3 == 0, out
         got = set()
-        for name_arch, evr, _repo in zip(words[0::3], words[1::3], words[2::3]):
+        for name_arch, evr, _repo in zip(words[0::3], words[1::3], words[2::3], strict=False):
             name, arch = name_arch.rsplit(".", 1)
             got.add(f"{name}-{evr}.{arch}")
         return got
@@ -336,7 +336,7 @@ def test_blessed_view_propagates_from_pulp1_to_pulp2_and_dnf_reads_it(two_pulps,
     expect_v1 = {MIRROR: up_v1, TOOLS: tools_v1}
     urls = _check_published(src, dst, "1.0", expect_v1)
     clients = {p: HttpDnf(dnf, urls[p], tmp_path / "dnf" / p.replace("/", "-")) for p in (MIRROR, TOOLS)}
-    for p, files in expect_v1.items():
+    for p in expect_v1:
         assert clients[p].available() == _nevras(src, p), p
     got = clients[TOOLS].download("tool0001", tmp_path / "downloads" / "1")
     assert file_sha256(got) == file_sha256(tools_v1[1])
@@ -381,7 +381,7 @@ def test_blessed_view_propagates_from_pulp1_to_pulp2_and_dnf_reads_it(two_pulps,
         TOOLS: (2, 0),
     }
     _check_incremental_bundle(
-        Path(exported[1].path), {MIRROR: up_new + [up_update], TOOLS: tools_new}, {MIRROR: [up_v1[5]]}, expect_v2
+        Path(exported[1].path), {MIRROR: [*up_new, up_update], TOOLS: tools_new}, {MIRROR: [up_v1[5]]}, expect_v2
     )
     assert [(i.version, i.kind, i.state) for i in imports(dst.app)] == [
         ("1.0", "full", "imported"),

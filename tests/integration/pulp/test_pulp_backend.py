@@ -131,12 +131,12 @@ def test_bulk_upload_is_one_version_and_refuses_a_broken_file_naming_it(pulp1, t
     bad.parent.mkdir()
     bad.write_bytes(b"not an rpm" * 50)
     with pytest.raises(BackendError) as e:
-        pulp1.add_packages(REPO, files + [bad])
+        pulp1.add_packages(REPO, [*files, bad])
     assert "broken-1.0-1.noarch.rpm" in str(e.value) and not e.value.transient
     assert pulp1.latest_version(REPO) == 0
     assert pulp1.add_packages(REPO, files) == 1
     assert {p.sha256 for p in pulp1.list_packages(REPO, 1)} == shas(files)
-    assert [p.location for p in pulp1.list_packages(REPO, 1)][0] == standard_location(files[0].name)
+    assert next(p.location for p in pulp1.list_packages(REPO, 1)) == standard_location(files[0].name)
     assert pulp1.add_packages(REPO, files) == 1
     more = build_rpms(tmp_path / "b", 6, prefix="bulk", start=12)
     assert pulp1.add_packages(REPO, files[:3] + more) == 2
@@ -262,7 +262,7 @@ def test_the_watcher_sees_a_sync_run_directly_through_pulp_glue(pulp1, tmp_path)
         assert [(c.repo, c.version) for c in changes if c.repo == key] == [(key, 0), (key, 1)]
         assert all(c.created >= since for c in changes)
         assert key in pulp1.list_repositories()
-        [v0, v1] = pulp1.list_versions(key)
+        [_v0, v1] = pulp1.list_versions(key)
         assert (v1.number, v1.package_count, v1.digest) == (1, 6, package_set_digest(shas(files)))
         # nothing new after the last change
         assert [c for c in pulp1.changed_since(changes[-1].created + timedelta(microseconds=1)) if c.repo == key] == []
