@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from iss_plugin.adapters.backends.local.blobs import BlobStore
@@ -29,13 +30,22 @@ def _pool_of(tree: Path) -> Path | None:
     return Path(os.path.realpath(packages)).parent if packages.is_symlink() else None
 
 
-def _read_pool_state(pool: Path) -> dict | None:
+@dataclass(frozen=True)
+class PoolState:
+    """What a pool's state file says: the version it was last filled for, and the locations it
+    holds only for the tree before that one (dropped at the next publish)."""
+
+    version: int
+    pending: list[str]
+
+
+def _read_pool_state(pool: Path) -> PoolState | None:
     try:
         state = json.loads((pool / POOL_STATE).read_text())
     except (FileNotFoundError, ValueError):
         return None
     ok = isinstance(state, dict) and isinstance(state.get("version"), int) and isinstance(state.get("pending"), list)
-    return state if ok else None
+    return PoolState(state["version"], state["pending"]) if ok else None
 
 
 def _write_pool_state(pool: Path, version: int, pending: list[str]) -> None:
@@ -114,11 +124,16 @@ class Publisher:
         """(the pool the new tree uses, the locations to drop from it at the next publish)."""
         pool = _pool_of(current) if current is not None else None
         state = _read_pool_state(pool) if pool is not None else None
-        if pool is not None and state is not None and current.name.startswith(f"v{state['version']}."):
-            changes = self.catalog.version_changes(repo, state["version"], version)
+        if (
+            current is not None
+            and pool is not None
+            and state is not None
+            and current.name.startswith(f"v{state.version}.")
+        ):
+            changes = self.catalog.version_changes(repo, state.version, version)
             added = {p.location: p for p in changes.added}
             if all(_same_file_or_absent(pool / p.location, self.blobs.path(p.sha256)) for p in changes.added):
-                for loc in state["pending"]:
+                for loc in state.pending:
                     if loc not in added and safe_relpath(loc):
                         (pool / loc).unlink(missing_ok=True)
                 missing = [p.sha256 for p in changes.added if not (pool / p.location).exists()]

@@ -54,11 +54,12 @@ class Syncer:
             held: list[Item] = []
             missing: dict[str, RemoteUnit] = {}
             for u in listed:
-                row = known.get(u.sha256) if u.sha256 else None
-                if row is not None and self.blobs.has(u.sha256, row[2]):
-                    held.append((row[0], u.sha256, row[1]))
+                sha = u.sha256
+                row = known.get(sha) if sha else None
+                if sha and row is not None and self.blobs.has(sha, row[2]):
+                    held.append((row[0], sha, row[1]))
                 else:
-                    missing.setdefault(u.sha256 or f"{u.checksum_type}:{u.checksum}:{u.href}", u)
+                    missing.setdefault(sha or f"{u.checksum_type}:{u.checksum}:{u.href}", u)
             fetched = self._fetch_units(ct, base, list(missing.values()), fetch)
             fetched_files, fetched_bytes = fetch.files - metadata_files, fetch.bytes
         items = held + fetched
@@ -81,10 +82,12 @@ class Syncer:
                 for f in futures:
                     if f.exception() is not None:
                         error = error or f.exception()
-                    elif isinstance(f.result(), str):
-                        problems.append(f.result())
+                        continue
+                    result = f.result()
+                    if isinstance(result, str):
+                        problems.append(result)
                     else:
-                        got.append(f.result())
+                        got.append(result)
                 try:
                     if error is not None:
                         raise error

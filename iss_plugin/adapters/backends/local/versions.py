@@ -111,11 +111,9 @@ class VersionWriter:
             for pid, sha, loc in self.session.execute(select(P.id, P.sha256, P.location).where(P.location.in_(batch))):
                 if where[loc] != sha and sha not in remove:
                     clashes[pid] = (sha, loc)
-        for batch in batched(list(clashes)):
+        for ids in batched(list(clashes)):
             for pid in self.session.scalars(
-                select(C.package_id).where(
-                    C.repository_id == r.id, C.version_removed.is_(None), C.package_id.in_(batch)
-                )
+                select(C.package_id).where(C.repository_id == r.id, C.version_removed.is_(None), C.package_id.in_(ids))
             ):
                 sha, loc = clashes[pid]
                 problems.append(f"{loc}: {where[loc]} is being added, {sha} is in version {r.latest_version}")
