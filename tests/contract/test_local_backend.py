@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from iss_plugin.adapters.backends.base import ImportExpectation
 from iss_plugin.adapters.backends.local import LocalBackend
-from iss_plugin.adapters.backends.local_index import SetCache
+from iss_plugin.adapters.backends.local.index import SetCache
 from iss_plugin.adapters.content_types import get_content_type
 from iss_plugin.adapters.content_types.yum import read_tree_packages
 from iss_plugin.adapters.fixtures import build_rpm, file_sha256
@@ -314,7 +314,7 @@ def test_export_with_a_missing_store_file_fails_and_removes_its_output(local, rp
 
 
 def test_fast_set_digest_equals_the_domain_digest():
-    from iss_plugin.adapters.backends.local_index import set_digest
+    from iss_plugin.adapters.backends.local.index import set_digest
     from iss_plugin.domain.packages import package_set_digest
 
     shas = [os.urandom(32).hex() for _ in range(300)]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -68,8 +68,9 @@ class CompressedBlock:
     open_sizes: tuple[int, ...]
 
 
-# fetch(url, dest, checksum_type, checksum, size) downloads url to dest and verifies what is given.
-Fetch = Callable[[str, Path, "str | None", "str | None", "int | None"], None]
+# fetch(url, dest, checksum_type, checksum, size) downloads url to dest and verifies what is given;
+# what it returns (the local backend's Fetcher: the file's sha256) is not the reader's business.
+Fetch = Callable[[str, Path, "str | None", "str | None", "int | None"], object]
 
 
 @runtime_checkable
@@ -92,7 +93,7 @@ class ContentType(Protocol):
 
 
 @cache
-def _registry() -> dict[str, object]:
+def _registry() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
