@@ -143,7 +143,11 @@ def _product(row: dict[str, str], number: int, organization: str, bad: _Bad) -> 
         ok = False
     org = row.get(ORGANIZATION, "")
     if org and org != organization:
-        bad(ORGANIZATION, f"'{org}' is not the organization being imported into ('{organization}')")
+        bad(
+            ORGANIZATION,
+            f"'{org}' is not the organization being imported into ('{organization}'): "
+            "change the column or leave it empty",
+        )
         ok = False
     flag = row.get(REDHAT, "").lower()
     if flag not in _YES + _NO:
