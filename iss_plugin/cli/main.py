@@ -105,9 +105,10 @@ def build_cli() -> click.Group:
     global _built
     from importlib.metadata import entry_points
 
-    from . import bus_commands, catalog_commands, transfer_commands  # noqa: F401
+    from . import bus_commands, catalog_commands, content_commands, transfer_commands  # noqa: F401
 
     if not _built:
+        content_commands.register(cli)
         for ep in entry_points(group="iss_plugin.commands"):
             ep.load()(cli)
         _built = True

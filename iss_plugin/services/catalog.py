@@ -18,11 +18,14 @@ from iss_plugin.adapters.db.models import (
     TrustedSource,
 )
 from iss_plugin.adapters.db.uow import UnitOfWork
+from iss_plugin.domain.content_rules import check_sync_url
 from iss_plugin.domain.errors import RejectedInput, SchemaViolation, UsageError
 from iss_plugin.domain.labels import check_label, make_label
 from iss_plugin.domain.packages import package_set_digest
 
+from . import sync_urls
 from .audit import audit
+from .content_guard import refuse_red_hat_uploads
 from .repository_events import record_new_version
 
 
@@ -76,29 +79,6 @@ def backend_key(org: str, product: str, repository: str) -> str:
     return f"{org}/{product}/{repository}"
 
 
-SYNC_SCHEMES = ("file", "http", "https")
-
-
-def check_sync_url(url: str, option: str = "--url") -> str:
-    """A yum repository URL iss can synchronize from: file://, http:// or https://."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError as e:
-        raise UsageError(f"{option} '{url}' is not a URL ({e}): give file://, http:// or https://") from None
-    if parts.scheme.lower() not in SYNC_SCHEMES:
-        raise UsageError(
-            f"{option} '{url}': the scheme must be one of {', '.join(SYNC_SCHEMES)} "
-            f"(got '{parts.scheme or 'none'}'), for example https://cdn.example.com/repo/ or file:///srv/repo/"
-        )
-    if parts.scheme.lower() in ("http", "https") and not parts.hostname:
-        raise UsageError(f"{option} '{url}' has no host name")
-    if parts.scheme.lower() == "file" and not parts.path:
-        raise UsageError(f"{option} '{url}' has no path (file:///absolute/path/)")
-    return url
-
-
 def create_repository(
     uow: UnitOfWork,
     org_label: str,
@@ -117,6 +97,8 @@ def create_repository(
         product = find.product(uow.session, org, product_label)
         if any(r.label == label for r in product.repositories):
             raise UsageError(f"repository '{product_label}/{label}' already exists in organization '{org.label}'")
+        if url is not None:
+            sync_urls.refuse_red_hat_source(uow.session, org, product, label, url)
         key = backend_key(org.label, product.label, label)
         uow.backend.ensure_repository(key, content_type)
         uow.session.add(
@@ -173,7 +155,7 @@ def repository_info(uow: UnitOfWork, org_label: str, path: str) -> dict:
             "package_set_digest": package_set_digest(p.sha256 for p in packages),
             "published_at": r.published_at,
             "packages": sorted(p.nevra for p in packages),
-        }
+        } | sync_urls.url_fields(uow.session, r)
 
 
 def upload_packages(uow: UnitOfWork, org_label: str, path: str, files: Sequence[Path], actor: str, source: str) -> dict:
@@ -192,6 +174,7 @@ def upload_packages(uow: UnitOfWork, org_label: str, path: str, files: Sequence[
                 f"nothing was uploaded to '{path}' (upload only {r.content_type} package files)",
                 problems,
             )
+        refuse_red_hat_uploads(uow, org, r, [Path(f) for f in files])
         before = uow.backend.latest_version(r.backend_key)
         version = uow.backend.add_packages(r.backend_key, [Path(f) for f in files])
         if version != before:
@@ -219,20 +202,24 @@ def remove_packages(uow: UnitOfWork, org_label: str, path: str, nevras: Sequence
 
 
 def synchronize(uow: UnitOfWork, org_label: str, path: str, url: str | None, actor: str, source: str) -> dict:
-    if url is not None:
-        check_sync_url(url)
     with uow:
         org = find.organization(uow.session, org_label)
         r = find.repository_by_path(uow.session, org, path)
-        sync_url = url or r.temporary_sync_url_override or r.sync_url_override or r.upstream_url
-        if not sync_url:
-            raise UsageError(f"repository '{path}' has no upstream URL: pass --url or create it with --url")
+        sync_url = sync_urls.url_for_sync(uow.session, org, r, url)  # --url: this sync only
         before = uow.backend.latest_version(r.backend_key)
         version = uow.backend.sync(r.backend_key, sync_url, mirror=True)
         if version != before:
             record_new_version(uow, r, version, source)
         r.temporary_sync_url_override = None
-        audit(uow.session, actor, "repository.synchronize", r.backend_key, url=sync_url, version=version)
+        audit(
+            uow.session,
+            actor,
+            "repository.synchronize",
+            r.backend_key,
+            url=sync_url,
+            one_shot=url is not None,
+            version=version,
+        )
         uow.commit()
     return {"repository": path, "url": sync_url, "version": version, "changed": version != before}
 

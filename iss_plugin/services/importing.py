@@ -38,8 +38,10 @@ from iss_plugin.domain.rules import (
 from iss_plugin.domain.versions import VersionNumber
 from iss_plugin.failpoints import failpoint
 
+from . import repository_sets
 from .audit import audit
 from .catalog import backend_key
+from .content_guard import refuse_red_hat_in_bundle
 
 Scope = Literal["content_view_version", "repository"]
 
@@ -95,6 +97,8 @@ def import_bundle(
                 plan = plan_import(manifest, snapshot)
             if not plan.already_imported and manifest.scope == "repository":
                 plan = _repository_already_there(manifest, snapshot, plan)
+            if not plan.already_imported:
+                refuse_red_hat_in_bundle(uow, org, manifest)
             summary = _summary(manifest, plan, request)
             if request.dry_run:
                 return summary | {"state": "dry_run"}
@@ -106,6 +110,7 @@ def import_bundle(
                 uow.commit()
                 return summary | {"state": "already_imported"}
             written = _apply(uow, org, manifest, plan, opened.root, disposable=opened.temp_dir is not None)
+            repository_sets.record_imported(uow, org, manifest, written, Path(request.path))
             # Published before the commit: a crash in between re-delivers, re-imports (a no-op in the
             # backend) and publishes again, so a committed import is never left unpublished.
             _publish(uow, written)

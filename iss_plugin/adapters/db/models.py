@@ -33,6 +33,7 @@ class Organization(Base):
     label: Mapped[str] = mapped_column(String(128), unique=True)
     name: Mapped[str] = mapped_column(String(255))
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cdn_url: Mapped[str | None] = mapped_column(Text, nullable=True)  # iss organization set-cdn
     products: Mapped[list[Product]] = relationship(back_populates="organization", order_by="Product.label")
 
 
@@ -45,6 +46,8 @@ class Product(Base):
     name: Mapped[str] = mapped_column(String(255))
     redhat: Mapped[bool] = mapped_column(Boolean, default=False)
     content_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # cp_id of a Red Hat product
+    sync_url_override: Mapped[str | None] = mapped_column(Text, nullable=True)  # base URL + each repository's label
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
     organization: Mapped[Organization] = relationship(back_populates="products")
     repositories: Mapped[list[Repository]] = relationship(back_populates="product", order_by="Repository.label")
 
