@@ -87,7 +87,7 @@ def toc_name_for(archive_name: str) -> str:
 class SplitWriter(io.RawIOBase):
     """Write one logical stream into part files of `chunk_size` bytes (seekable, for pycdlib)."""
 
-    def __init__(self, directory: Path, prefix: str, chunk_size: int):
+    def __init__(self, directory: Path, prefix: str, chunk_size: int) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
         self.directory, self.prefix, self.chunk_size = Path(directory), prefix, chunk_size
@@ -208,7 +208,7 @@ class SplitWriter(io.RawIOBase):
 class JoinedReader(io.RawIOBase):
     """Read chunk files as one seekable stream. Sizes are taken as given (check them first)."""
 
-    def __init__(self, paths: Sequence[Path], sizes: Sequence[int]):
+    def __init__(self, paths: Sequence[Path], sizes: Sequence[int]) -> None:
         self._paths = list(paths)
         self._starts: list[int] = []
         start = 0

@@ -42,7 +42,7 @@ class Materializer:
         *,
         link: bool,
         threads: int = COPY_THREADS,
-    ):
+    ) -> None:
         self._root = os.fspath(staging) + "/"
         self._sources, self._sizes, self._link, self._threads = sources, sizes, link, threads
         self._stop = threading.Event()

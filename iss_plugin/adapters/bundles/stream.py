@@ -223,7 +223,7 @@ def tar_runs(
 
 
 class _TarRuns:
-    def __init__(self, mtime: int, progress: Progress | None, buffers: int):
+    def __init__(self, mtime: int, progress: Progress | None, buffers: int) -> None:
         self.mtime = mtime
         self.progress = progress
         self.ring = [memoryview(bytearray(RUN_SIZE)) for _ in range(max(1, buffers))]
