@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 
 class UnitOfWork:
-    def __init__(self, session_factory: sessionmaker[Session], backend_factory: Callable[[Session], ContentBackend]):
+    def __init__(
+        self, session_factory: sessionmaker[Session], backend_factory: Callable[[Session], ContentBackend]
+    ) -> None:
         self._session_factory = session_factory
         self._backend_factory = backend_factory
         self.session: Session
