@@ -46,7 +46,7 @@ from .codec import DecodeError, decode, envelope_problems
 from .topology import Topology, declare, is_memory, kombu_entities
 
 if TYPE_CHECKING:
-    from kombu.messaging import Consumer
+    from kombu.messaging import Consumer as KombuConsumer
 
     from .kombu_types import Channel, Connection, Entity, Headers, Message, Producer
 
@@ -136,7 +136,7 @@ class EventConsumer(ConsumerMixin):
         if self.should_stop:
             raise StopConnecting(f"{self.name}: stop requested while connecting to the broker")
 
-    def get_consumers(self, Consumer: Callable[..., Consumer], channel: Channel) -> list[Consumer]:
+    def get_consumers(self, Consumer: Callable[..., KombuConsumer], channel: Channel) -> list[KombuConsumer]:
         exchanges, queues = kombu_entities(self.topology, memory=self.memory)
         for ex in exchanges:
             ex(channel).declare()
@@ -163,7 +163,7 @@ class EventConsumer(ConsumerMixin):
             self._running = None
 
     def on_consume_ready(
-        self, connection: Connection, channel: Channel, consumers: list[Consumer], **kwargs: object
+        self, connection: Connection, channel: Channel, consumers: list[KombuConsumer], **kwargs: object
     ) -> None:
         self._conn = connection
         self._producer = KombuProducer(connection.channel())  # type: ignore[no-untyped-call]  # kombu's constructors are unannotated
