@@ -13,7 +13,7 @@ class WrongSize(Exception):
     """The source does not have the size the caller expects (nothing was created), or it shrank
     while being copied."""
 
-    def __init__(self, src: str, actual: int, expected: int, *, shrank: bool = False):
+    def __init__(self, src: str, actual: int, expected: int, *, shrank: bool = False) -> None:
         self.src, self.actual, self.expected, self.shrank = src, actual, expected, shrank
         super().__init__(
             f"{src} shrank to {actual} bytes while being copied"

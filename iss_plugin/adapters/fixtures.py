@@ -13,6 +13,7 @@ import random
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 SOURCE_DATE = 1_700_000_000  # fixed build time: reproducible packages
 
@@ -21,6 +22,20 @@ _COMPRESSION = {"none": "NONE", "gzip": "Gzip", "xz": "Xz", "zstd": "Zstd"}
 
 def _seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("\0".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+class RpmOptions(TypedDict, total=False):
+    """build_rpm's options after release, as build_rpms passes them on."""
+
+    arch: str
+    payload_size: int
+    seed: int | None
+    epoch: int | None
+    summary: str | None
+    requires: Iterable[str]
+    provides: Iterable[str]
+    compression: str
+    filename: str | None
 
 
 def build_rpm(
@@ -89,7 +104,7 @@ def build_rpms(
     release: str = "1",
     *,
     start: int = 0,
-    **kwargs,
+    **kwargs: Unpack[RpmOptions],
 ) -> list[Path]:
     """count packages named <prefix><nnnn> (from start), all with the same version and release."""
     width = max(4, len(str(start + count - 1)))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from iss_plugin.domain.manifest import MANIFEST_NAME, PRODUCTS_CSV, SIGNATURE_NAME
+from schemas import JSONObject
 
 MemberKind = Literal["file", "dir", "symlink", "hardlink", "chrdev", "blkdev", "fifo", "socket", "other"]
 
@@ -153,7 +154,7 @@ def member_problems(members: Iterable[Member], limits: ReadLimits) -> tuple[list
     return accepted, problems
 
 
-def manifest_consistency_problems(data: dict) -> list[str]:
+def manifest_consistency_problems(data: JSONObject) -> list[str]:
     """Cross-reference checks for a manifest dict that already passed the JSON Schema."""
     problems: list[str] = []
     products = [p["label"] for p in data["products"]]
@@ -218,13 +219,13 @@ def _files_plainly_consistent(paths: Sequence[str], repo_prefixes: tuple[str, ..
     return ancestors.isdisjoint(file_set)
 
 
-def file_entry_problems(files: Sequence[dict]) -> list[str]:
+def file_entry_problems(files: Sequence[JSONObject]) -> list[str]:
     """The manifest schema's rules for `files` items, for lists the writer built itself."""
     return [] if _plainly_valid_files(files) else _file_entry_problems_each(files)
 
 
-def _file_entry_problems_each(files: Sequence[dict]) -> list[str]:
-    problems = []
+def _file_entry_problems_each(files: Sequence[JSONObject]) -> list[str]:
+    problems: list[str] = []
     for i, f in enumerate(files):
         if set(f) != FILE_KEYS:
             problems.append(f"files/{i}: has keys {sorted(f)}, expected path, sha256 and size")
@@ -240,7 +241,7 @@ def _file_entry_problems_each(files: Sequence[dict]) -> list[str]:
     return problems
 
 
-def _plainly_valid_files(files: Sequence[dict]) -> bool:
+def _plainly_valid_files(files: Sequence[JSONObject]) -> bool:
     """True only if no item of `files` can break a rule of file_entry_problems: the same rules
     screened over all items at once (C-level passes over joined strings, ~5x faster than item by
     item). Anything unusual (even if harmless) answers False, and the exact check runs."""

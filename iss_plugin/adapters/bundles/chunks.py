@@ -19,12 +19,16 @@ import json
 import os
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import schemas
 from iss_plugin.domain.errors import BundleIntegrityError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 TOC_FORMAT = "iss-bundle-toc/1"
 TOC_SCHEMA = "bundle/toc.v1.json"
@@ -38,6 +42,25 @@ _CHUNK_NAME = re.compile(r"^(?P<archive>.+\.(?:tar\.gz|iso))\.(?P<index>[0-9]{3,
 @dataclass(frozen=True)
 class Chunk:
     name: str
+    size: int
+    sha256: str
+
+
+class TocChunk(TypedDict):
+    name: str
+    size: int
+    sha256: str
+
+
+class Toc(TypedDict):
+    """<name>.toc.json (schemas/bundle/toc.v1.json)."""
+
+    toc: str
+    format: str  # a key of ARCHIVE_SUFFIXES
+    name: str
+    bundle_id: str
+    chunk_size: int
+    chunks: list[TocChunk]
     size: int
     sha256: str
 
@@ -64,7 +87,7 @@ def toc_name_for(archive_name: str) -> str:
 class SplitWriter(io.RawIOBase):
     """Write one logical stream into part files of `chunk_size` bytes (seekable, for pycdlib)."""
 
-    def __init__(self, directory: Path, prefix: str, chunk_size: int):
+    def __init__(self, directory: Path, prefix: str, chunk_size: int) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
         self.directory, self.prefix, self.chunk_size = Path(directory), prefix, chunk_size
@@ -101,7 +124,7 @@ class SplitWriter(io.RawIOBase):
         self._pos = base + offset
         return self._pos
 
-    def write(self, data) -> int:
+    def write(self, data: ReadableBuffer) -> int:
         view = memoryview(data).cast("B")
         total = len(view)
         if self._pos != self._hashed:
@@ -185,7 +208,7 @@ class SplitWriter(io.RawIOBase):
 class JoinedReader(io.RawIOBase):
     """Read chunk files as one seekable stream. Sizes are taken as given (check them first)."""
 
-    def __init__(self, paths: Sequence[Path], sizes: Sequence[int]):
+    def __init__(self, paths: Sequence[Path], sizes: Sequence[int]) -> None:
         self._paths = list(paths)
         self._starts: list[int] = []
         start = 0
@@ -214,7 +237,7 @@ class JoinedReader(io.RawIOBase):
         self._pos = base + offset
         return self._pos
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
         if self._pos >= self._length or not view:
             return 0
@@ -258,7 +281,7 @@ class JoinedReader(io.RawIOBase):
 
 def toc_document(
     name: str, bundle_id: str, fmt: str, chunk_size: int, chunks: Sequence[Chunk], size: int, sha256: str
-) -> dict:
+) -> Toc:
     return {
         "toc": TOC_FORMAT,
         "format": fmt,
@@ -271,7 +294,7 @@ def toc_document(
     }
 
 
-def load_toc(toc_path: Path, max_bytes: int) -> dict:
+def load_toc(toc_path: Path, max_bytes: int) -> Toc:
     """Parse and check <name>.toc.json (hostile input): BundleIntegrityError with every problem."""
     shown = toc_path.name
     try:
@@ -306,10 +329,11 @@ def load_toc(toc_path: Path, max_bytes: int) -> dict:
         problems.append(f"name: the table of contents is for '{data['name']}', but the file is called {toc_path.name}")
     if problems:
         raise BundleIntegrityError(f"{shown} is not a valid table of contents", problems)
-    return data
+    toc: Toc = data  # it passed the schema and the checks above
+    return toc
 
 
-def check_chunks(directory: Path, toc: dict, progress=None) -> list[Path]:
+def check_chunks(directory: Path, toc: Toc, progress: Callable[[int], None] | None = None) -> list[Path]:
     """Every chunk present, the right size and sha256, in toc order; no extra chunk beside them.
 
     Returns the chunk paths in order; BundleIntegrityError naming every bad chunk otherwise."""

@@ -17,7 +17,7 @@ import pycdlib
 
 from iss_plugin.domain.errors import IssError
 
-from .checks import Member, ReadLimits
+from .checks import Member, MemberKind, ReadLimits
 from .stream import Entry, unreadable
 
 FILE_MODE = 0o100444
@@ -72,7 +72,7 @@ def write_iso(
             iso_path = f"{parent_iso.rstrip('/')}/F{next_name(parent):06d}.;1"
             joliet_path = f"{parent_joliet.rstrip('/')}/{joliet_name(parent, name)}"
             if entry.data is not None:
-                fp = io.BytesIO(entry.data)
+                fp: BinaryIO = io.BytesIO(entry.data)
                 keep_open.append(fp)
                 iso.add_fp(fp, len(entry.data), iso_path, rr_name=name, joliet_path=joliet_path, file_mode=FILE_MODE)
             else:
@@ -88,7 +88,7 @@ def write_iso(
                 iso.add_file(str(entry.source), iso_path, rr_name=name, joliet_path=joliet_path, file_mode=FILE_MODE)
         done = [0]
 
-        def report(written: int, total: int, _opaque) -> None:
+        def report(written: int, total: int, _opaque: object) -> None:  # pycdlib counts the arguments
             if progress and written > done[0]:
                 progress(written - done[0])
                 done[0] = written
@@ -154,7 +154,7 @@ def extract_iso_file(iso: pycdlib.PyCdlib, rel: str, out: BinaryIO) -> None:
     iso.get_file_from_iso_fp(out, rr_path="/" + rel)
 
 
-def _kind(mode: int) -> str:
+def _kind(mode: int) -> MemberKind:
     if stat.S_ISREG(mode):
         return "file"
     if stat.S_ISDIR(mode):

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import TracebackType
 
 from iss_plugin.adapters.files import NO_LINK_ERRNOS, WrongSize, copy_exact
 from iss_plugin.domain.errors import IssError
@@ -41,12 +42,12 @@ class Materializer:
         *,
         link: bool,
         threads: int = COPY_THREADS,
-    ):
+    ) -> None:
         self._root = os.fspath(staging) + "/"
         self._sources, self._sizes, self._link, self._threads = sources, sizes, link, threads
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
-        self._futures: list[Future] = []
+        self._futures: list[Future[None]] = []
 
     def __enter__(self) -> Materializer:
         jobs = self._make_parents()
@@ -62,7 +63,9 @@ class Materializer:
         finally:
             self._shutdown()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._stop.set()
         self._shutdown()
 

@@ -43,7 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from types import TracebackType
+from typing import BinaryIO, NoReturn
 
 import schemas
 from iss_plugin.domain.errors import (
@@ -54,10 +55,19 @@ from iss_plugin.domain.errors import (
     UntrustedSource,
     UsageError,
 )
-from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest
+from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, FileEntry
+from schemas import JSONObject
 
 from . import chunks as chunking
-from .checks import RESERVED, Member, ReadLimits, capped, manifest_consistency_problems, member_problems
+from .checks import (
+    RESERVED,
+    Member,
+    MemberKind,
+    ReadLimits,
+    capped,
+    manifest_consistency_problems,
+    member_problems,
+)
 from .iso import extract_iso_file, open_iso, scan_iso
 from .signing import TrustedKey, fingerprint_of
 from .signing import verify as verify_signature
@@ -68,7 +78,7 @@ MANIFEST_SCHEMA = "bundle/manifest.v1.json"
 MAX_SIGNATURE_BYTES = 4096
 _READ = 1024 * 1024
 _HASH_THREADS = 4
-_TAR_KINDS = {
+_TAR_KINDS: dict[bytes, MemberKind] = {
     tarfile.REGTYPE: "file",
     tarfile.AREGTYPE: "file",
     tarfile.DIRTYPE: "dir",
@@ -97,7 +107,9 @@ class OpenedBundle:
     def __enter__(self) -> OpenedBundle:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -200,11 +212,13 @@ def _classify(path: Path) -> tuple[str, bool]:
     )
 
 
-def _toc_for(path: Path, limits: ReadLimits) -> tuple[Path, dict]:
+def _toc_for(path: Path, limits: ReadLimits) -> tuple[Path, chunking.Toc]:
     if path.name.endswith(chunking.TOC_SUFFIX):
         toc_path = path
     else:
-        archive, index = chunking.parse_chunk_name(path.name)  # type: ignore[misc]
+        parsed = chunking.parse_chunk_name(path.name)
+        assert parsed is not None, "_classify recognised a chunk name"
+        archive, index = parsed
         if index != 0:
             raise UsageError(f"{path} is not the first chunk: give the chunk ending in .000 (or the .toc.json)")
         toc_path = path.parent / chunking.toc_name_for(archive)
@@ -270,7 +284,10 @@ def _tar_index(
                         and ti.size <= bounds[name]
                         and name not in sealed
                     ):
-                        sealed[name] = tar.extractfile(ti).read()
+                        content = tar.extractfile(ti)
+                        if content is None:  # tarfile gives None only for members that are not files
+                            raise BundleIntegrityError(f"{display}: {name} cannot be read as a file")
+                        sealed[name] = content.read()
                         if len(sealed) == 2:  # iss writes these two first: an untrusted bundle stops here
                             seal(sealed[MANIFEST_NAME], sealed[SIGNATURE_NAME])
                 while gz.read(_READ):  # to the end: the gzip trailer's CRC and length are checked
@@ -316,7 +333,13 @@ def _strict_data_filter(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarI
     if not (member.isfile() or member.isdir()):
         raise tarfile.FilterError(f"{member.name}: only regular files and directories")
     return member.replace(
-        mode=0o755 if member.isdir() else 0o644, uid=None, gid=None, uname=None, gname=None, deep=False
+        mode=0o755 if member.isdir() else 0o644,
+        # None: do not set owners (as tarfile's own data_filter does); typeshed allows only int and str
+        uid=None,  # type: ignore[arg-type]
+        gid=None,  # type: ignore[arg-type]
+        uname=None,  # type: ignore[arg-type]
+        gname=None,  # type: ignore[arg-type]
+        deep=False,
     )
 
 
@@ -418,16 +441,19 @@ def _walk_directory(root: Path, limits: ReadLimits) -> tuple[list[Member], list[
     return members, problems + found
 
 
-def _mode_kind(mode: int) -> str:
-    for test, kind in (
-        (stat.S_ISREG, "file"),
-        (stat.S_ISDIR, "dir"),
-        (stat.S_ISLNK, "symlink"),
-        (stat.S_ISCHR, "chrdev"),
-        (stat.S_ISBLK, "blkdev"),
-        (stat.S_ISFIFO, "fifo"),
-        (stat.S_ISSOCK, "socket"),
-    ):
+_MODE_KINDS: tuple[tuple[Callable[[int], bool], MemberKind], ...] = (
+    (stat.S_ISREG, "file"),
+    (stat.S_ISDIR, "dir"),
+    (stat.S_ISLNK, "symlink"),
+    (stat.S_ISCHR, "chrdev"),
+    (stat.S_ISBLK, "blkdev"),
+    (stat.S_ISFIFO, "fifo"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+def _mode_kind(mode: int) -> MemberKind:
+    for test, kind in _MODE_KINDS:
         if test(mode):
             return kind
     return "other"
@@ -480,7 +506,7 @@ def verify_bundle(
 
     # 3. every file
     problems = []
-    to_hash = []
+    to_hash: list[FileEntry] = []
     for path, entry in sorted(listed.items()):
         size = files.get(path)
         if size is None:
@@ -504,11 +530,16 @@ def verify_bundle(
 
 def _check_signature(
     raw: bytes, signature: bytes, trusted: Sequence[TrustedKey], organization: str
-) -> tuple[object, list[str]]:
+) -> tuple[JSONObject, list[str]]:
     """The manifest's signature by a key trusted for `organization`; (parsed JSON, duplicate keys)."""
     data, duplicates = _parse_manifest(raw)
     fingerprint = data.get("source_key_fingerprint") if isinstance(data, dict) else None
-    if not isinstance(fingerprint, str) or not fingerprint.startswith("sha256:") or len(fingerprint) > 80:
+    if (
+        not isinstance(data, dict)
+        or not isinstance(fingerprint, str)
+        or not fingerprint.startswith("sha256:")
+        or len(fingerprint) > 80
+    ):
         raise BundleIntegrityError("manifest.json does not name the key that signed it (source_key_fingerprint)")
     key = _trusted_key(trusted, fingerprint, organization)
     if not verify_signature(key.public_pem, raw, signature):
@@ -523,15 +554,15 @@ def _check_signature(
 def _parse_manifest(raw: bytes) -> tuple[object, list[str]]:
     duplicates: list[str] = []
 
-    def pairs(items):
-        d = {}
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        d: dict[str, object] = {}
         for k, v in items:
             if k in d:
                 duplicates.append(k)
             d[k] = v
         return d
 
-    def no_constants(name):
+    def no_constants(name: str) -> NoReturn:
         raise ValueError(f"{name} is not JSON")
 
     try:
@@ -563,10 +594,10 @@ def _trusted_key(trusted: Sequence[TrustedKey], fingerprint: str, organization: 
     raise UntrustedSource(message, problems, details={"fingerprint": fingerprint, "organization": organization})
 
 
-def _hash_problems(root: Path, entries, progress: Progress | None) -> list[str]:
+def _hash_problems(root: Path, entries: Sequence[FileEntry], progress: Progress | None) -> list[str]:
     """sha256 of every entry (a few threads: hashlib releases the GIL); progress on this thread."""
 
-    def check(entry) -> tuple[str | None, int]:
+    def check(entry: FileEntry) -> tuple[str | None, int]:
         try:
             fd = os.open(root / entry.path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError as e:
@@ -586,7 +617,7 @@ def _hash_problems(root: Path, entries, progress: Progress | None) -> list[str]:
             )
         return None, entry.size
 
-    problems = []
+    problems: list[str] = []
     with ThreadPoolExecutor(max_workers=_HASH_THREADS) as pool:
         for problem, size in pool.map(check, entries, chunksize=16):
             if problem:
@@ -623,7 +654,7 @@ def _raise_if(problems: list[str], message: str, limits: ReadLimits) -> None:
 
 
 def _remove_tree(path: Path) -> None:
-    def make_writable_and_retry(func, p, _exc):
+    def make_writable_and_retry(func: Callable[[str], object], p: str, _exc: object) -> None:
         try:
             os.chmod(os.path.dirname(p), 0o755)
             os.chmod(p, 0o755, follow_symlinks=False)

@@ -45,7 +45,7 @@ class TrustedKey:
 class Signer:
     """The server's private key. Signs bytes; knows its public half and fingerprint."""
 
-    def __init__(self, private_key: Ed25519PrivateKey):
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self._key = private_key
         public = private_key.public_key()
         self.public_pem: str = _public_pem(public)

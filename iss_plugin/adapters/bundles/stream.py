@@ -93,7 +93,7 @@ class Entry(NamedTuple):
             raise unreadable(self.path, self.source, e) from None
 
 
-def unreadable(path: str, source, error: OSError) -> IssError:
+def unreadable(path: str, source: Path | str | None, error: OSError) -> IssError:
     """A bundle file whose source cannot be opened or read."""
     return IssError(f"{path}: cannot read {source}: {error.strerror or error}")
 
@@ -161,7 +161,7 @@ def write_tar_gz(
     on run n, run n+1 waits in the queue and run n+2 is being filled, so no buffer is refilled
     before it was written. An error on either side stops both and is raised here."""
     member = GzipMember(compresslevel)
-    handoff: queue.Queue = queue.Queue(maxsize=1)
+    handoff: queue.Queue[tuple[memoryview, bool] | None] = queue.Queue(maxsize=1)
     failed: list[BaseException] = []
 
     def drain() -> None:
@@ -223,7 +223,7 @@ def tar_runs(
 
 
 class _TarRuns:
-    def __init__(self, mtime: int, progress: Progress | None, buffers: int):
+    def __init__(self, mtime: int, progress: Progress | None, buffers: int) -> None:
         self.mtime = mtime
         self.progress = progress
         self.ring = [memoryview(bytearray(RUN_SIZE)) for _ in range(max(1, buffers))]
@@ -292,6 +292,7 @@ class _TarRuns:
 
     def _put_data(self, entry: Entry) -> Iterator[tuple[memoryview, bool]]:
         data = entry.data
+        assert data is not None, f"entry {entry.path} has no data"
         if len(data) > entry.size:
             raise _grew(entry)
         if len(data) < entry.size:
@@ -357,7 +358,7 @@ class GzipMember:
     the rest in stored blocks. Each switch from deflate to stored ends with a full flush, so no
     block refers back across it."""
 
-    def __init__(self, compresslevel: int = DEFAULT_COMPRESSLEVEL):
+    def __init__(self, compresslevel: int = DEFAULT_COMPRESSLEVEL) -> None:
         if not 0 <= compresslevel <= 9:
             raise ValueError(f"compresslevel must be 0..9, not {compresslevel}")
         self.deflater = zlib.compressobj(compresslevel, zlib.DEFLATED, -zlib.MAX_WBITS, 9) if compresslevel else None
@@ -377,7 +378,7 @@ class GzipMember:
             self.deflating = True
             return [self.deflater.compress(data)]
         pieces: list[bytes | memoryview] = []
-        if self.deflating:
+        if self.deflating and self.deflater is not None:
             pieces.append(self.deflater.flush(zlib.Z_FULL_FLUSH))  # byte-aligned
             self.deflating = False
         view = memoryview(data)
@@ -388,7 +389,7 @@ class GzipMember:
         return pieces
 
     def finish(self) -> bytes:
-        tail = self.deflater.flush(zlib.Z_FULL_FLUSH) if self.deflating else b""
+        tail = self.deflater.flush(zlib.Z_FULL_FLUSH) if self.deflating and self.deflater is not None else b""
         return tail + _FINAL_EMPTY_STORED + struct.pack("<II", self.crc & 0xFFFFFFFF, self.length & 0xFFFFFFFF)
 
 

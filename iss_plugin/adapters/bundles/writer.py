@@ -52,11 +52,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import schemas
 from iss_plugin.domain.errors import IssError, UsageError
 from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest, FileEntry
+from schemas import JSONObject
 
 from .checks import (
     FILE_KEYS,
@@ -69,7 +70,8 @@ from .checks import (
 from .chunks import MIN_CHUNK_SIZE, SplitWriter, chunk_names, toc_document
 from .iso import write_iso
 from .materialize import Materializer
-from .stream import BY_PATH, DEFAULT_COMPRESSLEVEL, bundle_entries, write_tar_gz
+from .signing import Signer
+from .stream import BY_PATH, DEFAULT_COMPRESSLEVEL, Entry, bundle_entries, write_tar_gz
 
 Format = Literal["dir", "tgz", "iso"]
 MANIFEST_SCHEMA = "bundle/manifest.v1.json"
@@ -97,14 +99,14 @@ def manifest_bytes(manifest: BundleManifest) -> bytes:
     return _canonical(_to_dict(manifest))
 
 
-def _to_dict(manifest: BundleManifest) -> dict:
+def _to_dict(manifest: BundleManifest) -> JSONObject:
     """manifest.to_dict(), without dataclasses.asdict's deep copy of thousands of FileEntry values."""
     document = replace(manifest, files=()).to_dict()
     document["files"] = [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in manifest.files]
     return document
 
 
-def _canonical(document: dict) -> bytes:
+def _canonical(document: JSONObject) -> bytes:
     """json.dumps(document, sort_keys=True, separators=(",", ":")), byte for byte, with the file
     list (thousands of small dicts) encoded by format: 3x faster than the encoder's sorting."""
     parts = []
@@ -131,7 +133,7 @@ def _canonical(document: dict) -> bytes:
 
 
 def seal_manifest(
-    manifest: BundleManifest, signer, files: Iterable[FileEntry], *, validate: bool = True
+    manifest: BundleManifest, signer: Signer, files: Iterable[FileEntry], *, validate: bool = True
 ) -> tuple[BundleManifest, bytes, bytes]:
     """(manifest with `files` sorted and the signer's fingerprint, manifest.json bytes, signature file bytes).
 
@@ -148,7 +150,7 @@ def seal_manifest(
     return manifest, data, signer.sign(data) + b"\n"
 
 
-def archive_suffix(fmt: Format, chunk_size: int | None) -> str | None:
+def archive_suffix(fmt: Format, chunk_size: int | None) -> str:
     """'' for a directory, '.tar.gz' or '.iso' for an archive (a chunked dir is a tar.gz)."""
     if fmt == "iso":
         return ".iso"
@@ -160,7 +162,7 @@ def archive_suffix(fmt: Format, chunk_size: int | None) -> str | None:
 def finalize_bundle(
     staging: Path,
     manifest: BundleManifest,
-    signer,
+    signer: Signer,
     known_files: Iterable[FileEntry],
     *,
     out_dir: Path,
@@ -223,12 +225,12 @@ def finalize_bundle(
                 committed[0], list(committed), out_fmt, split.size, manifest, chunked=True, toc=committed[-1]
             )
         else:
-            part = tmp / archive
+            archive_tmp = tmp / archive
             # the tar.gz writer makes large writes itself (writev on the raw file); pycdlib small ones
-            with open(part, "xb", buffering=0 if out_fmt == "tgz" else _WRITE_BUFFER) as sink:
+            with open(archive_tmp, "xb", buffering=0 if out_fmt == "tgz" else _WRITE_BUFFER) as sink:
                 _write_archive(out_fmt, entries, sink, manifest, compresslevel, progress)
                 size = sink.tell()
-            committed.append(_rename_new(part, out_dir / archive))
+            committed.append(_rename_new(archive_tmp, out_dir / archive))
             result = BundleOutput(committed[0], list(committed), out_fmt, size, manifest)
         shutil.rmtree(tmp)
         shutil.rmtree(staging)
@@ -242,7 +244,14 @@ def finalize_bundle(
         raise
 
 
-def _write_archive(fmt: str, entries, sink, manifest: BundleManifest, compresslevel: int, progress) -> None:
+def _write_archive(
+    fmt: str,
+    entries: Iterable[Entry],
+    sink: BinaryIO,
+    manifest: BundleManifest,
+    compresslevel: int,
+    progress: Callable[[int], None] | None,
+) -> None:
     if fmt == "iso":
         write_iso(entries, sink, volume_id=f"ISS_{manifest.bundle_id}", progress=progress)
         return
@@ -273,7 +282,12 @@ def _refuse_existing(out_dir: Path, name: str, suffix: str, chunk_size: int | No
 
 
 def _inventory(
-    staging: Path, known_files: Iterable[FileEntry], sources: Mapping[str, str], progress, *, check_paths: bool
+    staging: Path,
+    known_files: Iterable[FileEntry],
+    sources: Mapping[str, str],
+    progress: Callable[[int], None] | None,
+    *,
+    check_paths: bool,
 ) -> tuple[FileEntry, ...]:
     """Every file of the bundle as a FileEntry, sorted by path: the regular files under `staging`
     (known ones trusted for sha256, the rest hashed) and the known files given by `sources`.
@@ -325,7 +339,7 @@ def _walk_staging(root: Path, rel: str, out: dict[str, int], problems: list[str]
                 problems.append(f"{path}: is not a regular file; bundles hold only regular files")
 
 
-def _validate(document: dict) -> None:
+def _validate(document: JSONObject) -> None:
     """The manifest against its schema. The file list, which the writer built itself from checked
     paths, is checked by `file_entry_problems` (the same rules, ~50x faster than jsonschema on
     thousands of entries); the rest by jsonschema."""
@@ -342,7 +356,7 @@ def _validate(document: dict) -> None:
         )
 
 
-def _sha256_file(path: Path, progress) -> str:
+def _sha256_file(path: Path, progress: Callable[[int], None] | None) -> str:
     h = hashlib.sha256()
     with open(path, "rb", buffering=0) as fh:
         while block := fh.read(_HASH_READ):

@@ -10,6 +10,7 @@ import json
 import schemas
 from iss_plugin.domain.errors import SchemaViolation
 from iss_plugin.domain.events import EVENT_TYPES, schema_path
+from schemas import JSONObject
 
 # CloudEvents AMQP binding, structured content mode.
 CONTENT_TYPE = "application/cloudevents+json"
@@ -21,7 +22,7 @@ class DecodeError(ValueError):
     """The body is not a JSON object (bad encoding, not JSON, not an object)."""
 
 
-def envelope_problems(envelope) -> list[str]:
+def envelope_problems(envelope: object) -> list[str]:
     """Every way `envelope` breaks the envelope schema and its type's schema (empty: valid)."""
     if not isinstance(envelope, dict):
         return [f"(top): an event is a JSON object, not {type(envelope).__name__}"]
@@ -32,20 +33,20 @@ def envelope_problems(envelope) -> list[str]:
     return schemas.problems(schema_path(event_type), envelope)
 
 
-def check_envelope(envelope) -> dict:
+def check_envelope(envelope: object) -> JSONObject:
     """Return the envelope, or raise SchemaViolation listing every problem."""
     problems = envelope_problems(envelope)
-    if problems:
+    if problems or not isinstance(envelope, dict):  # not a dict: there are problems
         what = envelope.get("type") if isinstance(envelope, dict) else None
         raise SchemaViolation(f"event {what or '(no type)'} does not match its schema", problems)
     return envelope
 
 
-def encode(envelope: dict) -> bytes:
+def encode(envelope: JSONObject) -> bytes:
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode(CONTENT_ENCODING)
 
 
-def decode(body: bytes | str) -> dict:
+def decode(body: bytes | str) -> JSONObject:
     """bytes -> envelope dict, or DecodeError. Does not validate."""
     try:
         text = body.decode(CONTENT_ENCODING) if isinstance(body, (bytes, bytearray, memoryview)) else body

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from iss_plugin.settings import BusSettings
+
+    from .kombu_types import Connection
 
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 
@@ -15,16 +21,18 @@ def is_memory_url(url: str) -> bool:
     return urlsplit(url).scheme == "memory"
 
 
-def make_kombu_connection(bus, *, url: str | None = None):
+def make_kombu_connection(bus: BusSettings, *, url: str | None = None) -> Connection:
     """A kombu Connection for settings.bus (not connected yet).
 
     AMQP: heartbeat=settings.bus.heartbeat, every channel in confirm mode (a publish returns once
     the broker confirmed it, or raises). memory://: polled every 10 ms (one process only)."""
-    from kombu import Connection
+    from kombu.connection import Connection as KombuConnection
 
     url = url or bus.url
+    options: dict[str, object] = {}
     if is_amqp(url):
-        return Connection(url, heartbeat=bus.heartbeat, connect_timeout=10, transport_options={"confirm_publish": True})
-    if is_memory_url(url):
-        return Connection(url, transport_options={"polling_interval": 0.01})
-    return Connection(url)
+        options = {"heartbeat": bus.heartbeat, "connect_timeout": 10, "transport_options": {"confirm_publish": True}}
+    elif is_memory_url(url):
+        options = {"transport_options": {"polling_interval": 0.01}}
+    connection: Connection = KombuConnection(url, **options)  # type: ignore[no-untyped-call]  # kombu's constructors are unannotated
+    return connection

@@ -28,14 +28,15 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
-from kombu import Producer
+from kombu.messaging import Producer as KombuProducer
 from kombu.mixins import ConsumerMixin
 
 from iss_plugin.domain.events import Event
@@ -43,6 +44,11 @@ from iss_plugin.domain.events import Event
 from . import policy
 from .codec import DecodeError, decode, envelope_problems
 from .topology import Topology, declare, is_memory, kombu_entities
+
+if TYPE_CHECKING:
+    from kombu.messaging import Consumer as KombuConsumer
+
+    from .kombu_types import Channel, Connection, Entity, Headers, Message, Producer
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +58,16 @@ class StopConnecting(Exception):
 
 
 Handler = Callable[[Event], None]
+# the message being handled: (handler's future, queue, message, event, attempt)
+Running = tuple["Future[None]", str, "Message", Event, int]
+# a memory:// retry waiting in this consumer: (due, seq, queue, body, properties)
+Delayed = tuple[float, int, str, "bytes | str", "dict[str, object]"]
 
 
 class EventConsumer(ConsumerMixin):
     def __init__(
         self,
-        connection,
+        connection: Connection,
         topology: Topology,
         queues: Sequence[str],
         handlers: Mapping[str, Handler],
@@ -68,7 +78,7 @@ class EventConsumer(ConsumerMixin):
         validate: bool = True,
         handler_wait: float = 1.0,
         safety_interval: float = 0.2,
-    ):
+    ) -> None:
         self.connection = connection
         self.topology = topology
         self.queue_names = list(queues)
@@ -82,34 +92,35 @@ class EventConsumer(ConsumerMixin):
         self.handler_wait = handler_wait
         self.safety_interval = safety_interval
         self.memory = is_memory(connection)
-        self._pending: deque = deque()
-        self._running = None  # (future, queue, message, event, attempt)
+        self._pending: deque[tuple[str, Message]] = deque()
+        self._running: Running | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"iss-{name}")
-        self._delayed: list = []  # memory:// retries: (due, seq, queue, body, properties)
+        self._delayed: list[Delayed] = []  # a heap
         self._seq = itertools.count()
-        self._conn = None
+        self._conn: Connection | None = None
         self._producer: Producer | None = None
         self._last_heartbeat = 0.0
         self.stats = {"acked": 0, "retried": 0, "parked": 0}
 
     # --- ConsumerMixin wiring ------------------------------------------------------------------
-    def run(self, _tokens=1, **kwargs):
+    def run(self, _tokens: int = 1, **kwargs: object) -> None:
         try:
-            super().run(_tokens, safety_interval=self.safety_interval, **kwargs)
+            super().run(_tokens, safety_interval=self.safety_interval, **kwargs)  # type: ignore[no-untyped-call]  # kombu's ConsumerMixin is unannotated
         except StopConnecting:
             log.info("%s stopped while waiting for the broker", self.name)
         finally:
             self._executor.shutdown(wait=True)
 
     @contextmanager
-    def establish_connection(self):
+    def establish_connection(self) -> Iterator[Connection]:
         # As ConsumerMixin's, plus a callback kombu calls every second while it waits between
         # connection attempts: a stop request ends the wait at once instead of after the interval.
-        with self.create_connection() as conn:
+        connection: Connection = self.create_connection()  # type: ignore[no-untyped-call]  # kombu's ConsumerMixin is unannotated
+        with connection as conn:
             conn.ensure_connection(self.on_connection_error, self.connect_max_retries, callback=self._stop_requested)
             yield conn
 
-    def on_connection_error(self, exc, interval):
+    def on_connection_error(self, exc: Exception, interval: float) -> None:
         """One line per failed connection attempt (kombu's default logs a traceback each time);
         abort the retry loop when a stop was requested."""
         self._stop_requested()
@@ -125,11 +136,11 @@ class EventConsumer(ConsumerMixin):
         if self.should_stop:
             raise StopConnecting(f"{self.name}: stop requested while connecting to the broker")
 
-    def get_consumers(self, Consumer, channel):
+    def get_consumers(self, Consumer: Callable[..., KombuConsumer], channel: Channel) -> list[KombuConsumer]:
         exchanges, queues = kombu_entities(self.topology, memory=self.memory)
         for ex in exchanges:
             ex(channel).declare()
-        by_name = {}
+        by_name: dict[str, Entity] = {}
         for q in queues:
             q(channel).declare()
             by_name[q.name] = q
@@ -143,7 +154,7 @@ class EventConsumer(ConsumerMixin):
             for name in self.queue_names
         ]
 
-    def on_connection_revived(self):
+    def on_connection_revived(self) -> None:
         # Deliveries of a dead channel cannot be acked: the broker redelivers them.
         self._pending.clear()
         if self._running is not None:
@@ -151,12 +162,14 @@ class EventConsumer(ConsumerMixin):
                 self._running[0].result()
             self._running = None
 
-    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+    def on_consume_ready(
+        self, connection: Connection, channel: Channel, consumers: list[KombuConsumer], **kwargs: object
+    ) -> None:
         self._conn = connection
-        self._producer = Producer(connection.channel())
+        self._producer = KombuProducer(connection.channel())  # type: ignore[no-untyped-call]  # kombu's constructors are unannotated
         log.info("%s consuming %s", self.name, ", ".join(self.queue_names))
 
-    def on_consume_end(self, connection, channel):
+    def on_consume_end(self, connection: Connection, channel: Channel) -> None:
         try:
             if self._running is not None:
                 self._finish(block=True)
@@ -167,10 +180,12 @@ class EventConsumer(ConsumerMixin):
                     self._producer.channel.close()
             self._producer = None
 
-    def on_decode_error(self, message, exc):  # not used with on_message, but never ack silently
+    def on_decode_error(
+        self, message: Message, exc: Exception
+    ) -> None:  # not used with on_message, but never ack silently
         self._park(None, message, policy.on_invalid(policy.DECODE, str(exc)))
 
-    def on_iteration(self):
+    def on_iteration(self) -> None:
         self._heartbeat()
         self._release_retries()
         while not self.should_stop:
@@ -183,11 +198,11 @@ class EventConsumer(ConsumerMixin):
             if not self._finish(block=False):
                 return  # still running: go back to reading the connection (heartbeats)
 
-    def _on_message(self, queue: str, message):
+    def _on_message(self, queue: str, message: Message) -> None:
         self._pending.append((queue, message))
 
     # --- one message ---------------------------------------------------------------------------
-    def _start(self, queue: str, message) -> None:
+    def _start(self, queue: str, message: Message) -> None:
         attempt = policy.retries_done(message.headers, self.topology.queue(queue).name + ".retry.") + 1
         try:
             envelope = decode(message.body)
@@ -199,14 +214,14 @@ class EventConsumer(ConsumerMixin):
             if problems:
                 self._settle(queue, message, policy.on_invalid(policy.SCHEMA, "; ".join(problems), attempt))
                 return
-        handler = self.handlers.get(envelope.get("type"))
+        event_type = envelope.get("type")
+        # unvalidated, "type" may be anything: a list or an object must park, not crash the consumer
+        handler = self.handlers.get(event_type) if isinstance(event_type, str) else None
         if handler is None:
             self._settle(
                 queue,
                 message,
-                policy.on_invalid(
-                    policy.UNHANDLED, f"{self.name} has no handler for {envelope.get('type')!r}", attempt
-                ),
+                policy.on_invalid(policy.UNHANDLED, f"{self.name} has no handler for {event_type!r}", attempt),
             )
             return
         try:
@@ -217,6 +232,7 @@ class EventConsumer(ConsumerMixin):
         self._running = (self._executor.submit(handler, event), queue, message, event, attempt)
 
     def _finish(self, *, block: bool) -> bool:
+        assert self._running is not None, "callers finish the message that is running"
         future, queue, message, event, attempt = self._running
         try:
             future.result(timeout=None if block else self.handler_wait)
@@ -241,7 +257,7 @@ class EventConsumer(ConsumerMixin):
         self._settle(queue, message, decision)
         return True
 
-    def _settle(self, queue: str, message, decision: policy.Decision) -> None:
+    def _settle(self, queue: str, message: Message, decision: policy.Decision) -> None:
         if decision.action is policy.Action.ACK:
             message.ack()
             self.stats["acked"] += 1
@@ -251,11 +267,11 @@ class EventConsumer(ConsumerMixin):
             self._park(queue, message, decision)
 
     # --- retry and park ------------------------------------------------------------------------
-    def _copy(self, message, extra_headers: dict) -> tuple[bytes, dict]:
-        headers = dict(message.headers or {})
+    def _copy(self, message: Message, extra_headers: dict[str, object]) -> tuple[bytes | str, dict[str, object]]:
+        headers: dict[str, object] = dict(message.headers or {})
         headers.setdefault(policy.ROUTING_KEY_HEADER, message.delivery_info.get("routing_key", ""))
         headers.update(extra_headers)
-        props = {
+        props: dict[str, object] = {
             "content_type": message.content_type or "application/octet-stream",
             "content_encoding": message.content_encoding or "binary",
             "headers": headers,
@@ -267,7 +283,9 @@ class EventConsumer(ConsumerMixin):
                 props[key] = value
         return message.body, props
 
-    def _publish_copy(self, body: bytes, routing_key: str, props: dict) -> None:
+    def _publish_copy(self, body: bytes | str, routing_key: str, props: dict[str, object]) -> None:
+        if self._producer is None:
+            raise RuntimeError(f"{self.name}: no channel to publish on (not consuming)")
         self._producer.publish(
             body,
             exchange="",
@@ -278,13 +296,13 @@ class EventConsumer(ConsumerMixin):
             **props,
         )
 
-    def _retry(self, queue: str, message, decision: policy.Decision) -> None:
+    def _retry(self, queue: str, message: Message, decision: policy.Decision) -> None:
         role = self.topology.queue(queue)
         body, props = self._copy(
             message, {policy.RETRIES_HEADER: decision.attempt, policy.ERROR_HEADER: decision.error}
         )
         if self.memory:
-            due = time.monotonic() + decision.delay_ms / 1000.0
+            due = time.monotonic() + (decision.delay_ms or 0) / 1000.0
             heapq.heappush(self._delayed, (due, next(self._seq), role.name, body, props))
         else:
             _, retry_queue = role.retry_queue(decision.attempt)
@@ -292,7 +310,7 @@ class EventConsumer(ConsumerMixin):
         message.ack()
         self.stats["retried"] += 1
 
-    def _park(self, queue: str | None, message, decision: policy.Decision) -> None:
+    def _park(self, queue: str | None, message: Message, decision: policy.Decision) -> None:
         role = self.topology.queue(queue or self.queue_names[0])
         body, props = self._copy(
             message,
@@ -331,13 +349,16 @@ class EventConsumer(ConsumerMixin):
             self._conn.heartbeat_check()
 
 
-def parked_reason(headers: dict | None) -> str | None:
+def parked_reason(headers: Headers | None) -> str | None:
     """Why a parked message was parked: our header, or the broker's dead-letter reason (delivery_limit)."""
     headers = headers or {}
+    reason: str | None
     if headers.get(policy.PARK_REASON_HEADER):
-        return headers[policy.PARK_REASON_HEADER]
+        reason = headers[policy.PARK_REASON_HEADER]
+        return reason
     deaths = headers.get("x-death") or []
-    return deaths[0].get("reason") if deaths else None
+    reason = deaths[0].get("reason") if deaths else None
+    return reason
 
 
 __all__ = ["EventConsumer", "Handler", "StopConnecting", "declare", "parked_reason"]

@@ -21,8 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from iss_plugin.domain.errors import IssError
+
+if TYPE_CHECKING:
+    from .kombu_types import Headers
 
 RETRIES_HEADER = "x-iss-retries"
 PARK_REASON_HEADER = "x-iss-park-reason"
@@ -51,7 +55,7 @@ class Decision:
     attempt: int = 1  # the attempt that just ended (1-based)
 
 
-def retries_done(headers: dict | None, retry_queue_prefix: str) -> int:
+def retries_done(headers: Headers | None, retry_queue_prefix: str) -> int:
     """How many retries this message already went through (x-death of our retry queues, or our header)."""
     headers = headers or {}
     from_broker = 0

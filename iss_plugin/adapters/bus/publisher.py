@@ -17,9 +17,19 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .codec import CONTENT_ENCODING, CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from pika import BasicProperties, SelectConnection
+    from pika.channel import Channel
+    from pika.frame import Method
+    from pika.spec import Basic
+
+    from iss_plugin.settings import BusSettings
+
+    from .kombu_types import Connection, Producer
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +64,7 @@ class Publisher(Protocol):
 class Ticket:
     """One submitted batch; `result()` waits until every message is confirmed, refused, or lost."""
 
-    def __init__(self, event_ids: Sequence[str]):
+    def __init__(self, event_ids: Sequence[str]) -> None:
         self.event_ids = list(event_ids)
         self.pending = len(self.event_ids)
         self.result_ = BatchResult()
@@ -97,15 +107,15 @@ class PikaStreamingPublisher:
         heartbeat: int = 30,
         connect_timeout: float = 10.0,
         mandatory: bool = True,
-    ):
+    ) -> None:
         self.url = url
         self.exchange = exchange
         self.confirm_timeout = confirm_timeout
         self.heartbeat = heartbeat
         self.connect_timeout = connect_timeout
         self.mandatory = mandatory
-        self._conn = None
-        self._channel = None
+        self._conn: SelectConnection | None = None
+        self._channel: Channel | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._closed = threading.Event()
@@ -160,7 +170,7 @@ class PikaStreamingPublisher:
         self._fail_all(self._error or "publisher closed")
 
     # --- the I/O thread ------------------------------------------------------------------------
-    def _io_loop(self, conn) -> None:
+    def _io_loop(self, conn: SelectConnection) -> None:
         try:
             conn.ioloop.start()
         except Exception as e:
@@ -171,33 +181,35 @@ class PikaStreamingPublisher:
             with contextlib.suppress(Exception):
                 conn.ioloop.close()
 
-    def _close_in_loop(self, conn) -> None:
-        if conn.is_open or conn.is_opening:
-            conn.close()
-        elif conn.is_closed:
+    def _close_in_loop(self, conn: SelectConnection) -> None:
+        # pika has no is_opening: a connection neither closing nor closed is open or still opening,
+        # and close() ends either (an opening one is aborted and its socket closed)
+        if conn.is_closed:
             conn.ioloop.stop()
+        elif not conn.is_closing:
+            conn.close()
 
-    def _on_open(self, conn) -> None:
+    def _on_open(self, conn: SelectConnection) -> None:
         conn.channel(on_open_callback=self._on_channel_open)
 
-    def _on_channel_open(self, channel) -> None:
+    def _on_channel_open(self, channel: Channel) -> None:
         self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_return_callback(self._on_return)
         channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda _f: self._ready.set())
 
-    def _on_open_error(self, conn, error) -> None:
+    def _on_open_error(self, conn: SelectConnection, error: BaseException) -> None:
         self._error = f"connection failed: {error!r}"
         self._closed.set()
         conn.ioloop.stop()
 
-    def _on_closed(self, conn, reason) -> None:
+    def _on_closed(self, conn: SelectConnection, reason: BaseException) -> None:
         self._error = self._error or f"connection closed: {reason!r}"
         self._closed.set()
         self._fail_all(self._error)
         conn.ioloop.stop()
 
-    def _on_channel_closed(self, channel, reason) -> None:
+    def _on_channel_closed(self, channel: Channel, reason: Exception) -> None:
         self._error = f"channel closed: {reason!r}"
         self._closed.set()
         self._fail_all(self._error)
@@ -212,12 +224,15 @@ class PikaStreamingPublisher:
         for t in tickets:
             t.fail(error)
 
-    def _on_return(self, _channel, _method, properties, _body) -> None:
-        ticket = self._by_id.get(properties.message_id)
+    def _on_return(self, _channel: Channel, _method: Basic.Return, properties: BasicProperties, _body: bytes) -> None:
+        message_id = properties.message_id
+        if message_id is None:
+            return
+        ticket = self._by_id.get(message_id)
         if ticket is not None:
-            ticket.result_.returned.add(properties.message_id)
+            ticket.result_.returned.add(message_id)
 
-    def _on_confirm(self, frame) -> None:
+    def _on_confirm(self, frame: Method[Basic.Ack | Basic.Nack]) -> None:
         method = frame.method
         ok = method.NAME == "Basic.Ack"
         tag = method.delivery_tag
@@ -264,8 +279,11 @@ class PikaStreamingPublisher:
             self.connect()
         ticket = Ticket([m.event_id for m in messages])
         if messages:
+            conn = self._conn
             try:
-                self._conn.ioloop.add_callback_threadsafe(lambda: self._publish(ticket, messages))
+                if conn is None:  # closed by another thread since connect()
+                    raise PublishError("no connection")
+                conn.ioloop.add_callback_threadsafe(lambda: self._publish(ticket, messages))
             except Exception as e:
                 ticket.fail(f"publisher loop gone: {e!r}")
         return ticket
@@ -283,20 +301,23 @@ class PikaStreamingPublisher:
 class KombuPublisher:
     """One confirmed publish at a time through kombu (memory://, or AMQP with confirm_publish)."""
 
-    def __init__(self, connection, exchange: str, *, confirm_timeout: float = 30.0):
+    def __init__(self, connection: Connection, exchange: str, *, confirm_timeout: float = 30.0) -> None:
         self.connection = connection
         self.exchange = exchange
         self.confirm_timeout = confirm_timeout
-        self._producer = None
+        self._producer: Producer | None = None
 
-    def _ensure(self):
-        from kombu import Exchange, Producer
+    def _ensure(self) -> Producer:
+        from kombu.entity import Exchange
+        from kombu.messaging import Producer as KombuProducer
 
         if self._producer is None:
             self.connection.ensure_connection(max_retries=1)
             channel = self.connection.channel()
-            self._producer = Producer(
-                channel, exchange=Exchange(self.exchange, "topic", durable=True), auto_declare=False
+            self._producer = KombuProducer(  # type: ignore[no-untyped-call]  # kombu's constructors are unannotated
+                channel,
+                exchange=Exchange(self.exchange, "topic", durable=True),  # type: ignore[no-untyped-call]  # kombu's constructors are unannotated
+                auto_declare=False,
             )
         return self._producer
 
@@ -349,7 +370,7 @@ def _safe(url: str) -> str:
     return url
 
 
-def make_publisher(bus, *, connection=None) -> Publisher:
+def make_publisher(bus: BusSettings, *, connection: Connection | None = None) -> Publisher:
     """pika streaming confirms for amqp://, kombu for the rest (memory://)."""
     from .connection import is_amqp, make_kombu_connection
 

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from sqlalchemy import Text, cast, select, update
 from sqlalchemy.exc import OperationalError
@@ -26,7 +27,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from iss_plugin.adapters.db.models import OutboxEvent
 
-from .publisher import OutgoingMessage, Publisher, PublishError, make_publisher
+from .publisher import OutgoingMessage, Publisher, PublishError, Ticket, make_publisher
+
+if TYPE_CHECKING:
+    from iss_plugin.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,20 @@ class RelayResult:
     error: str | None = None
 
 
+class RelayOptions(TypedDict, total=False):
+    """OutboxRelay's keyword options, as relay_from_settings passes them on."""
+
+    batch_size: int
+    window: int
+    poll_interval: float
+    confirm_timeout: float
+    on_confirmed: Callable[[list[int]], None] | None
+
+
+# one batch in flight: its outbox rows (id, event_id, type, routing_key, body) and its ticket
+Row = tuple[int, str, str, str, str]
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -53,7 +71,7 @@ class OutboxRelay:
         poll_interval: float = 0.5,
         confirm_timeout: float = 30.0,
         on_confirmed: Callable[[list[int]], None] | None = None,
-    ):
+    ) -> None:
         self.session_factory = session_factory
         self.publisher = publisher
         self.batch_size = batch_size
@@ -70,7 +88,7 @@ class OutboxRelay:
         the previous marked. Raises PublishError (after marking what was confirmed) if the broker
         connection failed or a confirm did not come in time."""
         result = RelayResult()
-        inflight: deque = deque()
+        inflight: deque[tuple[Sequence[Row], Ticket]] = deque()
         after_id, exhausted, submitted = 0, False, 0
         error = None
         while True:
@@ -116,7 +134,7 @@ class OutboxRelay:
             raise PublishError(error)
         return result
 
-    def _fetch(self, after_id: int) -> Sequence[tuple[int, str, str, str, str]]:
+    def _fetch(self, after_id: int) -> Sequence[Row]:
         with self.session_factory() as session:
             return session.execute(
                 select(
@@ -177,7 +195,9 @@ class OutboxRelay:
         self.publisher.close()
 
 
-def relay_from_settings(settings, session_factory: sessionmaker[Session], **kwargs) -> OutboxRelay:
+def relay_from_settings(
+    settings: Settings, session_factory: sessionmaker[Session], **kwargs: Unpack[RelayOptions]
+) -> OutboxRelay:
     """A relay for settings.bus: pika streaming confirms for amqp://, kombu for memory://.
 
     Declares the exchange (and its alternate exchange and unroutable queue) first."""

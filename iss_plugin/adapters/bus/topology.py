@@ -32,6 +32,7 @@ import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from iss_plugin.domain.events import (
     BUNDLE_IMPORTED,
@@ -42,17 +43,37 @@ from iss_plugin.domain.events import (
     REPOSITORY_CHANGED,
     routing_key,
 )
+from schemas import JSONObject
+
+if TYPE_CHECKING:
+    from .kombu_types import Connection, Entity
 
 DELIVERY_LIMIT = 20  # redeliveries (consumer crashes) before the broker parks a message
 EXPORT, IMPORT, STATUS = "export", "import", "status"
-QUORUM = {"x-queue-type": "quorum"}
-DEAD_LETTER_SAFELY = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+QUORUM: dict[str, str | int] = {"x-queue-type": "quorum"}
+DEAD_LETTER_SAFELY: dict[str, str | int] = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+
+
+class BusNames(Protocol):
+    """What the topology needs of settings.bus (BusSettings, or the stand-in `main` makes of its arguments)."""
+
+    @property
+    def exchange(self) -> str: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def retry_delays_ms(self) -> tuple[int, ...]: ...
+
+    @property
+    def max_attempts(self) -> int: ...
 
 
 @dataclass(frozen=True)
 class QueueSpec:
     name: str
-    arguments: dict = field(default_factory=dict, hash=False, compare=True)
+    arguments: dict[str, str | int] = field(default_factory=dict, hash=False, compare=True)  # x-arguments
     routing_keys: tuple[str, ...] = ()  # bindings on the main exchange
 
 
@@ -95,7 +116,7 @@ class Topology:
 
     def queue_specs(self, *, with_retry: bool = True) -> list[QueueSpec]:
         """Every queue to declare, main queues first."""
-        specs = []
+        specs: list[QueueSpec] = []
         for q in self.queues:
             specs.append(
                 QueueSpec(
@@ -147,13 +168,15 @@ def _role_queue(role: str, name: str, keys: Iterable[str], delays: tuple[int, ..
     return RoleQueue(role, name, tuple(keys), retry, f"{name}.parked")
 
 
-def build(bus, *, export: bool = False, status_for: Iterable[str] = (), import_for: Iterable[str] = ()) -> Topology:
+def build(
+    bus: BusNames, *, export: bool = False, status_for: Iterable[str] = (), import_for: Iterable[str] = ()
+) -> Topology:
     """The topology for settings.bus: the export queue (a source), status queues of source servers,
     import queues of destination servers."""
     delays = tuple(int(d) for d in bus.retry_delays_ms) or (1000,)
     if any(d <= 0 for d in delays) or bus.max_attempts < 1:
         raise ValueError("retry delays must be positive and max_attempts at least 1")
-    queues = []
+    queues: list[RoleQueue] = []
     if export:
         queues.append(
             _role_queue(
@@ -179,15 +202,15 @@ def build(bus, *, export: bool = False, status_for: Iterable[str] = (), import_f
     return Topology(bus.exchange, bus.prefix, delays, bus.max_attempts, tuple(queues))
 
 
-def is_memory(connection) -> bool:
+def is_memory(connection: Connection) -> bool:
     return connection.transport_cls in ("memory",) or getattr(connection.transport, "driver_type", "") == "memory"
 
 
-def kombu_entities(topology: Topology, *, memory: bool = False):
+def kombu_entities(topology: Topology, *, memory: bool = False) -> tuple[list[Entity], list[Entity]]:
     """(exchanges, queues) as kombu objects."""
-    from kombu import Exchange, Queue, binding
+    from kombu.entity import Exchange, Queue, binding
 
-    main = Exchange(
+    main: Entity = Exchange(  # type: ignore[no-untyped-call]  # kombu's constructors are unannotated
         topology.exchange,
         "topic",
         durable=True,
@@ -195,14 +218,14 @@ def kombu_entities(topology: Topology, *, memory: bool = False):
     )
     exchanges = [main]
     if not memory:
-        exchanges.append(Exchange(topology.unroutable_exchange, "fanout", durable=True))
-    queues = []
+        exchanges.append(Exchange(topology.unroutable_exchange, "fanout", durable=True))  # type: ignore[no-untyped-call]  # kombu's constructors are unannotated
+    queues: list[Entity] = []
     for spec in topology.queue_specs(with_retry=not memory):
-        bindings = [binding(main, routing_key=k) for k in spec.routing_keys]
+        bindings = [binding(main, routing_key=k) for k in spec.routing_keys]  # type: ignore[no-untyped-call]  # kombu's constructors are unannotated
         if spec.name == topology.unroutable_queue and not memory:
-            bindings = [binding(exchanges[1], routing_key="")]
+            bindings = [binding(exchanges[1], routing_key="")]  # type: ignore[no-untyped-call]  # kombu's constructors are unannotated
         queues.append(
-            Queue(
+            Queue(  # type: ignore[no-untyped-call]  # kombu's constructors are unannotated
                 spec.name,
                 bindings=bindings or None,
                 durable=True,
@@ -213,7 +236,7 @@ def kombu_entities(topology: Topology, *, memory: bool = False):
     return exchanges, queues
 
 
-def declare(connection, topology: Topology) -> None:
+def declare(connection: Connection, topology: Topology) -> None:
     """Declare everything (idempotent: a second declare with the same settings changes nothing).
 
     Raises the broker's PRECONDITION_FAILED if a queue exists with other arguments."""
@@ -226,7 +249,7 @@ def declare(connection, topology: Topology) -> None:
             q(channel).declare()
 
 
-def definitions(topology: Topology, vhost: str = "/") -> dict:
+def definitions(topology: Topology, vhost: str = "/") -> JSONObject:
     """The topology as RabbitMQ definitions (rabbitmqctl import_definitions / management API)."""
     exchanges = [
         {
@@ -248,7 +271,8 @@ def definitions(topology: Topology, vhost: str = "/") -> dict:
             "arguments": {},
         },
     ]
-    queues, bindings = [], []
+    queues: list[JSONObject] = []
+    bindings: list[JSONObject] = []
     for spec in topology.queue_specs():
         queues.append(
             {"name": spec.name, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": spec.arguments}

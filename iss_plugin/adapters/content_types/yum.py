@@ -218,7 +218,7 @@ class YumContentType:
 
         warnings: list[str] = []
 
-        def on_warning(kind, message) -> bool:
+        def on_warning(kind: int, message: str) -> bool:
             warnings.append(str(message))
             return True
 
@@ -263,7 +263,7 @@ def read_tree_packages(tree: Path) -> list[RemoteUnit]:
     from urllib.parse import urlsplit
     from urllib.request import url2pathname
 
-    def fetch_local(url: str, dest: Path, *_) -> None:
+    def fetch_local(url: str, dest: Path, *_: str | int | None) -> None:
         shutil.copyfile(url2pathname(urlsplit(url).path), dest)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,6 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from schemas import JSONObject
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -197,7 +199,7 @@ class ExportRecord(Base):
     path: Mapped[str | None] = mapped_column(Text, nullable=True)
     state: Mapped[str] = mapped_column(String(16))  # running | done | failed
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    summary: Mapped[dict] = mapped_column(JSON, default=dict)  # per repository: target digest, versions
+    summary: Mapped[JSONObject] = mapped_column(JSON, default=dict)  # per repository: target digest, versions
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -225,7 +227,7 @@ class AuditLog(Base):
     actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(Text)
-    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    details: Mapped[JSONObject] = mapped_column(JSON, default=dict)
 
 
 class OutboxEvent(Base):
@@ -235,7 +237,7 @@ class OutboxEvent(Base):
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
     type: Mapped[str] = mapped_column(String(128))
     routing_key: Mapped[str] = mapped_column(String(255))
-    body: Mapped[dict] = mapped_column(JSON)
+    body: Mapped[JSONObject] = mapped_column(JSON)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,7 +13,9 @@ if TYPE_CHECKING:
 
 
 class UnitOfWork:
-    def __init__(self, session_factory: sessionmaker[Session], backend_factory: Callable[[Session], ContentBackend]):
+    def __init__(
+        self, session_factory: sessionmaker[Session], backend_factory: Callable[[Session], ContentBackend]
+    ) -> None:
         self._session_factory = session_factory
         self._backend_factory = backend_factory
         self.session: Session
@@ -27,7 +30,9 @@ class UnitOfWork:
         self._after_commit = []
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             self.rollback()
         finally:

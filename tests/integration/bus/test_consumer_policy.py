@@ -179,6 +179,27 @@ def test_an_event_without_handler_parks_as_unhandled(any_bus):
     assert parked[0].headers[policy.PARK_REASON_HEADER] == "unhandled"
 
 
+def test_an_unvalidated_event_whose_type_is_not_a_string_parks_as_unhandled(any_bus):
+    """validate=False skips the schema: a "type" that is a list (unhashable) still parks the
+    message instead of crashing the consumer."""
+    topology = declare_all(any_bus, export=True)
+    env = {**published(), "type": ["iss.content_view.published"]}
+    consumer = EventConsumer(
+        make_kombu_connection(any_bus),
+        topology,
+        [T.export_queue_name(any_bus.prefix)],
+        {E.CONTENT_VIEW_PUBLISHED: lambda e: None},
+        name="test",
+        validate=False,
+    )
+    with Running(consumer) as c:
+        send(any_bus, encode(env))
+        assert wait_for(lambda: c.stats["parked"] == 1, timeout=5)
+    parked = drain(any_bus, topology.queue(T.export_queue_name(any_bus.prefix)).parked, expect=1)
+    assert parked[0].headers[policy.PARK_REASON_HEADER] == "unhandled"
+    assert "['iss.content_view.published']" in parked[0].headers[policy.ERROR_HEADER]
+
+
 def test_a_long_handler_keeps_its_connection_and_is_acked(any_bus):
     """The handler runs in a worker thread while the consumer keeps reading (heartbeats)."""
     topology = declare_all(any_bus, export=True)

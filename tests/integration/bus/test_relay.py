@@ -205,3 +205,21 @@ def test_relay_killed_between_confirm_and_mark_sent_delivers_a_duplicate_that_is
         effects = s.scalars(select(AuditLog.target)).all()
         assert sorted(effects) == sorted(ids)
         assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 20
+
+
+def test_a_connect_timeout_closes_the_half_open_connection():
+    """A broker that accepts TCP but never answers the AMQP handshake: connect() gives up after
+    connect_timeout and closes the connection it was opening (the peer sees the socket closed),
+    instead of leaving it to the garbage collector."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        publisher = PikaStreamingPublisher(f"amqp://guest:guest@127.0.0.1:{port}/", "iss", connect_timeout=0.5)
+        with pytest.raises(PublishError, match="not connected within 0.5 s"):
+            publisher.connect()
+        peer, _ = server.accept()
+        with peer:
+            peer.settimeout(5)
+            while peer.recv(4096):  # the protocol header, then EOF once the publisher closed
+                pass

@@ -7,7 +7,12 @@ config = context.config
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError(
+            "sqlalchemy.url is not set: run the migrations through iss (`iss db upgrade`), which sets it"
+        )
+    engine = make_engine(url)
     try:
         with engine.connect() as connection:
             context.configure(
