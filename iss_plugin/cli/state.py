@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -35,16 +34,16 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
-def command(parent: click.Group | None, name: str, **attrs: Any) -> Callable[[Callable[..., None]], click.Command]:
+def command(parent: click.Group | None, name: str) -> Callable[[Callable[..., None]], click.Command]:
     """A command with --output, the State, the context and the error policy wired in: the callback
     takes (ctx, state, output, **options). Added to `parent`, or (parent None) returned for the
     tree builder to add at the top level."""
 
     def deco(f: Callable[..., None]) -> click.Command:
-        callback = output_option(pass_state(click.pass_context(handle_errors(f))))
-        if parent is None:
-            return click.command(name, **attrs)(callback)
-        return parent.command(name, **attrs)(callback)
+        cmd = click.command(name)(output_option(pass_state(click.pass_context(handle_errors(f)))))
+        if parent is not None:
+            parent.add_command(cmd)
+        return cmd
 
     return deco
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -77,7 +77,7 @@ def _run_export(
     incremental: bool,
     organization: str,
     destination: str | None,
-    fmt: str,
+    fmt: Literal["dir", "tgz", "iso"],
     chunk_size_mb: float | None,
     path: Path | None,
     content_view: str | None = None,

@@ -93,7 +93,7 @@ class EventConsumer(ConsumerMixin):
         self.stats = {"acked": 0, "retried": 0, "parked": 0}
 
     # --- ConsumerMixin wiring ------------------------------------------------------------------
-    def run(self, _tokens=1, **kwargs):
+    def run(self, _tokens: int = 1, **kwargs: object) -> None:
         try:
             super().run(_tokens, safety_interval=self.safety_interval, **kwargs)
         except StopConnecting:
