@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import bus_commands, catalog_commands, server_commands, transfer_commands
+from .noise import quiet_third_party_noise
 from .state import State
 
 DISTRIBUTION = "iss"
@@ -51,4 +52,5 @@ def _all_commands() -> Iterator[click.Command]:
 
 
 def main() -> None:
+    quiet_third_party_noise()
     build_cli()(prog_name="iss")
