@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from consumers.demo import CUSTOM_PRODUCT, ORG, make_server, prepare_destination, prepare_source  # noqa: E402
 from iss_plugin.adapters.db import models as m  # noqa: E402
-from iss_plugin.demo import CUSTOM_PRODUCT, ORG, make_server, prepare_destination, prepare_source  # noqa: E402
 from iss_plugin.services import catalog, content_views, subscriptions  # noqa: E402
 
 RABBIT = ("127.0.0.1", 5672)

@@ -1,5 +1,5 @@
-"""Commands this package adds to `iss` (registered through the iss_plugin.commands entry point):
-`iss worker export|import|status` and `iss run`."""
+"""Commands this package adds to `iss`: `iss worker export|import|status`, `iss run` and `iss demo`.
+iss_plugin/cli/main.py adds COMMANDS to the tree through the `iss_plugin.commands` entry point."""
 
 from __future__ import annotations
 
@@ -7,112 +7,123 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 import click
 from rich.table import Table
 
+from iss_plugin.cli.output import emit, stderr, stdout, wants_json
+from iss_plugin.cli.state import State, command
 
-def register(cli: click.Group) -> None:
-    from iss_plugin.cli.main import command
+from .workers import ROLES
 
-    from .workers import ROLES
 
-    @command(cli, "worker")
-    @click.argument("role", type=click.Choice(ROLES))
-    def worker(ctx, state, output, role):
-        """Consume this server's ROLE queue until SIGINT/SIGTERM (a second one exits at once)."""
-        from .workers import make_worker
+@command(None, "worker")
+@click.argument("role", type=click.Choice(ROLES))
+def worker(ctx: click.Context, state: State, output: str | None, role: str) -> None:
+    """Consume this server's ROLE queue until SIGINT/SIGTERM (a second one exits at once)."""
+    from .workers import make_worker
 
-        _ = state.app.server_id  # a missing server id or database schema is a usage error before anything starts
-        _ = state.app.engine
-        _logging()
-        w = make_worker(state.app, role)
-        _on_signal(lambda: setattr(w, "should_stop", True))
-        w.run()
+    _ = state.app.server_id  # a missing server id or database schema is a usage error before anything starts
+    _ = state.app.engine
+    _logging()
+    w = make_worker(state.app, role)
 
-    @command(cli, "run")
-    @click.option("--role", "roles", multiple=True, help="only these roles (default: all)")
-    def run(ctx, state, output, roles):
-        """Every role of this server in one process: relay, export/import/status workers, watcher, reconcile."""
-        from .run import ALL_ROLES, Runtime
+    def stop() -> None:
+        w.should_stop = True
 
-        _logging()
-        runtime = Runtime(state.app, roles or ALL_ROLES).start()
-        done = threading.Event()
-        _on_signal(done.set)
-        click.echo(
-            f"iss {state.app.server_id}: running {', '.join(roles or ALL_ROLES)} on {state.app.settings.bus.url} "
-            "(Ctrl-C stops)",
-            err=True,
-        )
-        done.wait()
-        runtime.shutdown()
+    _on_signal(stop)
+    w.run()
 
-    @cli.command()
-    @click.option("--manual", is_flag=True, help="drive export and import by hand instead of through the bus")
-    @click.option(
-        "--keep", type=click.Path(file_okay=False, path_type=Path), help="build in this directory and keep it"
+
+@command(None, "run")
+@click.option("--role", "roles", multiple=True, help="only these roles (default: all)")
+def run(ctx: click.Context, state: State, output: str | None, roles: tuple[str, ...]) -> None:
+    """Every role of this server in one process: relay, export/import/status workers, watcher, reconcile."""
+    from .run import ALL_ROLES, Runtime
+
+    _logging()
+    runtime = Runtime(state.app, roles or ALL_ROLES).start()
+    done = threading.Event()
+    _on_signal(done.set)
+    click.echo(
+        f"iss {state.app.server_id}: running {', '.join(roles or ALL_ROLES)} on {state.app.settings.bus.url} "
+        "(Ctrl-C stops)",
+        err=True,
     )
-    @click.option("--packages", default=20, show_default=True, help="packages per repository")
-    @click.option("--output", type=click.Choice(["table", "json"]), default=None)
-    @click.pass_context
-    def demo(ctx, manual, keep, packages, output):
-        """A source and a destination on this machine (no servers): publish, propagate, import, refuse."""
-        from iss_plugin.cli.output import emit, stderr, stdout, wants_json
+    done.wait()
+    runtime.shutdown()
 
-        quiet = wants_json(ctx)
-        say = (lambda s: None) if quiet else (lambda s: stderr.print(s, highlight=False))
-        if keep:
-            keep.mkdir(parents=True, exist_ok=True)
-        if manual:
-            from iss_plugin.demo import run_demo
 
-            steps, timeline = run_demo(keep, packages, say=say), []
-        else:
-            from .demo import run_automatic_demo
+@click.command()
+@click.option("--manual", is_flag=True, help="drive export and import by hand instead of through the bus")
+@click.option("--keep", type=click.Path(file_okay=False, path_type=Path), help="build in this directory and keep it")
+@click.option("--packages", default=20, show_default=True, help="packages per repository")
+@click.option("--output", type=click.Choice(["table", "json"]), default=None)
+@click.pass_context
+def demo(ctx: click.Context, manual: bool, keep: Path | None, packages: int, output: str | None) -> None:
+    """A source and a destination on this machine (no servers): publish, propagate, import, refuse."""
+    from .demo import Step, Timeline, run_automatic_demo, run_manual_demo
 
-            steps, timeline = run_automatic_demo(keep, packages, say=say)
-        rows = [{"step": s.step, "result": s.result, "detail": s.detail, "seconds": round(s.seconds, 3)} for s in steps]
-        times = [
-            {
-                "version": t.version,
-                "bundle": t.kind,
-                "bundle_ready_s": round(t.bundle_ready - t.published, 3),
-                "live_s": round(t.latency, 3),
-            }
-            for t in timeline
-        ]
-        if quiet:
-            emit(ctx, {"steps": rows, "timeline": times})
-            return
-        table = Table("step", "result", "detail", "seconds", title="iss demo: source -> destination (embedded)")
-        for r in rows:
-            table.add_row(r["step"], r["result"], r["detail"], f"{r['seconds']:.3f}")
-        stdout.print(table)
-        if times:
-            t = Table(
-                "version",
-                "bundle",
-                "published",
-                "bundle ready",
-                "live on destination",
-                title="timeline (seconds after publish)",
-            )
-            for x in times:
-                t.add_row(x["version"], x["bundle"], "0.000", f"{x['bundle_ready_s']:.3f}", f"{x['live_s']:.3f}")
-            stdout.print(t)
+    quiet = wants_json(ctx)
+
+    def say(line: str) -> None:
+        if not quiet:
+            stderr.print(line, highlight=False)
+
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+    steps: list[Step]
+    timeline: list[Timeline] = []
+    if manual:
+        steps = run_manual_demo(keep, packages, say=say)
+    else:
+        steps, timeline = run_automatic_demo(keep, packages, say=say)
+    rows = [{"step": s.step, "result": s.result, "detail": s.detail, "seconds": round(s.seconds, 3)} for s in steps]
+    times = [
+        {
+            "version": t.version,
+            "bundle": t.kind,
+            "bundle_ready_s": round(t.bundle_ready - t.published, 3),
+            "live_s": round(t.latency, 3),
+        }
+        for t in timeline
+    ]
+    if quiet:
+        emit(ctx, {"steps": rows, "timeline": times})
+        return
+    table = Table("step", "result", "detail", "seconds", title="iss demo: source -> destination (embedded)")
+    for r in rows:
+        table.add_row(str(r["step"]), str(r["result"]), str(r["detail"]), f"{r['seconds']:.3f}")
+    stdout.print(table)
+    if times:
+        t = Table(
+            "version",
+            "bundle",
+            "published",
+            "bundle ready",
+            "live on destination",
+            title="timeline (seconds after publish)",
+        )
+        for x in times:
+            t.add_row(str(x["version"]), str(x["bundle"]), "0.000", f"{x['bundle_ready_s']:.3f}", f"{x['live_s']:.3f}")
+        stdout.print(t)
+
+
+COMMANDS: tuple[click.Command, ...] = (worker, run, demo)
 
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
 
 
-def _on_signal(stop) -> None:
+def _on_signal(stop: Callable[[], None]) -> None:
     """The first SIGINT/SIGTERM asks `stop()` for a clean stop; a second one exits at once."""
-    asked = []
+    asked: list[int] = []
 
-    def handler(signum, _frame):
+    def handler(signum: int, _frame: FrameType | None) -> None:
         if asked:
             os.write(2, f"iss: second {signal.Signals(signum).name}: exiting now\n".encode())
             os._exit(128 + signum)

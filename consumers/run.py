@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from iss_plugin.adapters.bus.consumer import EventConsumer
 from iss_plugin.adapters.bus.relay import relay_from_settings
 from iss_plugin.bootstrap import App
 from iss_plugin.services import propagation
@@ -30,7 +31,7 @@ class Runtime:
     watch_interval: float = 5.0
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
-    workers: list = field(default_factory=list)
+    workers: list[EventConsumer] = field(default_factory=list)
 
     def start(self) -> Runtime:
         roles = list(self.roles)
@@ -50,7 +51,7 @@ class Runtime:
             self._thread("reconcile", self._reconcile_loop)
         return self
 
-    def _thread(self, name: str, target) -> None:
+    def _thread(self, name: str, target: Callable[[], object]) -> None:
         t = threading.Thread(target=target, name=f"iss-{name}@{self.app.server_id}", daemon=True)
         t.start()
         self.threads.append(t)
@@ -77,5 +78,5 @@ class Runtime:
     def __enter__(self) -> Runtime:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.shutdown()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from iss_plugin.adapters.bus.connection import make_kombu_connection
 from iss_plugin.adapters.bus.consumer import EventConsumer
 from iss_plugin.adapters.bus.topology import build, export_queue_name, import_queue_name, status_queue_name
@@ -12,7 +14,8 @@ from . import handlers
 ROLES = ("export", "import", "status")
 
 
-def make_worker(app: App, role: str, *, connection=None) -> EventConsumer:
+def make_worker(app: App, role: str, *, connection: Any = None) -> EventConsumer:
+    """`connection`: a kombu Connection (default: one to the configured bus)."""
     bus, server = app.settings.bus, app.server_id
     if role == "export":
         topology, queue, table = build(bus, export=True), export_queue_name(bus.prefix), handlers.export_handlers(app)

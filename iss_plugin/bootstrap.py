@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,6 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from iss_plugin.adapters.db.engine import make_engine, make_session_factory
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.settings import Settings
+
+if TYPE_CHECKING:
+    from iss_plugin.adapters.backends.base import ContentBackend
+    from iss_plugin.adapters.bundles.signing import Signer
+    from iss_plugin.services.propagation import DestinationContext, SourceContext
 
 
 @dataclass
@@ -28,7 +34,7 @@ class App:
     def session_factory(self) -> sessionmaker[Session]:
         return make_session_factory(self.engine)
 
-    def backend_for(self, session: Session):
+    def backend_for(self, session: Session) -> ContentBackend:
         if self.settings.backend == "pulp":
             from iss_plugin.adapters.backends.pulp import PulpBackend
 
@@ -41,7 +47,7 @@ class App:
         return UnitOfWork(self.session_factory, self.backend_for)
 
     @cached_property
-    def signer(self):
+    def signer(self) -> Signer:
         from iss_plugin.adapters.bundles.signing import load_signer
 
         return load_signer(self.settings.keys_path)
@@ -50,7 +56,7 @@ class App:
     def server_id(self) -> str:
         return self.settings.resolved_server_id()
 
-    def source_context(self):
+    def source_context(self) -> SourceContext:
         """What the source-side handlers (export, status, reconcile) need of this server."""
         from datetime import timedelta
 
@@ -64,7 +70,7 @@ class App:
             staging_root=self.settings.data_dir / "staging",
         )
 
-    def destination_context(self):
+    def destination_context(self) -> DestinationContext:
         from iss_plugin.services.propagation import DestinationContext
 
         return DestinationContext(

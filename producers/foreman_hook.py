@@ -36,6 +36,8 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
 
 try:
     import schemas
@@ -82,7 +84,7 @@ class HookError(Exception):
         self.code = code
 
 
-def _pick(payload: dict, flat: str, nested: str, key: str):
+def _pick(payload: dict[str, Any], flat: str, nested: str, key: str) -> Any:
     value = payload.get(flat)
     if value in (None, ""):
         obj = payload.get(nested)
@@ -90,7 +92,7 @@ def _pick(payload: dict, flat: str, nested: str, key: str):
     return value
 
 
-def _version(payload: dict) -> str | None:
+def _version(payload: dict[str, Any]) -> str | None:
     for key in ("version", "content_view_version"):
         value = payload.get(key)
         if isinstance(value, dict):
@@ -113,7 +115,7 @@ def _version(payload: dict) -> str | None:
     return None
 
 
-def to_event(webhook: dict, *, source: str, time: datetime | None = None) -> dict:
+def to_event(webhook: dict[str, Any], *, source: str, time: datetime | None = None) -> dict[str, Any]:
     """Map a foreman_webhooks body to an iss.content_view.published.v1 envelope (not yet validated)."""
     if not isinstance(webhook, dict):
         raise HookError("the webhook body is not a JSON object", EXIT_INVALID)
@@ -174,18 +176,18 @@ def to_event(webhook: dict, *, source: str, time: datetime | None = None) -> dic
     }
 
 
-def validate(event: dict) -> None:
+def validate(event: dict[str, Any]) -> None:
     problems = schemas.problems(SCHEMA, event)
     if problems:
         raise HookError("the event does not match its schema:\n  - " + "\n  - ".join(problems), EXIT_INVALID)
 
 
-def publish(event: dict, *, url: str, exchange: str, timeout: float) -> None:
+def publish(event: dict[str, Any], *, url: str, exchange: str, timeout: float) -> None:
     """Publish with confirms and mandatory routing; HookError if not confirmed."""
     import pika
     from pika import exceptions as px
 
-    def on_alarm(_sig, _frame):
+    def on_alarm(_sig: int, _frame: FrameType | None) -> NoReturn:
         raise TimeoutError
 
     params = pika.URLParameters(url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from iss_plugin.bootstrap import App
 from iss_plugin.services.repository_events import announce_new_versions
@@ -12,7 +13,7 @@ from iss_plugin.services.repository_events import announce_new_versions
 log = logging.getLogger(__name__)
 
 
-def watch_once(app: App) -> list[dict]:
+def watch_once(app: App) -> list[dict[str, Any]]:
     uow = app.uow()
     with uow:
         announced = announce_new_versions(uow, app.server_id)

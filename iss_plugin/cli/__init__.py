@@ -1,4 +1,4 @@
-"""The `iss` command: parse, call a service, print. Verbs follow hammer."""
+"""The `iss` command: parse, call a service, print. Verbs follow hammer. The tree is built in main.py."""
 
 from __future__ import annotations
 

@@ -8,12 +8,12 @@ import click
 
 from iss_plugin.services import propagation, subscriptions
 
-from .main import cli, command
 from .output import emit
+from .state import State, command
 
 
-@cli.group()
-def destination():
+@click.group()
+def destination() -> None:
     """Downstream servers this source feeds."""
 
 
@@ -21,7 +21,9 @@ def destination():
 @click.option("--name", required=True)
 @click.option("--server-id", required=True, help="the destination's server id (`iss keys show` there)")
 @click.option("--public-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def destination_add(ctx, state, output, name, server_id, public_key):
+def destination_add(
+    ctx: click.Context, state: State, output: str | None, name: str, server_id: str, public_key: Path
+) -> None:
     from iss_plugin.adapters.bundles.signing import read_public_key_file
 
     emit(
@@ -37,7 +39,15 @@ def destination_add(ctx, state, output, name, server_id, public_key):
 @click.option("--organization", required=True)
 @click.option("--content-view", help="a content view label (only blessed views propagate)")
 @click.option("--repository", metavar="PRODUCT/REPO", help="a Library repository")
-def destination_subscribe(ctx, state, output, destination_name, organization, content_view, repository):
+def destination_subscribe(
+    ctx: click.Context,
+    state: State,
+    output: str | None,
+    destination_name: str,
+    organization: str,
+    content_view: str | None,
+    repository: str | None,
+) -> None:
     emit(
         ctx,
         subscriptions.subscribe(
@@ -47,18 +57,18 @@ def destination_subscribe(ctx, state, output, destination_name, organization, co
 
 
 @command(destination, "list")
-def destination_list(ctx, state, output):
+def destination_list(ctx: click.Context, state: State, output: str | None) -> None:
     emit(ctx, subscriptions.list_subscriptions(state.app.uow()))
 
 
-@command(cli, "reconcile")
+@command(None, "reconcile")
 @click.option(
     "--now",
     "resend_in_flight",
     is_flag=True,
     help="also re-send bundles still in flight or backing off after refusals (the destination was fixed)",
 )
-def reconcile(ctx, state, output, resend_in_flight):
+def reconcile(ctx: click.Context, state: State, output: str | None, resend_in_flight: bool) -> None:
     """Re-emit every subscription whose destination is behind (nothing in flight for the grace time,
     longer after refusals in a row)."""
     made = propagation.reconcile(state.app.uow(), state.app.source_context(), resend_in_flight=resend_in_flight)
@@ -77,9 +87,9 @@ def reconcile(ctx, state, output, resend_in_flight):
     )
 
 
-@command(cli, "relay")
+@command(None, "relay")
 @click.option("--once", is_flag=True, help="one pass: publish what is unsent, print the counts, exit")
-def relay(ctx, state, output, once):
+def relay(ctx: click.Context, state: State, output: str | None, once: bool) -> None:
     """Publish outbox events to the bus; rows are marked sent only after the broker confirmed them."""
     import signal
     import threading
@@ -99,3 +109,6 @@ def relay(ctx, state, output, once):
         r.run_forever(stop)
     finally:
         r.close()
+
+
+COMMANDS: tuple[click.Command, ...] = (destination, reconcile, relay)

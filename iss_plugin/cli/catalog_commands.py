@@ -8,8 +8,8 @@ import click
 
 from iss_plugin.services import catalog, content_views
 
-from .main import cli, command, source_id
 from .output import emit
+from .state import State, command, source_id
 
 ORG = click.option("--organization", required=True, help="organization label")
 REPO = click.option(
@@ -17,25 +17,25 @@ REPO = click.option(
 )
 
 
-@cli.group()
-def organization():
+@click.group()
+def organization() -> None:
     """Organizations."""
 
 
 @command(organization, "create")
 @click.option("--name", required=True)
 @click.option("--label", help="default: made from the name")
-def organization_create(ctx, state, output, name, label):
+def organization_create(ctx: click.Context, state: State, output: str | None, name: str, label: str | None) -> None:
     emit(ctx, catalog.create_organization(state.app.uow(), name, label, state.app.settings.actor))
 
 
 @command(organization, "list")
-def organization_list(ctx, state, output):
+def organization_list(ctx: click.Context, state: State, output: str | None) -> None:
     emit(ctx, catalog.list_organizations(state.app.uow()))
 
 
-@cli.group()
-def product():
+@click.group()
+def product() -> None:
     """Products (custom, or Red Hat with the content id they come from)."""
 
 
@@ -45,7 +45,16 @@ def product():
 @click.option("--label")
 @click.option("--redhat", is_flag=True, help="a Red Hat product (needs --content-id)")
 @click.option("--content-id", help="the Red Hat content id / cp_id")
-def product_create(ctx, state, output, organization, name, label, redhat, content_id):
+def product_create(
+    ctx: click.Context,
+    state: State,
+    output: str | None,
+    organization: str,
+    name: str,
+    label: str | None,
+    redhat: bool,
+    content_id: str | None,
+) -> None:
     emit(
         ctx,
         catalog.create_product(
@@ -56,7 +65,7 @@ def product_create(ctx, state, output, organization, name, label, redhat, conten
 
 @command(product, "list")
 @ORG
-def product_list(ctx, state, output, organization):
+def product_list(ctx: click.Context, state: State, output: str | None, organization: str) -> None:
     rows = catalog.list_repositories(state.app.uow(), organization)
     from iss_plugin.adapters.db import catalog as find
 
@@ -75,8 +84,8 @@ def product_list(ctx, state, output, organization):
     emit(ctx, products)
 
 
-@cli.group()
-def repository():
+@click.group()
+def repository() -> None:
     """Yum repositories."""
 
 
@@ -87,7 +96,17 @@ def repository():
 @click.option("--label")
 @click.option("--url", help="upstream yum repository (file://, http://, https://)")
 @click.option("--content-type", default="yum", show_default=True)
-def repository_create(ctx, state, output, organization, product, name, label, url, content_type):
+def repository_create(
+    ctx: click.Context,
+    state: State,
+    output: str | None,
+    organization: str,
+    product: str,
+    name: str,
+    label: str | None,
+    url: str | None,
+    content_type: str,
+) -> None:
     emit(
         ctx,
         catalog.create_repository(
@@ -98,14 +117,14 @@ def repository_create(ctx, state, output, organization, product, name, label, ur
 
 @command(repository, "list")
 @ORG
-def repository_list(ctx, state, output, organization):
+def repository_list(ctx: click.Context, state: State, output: str | None, organization: str) -> None:
     emit(ctx, catalog.list_repositories(state.app.uow(), organization))
 
 
 @command(repository, "info")
 @ORG
 @REPO
-def repository_info(ctx, state, output, organization, repository):
+def repository_info(ctx: click.Context, state: State, output: str | None, organization: str, repository: str) -> None:
     emit(ctx, catalog.repository_info(state.app.uow(), organization, repository))
 
 
@@ -113,7 +132,9 @@ def repository_info(ctx, state, output, organization, repository):
 @ORG
 @REPO
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-def repository_upload(ctx, state, output, organization, repository, files):
+def repository_upload(
+    ctx: click.Context, state: State, output: str | None, organization: str, repository: str, files: tuple[Path, ...]
+) -> None:
     """Upload RPM files into a new repository version."""
     emit(
         ctx,
@@ -127,7 +148,9 @@ def repository_upload(ctx, state, output, organization, repository, files):
 @ORG
 @REPO
 @click.argument("nevras", nargs=-1, required=True)
-def repository_remove(ctx, state, output, organization, repository, nevras):
+def repository_remove(
+    ctx: click.Context, state: State, output: str | None, organization: str, repository: str, nevras: tuple[str, ...]
+) -> None:
     """Remove packages (by name-version-release.arch) into a new repository version."""
     emit(
         ctx,
@@ -141,7 +164,9 @@ def repository_remove(ctx, state, output, organization, repository, nevras):
 @ORG
 @REPO
 @click.option("--url", help="sync from this URL once (temporary override of the upstream URL)")
-def repository_synchronize(ctx, state, output, organization, repository, url):
+def repository_synchronize(
+    ctx: click.Context, state: State, output: str | None, organization: str, repository: str, url: str | None
+) -> None:
     """Mirror the upstream yum repository, fetching only packages not yet held."""
     emit(
         ctx,
@@ -149,8 +174,8 @@ def repository_synchronize(ctx, state, output, organization, repository, url):
     )
 
 
-@cli.group("content-view")
-def content_view():
+@click.group("content-view")
+def content_view() -> None:
     """Content views: frozen sets of repository versions."""
 
 
@@ -160,7 +185,16 @@ def content_view():
 @click.option("--label")
 @click.option("--blessed", is_flag=True, help="blessed views propagate to subscribed destinations by themselves")
 @click.option("--repository", "repositories", multiple=True, metavar="PRODUCT/REPO")
-def content_view_create(ctx, state, output, organization, name, label, blessed, repositories):
+def content_view_create(
+    ctx: click.Context,
+    state: State,
+    output: str | None,
+    organization: str,
+    name: str,
+    label: str | None,
+    blessed: bool,
+    repositories: tuple[str, ...],
+) -> None:
     emit(
         ctx,
         content_views.create_content_view(
@@ -171,7 +205,7 @@ def content_view_create(ctx, state, output, organization, name, label, blessed, 
 
 @command(content_view, "list")
 @ORG
-def content_view_list(ctx, state, output, organization):
+def content_view_list(ctx: click.Context, state: State, output: str | None, organization: str) -> None:
     emit(ctx, content_views.list_content_views(state.app.uow(), organization))
 
 
@@ -179,7 +213,9 @@ def content_view_list(ctx, state, output, organization):
 @ORG
 @click.option("--content-view", required=True)
 @click.option("--unbless", is_flag=True)
-def content_view_bless(ctx, state, output, organization, content_view, unbless):
+def content_view_bless(
+    ctx: click.Context, state: State, output: str | None, organization: str, content_view: str, unbless: bool
+) -> None:
     emit(
         ctx,
         content_views.set_blessed(state.app.uow(), organization, content_view, not unbless, state.app.settings.actor),
@@ -190,7 +226,9 @@ def content_view_bless(ctx, state, output, organization, content_view, unbless):
 @ORG
 @click.option("--content-view", required=True, help="content view label")
 @click.option("--description")
-def content_view_publish(ctx, state, output, organization, content_view, description):
+def content_view_publish(
+    ctx: click.Context, state: State, output: str | None, organization: str, content_view: str, description: str | None
+) -> None:
     """Publish a new version pinning the latest version of each repository."""
     emit(
         ctx,
@@ -201,14 +239,16 @@ def content_view_publish(ctx, state, output, organization, content_view, descrip
 
 
 @content_view.group("version")
-def content_view_version():
+def content_view_version() -> None:
     """Content view versions."""
 
 
 @command(content_view_version, "list")
 @ORG
 @click.option("--content-view", required=True)
-def content_view_version_list(ctx, state, output, organization, content_view):
+def content_view_version_list(
+    ctx: click.Context, state: State, output: str | None, organization: str, content_view: str
+) -> None:
     rows = content_views.list_versions(state.app.uow(), organization, content_view)
     if ctx.find_root().params.get("output") != "json" and output != "json":
         rows = [
@@ -225,8 +265,8 @@ def content_view_version_list(ctx, state, output, organization, content_view):
     emit(ctx, rows)
 
 
-@cli.group()
-def trust():
+@click.group()
+def trust() -> None:
     """Sources whose bundles this server accepts."""
 
 
@@ -239,7 +279,9 @@ def trust():
     help="the source's public key (PEM, from `iss keys show` there)",
 )
 @click.option("--organization", "organizations", multiple=True, required=True, help="organization(s) it may feed")
-def trust_add(ctx, state, output, name, public_key, organizations):
+def trust_add(
+    ctx: click.Context, state: State, output: str | None, name: str, public_key: Path, organizations: tuple[str, ...]
+) -> None:
     from iss_plugin.adapters.bundles.signing import read_public_key_file
 
     emit(
@@ -251,31 +293,34 @@ def trust_add(ctx, state, output, name, public_key, organizations):
 
 
 @command(trust, "list")
-def trust_list(ctx, state, output):
+def trust_list(ctx: click.Context, state: State, output: str | None) -> None:
     emit(ctx, catalog.list_trusted_sources(state.app.uow()))
 
 
-@cli.group()
-def manifest():
+@click.group()
+def manifest() -> None:
     """Entitlement manifests (the Red Hat products an organization may hold)."""
 
 
 @command(manifest, "import")
 @click.argument("file", type=click.Path(path_type=Path))
-def manifest_import(ctx, state, output, file):
+def manifest_import(ctx: click.Context, state: State, output: str | None, file: Path) -> None:
     emit(ctx, catalog.import_entitlement_manifest(state.app.uow(), file, state.app.settings.actor))
 
 
-@cli.group()
-def store():
+@click.group()
+def store() -> None:
     """The content store (local files, or Pulp's content)."""
 
 
 @command(store, "gc")
 @click.option("--min-age", default=3600.0, show_default=True, help="only files older than this many seconds")
-def store_gc(ctx, state, output, min_age):
+def store_gc(ctx: click.Context, state: State, output: str | None, min_age: float) -> None:
     """Remove store files no package references (left by a crashed or rolled-back import); on the
     pulp backend, Pulp's orphan cleanup (content no repository version holds, server-wide)."""
     from iss_plugin.services.maintenance import collect_garbage
 
     emit(ctx, {"removed": collect_garbage(state.app, min_age)})
+
+
+COMMANDS: tuple[click.Command, ...] = (organization, product, repository, content_view, trust, manifest, store)

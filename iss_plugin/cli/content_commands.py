@@ -1,20 +1,19 @@
 """Destination-side content management: Red Hat repository sets, sync URL overrides, products CSV.
 
-`register(cli)` adds the `repository-set` group and commands to the existing `repository`,
-`product` and `organization` groups."""
+`repository-set` is a group of its own (COMMANDS); the other commands join the `repository`,
+`product` and `organization` groups of catalog_commands."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
 from iss_plugin.domain.errors import UsageError
 
-from .main import State, pass_state
+from .catalog_commands import organization, product, repository
 from .output import emit, handle_errors, output_option
+from .state import State, command, pass_state
 
 ORG = click.option("--organization", required=True, help="organization label")
 REPO = click.option(
@@ -22,15 +21,6 @@ REPO = click.option(
 )
 URL = click.option("--url", help="file://, http:// or https:// (no spaces)")
 RESET = click.option("--reset", is_flag=True, help="remove the override")
-
-
-def _command(name: str) -> Callable[[Callable[..., None]], click.Command]:
-    """A standalone command with --output, the State, the context and the error policy wired in."""
-
-    def deco(f: Callable[..., None]) -> click.Command:
-        return click.command(name)(output_option(pass_state(click.pass_context(handle_errors(f)))))
-
-    return deco
 
 
 def _url_or_reset(url: str | None, reset: bool) -> str | None:
@@ -76,17 +66,17 @@ def _set_command(name: str, enable: bool) -> click.Command:
         if enable
         else "Disable a Red Hat repository; its imported content is kept so it can be enabled again."
     )
-    return _command(name)(run)
+    return command(repository_set, name)(run)
 
 
-repository_set.add_command(_set_command("enable", True))
-repository_set.add_command(_set_command("disable", False))
+_set_command("enable", True)
+_set_command("disable", False)
 
 
 # --- sync URL overrides -------------------------------------------------------------------------
 
 
-@_command("set-url")
+@command(repository, "set-url")
 @ORG
 @REPO
 @URL
@@ -111,7 +101,7 @@ def repository_set_url(
     )
 
 
-@_command("urls")
+@command(repository, "urls")
 @ORG
 @click.option("--repository", metavar="PRODUCT/REPO", help="one repository (default: all)")
 def repository_urls(
@@ -123,7 +113,7 @@ def repository_urls(
     emit(ctx, sync_urls.repository_urls(state.app.uow(), organization, repository))
 
 
-@_command("set-url")
+@command(product, "set-url")
 @ORG
 @click.option("--product", required=True, help="product label")
 @URL
@@ -142,7 +132,7 @@ def product_set_url(
     )
 
 
-@_command("set-cdn")
+@command(organization, "set-cdn")
 @ORG
 @URL
 @RESET
@@ -161,7 +151,7 @@ def organization_set_cdn(
 CSV = click.option("--csv", "csv_file", required=True, type=click.Path(path_type=Path), help="the CSV file")
 
 
-@_command("export")
+@command(product, "export")
 @ORG
 @CSV
 def product_export(ctx: click.Context, state: State, output: str | None, organization: str, csv_file: Path) -> None:
@@ -171,7 +161,7 @@ def product_export(ctx: click.Context, state: State, output: str | None, organiz
     emit(ctx, products_csv.export_products_csv(state.app.uow(), organization, csv_file))
 
 
-@_command("import")
+@command(product, "import")
 @ORG
 @CSV
 @click.option("--url-rewrite", "rewrites", multiple=True, metavar="FROM=TO", help="replace a URL prefix")
@@ -188,14 +178,4 @@ def product_import(
     )
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(repository_set)
-    groups: dict[str, list[click.Command]] = {
-        "repository": [repository_set_url, repository_urls],
-        "product": [product_set_url, product_export, product_import],
-        "organization": [organization_set_cdn],
-    }
-    for group_name, commands in groups.items():
-        group: Any = cli.commands[group_name]
-        for c in commands:
-            group.add_command(c)
+COMMANDS: tuple[click.Command, ...] = (repository_set,)

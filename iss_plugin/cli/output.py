@@ -5,24 +5,27 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from iss_plugin.domain.errors import EXIT_RUNTIME, IssError
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 stdout = Console()
 stderr = Console(stderr=True)
 
 
-def _default(o):
+def _default(o: object) -> str:
     if isinstance(o, datetime):
         return o.isoformat()
     return str(o)
@@ -33,7 +36,7 @@ def wants_json(ctx: click.Context) -> bool:
     return (ctx.params.get("output") or root.params.get("output")) == "json"
 
 
-def emit(ctx: click.Context, result, *, columns: list[str] | None = None, title: str | None = None) -> None:
+def emit(ctx: click.Context, result: object, *, columns: list[str] | None = None, title: str | None = None) -> None:
     if wants_json(ctx):
         click.echo(json.dumps(result, indent=2, default=_default, sort_keys=True))
         return
@@ -55,7 +58,7 @@ def emit(ctx: click.Context, result, *, columns: list[str] | None = None, title:
         stdout.print(result)
 
 
-def _cell(v) -> str:
+def _cell(v: object) -> str:
     if v is None:
         return ""
     if isinstance(v, bool):
@@ -71,17 +74,17 @@ def _cell(v) -> str:
     return str(v)
 
 
-def output_option(f: Callable) -> Callable:
+def output_option(f: F) -> F:
     return click.option(
         "--output", type=click.Choice(["table", "json"]), default=None, help="table (default) or json for scripts"
     )(f)
 
 
-def handle_errors(f: Callable) -> Callable:
+def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
     """Turn IssError into a clear message (or JSON on --output json) and its exit code."""
 
     @wraps(f)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
         try:
             return f(*args, **kwargs)
@@ -102,7 +105,7 @@ def handle_errors(f: Callable) -> Callable:
     return wrapper
 
 
-def report_error(ctx: click.Context, payload: dict, text: str, code: int) -> None:
+def report_error(ctx: click.Context, payload: dict[str, Any], text: str, code: int) -> None:
     if wants_json(ctx):
         click.echo(json.dumps(payload, indent=2, default=_default, sort_keys=True))
     else:
@@ -111,7 +114,7 @@ def report_error(ctx: click.Context, payload: dict, text: str, code: int) -> Non
 
 
 @contextmanager
-def progress_bar(ctx: click.Context):
+def progress_bar(ctx: click.Context) -> Iterator[Callable[[str, int, int], None]]:
     """A progress callback (step, done, total) drawn on stderr when it is a terminal."""
     disabled = wants_json(ctx) or not sys.stderr.isatty()
     with Progress(
@@ -123,7 +126,7 @@ def progress_bar(ctx: click.Context):
         transient=True,
         disable=disabled,
     ) as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def update(step: str, done: int, total: int) -> None:
             if step not in tasks:

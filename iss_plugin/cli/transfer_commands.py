@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal
 
 import click
 
@@ -12,26 +14,26 @@ from iss_plugin.domain.errors import IssError, UsageError
 from iss_plugin.domain.versions import VersionNumber
 from iss_plugin.services import exporting, importing
 
-from .main import cli, command
 from .output import emit, progress_bar
+from .state import State, command
 
 
-@cli.group("content-export")
-def content_export():
+@click.group("content-export")
+def content_export() -> None:
     """Write bundles: complete, or incremental from a base."""
 
 
 @content_export.group("complete")
-def export_complete():
+def export_complete() -> None:
     """Everything in the version."""
 
 
 @content_export.group("incremental")
-def export_incremental():
+def export_incremental() -> None:
     """Only what the base lacks (default base: the last export of it to that destination)."""
 
 
-def _export_options(f, *, incremental: bool, scope: str):
+def _export_options(f: Callable[..., None], *, incremental: bool, scope: str) -> Callable[..., None]:
     opts = [
         click.option("--organization", required=True),
         click.option("--destination", help="destination server name (history and default base are per destination)"),
@@ -68,23 +70,23 @@ def _parse_since(text: str | None) -> datetime | None:
 
 
 def _run_export(
-    ctx,
-    state,
+    ctx: click.Context,
+    state: State,
     *,
     scope: str,
     incremental: bool,
-    organization,
-    destination,
-    fmt,
-    chunk_size_mb,
-    path,
-    content_view=None,
-    version=None,
-    product=None,
-    repository=None,
-    from_version=None,
-    since=None,
-):
+    organization: str,
+    destination: str | None,
+    fmt: Literal["dir", "tgz", "iso"],
+    chunk_size_mb: float | None,
+    path: Path | None,
+    content_view: str | None = None,
+    version: str | None = None,
+    product: str | None = None,
+    repository: str | None = None,
+    from_version: str | None = None,
+    since: str | None = None,
+) -> None:
     if from_version and since:
         raise UsageError("give --from-version or --since, not both")
     if chunk_size_mb is not None and not (math.isfinite(chunk_size_mb) and chunk_size_mb > 0):
@@ -124,8 +126,8 @@ def _run_export(
     emit(ctx, result)
 
 
-def _export_command(group, scope: str, incremental: bool):
-    def body(ctx, state, output, **kw):
+def _export_command(group: click.Group, scope: str, incremental: bool) -> None:
+    def body(ctx: click.Context, state: State, output: str | None, **kw: Any) -> None:
         _run_export(ctx, state, scope=scope, incremental=incremental, **kw)
 
     body.__doc__ = (
@@ -141,12 +143,12 @@ for _group, _incr in ((export_complete, False), (export_incremental, True)):
         _export_command(_group, _scope, _incr)
 
 
-@cli.group("content-import")
-def content_import():
+@click.group("content-import")
+def content_import() -> None:
     """Verify and import bundles (directory, .tar.gz, .iso, or the first chunk)."""
 
 
-def _import_command(scope: str):
+def _import_command(scope: str) -> None:
     @click.option("--organization", required=True, help="the organization to import into")
     @click.option(
         "--path",
@@ -155,7 +157,9 @@ def _import_command(scope: str):
         help="bundle directory, .tar.gz, .iso, or its first chunk (.000)",
     )
     @click.option("--dry-run", is_flag=True, help="report every problem and what would change; change nothing")
-    def body(ctx, state, output, organization, path, dry_run):
+    def body(
+        ctx: click.Context, state: State, output: str | None, organization: str, path: Path, dry_run: bool
+    ) -> None:
         app = state.app
         if not path.exists():
             raise UsageError(f"{path} does not exist")
@@ -182,3 +186,6 @@ def _import_command(scope: str):
 
 for _scope in ("version", "repository"):
     _import_command(_scope)
+
+
+COMMANDS: tuple[click.Command, ...] = (content_export, content_import)

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from consumers.demo import ORG, make_server, prepare_destination, prepare_source
 from iss_plugin.adapters.db import models as m
 from iss_plugin.bootstrap import App
-from iss_plugin.demo import ORG, make_server, prepare_destination, prepare_source
 from iss_plugin.services import content_views, subscriptions
 from tests.conftest import IN_CI
 from tests.integration.bus.conftest import rabbit_vhost, wait_for  # noqa: F401 - the vhost fixture, shared

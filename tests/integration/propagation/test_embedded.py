@@ -10,9 +10,9 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from consumers.demo import CUSTOM_PRODUCT, ORG, RH_PRODUCT
 from iss_plugin.adapters.db import models as m
 from iss_plugin.adapters.fixtures import build_rpms
-from iss_plugin.demo import CUSTOM_PRODUCT, ORG, RH_PRODUCT
 from iss_plugin.domain import events as ev
 from iss_plugin.services import catalog, content_views, propagation, subscriptions
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from consumers.demo import ORG, make_server, prepare_destination, prepare_source
 from iss_plugin.adapters.db import models as m
-from iss_plugin.demo import ORG, make_server, prepare_destination, prepare_source
 from iss_plugin.domain import events as ev
 from iss_plugin.services import content_views, exporting, propagation
 

@@ -14,11 +14,11 @@ import time
 
 import pytest
 
+from consumers.demo import ORG
 from iss_plugin.adapters.bus import policy
 from iss_plugin.adapters.bus.relay import relay_from_settings
 from iss_plugin.adapters.bus.topology import export_queue_name, import_queue_name, status_queue_name
 from iss_plugin.adapters.db import models as m
-from iss_plugin.demo import ORG
 from iss_plugin.domain import events as ev
 from iss_plugin.services import content_views
 from iss_plugin.services.catalog import backend_key

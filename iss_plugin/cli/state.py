@@ -1,0 +1,52 @@
+"""What every command module shares: the per-invocation State (settings and the wired App, made on
+first use) and `command`, which wires --output, the State, the context and the error policy into
+a subcommand. Command modules import this and output.py, never the module that builds the tree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from iss_plugin.bootstrap import App
+from iss_plugin.settings import load_settings
+
+from .output import handle_errors, output_option
+
+
+class State:
+    def __init__(self, config: Path | None):
+        self.config = config
+        self._app: App | None = None
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            self._app = App(load_settings(self.config))
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def command(parent: click.Group | None, name: str) -> Callable[[Callable[..., None]], click.Command]:
+    """A command with --output, the State, the context and the error policy wired in: the callback
+    takes (ctx, state, output, **options). Added to `parent`, or (parent None) returned for the
+    tree builder to add at the top level."""
+
+    def deco(f: Callable[..., None]) -> click.Command:
+        cmd = click.command(name)(output_option(pass_state(click.pass_context(handle_errors(f)))))
+        if parent is not None:
+            parent.add_command(cmd)
+        return cmd
+
+    return deco
+
+
+def source_id(state: State) -> str:
+    return state.app.server_id
