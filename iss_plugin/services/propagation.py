@@ -5,11 +5,8 @@ second effect."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import shutil
-import urllib.parse
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -17,11 +14,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from iss_plugin.adapters.bundles.fetch import fetch_bundle, file_sha256
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import ContentView, Destination, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain import events as ev
-from iss_plugin.domain.errors import BundleIntegrityError, IssError, RejectedInput, TransientError, UntrustedSource
+from iss_plugin.domain.errors import IssError
 from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
 
@@ -208,7 +206,7 @@ def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> d
         "location": path.resolve().as_uri(),
         "format": result["format"],
         "size": result["size"],
-        **({"sha256": _file_sha256(path)} if path.is_file() else {}),
+        **({"sha256": file_sha256(path)} if path.is_file() else {}),
         "base": None,
         "repositories": [
             {
@@ -238,14 +236,6 @@ def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> d
                 ]
             }
     return data
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _next_version(cv: ContentView, acknowledged: str | None, wanted: str | None, force: bool):
@@ -499,79 +489,3 @@ def _answer_rejected(
         )
         mark_processed(uow.session, envelope["id"], "import")
         uow.commit()
-
-
-def fetch_bundle(
-    location: str, into: Path, size: int | None, roots: tuple[Path, ...] = (), sha256: str | None = None
-) -> Path:
-    """A local copy of an announced bundle: hardlinks (else copies) of a file:// bundle, or a
-    streamed download of http(s)://. file:// paths must lie under `roots` when roots are set;
-    links inside a directory bundle are copied as links, so the bundle reader refuses them."""
-    into.mkdir(parents=True, exist_ok=True)
-    url = urllib.parse.urlparse(location)
-    if url.scheme == "file":
-        dst = _fetch_file(Path(urllib.parse.unquote(url.path)), location, into, size, roots)
-        if sha256 and dst.is_file() and _file_sha256(dst) != sha256:
-            raise BundleIntegrityError(f"{location} does not have the sha256 its announcement gives ({sha256})")
-        return dst
-    if url.scheme not in ("http", "https"):
-        raise RejectedInput(f"bundle location {location!r} is neither file:// nor http(s)://")
-    import httpx
-
-    dst = into / (Path(url.path).name or "bundle.tar.gz")
-    try:
-        with httpx.stream("GET", location, timeout=60, follow_redirects=False) as r:
-            r.raise_for_status()
-            written, digest = 0, hashlib.sha256()
-            with open(dst, "wb") as fh:
-                for chunk in r.iter_bytes(1 << 20):
-                    written += len(chunk)
-                    if size is not None and written > size:
-                        raise BundleIntegrityError(f"download of {location} is larger than the announced {size} bytes")
-                    digest.update(chunk)
-                    fh.write(chunk)
-    except httpx.HTTPStatusError as e:
-        raise TransientError(
-            f"could not download {location}: {e}", details={"status": e.response.status_code}
-        ) from None
-    except httpx.HTTPError as e:
-        raise TransientError(f"could not download {location}: {e}") from None
-    if size is not None and dst.stat().st_size != size:
-        raise TransientError(f"download of {location} has {dst.stat().st_size} bytes, expected {size}")
-    if sha256 and digest.hexdigest() != sha256:
-        raise BundleIntegrityError(f"download of {location} does not have the announced sha256 {sha256}")
-    return dst
-
-
-def _fetch_file(src: Path, location: str, into: Path, size: int | None, roots: tuple[Path, ...]) -> Path:
-    if not src.is_absolute():
-        raise RejectedInput(f"bundle location {location!r} is not an absolute file:// path")
-    try:
-        real = src.resolve(strict=True)
-    except FileNotFoundError:
-        raise TransientError(f"bundle {location} is not there (yet)") from None
-    if roots and not any(real.is_relative_to(Path(r).resolve()) for r in roots):
-        raise UntrustedSource(
-            f"bundle location {location} is outside the directories this server fetches from "
-            f"({', '.join(str(r) for r in roots)}; setting fetch_roots)"
-        )
-    dst = into / real.name
-    if real.is_dir():
-        if not (real / "manifest.json").is_file():
-            raise RejectedInput(f"{location} is a directory but not an iss bundle (no manifest.json)")
-        shutil.copytree(real, dst, symlinks=True, copy_function=_link_or_copy)
-    elif real.is_file():
-        if size is not None and real.stat().st_size != size:
-            raise BundleIntegrityError(f"{location} has {real.stat().st_size} bytes, the announcement says {size}")
-        _link_or_copy(real, dst)
-    else:
-        raise RejectedInput(f"{location} is neither a bundle directory nor a bundle file")
-    return dst
-
-
-def _link_or_copy(src, dst) -> None:
-    try:
-        Path(dst).unlink(missing_ok=True)
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
