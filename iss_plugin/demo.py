@@ -103,7 +103,7 @@ def run_demo(root: Path | None = None, packages_per_repo: int = 20, say: Callabl
             prepare_destination(dst, src, root, actor)
             return "ready", f"entitled to {RH_CONTENT_ID}, trusts the source key {src.signer.fingerprint[:23]}..."
 
-        def export(incremental: bool, version: str) -> dict:
+        def export(incremental: bool, version: str) -> exporting.ExportResult:
             req = exporting.ExportRequest(
                 organization=ORG,
                 scope="content_view_version",
