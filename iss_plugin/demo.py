@@ -122,11 +122,11 @@ def run_demo(root: Path | None = None, packages_per_repo: int = 20, say: Callabl
                 actor=actor,
             )
 
-        def import_into(app: App, org: str, path: str) -> dict:
+        def import_into(app: App, org: str, path: str) -> importing.ImportSummary:
             req = importing.ImportRequest(organization=org, path=Path(path), scope="content_view_version")
             return importing.import_bundle(app.uow(), req, work_dir=app.settings.imports_path, actor=actor)
 
-        bundles: dict[str, dict] = {}
+        bundles: dict[str, exporting.ExportResult] = {}
 
         def export_full() -> tuple[str, str]:
             bundles["1.0"] = b = export(False, "1.0")
@@ -150,7 +150,7 @@ def run_demo(root: Path | None = None, packages_per_repo: int = 20, say: Callabl
 
         def import_incremental() -> tuple[str, str]:
             r = import_into(dst, ORG, bundles["2.0"]["path"])
-            counts = ", ".join(f"{w['repository']} {w['package_count']}" for w in r["repositories"])
+            counts = ", ".join(f"{w['repository']} {w['package_count']}" for w in r.get("repositories") or [])
             return r["state"], f"2.0 into {ORG}: {counts}"
 
         def refused() -> tuple[str, str]:
