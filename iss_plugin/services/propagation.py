@@ -11,15 +11,17 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from sqlalchemy import select
 
 from iss_plugin.adapters.bundles.fetch import fetch_bundle, file_sha256
 from iss_plugin.adapters.db import catalog as find
-from iss_plugin.adapters.db.models import ContentView, Destination, Subscription
+from iss_plugin.adapters.db.models import ContentView, ContentViewVersion, Destination, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain import events as ev
 from iss_plugin.domain.errors import IssError
+from iss_plugin.domain.jsontypes import JSONObject
 from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
 
@@ -27,13 +29,16 @@ from . import exporting, importing
 from .idempotency import already_processed, mark_processed
 from .outbox import add_event
 
+if TYPE_CHECKING:
+    from iss_plugin.adapters.bundles.signing import Signer
+
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SourceContext:
     server_id: str
-    signer: object
+    signer: Signer
     exports_path: Path
     actor: str = "iss-export"
     grace: timedelta = timedelta(minutes=5)
@@ -48,6 +53,18 @@ class DestinationContext:
     fetch_roots: tuple[Path, ...] = ()  # file:// bundle locations must lie under these (when set)
 
 
+class Propagated(exporting.ExportResult):
+    """A bundle exported for a subscription and announced to its destination."""
+
+    destination: str  # its server id
+    reason: str
+
+
+class ImportRefused(TypedDict):
+    state: str  # "rejected"
+    reason: str  # IssError.reason
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -55,12 +72,12 @@ def _now() -> datetime:
 # --- source: export ------------------------------------------------------------------------------
 
 
-def on_content_view_published(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> list[dict]:
+def on_content_view_published(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> list[Propagated]:
     data = envelope["data"]
     with uow:
         if already_processed(uow.session, envelope["id"], "export"):
             return []
-        made = []
+        made: list[Propagated] = []
         if _is_blessed(uow, data["organization"], data["content_view"]):
             for sub in _subscriptions(uow, data["organization"], content_view=data["content_view"], lock=True):
                 made += [b for b in [propagate(uow, sub, ctx, reason="published", version=data["version"])] if b]
@@ -69,7 +86,7 @@ def on_content_view_published(uow: UnitOfWork, envelope: dict, ctx: SourceContex
         return made
 
 
-def on_repository_changed(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> list[dict]:
+def on_repository_changed(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> list[Propagated]:
     data = envelope["data"]
     with uow:
         if already_processed(uow.session, envelope["id"], "export"):
@@ -86,13 +103,13 @@ def on_repository_changed(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -
         return made
 
 
-def on_export_requested(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> list[dict]:
+def on_export_requested(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> list[Propagated]:
     data = envelope["data"]
     with uow:
         if already_processed(uow.session, envelope["id"], "export"):
             return []
         dest = uow.session.scalar(select(Destination).where(Destination.server_id == data["destination"]))
-        made = []
+        made: list[Propagated] = []
         if dest is not None:
             subs = _subscriptions(
                 uow,
@@ -119,7 +136,7 @@ def propagate(
     reason: str,
     force: bool = False,
     version: str | None = None,
-) -> dict | None:
+) -> Propagated | None:
     """Export what `sub`'s destination lacks and announce the bundle. None when there is nothing to
     send: it is up to date, or a bundle is already in flight to it (`force` sends anyway).
 
@@ -159,16 +176,16 @@ def propagate(
         latest = versions[-1]
         if sub.acknowledged == latest.digest and not force:
             return None
-        base = next(
+        base_version = next(
             (v.number for v in reversed(versions) if v.digest == sub.acknowledged and v.number != latest.number), None
         )
         request = exporting.ExportRequest(
             organization=sub.organization,
             scope="repository",
-            incremental=base is not None,
+            incremental=base_version is not None,
             product=sub.product,
             repository=sub.repository,
-            from_version=str(base) if base is not None else None,
+            from_version=str(base_version) if base_version is not None else None,
             destination=dest.name,
             fmt="tgz",
             path=ctx.exports_path / dest.server_id,
@@ -192,12 +209,12 @@ def propagate(
         target_server=dest.server_id,
     )
     sub.in_flight, sub.in_flight_since = marker, _now()
-    return result | {"destination": dest.server_id, "reason": reason}
+    return {**result, "destination": dest.server_id, "reason": reason}
 
 
-def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> dict:
+def _bundle_ready_data(result: exporting.ExportResult, sub: Subscription, ctx: SourceContext) -> JSONObject:
     path = Path(result["path"])
-    data = {
+    data: JSONObject = {
         "bundle_id": result["bundle_id"],
         "source_server": ctx.server_id,
         "destination": sub.destination.server_id,
@@ -238,7 +255,9 @@ def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> d
     return data
 
 
-def _next_version(cv: ContentView, acknowledged: str | None, wanted: str | None, force: bool):
+def _next_version(
+    cv: ContentView, acknowledged: str | None, wanted: str | None, force: bool
+) -> ContentViewVersion | None:
     ordered = sorted(cv.versions, key=lambda v: (v.major, v.minor))
     if not ordered:
         return None
@@ -296,14 +315,14 @@ def _subscriptions(
 # --- source: status ------------------------------------------------------------------------------
 
 
-def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dict | None:
+def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> Propagated | None:
     """Record what a destination acknowledged; on base_mismatch re-plan from what it has."""
     data = envelope["data"]
     with uow:
         if already_processed(uow.session, envelope["id"], "status"):
             return None
         dest = uow.session.scalar(select(Destination).where(Destination.server_id == data["destination"]))
-        result = None
+        result: Propagated | None = None
         if dest is not None:
             subs = [
                 s
@@ -350,13 +369,13 @@ def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dic
 
 def reconcile(
     uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None, *, resend_in_flight: bool = False
-) -> list[dict]:
+) -> list[Propagated]:
     """Re-emit every subscription whose destination is behind with nothing in flight for the grace
     time (longer after refusals in a row; `resend_in_flight`: regardless, e.g. once an admin fixed
     the destination). One transaction per subscription: one that fails (disk full, a broken
     repository) is logged and the others still go out."""
     now = now or _now()
-    made = []
+    made: list[Propagated] = []
     with uow:
         ids = list(uow.session.scalars(select(Subscription.id).order_by(Subscription.id)))
     for sub_id in ids:
@@ -392,7 +411,9 @@ def reconcile(
 # --- destination: import -------------------------------------------------------------------------
 
 
-def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) -> dict | None:
+def on_bundle_ready(
+    uow: UnitOfWork, envelope: JSONObject, ctx: DestinationContext
+) -> importing.ImportSummary | ImportRefused | None:
     """Fetch, verify and import an announced bundle; answer the source from the signed manifest.
 
     A transient problem (the bundle not there yet, a download error) raises for a retry; any other
@@ -404,7 +425,7 @@ def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) ->
         if already_processed(uow.session, envelope["id"], "import"):
             return None
     into = ctx.imports_path / "incoming" / f"{data['bundle_id']}-{uuid.uuid4().hex[:8]}"  # one per delivery
-    scope = "content_view_version" if data.get("content_view") else "repository"
+    scope: importing.Scope = "content_view_version" if data.get("content_view") else "repository"
     announced = {
         k: data[k]
         for k in ("bundle_id", "source_server", "content_view", "version", "product", "repository")
@@ -412,7 +433,7 @@ def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) ->
     }
     request = importing.ImportRequest(organization=data["organization"], path=into, scope=scope, announced=announced)
 
-    def before_commit(tx: UnitOfWork, summary: dict) -> None:
+    def before_commit(tx: UnitOfWork, summary: importing.ImportSummary) -> None:
         add_event(
             tx.session,
             ev.BUNDLE_IMPORTED,
@@ -440,9 +461,9 @@ def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) ->
         shutil.rmtree(into, ignore_errors=True)
 
 
-def _imported_answer(summary: dict, organization: str, ctx: DestinationContext) -> dict:
+def _imported_answer(summary: importing.ImportSummary, organization: str, ctx: DestinationContext) -> JSONObject:
     """What the destination now holds, from the verified manifest (never from the event)."""
-    answer = {
+    answer: JSONObject = {
         "bundle_id": summary["bundle_id"],
         "source_server": summary["source_server"],
         "destination": ctx.server_id,
@@ -458,10 +479,10 @@ def _imported_answer(summary: dict, organization: str, ctx: DestinationContext) 
 
 
 def _answer_rejected(
-    uow: UnitOfWork, envelope: dict, request: importing.ImportRequest, e: IssError, ctx: DestinationContext
+    uow: UnitOfWork, envelope: JSONObject, request: importing.ImportRequest, e: IssError, ctx: DestinationContext
 ) -> None:
     data = envelope["data"]
-    answer = {
+    answer: JSONObject = {
         "bundle_id": data["bundle_id"],
         "source_server": data["source_server"],
         "destination": ctx.server_id,
