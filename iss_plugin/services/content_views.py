@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import TypedDict
+from collections.abc import Sequence
+from typing import Protocol, TypedDict, runtime_checkable
 
 from sqlalchemy import select
 
@@ -25,6 +25,13 @@ from .audit import audit
 from .outbox import add_event
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class PreparesExports(Protocol):
+    """Optional backend capability (Pulp): make at publish time what exporting a version needs."""
+
+    def prepare_export(self, repo: str, version: int) -> None: ...
 
 
 class ContentViewCreated(TypedDict):
@@ -195,12 +202,11 @@ def _prepare_exports(backend: object, pinned_versions: Sequence[tuple[str, int]]
     """Let the backend prepare what exporting the pinned versions needs (Pulp: the publication the
     filesystem exporter writes, made at publish time as Katello does). Best effort: an export makes
     whatever is missing itself."""
-    prepare: Callable[[str, int], object] | None = getattr(backend, "prepare_export", None)
-    if prepare is None:
+    if not isinstance(backend, PreparesExports):
         return
     for key, version in pinned_versions:
         try:
-            prepare(key, version)
+            backend.prepare_export(key, version)
         except IssError as e:
             log.warning(
                 "could not prepare the export of '%s' version %s now (the export will): %s", key, version, e.message

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from iss_plugin.adapters.db.uow import UnitOfWork
 
@@ -14,11 +13,18 @@ class MakesUnitsOfWork(Protocol):
     def uow(self) -> UnitOfWork: ...
 
 
+@runtime_checkable
+class CollectsGarbage(Protocol):
+    """Optional backend capability: remove store content nothing references (local store, Pulp)."""
+
+    def remove_orphan_blobs(self, min_age_seconds: float) -> int: ...
+
+
 def collect_garbage(app: MakesUnitsOfWork, min_age_seconds: float = 3600) -> int:
     """Remove store files no committed package row references and older than min_age_seconds
     (younger ones may belong to a transaction in flight); on Pulp, its orphan cleanup. Backends
     without either: 0."""
     uow = app.uow()
     with uow:
-        gc: Callable[[float], int] | None = getattr(uow.backend, "remove_orphan_blobs", None)
-        return gc(min_age_seconds) if gc else 0
+        backend = uow.backend
+        return backend.remove_orphan_blobs(min_age_seconds) if isinstance(backend, CollectsGarbage) else 0
