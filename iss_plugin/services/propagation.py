@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from sqlalchemy import select
 
@@ -61,7 +61,7 @@ class Propagated(exporting.ExportResult):
 
 
 class ImportRefused(TypedDict):
-    state: str  # "rejected"
+    state: Literal["rejected"]
     reason: str  # IssError.reason
 
 
