@@ -251,7 +251,7 @@ def content_view_version_list(
 ) -> None:
     rows = content_views.list_versions(state.app.uow(), organization, content_view)
     if ctx.find_root().params.get("output") != "json" and output != "json":
-        rows = [
+        table = [
             {
                 "version": r["version"],
                 "created": r["created"],
@@ -262,6 +262,8 @@ def content_view_version_list(
             }
             for r in rows
         ]
+        emit(ctx, table)
+        return
     emit(ctx, rows)
 
 

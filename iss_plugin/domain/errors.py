@@ -3,7 +3,7 @@ whether retrying could help (transient)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -18,7 +18,7 @@ class IssError(Exception):
     reason = "error"  # the reason code carried by iss.bundle.rejected.v1 and parked messages
     transient = False
 
-    def __init__(self, message: str, problems: Iterable[str] = (), *, details: dict | None = None):
+    def __init__(self, message: str, problems: Iterable[str] = (), *, details: Mapping[str, object] | None = None):
         self.problems = list(problems)
         self.details = details or {}
         super().__init__(message)
@@ -27,7 +27,7 @@ class IssError(Exception):
     def message(self) -> str:
         return str(self.args[0])
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {
             "error": type(self).__name__,
             "reason": self.reason,
@@ -99,7 +99,12 @@ class BackendError(IssError):
     reason = "backend"
 
     def __init__(
-        self, message: str, problems: Iterable[str] = (), *, transient: bool = False, details: dict | None = None
+        self,
+        message: str,
+        problems: Iterable[str] = (),
+        *,
+        transient: bool = False,
+        details: Mapping[str, object] | None = None,
     ):
         super().__init__(message, problems, details=details)
         self.transient = transient

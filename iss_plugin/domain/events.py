@@ -17,9 +17,11 @@ addressed to, when there is one:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+
+from .jsontypes import JSONObject
 
 CONTENT_VIEW_PUBLISHED = "iss.content_view.published.v1"
 REPOSITORY_CHANGED = "iss.repository.changed.v1"
@@ -67,12 +69,12 @@ def _now() -> str:
 def make_envelope(
     event_type: str,
     source: str,
-    data: dict,
+    data: JSONObject,
     *,
     subject: str | None = None,
     event_id: str | None = None,
     time: datetime | None = None,
-) -> dict:
+) -> JSONObject:
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     envelope = {
@@ -109,11 +111,11 @@ class Event:
     type: str
     source: str
     time: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: JSONObject = field(default_factory=dict)
     subject: str | None = None
 
     @classmethod
-    def from_envelope(cls, envelope: dict) -> Event:
+    def from_envelope(cls, envelope: JSONObject) -> Event:
         return cls(
             id=envelope["id"],
             type=envelope["type"],
@@ -123,7 +125,7 @@ class Event:
             subject=envelope.get("subject"),
         )
 
-    def to_envelope(self) -> dict:
+    def to_envelope(self) -> JSONObject:
         env = {
             "specversion": SPECVERSION,
             "id": self.id,
@@ -142,7 +144,7 @@ class Event:
 # --- data builders: keyword-only, None values dropped, so the shape follows the schema ---------
 
 
-def _clean(values: dict) -> dict:
+def _clean(values: JSONObject) -> JSONObject:
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -155,7 +157,7 @@ def repository_state(
     redhat: bool | None = None,
     content_id: str | None = None,
     content_type: str | None = None,
-) -> dict:
+) -> JSONObject:
     return _clean(
         {
             "product": product,
@@ -169,7 +171,7 @@ def repository_state(
     )
 
 
-def holding(repositories: list[dict], content_view_version: str | None = None) -> dict:
+def holding(repositories: list[JSONObject], content_view_version: str | None = None) -> JSONObject:
     """What a server holds: the base of an incremental bundle, or what a destination says it has."""
     return {"content_view_version": content_view_version, "repositories": list(repositories)}
 
@@ -179,13 +181,13 @@ def content_view_published(
     organization: str,
     content_view: str,
     version: str,
-    repositories: list[dict] | None = None,
+    repositories: list[JSONObject] | None = None,
     blessed: bool | None = None,
     description: str | None = None,
     organization_name: str | None = None,
     content_view_name: str | None = None,
     origin: str = "iss",
-) -> dict:
+) -> JSONObject:
     return _clean(
         {
             "organization": organization,
@@ -213,7 +215,7 @@ def repository_changed(
     content_id: str | None = None,
     content_type: str | None = "yum",
     previous_package_set_digest: str | None = None,
-) -> dict:
+) -> JSONObject:
     return _clean(
         {
             "organization": organization,
@@ -230,7 +232,7 @@ def repository_changed(
     )
 
 
-def _scope(content_view, version, product, repository) -> dict:
+def _scope(content_view: str | None, version: str | None, product: str | None, repository: str | None) -> JSONObject:
     return _clean({"content_view": content_view, "version": version, "product": product, "repository": repository})
 
 
@@ -244,9 +246,9 @@ def export_requested(
     product: str | None = None,
     repository: str | None = None,
     kind: str = "auto",
-    base: dict | None = None,
+    base: JSONObject | None = None,
     requested_by: str | None = None,
-) -> dict:
+) -> JSONObject:
     data = {
         "organization": organization,
         "destination": destination,
@@ -267,10 +269,10 @@ def bundle_ready(
     destination: str,
     organization: str,
     kind: str,
-    base: dict | None,
+    base: JSONObject | None,
     location: str,
     format: str,
-    repositories: list[dict],
+    repositories: list[JSONObject],
     content_view: str | None = None,
     version: str | None = None,
     product: str | None = None,
@@ -278,7 +280,7 @@ def bundle_ready(
     size: int | None = None,
     chunks: int | None = None,
     manifest_sha256: str | None = None,
-) -> dict:
+) -> JSONObject:
     data = {
         "bundle_id": bundle_id,
         "source_server": source_server,
@@ -300,13 +302,13 @@ def bundle_imported(
     source_server: str,
     destination: str,
     organization: str,
-    repositories: list[dict],
+    repositories: list[JSONObject],
     already_imported: bool = False,
     content_view: str | None = None,
     version: str | None = None,
     product: str | None = None,
     repository: str | None = None,
-) -> dict:
+) -> JSONObject:
     return {
         "bundle_id": bundle_id,
         "source_server": source_server,
@@ -326,14 +328,14 @@ def bundle_rejected(
     reason: str,
     message: str,
     problems: list[str] | None = None,
-    has: dict | None = None,
+    has: JSONObject | None = None,
     organization: str | None = None,
     content_view: str | None = None,
     version: str | None = None,
     product: str | None = None,
     repository: str | None = None,
-    details: dict | None = None,
-) -> dict:
+    details: Mapping[str, object] | None = None,
+) -> JSONObject:
     if reason not in REJECTION_REASONS:
         raise ValueError(f"rejection reason {reason!r} is not one of {', '.join(REJECTION_REASONS)}")
     data = {

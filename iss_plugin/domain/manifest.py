@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from .jsontypes import JSONObject
+
 FORMAT = "iss-bundle/1"
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.json.sig"
@@ -74,9 +76,9 @@ class BundleManifest:
     files: tuple[FileEntry, ...]
     destination: str | None = None
     format: str = FORMAT
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> JSONObject:
         d = asdict(self)
         for r in d["repositories"]:
             r["removed"] = list(r["removed"])
@@ -86,8 +88,8 @@ class BundleManifest:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> BundleManifest:
-        def ref(x: dict | None) -> VersionRef | None:
+    def from_dict(cls, d: JSONObject) -> BundleManifest:
+        def ref(x: JSONObject | None) -> VersionRef | None:
             return VersionRef(**x) if x else None
 
         cv = d.get("content_view")

@@ -14,4 +14,4 @@ def resend_wait(grace: timedelta, rejections: int) -> timedelta:
     grace time, if that is longer), so a refused subscription does not rebuild a bundle every pass."""
     if rejections <= 0:
         return grace
-    return min(grace * 2 ** min(rejections - 1, 20), max(grace, MAX_BACKOFF))
+    return min(grace * (1 << min(rejections - 1, 20)), max(grace, MAX_BACKOFF))

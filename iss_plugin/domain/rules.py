@@ -166,7 +166,7 @@ def check_base(manifest: BundleManifest, dest: DestinationSnapshot, placements: 
     if manifest.kind != "incremental":
         return
     problems: list[str] = []
-    has: dict = {}
+    has: dict[str, object] = {}
     cv = manifest.content_view
     pinned: dict[str, str] | None = None
     if cv is not None:
@@ -182,18 +182,19 @@ def check_base(manifest: BundleManifest, dest: DestinationSnapshot, placements: 
             pinned = versions[base_v]
     repos = {(r.product, r.label): r for r in dest.repositories}
     by_manifest = {(r.product, r.label): r for r in manifest.repositories}
-    has["repositories"] = {}
+    has_repositories: dict[str, str | None] = {}
+    has["repositories"] = has_repositories
     for pl in placements:
         entry = by_manifest[(pl.manifest_product, pl.manifest_repository)]
         key = f"{pl.product}/{pl.repository}"
         existing = repos.get((pl.product, pl.repository))
         current = pinned.get(key) if pinned is not None else (existing.digest if existing else None)
-        has["repositories"][key] = current
-        want = entry.base.package_set_digest if entry.base else None
-        if want is not None and current != want:
+        has_repositories[key] = current
+        base = entry.base
+        if base is not None and current != base.package_set_digest:
             problems.append(
-                f"repository '{key}': the bundle needs base {want} "
-                f"({entry.base.package_count} packages), this server has {current or 'nothing'}"
+                f"repository '{key}': the bundle needs base {base.package_set_digest} "
+                f"({base.package_count} packages), this server has {current or 'nothing'}"
             )
     if problems:
         raise BaseMismatch(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 from sqlalchemy import select
 
@@ -29,7 +30,84 @@ from .content_guard import refuse_red_hat_uploads
 from .repository_events import record_new_version
 
 
-def create_organization(uow: UnitOfWork, name: str, label: str | None, actor: str) -> dict:
+class OrganizationRow(TypedDict):
+    label: str
+    name: str
+
+
+class ProductCreated(TypedDict):
+    organization: str
+    label: str
+    name: str
+    redhat: bool
+    content_id: str | None
+
+
+class RepositoryCreated(TypedDict):
+    organization: str
+    product: str
+    label: str
+    name: str
+    url: str | None
+
+
+class RepositoryRow(TypedDict):
+    product: str
+    label: str
+    name: str
+    redhat: bool
+    content_type: str
+    version: int
+    url: str | None
+
+
+class RepositoryInfo(sync_urls.SyncUrlFields):
+    product: str
+    label: str
+    name: str
+    redhat: bool
+    content_type: str
+    url: str | None
+    version: int
+    package_count: int
+    package_set_digest: str
+    published_at: str | None
+    packages: list[str]  # NEVRAs
+
+
+class Uploaded(TypedDict):
+    repository: str
+    version: int
+    uploaded: int
+    changed: bool
+
+
+class PackagesRemoved(TypedDict):
+    repository: str
+    version: int
+    removed: int
+
+
+class Synchronized(TypedDict):
+    repository: str
+    url: str
+    version: int
+    changed: bool
+
+
+class TrustedSourceRow(TypedDict):
+    name: str
+    fingerprint: str
+    organizations: list[str]
+
+
+class ManifestImported(TypedDict):
+    organization: str
+    manifest_id: str
+    products: list[str]  # labels
+
+
+def create_organization(uow: UnitOfWork, name: str, label: str | None, actor: str) -> OrganizationRow:
     label = check_label(label) if label else make_label(name)
     with uow:
         if uow.session.scalar(select(Organization).where(Organization.label == label)):
@@ -40,7 +118,7 @@ def create_organization(uow: UnitOfWork, name: str, label: str | None, actor: st
     return {"label": label, "name": name}
 
 
-def list_organizations(uow: UnitOfWork) -> list[dict]:
+def list_organizations(uow: UnitOfWork) -> list[OrganizationRow]:
     with uow:
         return [
             {"label": o.label, "name": o.name}
@@ -50,7 +128,7 @@ def list_organizations(uow: UnitOfWork) -> list[dict]:
 
 def create_product(
     uow: UnitOfWork, org_label: str, name: str, label: str | None, redhat: bool, content_id: str | None, actor: str
-) -> dict:
+) -> ProductCreated:
     label = check_label(label) if label else make_label(name)
     if redhat and not content_id:
         raise UsageError("a Red Hat product needs --content-id (the content id it comes from)")
@@ -88,7 +166,7 @@ def create_repository(
     url: str | None,
     content_type: str,
     actor: str,
-) -> dict:
+) -> RepositoryCreated:
     label = check_label(label) if label else make_label(name)
     if url is not None:
         check_sync_url(url)
@@ -116,10 +194,10 @@ def create_repository(
     return {"organization": org_label, "product": product_label, "label": label, "name": name, "url": url}
 
 
-def list_repositories(uow: UnitOfWork, org_label: str) -> list[dict]:
+def list_repositories(uow: UnitOfWork, org_label: str) -> list[RepositoryRow]:
     with uow:
         org = find.organization(uow.session, org_label)
-        rows = []
+        rows: list[RepositoryRow] = []
         for p in org.products:
             for r in p.repositories:
                 version = uow.backend.latest_version(r.backend_key)
@@ -137,7 +215,7 @@ def list_repositories(uow: UnitOfWork, org_label: str) -> list[dict]:
         return rows
 
 
-def repository_info(uow: UnitOfWork, org_label: str, path: str) -> dict:
+def repository_info(uow: UnitOfWork, org_label: str, path: str) -> RepositoryInfo:
     with uow:
         org = find.organization(uow.session, org_label)
         r = find.repository_by_path(uow.session, org, path)
@@ -155,10 +233,13 @@ def repository_info(uow: UnitOfWork, org_label: str, path: str) -> dict:
             "package_set_digest": package_set_digest(p.sha256 for p in packages),
             "published_at": r.published_at,
             "packages": sorted(p.nevra for p in packages),
-        } | sync_urls.url_fields(uow.session, r)
+            **sync_urls.url_fields(uow.session, r),
+        }
 
 
-def upload_packages(uow: UnitOfWork, org_label: str, path: str, files: Sequence[Path], actor: str, source: str) -> dict:
+def upload_packages(
+    uow: UnitOfWork, org_label: str, path: str, files: Sequence[Path], actor: str, source: str
+) -> Uploaded:
     missing = [str(f) for f in files if not Path(f).is_file()]
     if missing:
         raise UsageError("these files do not exist or are not files", missing)
@@ -184,7 +265,9 @@ def upload_packages(uow: UnitOfWork, org_label: str, path: str, files: Sequence[
     return {"repository": path, "version": version, "uploaded": len(files), "changed": version != before}
 
 
-def remove_packages(uow: UnitOfWork, org_label: str, path: str, nevras: Sequence[str], actor: str, source: str) -> dict:
+def remove_packages(
+    uow: UnitOfWork, org_label: str, path: str, nevras: Sequence[str], actor: str, source: str
+) -> PackagesRemoved:
     with uow:
         org = find.organization(uow.session, org_label)
         r = find.repository_by_path(uow.session, org, path)
@@ -201,7 +284,7 @@ def remove_packages(uow: UnitOfWork, org_label: str, path: str, nevras: Sequence
     return {"repository": path, "version": version, "removed": len(nevras)}
 
 
-def synchronize(uow: UnitOfWork, org_label: str, path: str, url: str | None, actor: str, source: str) -> dict:
+def synchronize(uow: UnitOfWork, org_label: str, path: str, url: str | None, actor: str, source: str) -> Synchronized:
     with uow:
         org = find.organization(uow.session, org_label)
         r = find.repository_by_path(uow.session, org, path)
@@ -224,7 +307,9 @@ def synchronize(uow: UnitOfWork, org_label: str, path: str, url: str | None, act
     return {"repository": path, "url": sync_url, "version": version, "changed": version != before}
 
 
-def add_trusted_source(uow: UnitOfWork, name: str, public_pem: str, organizations: Sequence[str], actor: str) -> dict:
+def add_trusted_source(
+    uow: UnitOfWork, name: str, public_pem: str, organizations: Sequence[str], actor: str
+) -> TrustedSourceRow:
     from iss_plugin.adapters.bundles.signing import fingerprint_of
 
     fingerprint = fingerprint_of(public_pem)
@@ -245,7 +330,7 @@ def add_trusted_source(uow: UnitOfWork, name: str, public_pem: str, organization
         return {"name": name, "fingerprint": fingerprint, "organizations": ts.organizations}
 
 
-def list_trusted_sources(uow: UnitOfWork) -> list[dict]:
+def list_trusted_sources(uow: UnitOfWork) -> list[TrustedSourceRow]:
     with uow:
         return [
             {"name": t.name, "fingerprint": t.fingerprint, "organizations": t.organizations}
@@ -253,12 +338,12 @@ def list_trusted_sources(uow: UnitOfWork) -> list[dict]:
         ]
 
 
-def import_entitlement_manifest(uow: UnitOfWork, path: Path, actor: str) -> dict:
+def import_entitlement_manifest(uow: UnitOfWork, path: Path, actor: str) -> ManifestImported:
     """The Red Hat products an organization may hold; creates those Red Hat products if missing.
     All or nothing: any problem refuses the whole manifest."""
     data = _read_manifest_file(Path(path))
     problems = schemas.problems("entitlements.v1.json", data)
-    if problems:
+    if problems or not isinstance(data, dict):  # the schema makes it an object
         raise SchemaViolation(
             f"manifest file {path} does not match schemas/entitlements.v1.json; nothing imported", problems
         )
@@ -339,7 +424,7 @@ def import_entitlement_manifest(uow: UnitOfWork, path: Path, actor: str) -> dict
     }
 
 
-def _read_manifest_file(path: Path):
+def _read_manifest_file(path: Path) -> object:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -361,7 +446,7 @@ def _read_manifest_file(path: Path):
         raise RejectedInput(f"manifest file {path} is not JSON: {e}; nothing imported") from None
 
 
-def _duplicates(items: list, key: str) -> list[str]:
+def _duplicates(items: list[object], key: str) -> list[str]:
     seen: dict[str, int] = {}
     for item in items:
         if isinstance(item, dict) and isinstance(item.get(key), str):

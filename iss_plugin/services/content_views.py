@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Protocol, TypedDict, runtime_checkable
 
 from sqlalchemy import select
 
@@ -12,6 +13,7 @@ from iss_plugin.adapters.db.models import (
     ContentView,
     ContentViewVersion,
     ContentViewVersionRepository,
+    Repository,
 )
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.errors import IssError, UsageError
@@ -25,6 +27,71 @@ from .outbox import add_event
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
+class PreparesExports(Protocol):
+    """Optional backend capability (Pulp): make at publish time what exporting a version needs."""
+
+    def prepare_export(self, repo: str, version: int) -> None: ...
+
+
+class ContentViewCreated(TypedDict):
+    organization: str
+    label: str
+    name: str
+    blessed: bool
+    repositories: list[str]  # product/repository
+
+
+class BlessedSet(TypedDict):
+    organization: str
+    label: str
+    blessed: bool
+
+
+class PinnedRepository(TypedDict):
+    """A repository version a content view version pins, as iss.content_view.published.v1 carries it."""
+
+    product: str
+    repository: str
+    redhat: bool
+    content_type: str
+    package_count: int
+    package_set_digest: str
+
+
+class Published(TypedDict):
+    organization: str
+    content_view: str
+    version: str
+    blessed: bool
+    repositories: list[PinnedRepository]
+    event_id: str
+
+
+class VersionPin(TypedDict):
+    product: str
+    repository: str
+    backend_version: int
+    package_count: int
+    package_set_digest: str
+
+
+class ContentViewVersionRow(TypedDict):
+    version: str
+    created: str
+    imported_from: str | None
+    repositories: list[VersionPin]
+
+
+class ContentViewRow(TypedDict):
+    label: str
+    name: str
+    blessed: bool
+    import_only: bool
+    versions: list[str]
+    repositories: list[str]  # product/repository
+
+
 def create_content_view(
     uow: UnitOfWork,
     org_label: str,
@@ -33,7 +100,7 @@ def create_content_view(
     blessed: bool,
     repositories: Sequence[str],
     actor: str,
-) -> dict:
+) -> ContentViewCreated:
     label = check_label(label) if label else make_label(name)
     with uow:
         org = find.organization(uow.session, org_label)
@@ -41,7 +108,7 @@ def create_content_view(
             select(ContentView).where(ContentView.organization_id == org.id, ContentView.label == label)
         ):
             raise UsageError(f"content view '{label}' already exists in organization '{org.label}'")
-        repos = []  # a repository named twice (or by two spellings) is in the view once
+        repos: list[Repository] = []  # a repository named twice (or by two spellings) is in the view once
         for path in repositories:
             r = find.repository_by_path(uow.session, org, path)
             if all(r.id != seen.id for seen in repos):
@@ -55,7 +122,7 @@ def create_content_view(
     return {"organization": org_label, "label": label, "name": name, "blessed": blessed, "repositories": paths}
 
 
-def set_blessed(uow: UnitOfWork, org_label: str, label: str, blessed: bool, actor: str) -> dict:
+def set_blessed(uow: UnitOfWork, org_label: str, label: str, blessed: bool, actor: str) -> BlessedSet:
     with uow:
         cv = find.content_view(uow.session, find.organization(uow.session, org_label), label)
         cv.blessed = blessed
@@ -64,7 +131,7 @@ def set_blessed(uow: UnitOfWork, org_label: str, label: str, blessed: bool, acto
     return {"organization": org_label, "label": label, "blessed": blessed}
 
 
-def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None, actor: str, source: str) -> dict:
+def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None, actor: str, source: str) -> Published:
     """A new major version pinning the latest version of every repository in the view."""
     with uow:
         org = find.organization(uow.session, org_label)
@@ -84,7 +151,7 @@ def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None
             content_view=cv, major=(latest.major + 1) if latest else 1, minor=0, description=description
         )
         uow.session.add(cvv)
-        pinned = []
+        pinned: list[PinnedRepository] = []
         for repo, version, count, digest in found:
             cvv.repositories.append(
                 ContentViewVersionRepository(
@@ -131,23 +198,22 @@ def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None
         }
 
 
-def _prepare_exports(backend, pinned_versions: Sequence[tuple[str, int]]) -> None:
+def _prepare_exports(backend: object, pinned_versions: Sequence[tuple[str, int]]) -> None:
     """Let the backend prepare what exporting the pinned versions needs (Pulp: the publication the
     filesystem exporter writes, made at publish time as Katello does). Best effort: an export makes
     whatever is missing itself."""
-    prepare = getattr(backend, "prepare_export", None)
-    if prepare is None:
+    if not isinstance(backend, PreparesExports):
         return
     for key, version in pinned_versions:
         try:
-            prepare(key, version)
+            backend.prepare_export(key, version)
         except IssError as e:
             log.warning(
                 "could not prepare the export of '%s' version %s now (the export will): %s", key, version, e.message
             )
 
 
-def list_versions(uow: UnitOfWork, org_label: str, label: str) -> list[dict]:
+def list_versions(uow: UnitOfWork, org_label: str, label: str) -> list[ContentViewVersionRow]:
     with uow:
         cv = find.content_view(uow.session, find.organization(uow.session, org_label), label)
         return [
@@ -170,7 +236,7 @@ def list_versions(uow: UnitOfWork, org_label: str, label: str) -> list[dict]:
         ]
 
 
-def list_content_views(uow: UnitOfWork, org_label: str) -> list[dict]:
+def list_content_views(uow: UnitOfWork, org_label: str) -> list[ContentViewRow]:
     with uow:
         org = find.organization(uow.session, org_label)
         views = uow.session.scalars(

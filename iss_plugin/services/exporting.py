@@ -9,21 +9,22 @@ from __future__ import annotations
 import csv
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar
 
 from sqlalchemy import select
 
-from iss_plugin.adapters.backends.base import ExportedTree, ExportsByReference, version_changes
+from iss_plugin.adapters.backends.base import ExportedTree, ExportsByReference, VersionInfo, version_changes
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import (
     ContentView,
     ContentViewVersion,
     Destination,
     ExportRecord,
+    Organization,
     Repository,
 )
 from iss_plugin.adapters.db.uow import UnitOfWork
@@ -41,6 +42,9 @@ from iss_plugin.domain.planning import RepositoryExportPlan, plan_from_changes
 from iss_plugin.domain.versions import VersionNumber
 
 from .audit import audit
+
+if TYPE_CHECKING:
+    from iss_plugin.adapters.bundles.signing import Signer
 
 Progress = Callable[[str, int, int], None]
 
@@ -66,6 +70,31 @@ class ExportRequest:
     path: Path | None = None
 
 
+class RepositorySummary(TypedDict):
+    """One repository of an export, as ExportRecord.summary keeps it."""
+
+    target_version: int
+    base_version: int | None
+    target_digest: str
+    package_count: int
+    new_packages: int
+    removed: int
+
+
+class ExportResult(TypedDict):
+    bundle_id: str
+    path: str
+    format: str
+    kind: str
+    organization: str
+    content_view: str | None
+    version: str | None
+    base: str | None
+    files: list[str]
+    size: int
+    repositories: dict[str, RepositorySummary]  # by product/repository
+
+
 @dataclass(frozen=True)
 class RepoSelection:
     """One repository to export: its catalog row and the target and base backend versions."""
@@ -80,12 +109,12 @@ def export_bundle(
     request: ExportRequest,
     *,
     out_dir: Path,
-    signer,
+    signer: Signer,
     server_id: str,
     actor: str,
     progress: Progress = _no_progress,
     staging_root: Path | None = None,
-) -> dict:
+) -> ExportResult:
     """Export in a transaction of its own."""
     with uow:
         result = export_in_transaction(
@@ -107,12 +136,12 @@ def export_in_transaction(
     request: ExportRequest,
     *,
     out_dir: Path,
-    signer,
+    signer: Signer,
     server_id: str,
     actor: str,
     progress: Progress = _no_progress,
     staging_root: Path | None = None,
-) -> dict:
+) -> ExportResult:
     """Export inside the caller's (entered) unit of work; the output is removed if it rolls back.
 
     A directory bundle is staged in the output directory and renamed into place. An archive is
@@ -144,7 +173,7 @@ def export_in_transaction(
         cv_ref, base_label, selections = None, None, _select_repository(uow, org, request)
         if selections[0].base_version is not None:
             base_label = f"repository-version-{selections[0].base_version}"
-    kind = "incremental" if request.incremental else "full"
+    kind: Literal["full", "incremental"] = "incremental" if request.incremental else "full"
     name = _bundle_name(org.label, cv_ref, selections, kind, bundle_id)
     record = ExportRecord(
         bundle_id=bundle_id,
@@ -189,7 +218,7 @@ def export_in_transaction(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     record.state, record.path, record.finished = "done", str(output.path), datetime.now(UTC)
-    record.summary = {
+    summary: dict[str, RepositorySummary] = {
         f"{p.product}/{p.repository}": {
             "target_version": s.target_version,
             "base_version": s.base_version,
@@ -200,6 +229,7 @@ def export_in_transaction(
         }
         for p, s in zip(plans, selections, strict=False)
     }
+    record.summary = summary
     uow.session.add(record)
     uow.on_rollback(lambda: _remove_output(output.files))
     audit(uow.session, actor, "content.export", name, bundle_id=bundle_id, kind=kind)
@@ -214,7 +244,7 @@ def export_in_transaction(
         "base": base_label,
         "files": [str(f) for f in output.files],
         "size": output.size,
-        "repositories": record.summary,
+        "repositories": summary,
     }
 
 
@@ -240,7 +270,7 @@ def record_failed_export(uow: UnitOfWork, request: ExportRequest, error: IssErro
         uow.commit()
 
 
-def _remove_output(files) -> None:
+def _remove_output(files: Iterable[str | Path]) -> None:
     for f in files:
         p = Path(f)
         if p.is_dir():
@@ -249,7 +279,7 @@ def _remove_output(files) -> None:
             p.unlink(missing_ok=True)
 
 
-def _fmt(request: ExportRequest) -> str:
+def _fmt(request: ExportRequest) -> Literal["dir", "tgz", "iso"]:
     return request.fmt
 
 
@@ -260,14 +290,17 @@ def _destination(uow: UnitOfWork, name: str) -> Destination:
     return d
 
 
-def _select_content_view(uow: UnitOfWork, org, request: ExportRequest):
-    cv: ContentView = find.content_view(uow.session, org, request.content_view)
+def _select_content_view(
+    uow: UnitOfWork, org: Organization, request: ExportRequest
+) -> tuple[ContentView, ContentViewVersion, ContentViewVersion | None, list[RepoSelection]]:
+    cv = find.content_view(uow.session, org, _given(request.content_view, "a content view (--content-view)"))
     if request.version is not None:
         cvv = find.content_view_version(uow.session, cv, request.version)
     else:
-        cvv = find.latest_content_view_version(cv)
-        if cvv is None:
+        latest = find.latest_content_view_version(cv)
+        if latest is None:
             raise NotFound(f"content view '{cv.label}' has no version yet: publish it first")
+        cvv = latest
     base = _base_content_view_version(uow, cv, cvv, request) if request.incremental else None
     base_pins = {pin.repository_id: pin.backend_version for pin in base.repositories} if base else {}
     selections = [
@@ -305,14 +338,21 @@ def _base_content_view_version(
                 f"no earlier export of content view '{cv.label}'{to} to start from: "
                 "use `content-export complete`, or give --from-version or --since"
             )
-        base = find.content_view_version(uow.session, cv, VersionNumber.parse(last.version))
+        base = find.content_view_version(
+            uow.session, cv, VersionNumber.parse(_given(last.version, "the version of its last export"))
+        )
     if (base.major, base.minor) >= (cvv.major, cvv.minor):
         raise UsageError(f"the base version {base.number} is not older than the exported version {cvv.number}")
     return base
 
 
-def _select_repository(uow: UnitOfWork, org, request: ExportRequest) -> list[RepoSelection]:
-    repo = find.repository(uow.session, org, request.product, request.repository)
+def _select_repository(uow: UnitOfWork, org: Organization, request: ExportRequest) -> list[RepoSelection]:
+    repo = find.repository(
+        uow.session,
+        org,
+        _given(request.product, "a product (--product)"),
+        _given(request.repository, "a repository (--repository)"),
+    )
     versions = uow.backend.list_versions(repo.backend_key)
     target = versions[-1].number if versions else uow.backend.latest_version(repo.backend_key)
     base = None
@@ -361,6 +401,16 @@ def _select_repository(uow: UnitOfWork, org, request: ExportRequest) -> list[Rep
     return [RepoSelection(repo, target, base)]
 
 
+_T = TypeVar("_T")
+
+
+def _given(value: _T | None, what: str) -> _T:
+    """A part of the request the export's scope needs (the CLI and the handlers always give it)."""
+    if value is None:
+        raise UsageError(f"this export needs {what}")
+    return value
+
+
 def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
@@ -374,6 +424,7 @@ def _write_trees(
     plans: list[RepositoryExportPlan] = []
     trees: list[ExportedTree] = []
     staging.mkdir(parents=True)
+    exporter = uow.backend if by_reference and isinstance(uow.backend, ExportsByReference) else None
     for i, s in enumerate(selections):
         progress("export repositories", i, len(selections))
         key = s.repo.backend_key
@@ -391,8 +442,8 @@ def _write_trees(
         rel = f"repos/{s.repo.product.label}/{s.repo.label}"
         dest = staging / rel
         dest.mkdir(parents=True)
-        if by_reference:
-            tree = uow.backend.export_version_by_reference(
+        if exporter is not None:
+            tree = exporter.export_version_by_reference(
                 key, s.target_version, s.base_version, dest, added=changes.added, relative_to=staging
             )
         else:
@@ -416,7 +467,7 @@ def _under(rel: str, tree: ExportedTree) -> ExportedTree:
     )
 
 
-def _ref(info) -> VersionRef:
+def _ref(info: VersionInfo) -> VersionRef:
     return VersionRef(info.number, info.package_count, info.digest)
 
 
@@ -450,7 +501,16 @@ def _write_products_csv(staging: Path, selections: list[RepoSelection]) -> None:
 
 
 def _manifest(
-    bundle_id, server_id, fingerprint, org_label, request, cv_ref, base_label, kind, selections, plans
+    bundle_id: str,
+    server_id: str,
+    fingerprint: str,
+    org_label: str,
+    request: ExportRequest,
+    cv_ref: ContentViewRef | None,
+    base_label: str | None,
+    kind: Literal["full", "incremental"],
+    selections: list[RepoSelection],
+    plans: list[RepositoryExportPlan],
 ) -> BundleManifest:
     products: dict[str, ProductEntry] = {}
     repos = []

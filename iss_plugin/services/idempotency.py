@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from iss_plugin.adapters.db.models import ProcessedEvent
+from iss_plugin.adapters.db.uow import UnitOfWork
 
 T = TypeVar("T")
 
@@ -58,7 +59,7 @@ def claim(session: Session, event_id: str, consumer: str) -> bool:
 
 
 def process_once(
-    make_uow: Callable[[], object], event_id: str, consumer: str, work: Callable[[object], T]
+    make_uow: Callable[[], UnitOfWork], event_id: str, consumer: str, work: Callable[[UnitOfWork], T]
 ) -> tuple[bool, T | None]:
     """Run `work(uow)` and commit it with the marker, unless the event was processed already.
 
@@ -79,6 +80,6 @@ def process_once(
     return True, result
 
 
-def _processed_now(make_uow, event_id: str, consumer: str) -> bool:
+def _processed_now(make_uow: Callable[[], UnitOfWork], event_id: str, consumer: str) -> bool:
     with make_uow() as uow:
         return already_processed(uow.session, event_id, consumer)

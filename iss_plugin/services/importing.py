@@ -6,10 +6,10 @@ every repository version and the content view version. Nothing changes on failur
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NotRequired, TypedDict
 
 from sqlalchemy import select
 
@@ -53,7 +53,59 @@ class ImportRequest:
     scope: Scope
     dry_run: bool = False
     # What the event that announced the bundle said of it: must agree with the signed manifest.
-    announced: dict | None = None
+    announced: Mapping[str, object] | None = None
+
+
+class BundleTarget(TypedDict):
+    """A repository a bundle carries, and what it must hold after the import."""
+
+    product: str
+    repository: str
+    package_count: int
+    package_set_digest: str
+
+
+class HeldVersion(TypedDict):
+    """A repository version this server holds, and (once published) where yum clients read it."""
+
+    backend_key: str
+    version: int
+    published_at: NotRequired[str]
+
+
+class WrittenRepository(HeldVersion):
+    """A repository version an import made."""
+
+    product: str
+    repository: str
+    package_count: int
+    package_set_digest: str
+    added: int
+    removed: int
+
+
+class ImportSummary(TypedDict):
+    bundle_id: str
+    source_server: str
+    organization: str
+    scope: str
+    targets: list[BundleTarget]
+    content_view: str | None
+    version: str | None
+    kind: str
+    base: str | None
+    create_products: list[str]
+    create_repositories: list[str]  # product/repository
+    create_content_view: bool
+    state: NotRequired[str]  # dry_run | already_imported | imported
+    repositories: NotRequired[list[WrittenRepository] | None]  # what the import wrote (None: nothing)
+
+
+class Holding(TypedDict):
+    """What this server holds of a content view or a repository (`has` of iss.bundle.rejected.v1)."""
+
+    content_view_version: NotRequired[str]
+    repositories: list[BundleTarget]
 
 
 def import_bundle(
@@ -62,8 +114,8 @@ def import_bundle(
     *,
     work_dir: Path,
     actor: str,
-    before_commit: Callable[[UnitOfWork, dict], None] | None = None,
-) -> dict:
+    before_commit: Callable[[UnitOfWork, ImportSummary], None] | None = None,
+) -> ImportSummary:
     """Returns a summary; raises a RejectedInput subclass (exit 3) with every problem found.
 
     `before_commit(uow, summary)` runs inside the import's transaction (the consumers add their
@@ -131,7 +183,7 @@ def import_bundle(
             return summary | {"state": "imported", "repositories": written}
 
 
-def _check_announcement(manifest: BundleManifest, announced: dict) -> None:
+def _check_announcement(manifest: BundleManifest, announced: Mapping[str, object]) -> None:
     """The bus event is not signed; the manifest is. Refuse a bundle the event misdescribes."""
     actual = {
         "bundle_id": manifest.bundle_id,
@@ -193,7 +245,7 @@ def record_rejection_in(uow: UnitOfWork, request: ImportRequest, error: IssError
 
 def destination_holding(
     uow: UnitOfWork, org_label: str, content_view: str | None, product: str | None, repository: str | None
-) -> dict | None:
+) -> Holding | None:
     """What this server holds of a content view or repository, as iss.bundle.rejected.v1 reports it."""
     org = uow.session.scalar(select(Organization).where(Organization.label == org_label))
     if org is None:
@@ -217,6 +269,8 @@ def destination_holding(
                 for p in latest.repositories
             ],
         }
+    if product is None or repository is None:
+        return None
     repo = uow.session.scalar(
         select(Repository).where(Repository.backend_key == backend_key(org_label, product, repository))
     )
@@ -286,14 +340,15 @@ def _repository_already_there(manifest: BundleManifest, snapshot: DestinationSna
 
 def _apply(
     uow: UnitOfWork, org: Organization, manifest: BundleManifest, plan: ImportPlan, root: Path, disposable: bool
-) -> list[dict]:
+) -> list[WrittenRepository]:
     s = uow.session
     products = {p.label: p for p in org.products}
     for label, name, redhat, content_id in plan.create_products:
         products[label] = Product(organization=org, label=label, name=name, redhat=redhat, content_id=content_id)
         s.add(products[label])
     s.flush()
-    cv = cvv = base_pins = None
+    cvv: ContentViewVersion | None = None
+    base_pins: dict[tuple[str, str], int] | None = None
     if manifest.content_view:
         ref = manifest.content_view
         cv = s.scalar(select(ContentView).where(ContentView.organization_id == org.id, ContentView.label == ref.label))
@@ -310,10 +365,14 @@ def _apply(
         )
         s.add(cvv)
         if manifest.kind == "incremental":
+            if manifest.base_content_view_version is None:  # verify_bundle's schema and check_base refuse it before
+                raise ImportRuleViolation(
+                    f"incremental bundle {manifest.bundle_id} names no base content view version; nothing was imported"
+                )
             base = find.content_view_version(s, cv, VersionNumber.parse(manifest.base_content_view_version))
             base_pins = {(p.repository.product.label, p.repository.label): p.backend_version for p in base.repositories}
     entries = {(r.product, r.label): r for r in manifest.repositories}
-    written = []
+    written: list[WrittenRepository] = []
     for pl in plan.placements:
         entry = entries[(pl.manifest_product, pl.manifest_repository)]
         product = products[pl.product]
@@ -368,26 +427,22 @@ def _apply(
     return written
 
 
-def _publish(uow: UnitOfWork, written: list[dict]) -> None:
+def _publish(uow: UnitOfWork, written: Sequence[HeldVersion]) -> None:
     """Publish imported versions where yum clients read them (idempotent), in the import's transaction."""
     for w in written:
         location = uow.backend.publish(w["backend_key"], w["version"])
-        repo = uow.session.scalar(select(Repository).where(Repository.backend_key == w["backend_key"]))
+        repo = uow.session.scalars(select(Repository).where(Repository.backend_key == w["backend_key"])).one()
         repo.published_at = location
         w["published_at"] = location
 
 
-def _held_versions(uow: UnitOfWork, org: Organization, manifest: BundleManifest) -> list[dict]:
+def _held_versions(uow: UnitOfWork, org: Organization, manifest: BundleManifest) -> list[HeldVersion]:
     """The versions this server already holds of what the bundle carries (to publish them again)."""
     if manifest.content_view:
-        cv = uow.session.scalar(
-            select(ContentView).where(
-                ContentView.organization_id == org.id, ContentView.label == manifest.content_view.label
-            )
-        )
+        cv = find.content_view(uow.session, org, manifest.content_view.label)
         cvv = find.content_view_version(uow.session, cv, VersionNumber.parse(manifest.content_view.version))
         return [{"backend_key": p.repository.backend_key, "version": p.backend_version} for p in cvv.repositories]
-    held = []
+    held: list[HeldVersion] = []
     for r in manifest.repositories:
         repo = uow.session.scalar(
             select(Repository).where(Repository.backend_key == backend_key(org.label, r.product, r.label))
@@ -412,7 +467,7 @@ def _record(uow: UnitOfWork, manifest: BundleManifest, request: ImportRequest, s
     )
 
 
-def _summary(manifest: BundleManifest, plan: ImportPlan, request: ImportRequest) -> dict:
+def _summary(manifest: BundleManifest, plan: ImportPlan, request: ImportRequest) -> ImportSummary:
     return {
         "bundle_id": manifest.bundle_id,
         "source_server": manifest.source_server,

@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 from iss_plugin.adapters.bus.codec import check_envelope
 from iss_plugin.adapters.db.models import OutboxEvent
 from iss_plugin.domain.events import ADDRESSED_TYPES, make_envelope, routing_key
+from iss_plugin.domain.jsontypes import JSONObject
 
 
 def add_event(
     session: Session,
     event_type: str,
-    data: dict,
+    data: JSONObject,
     *,
     source: str,
     subject: str | None = None,
@@ -36,13 +37,14 @@ def add_event(
     return publish_event(session, envelope, routing_key(event_type, target_server))
 
 
-def publish_event(session: Session, envelope: dict, routing_key: str) -> str:
+def publish_event(session: Session, envelope: JSONObject, routing_key: str) -> str:
     """Emit a ready envelope (a consumer's answer) through the outbox, in the caller's transaction.
 
     Validates first (SchemaViolation on a bad event). Returns the event id."""
     check_envelope(envelope)
-    session.add(OutboxEvent(event_id=envelope["id"], type=envelope["type"], routing_key=routing_key, body=envelope))
-    return envelope["id"]
+    event_id: str = envelope["id"]
+    session.add(OutboxEvent(event_id=event_id, type=envelope["type"], routing_key=routing_key, body=envelope))
+    return event_id
 
 
 def pending(session: Session) -> tuple[int, datetime | None]:

@@ -5,23 +5,23 @@ second effect."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import shutil
-import urllib.parse
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from sqlalchemy import select
 
+from iss_plugin.adapters.bundles.fetch import fetch_bundle, file_sha256
 from iss_plugin.adapters.db import catalog as find
-from iss_plugin.adapters.db.models import ContentView, Destination, Subscription
+from iss_plugin.adapters.db.models import ContentView, ContentViewVersion, Destination, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain import events as ev
-from iss_plugin.domain.errors import BundleIntegrityError, IssError, RejectedInput, TransientError, UntrustedSource
+from iss_plugin.domain.errors import IssError
+from iss_plugin.domain.jsontypes import JSONObject
 from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
 
@@ -29,13 +29,16 @@ from . import exporting, importing
 from .idempotency import already_processed, mark_processed
 from .outbox import add_event
 
+if TYPE_CHECKING:
+    from iss_plugin.adapters.bundles.signing import Signer
+
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SourceContext:
     server_id: str
-    signer: object
+    signer: Signer
     exports_path: Path
     actor: str = "iss-export"
     grace: timedelta = timedelta(minutes=5)
@@ -50,6 +53,18 @@ class DestinationContext:
     fetch_roots: tuple[Path, ...] = ()  # file:// bundle locations must lie under these (when set)
 
 
+class Propagated(exporting.ExportResult):
+    """A bundle exported for a subscription and announced to its destination."""
+
+    destination: str  # its server id
+    reason: str
+
+
+class ImportRefused(TypedDict):
+    state: Literal["rejected"]
+    reason: str  # IssError.reason
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -57,12 +72,12 @@ def _now() -> datetime:
 # --- source: export ------------------------------------------------------------------------------
 
 
-def on_content_view_published(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> list[dict]:
+def on_content_view_published(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> list[Propagated]:
     data = envelope["data"]
     with uow:
         if already_processed(uow.session, envelope["id"], "export"):
             return []
-        made = []
+        made: list[Propagated] = []
         if _is_blessed(uow, data["organization"], data["content_view"]):
             for sub in _subscriptions(uow, data["organization"], content_view=data["content_view"], lock=True):
                 made += [b for b in [propagate(uow, sub, ctx, reason="published", version=data["version"])] if b]
@@ -71,7 +86,7 @@ def on_content_view_published(uow: UnitOfWork, envelope: dict, ctx: SourceContex
         return made
 
 
-def on_repository_changed(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> list[dict]:
+def on_repository_changed(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> list[Propagated]:
     data = envelope["data"]
     with uow:
         if already_processed(uow.session, envelope["id"], "export"):
@@ -88,13 +103,13 @@ def on_repository_changed(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -
         return made
 
 
-def on_export_requested(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> list[dict]:
+def on_export_requested(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> list[Propagated]:
     data = envelope["data"]
     with uow:
         if already_processed(uow.session, envelope["id"], "export"):
             return []
         dest = uow.session.scalar(select(Destination).where(Destination.server_id == data["destination"]))
-        made = []
+        made: list[Propagated] = []
         if dest is not None:
             subs = _subscriptions(
                 uow,
@@ -121,7 +136,7 @@ def propagate(
     reason: str,
     force: bool = False,
     version: str | None = None,
-) -> dict | None:
+) -> Propagated | None:
     """Export what `sub`'s destination lacks and announce the bundle. None when there is nothing to
     send: it is up to date, or a bundle is already in flight to it (`force` sends anyway).
 
@@ -161,16 +176,16 @@ def propagate(
         latest = versions[-1]
         if sub.acknowledged == latest.digest and not force:
             return None
-        base = next(
+        base_version = next(
             (v.number for v in reversed(versions) if v.digest == sub.acknowledged and v.number != latest.number), None
         )
         request = exporting.ExportRequest(
             organization=sub.organization,
             scope="repository",
-            incremental=base is not None,
+            incremental=base_version is not None,
             product=sub.product,
             repository=sub.repository,
-            from_version=str(base) if base is not None else None,
+            from_version=str(base_version) if base_version is not None else None,
             destination=dest.name,
             fmt="tgz",
             path=ctx.exports_path / dest.server_id,
@@ -194,12 +209,12 @@ def propagate(
         target_server=dest.server_id,
     )
     sub.in_flight, sub.in_flight_since = marker, _now()
-    return result | {"destination": dest.server_id, "reason": reason}
+    return {**result, "destination": dest.server_id, "reason": reason}
 
 
-def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> dict:
+def _bundle_ready_data(result: exporting.ExportResult, sub: Subscription, ctx: SourceContext) -> JSONObject:
     path = Path(result["path"])
-    data = {
+    data: JSONObject = {
         "bundle_id": result["bundle_id"],
         "source_server": ctx.server_id,
         "destination": sub.destination.server_id,
@@ -208,7 +223,7 @@ def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> d
         "location": path.resolve().as_uri(),
         "format": result["format"],
         "size": result["size"],
-        **({"sha256": _file_sha256(path)} if path.is_file() else {}),
+        **({"sha256": file_sha256(path)} if path.is_file() else {}),
         "base": None,
         "repositories": [
             {
@@ -240,15 +255,9 @@ def _bundle_ready_data(result: dict, sub: Subscription, ctx: SourceContext) -> d
     return data
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _next_version(cv: ContentView, acknowledged: str | None, wanted: str | None, force: bool):
+def _next_version(
+    cv: ContentView, acknowledged: str | None, wanted: str | None, force: bool
+) -> ContentViewVersion | None:
     ordered = sorted(cv.versions, key=lambda v: (v.major, v.minor))
     if not ordered:
         return None
@@ -306,14 +315,14 @@ def _subscriptions(
 # --- source: status ------------------------------------------------------------------------------
 
 
-def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dict | None:
+def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> Propagated | None:
     """Record what a destination acknowledged; on base_mismatch re-plan from what it has."""
     data = envelope["data"]
     with uow:
         if already_processed(uow.session, envelope["id"], "status"):
             return None
         dest = uow.session.scalar(select(Destination).where(Destination.server_id == data["destination"]))
-        result = None
+        result: Propagated | None = None
         if dest is not None:
             subs = [
                 s
@@ -360,13 +369,13 @@ def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dic
 
 def reconcile(
     uow: UnitOfWork, ctx: SourceContext, now: datetime | None = None, *, resend_in_flight: bool = False
-) -> list[dict]:
+) -> list[Propagated]:
     """Re-emit every subscription whose destination is behind with nothing in flight for the grace
     time (longer after refusals in a row; `resend_in_flight`: regardless, e.g. once an admin fixed
     the destination). One transaction per subscription: one that fails (disk full, a broken
     repository) is logged and the others still go out."""
     now = now or _now()
-    made = []
+    made: list[Propagated] = []
     with uow:
         ids = list(uow.session.scalars(select(Subscription.id).order_by(Subscription.id)))
     for sub_id in ids:
@@ -402,7 +411,9 @@ def reconcile(
 # --- destination: import -------------------------------------------------------------------------
 
 
-def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) -> dict | None:
+def on_bundle_ready(
+    uow: UnitOfWork, envelope: JSONObject, ctx: DestinationContext
+) -> importing.ImportSummary | ImportRefused | None:
     """Fetch, verify and import an announced bundle; answer the source from the signed manifest.
 
     A transient problem (the bundle not there yet, a download error) raises for a retry; any other
@@ -414,7 +425,7 @@ def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) ->
         if already_processed(uow.session, envelope["id"], "import"):
             return None
     into = ctx.imports_path / "incoming" / f"{data['bundle_id']}-{uuid.uuid4().hex[:8]}"  # one per delivery
-    scope = "content_view_version" if data.get("content_view") else "repository"
+    scope: importing.Scope = "content_view_version" if data.get("content_view") else "repository"
     announced = {
         k: data[k]
         for k in ("bundle_id", "source_server", "content_view", "version", "product", "repository")
@@ -422,7 +433,7 @@ def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) ->
     }
     request = importing.ImportRequest(organization=data["organization"], path=into, scope=scope, announced=announced)
 
-    def before_commit(tx: UnitOfWork, summary: dict) -> None:
+    def before_commit(tx: UnitOfWork, summary: importing.ImportSummary) -> None:
         add_event(
             tx.session,
             ev.BUNDLE_IMPORTED,
@@ -450,9 +461,9 @@ def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) ->
         shutil.rmtree(into, ignore_errors=True)
 
 
-def _imported_answer(summary: dict, organization: str, ctx: DestinationContext) -> dict:
+def _imported_answer(summary: importing.ImportSummary, organization: str, ctx: DestinationContext) -> JSONObject:
     """What the destination now holds, from the verified manifest (never from the event)."""
-    answer = {
+    answer: JSONObject = {
         "bundle_id": summary["bundle_id"],
         "source_server": summary["source_server"],
         "destination": ctx.server_id,
@@ -468,10 +479,10 @@ def _imported_answer(summary: dict, organization: str, ctx: DestinationContext) 
 
 
 def _answer_rejected(
-    uow: UnitOfWork, envelope: dict, request: importing.ImportRequest, e: IssError, ctx: DestinationContext
+    uow: UnitOfWork, envelope: JSONObject, request: importing.ImportRequest, e: IssError, ctx: DestinationContext
 ) -> None:
     data = envelope["data"]
-    answer = {
+    answer: JSONObject = {
         "bundle_id": data["bundle_id"],
         "source_server": data["source_server"],
         "destination": ctx.server_id,
@@ -499,79 +510,3 @@ def _answer_rejected(
         )
         mark_processed(uow.session, envelope["id"], "import")
         uow.commit()
-
-
-def fetch_bundle(
-    location: str, into: Path, size: int | None, roots: tuple[Path, ...] = (), sha256: str | None = None
-) -> Path:
-    """A local copy of an announced bundle: hardlinks (else copies) of a file:// bundle, or a
-    streamed download of http(s)://. file:// paths must lie under `roots` when roots are set;
-    links inside a directory bundle are copied as links, so the bundle reader refuses them."""
-    into.mkdir(parents=True, exist_ok=True)
-    url = urllib.parse.urlparse(location)
-    if url.scheme == "file":
-        dst = _fetch_file(Path(urllib.parse.unquote(url.path)), location, into, size, roots)
-        if sha256 and dst.is_file() and _file_sha256(dst) != sha256:
-            raise BundleIntegrityError(f"{location} does not have the sha256 its announcement gives ({sha256})")
-        return dst
-    if url.scheme not in ("http", "https"):
-        raise RejectedInput(f"bundle location {location!r} is neither file:// nor http(s)://")
-    import httpx
-
-    dst = into / (Path(url.path).name or "bundle.tar.gz")
-    try:
-        with httpx.stream("GET", location, timeout=60, follow_redirects=False) as r:
-            r.raise_for_status()
-            written, digest = 0, hashlib.sha256()
-            with open(dst, "wb") as fh:
-                for chunk in r.iter_bytes(1 << 20):
-                    written += len(chunk)
-                    if size is not None and written > size:
-                        raise BundleIntegrityError(f"download of {location} is larger than the announced {size} bytes")
-                    digest.update(chunk)
-                    fh.write(chunk)
-    except httpx.HTTPStatusError as e:
-        raise TransientError(
-            f"could not download {location}: {e}", details={"status": e.response.status_code}
-        ) from None
-    except httpx.HTTPError as e:
-        raise TransientError(f"could not download {location}: {e}") from None
-    if size is not None and dst.stat().st_size != size:
-        raise TransientError(f"download of {location} has {dst.stat().st_size} bytes, expected {size}")
-    if sha256 and digest.hexdigest() != sha256:
-        raise BundleIntegrityError(f"download of {location} does not have the announced sha256 {sha256}")
-    return dst
-
-
-def _fetch_file(src: Path, location: str, into: Path, size: int | None, roots: tuple[Path, ...]) -> Path:
-    if not src.is_absolute():
-        raise RejectedInput(f"bundle location {location!r} is not an absolute file:// path")
-    try:
-        real = src.resolve(strict=True)
-    except FileNotFoundError:
-        raise TransientError(f"bundle {location} is not there (yet)") from None
-    if roots and not any(real.is_relative_to(Path(r).resolve()) for r in roots):
-        raise UntrustedSource(
-            f"bundle location {location} is outside the directories this server fetches from "
-            f"({', '.join(str(r) for r in roots)}; setting fetch_roots)"
-        )
-    dst = into / real.name
-    if real.is_dir():
-        if not (real / "manifest.json").is_file():
-            raise RejectedInput(f"{location} is a directory but not an iss bundle (no manifest.json)")
-        shutil.copytree(real, dst, symlinks=True, copy_function=_link_or_copy)
-    elif real.is_file():
-        if size is not None and real.stat().st_size != size:
-            raise BundleIntegrityError(f"{location} has {real.stat().st_size} bytes, the announcement says {size}")
-        _link_or_copy(real, dst)
-    else:
-        raise RejectedInput(f"{location} is neither a bundle directory nor a bundle file")
-    return dst
-
-
-def _link_or_copy(src, dst) -> None:
-    try:
-        Path(dst).unlink(missing_ok=True)
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from iss_plugin.adapters.db.models import Repository
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.events import REPOSITORY_CHANGED
@@ -29,12 +31,18 @@ def record_new_version(uow: UnitOfWork, repo: Repository, version: int, source: 
     return add_event(uow.session, REPOSITORY_CHANGED, data, source=source, subject=repo.backend_key)
 
 
-def announce_new_versions(uow: UnitOfWork, source: str) -> list[dict]:
+class AnnouncedVersion(TypedDict):
+    repository: str
+    version: int
+    event_id: str | None
+
+
+def announce_new_versions(uow: UnitOfWork, source: str) -> list[AnnouncedVersion]:
     """The repository watcher's pass: every repository version not yet announced (made by iss or by
     anyone else in the backend, e.g. a sync run from pulp-cli) gets its event, once."""
     from sqlalchemy import select
 
-    announced = []
+    announced: list[AnnouncedVersion] = []
     for repo in uow.session.scalars(select(Repository).order_by(Repository.id)):
         latest = uow.backend.latest_version(repo.backend_key)
         if latest == 0 or (repo.announced_version is not None and latest <= repo.announced_version):

@@ -7,9 +7,10 @@ Katello, a repository that a content view or one of its versions holds cannot be
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import select
 
@@ -31,8 +32,14 @@ from iss_plugin.domain.manifest import BundleManifest
 from .audit import audit
 
 
+class ImportedRepository(TypedDict):
+    product: str
+    repository: str
+    backend_key: str
+
+
 def record_imported(
-    uow: UnitOfWork, org: Organization, manifest: BundleManifest, written: list[dict[str, Any]], bundle: Path
+    uow: UnitOfWork, org: Organization, manifest: BundleManifest, written: Sequence[ImportedRepository], bundle: Path
 ) -> None:
     """In the import's transaction: offer every Red Hat repository the bundle brought."""
     s = uow.session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import uuid
+from typing import TypedDict
 
 from iss_plugin.adapters.db import migrate
 from iss_plugin.adapters.db.engine import redacted_url
@@ -11,7 +12,16 @@ from iss_plugin.domain.labels import server_id_from_hostname
 from iss_plugin.settings import Settings
 
 
-def initialize(settings: Settings) -> dict:
+class Initialized(TypedDict):
+    data_dir: str
+    database: str
+    server_id: str
+    key_fingerprint: str
+    key_created: bool
+    schema: str | None
+
+
+def initialize(settings: Settings) -> Initialized:
     from iss_plugin.adapters.bundles.signing import generate_keypair, load_signer
 
     for path in (

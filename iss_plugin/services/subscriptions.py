@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from sqlalchemy import select
 
 from iss_plugin.adapters.db import catalog as find
@@ -13,7 +15,33 @@ from iss_plugin.domain.labels import check_server_id
 from .audit import audit
 
 
-def add_destination(uow: UnitOfWork, name: str, server_id: str, public_pem: str, actor: str) -> dict:
+class DestinationAdded(TypedDict):
+    name: str
+    server_id: str
+    fingerprint: str
+
+
+class Subscribed(TypedDict):
+    destination: str
+    organization: str
+    content_view: str | None
+    repository: str | None  # product/repository
+    created: bool
+
+
+class SubscriptionRow(TypedDict):
+    destination: str
+    server_id: str
+    organization: str
+    content_view: str | None
+    repository: str | None  # product/repository
+    acknowledged: str | None
+    in_flight: str | None
+    rejections: int
+    last_rejection: str | None
+
+
+def add_destination(uow: UnitOfWork, name: str, server_id: str, public_pem: str, actor: str) -> DestinationAdded:
     from iss_plugin.adapters.bundles.signing import fingerprint_of
 
     check_server_id(server_id, "--server-id")
@@ -38,7 +66,7 @@ def destination(uow: UnitOfWork, name: str) -> Destination:
 
 def subscribe(
     uow: UnitOfWork, destination_name: str, org_label: str, content_view: str | None, repository: str | None, actor: str
-) -> dict:
+) -> Subscribed:
     if bool(content_view) == bool(repository):
         raise UsageError("subscribe to exactly one of --content-view CV or --repository PRODUCT/REPO")
     with uow:
@@ -47,7 +75,7 @@ def subscribe(
         product = repo = cv = ""
         if content_view:
             cv = find.content_view(uow.session, org, content_view).label
-        else:
+        elif repository:  # exactly one of both is given (checked above)
             r = find.repository_by_path(uow.session, org, repository)
             product, repo = r.product.label, r.label
         exists = uow.session.scalar(
@@ -84,7 +112,7 @@ def subscribe(
     }
 
 
-def list_subscriptions(uow: UnitOfWork) -> list[dict]:
+def list_subscriptions(uow: UnitOfWork) -> list[SubscriptionRow]:
     with uow:
         rows = uow.session.scalars(select(Subscription).order_by(Subscription.id))
         return [

@@ -5,7 +5,7 @@ repository may never sync from."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -103,12 +103,34 @@ def url_for_sync(session: Session, org: Organization, repo: Repository, one_shot
     return url
 
 
-def describe(session: Session, repo: Repository) -> dict[str, Any]:
-    effective, origin = effective_sync_url(sync_location(session, repo))
+class SyncUrlFields(TypedDict):
+    upstream_url: str | None
+    repository_override: str | None
+    product_override: str | None
+    cdn_url: str | None
+    effective_url: str | None
+    effective_from: str
+
+
+class RepositoryUrls(SyncUrlFields):
+    product: str
+    repository: str
+    redhat: bool
+
+
+def describe(session: Session, repo: Repository) -> RepositoryUrls:
     return {
         "product": repo.product.label,
         "repository": repo.label,
         "redhat": repo.product.redhat,
+        **url_fields(session, repo),
+    }
+
+
+def url_fields(session: Session, repo: Repository) -> SyncUrlFields:
+    """What `iss repository info` adds: the overrides and the effective URL."""
+    effective, origin = effective_sync_url(sync_location(session, repo))
+    return {
         "upstream_url": repo.upstream_url,
         "repository_override": repo.sync_url_override,
         "product_override": repo.product.sync_url_override,
@@ -118,12 +140,7 @@ def describe(session: Session, repo: Repository) -> dict[str, Any]:
     }
 
 
-def url_fields(session: Session, repo: Repository) -> dict[str, Any]:
-    """What `iss repository info` adds: the overrides and the effective URL."""
-    return {k: v for k, v in describe(session, repo).items() if k not in ("product", "repository", "redhat")}
-
-
-def repository_urls(uow: UnitOfWork, org_label: str, path: str | None) -> list[dict[str, Any]]:
+def repository_urls(uow: UnitOfWork, org_label: str, path: str | None) -> list[RepositoryUrls]:
     """Upstream, overrides and effective URL of one repository (PRODUCT/REPO) or of all of them."""
     with uow:
         org = find.organization(uow.session, org_label)
@@ -151,7 +168,7 @@ def set_repository_url(uow: UnitOfWork, org_label: str, path: str, url: str | No
 
 def set_product_url(
     uow: UnitOfWork, org_label: str, product_label: str, url: str | None, actor: str
-) -> list[dict[str, Any]]:
+) -> list[RepositoryUrls]:
     """Every repository of the product syncs from url + its label + '/' (unless it has its own override)."""
     if url is not None:
         check_sync_url(url)

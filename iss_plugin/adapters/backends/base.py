@@ -33,7 +33,7 @@ class ExportedTree:
     files: tuple[FileEntry, ...]
     new_packages: int
     # Room for metadata beyond packages (updateinfo, comps, modules) without changing the type.
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
     # Files of `files` that were NOT written under the tree (ExportsByReference): path -> a file
     # holding exactly those bytes (the store's own, read-only: read it, never change it).
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -90,7 +90,8 @@ def version_changes(backend: ContentBackend, repo: str, base_version: int | None
     backend can say so itself (local), otherwise by comparing both package lists."""
     own = getattr(backend, "version_changes", None)
     if own is not None:
-        return own(repo, base_version, version)
+        changes: VersionChanges = own(repo, base_version, version)
+        return changes
     target = backend.list_packages(repo, version)
     base = {p.sha256 for p in backend.list_packages(repo, base_version)} if base_version is not None else set()
     target_sha = {p.sha256 for p in target}

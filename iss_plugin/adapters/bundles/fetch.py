@@ -1,0 +1,97 @@
+"""Fetching an announced bundle onto this server: hardlinks (else copies) of a file:// bundle under
+the trusted roots, or a streamed download of http(s)://, checked against the announced size and sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import urllib.parse
+from pathlib import Path
+
+import httpx
+
+from iss_plugin.domain.errors import BundleIntegrityError, RejectedInput, TransientError, UntrustedSource
+
+
+def fetch_bundle(
+    location: str, into: Path, size: int | None, roots: tuple[Path, ...] = (), sha256: str | None = None
+) -> Path:
+    """A local copy of an announced bundle: hardlinks (else copies) of a file:// bundle, or a
+    streamed download of http(s)://. file:// paths must lie under `roots` when roots are set;
+    links inside a directory bundle are copied as links, so the bundle reader refuses them."""
+    into.mkdir(parents=True, exist_ok=True)
+    url = urllib.parse.urlparse(location)
+    if url.scheme == "file":
+        dst = _fetch_file(Path(urllib.parse.unquote(url.path)), location, into, size, roots)
+        if sha256 and dst.is_file() and file_sha256(dst) != sha256:
+            raise BundleIntegrityError(f"{location} does not have the sha256 its announcement gives ({sha256})")
+        return dst
+    if url.scheme not in ("http", "https"):
+        raise RejectedInput(f"bundle location {location!r} is neither file:// nor http(s)://")
+
+    dst = into / (Path(url.path).name or "bundle.tar.gz")
+    try:
+        with httpx.stream("GET", location, timeout=60, follow_redirects=False) as r:
+            r.raise_for_status()
+            written, digest = 0, hashlib.sha256()
+            with open(dst, "wb") as fh:
+                for chunk in r.iter_bytes(1 << 20):
+                    written += len(chunk)
+                    if size is not None and written > size:
+                        raise BundleIntegrityError(f"download of {location} is larger than the announced {size} bytes")
+                    digest.update(chunk)
+                    fh.write(chunk)
+    except httpx.HTTPStatusError as e:
+        raise TransientError(
+            f"could not download {location}: {e}", details={"status": e.response.status_code}
+        ) from None
+    except httpx.HTTPError as e:
+        raise TransientError(f"could not download {location}: {e}") from None
+    if size is not None and dst.stat().st_size != size:
+        raise TransientError(f"download of {location} has {dst.stat().st_size} bytes, expected {size}")
+    if sha256 and digest.hexdigest() != sha256:
+        raise BundleIntegrityError(f"download of {location} does not have the announced sha256 {sha256}")
+    return dst
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch_file(src: Path, location: str, into: Path, size: int | None, roots: tuple[Path, ...]) -> Path:
+    if not src.is_absolute():
+        raise RejectedInput(f"bundle location {location!r} is not an absolute file:// path")
+    try:
+        real = src.resolve(strict=True)
+    except FileNotFoundError:
+        raise TransientError(f"bundle {location} is not there (yet)") from None
+    if roots and not any(real.is_relative_to(Path(r).resolve()) for r in roots):
+        raise UntrustedSource(
+            f"bundle location {location} is outside the directories this server fetches from "
+            f"({', '.join(str(r) for r in roots)}; setting fetch_roots)"
+        )
+    dst = into / real.name
+    if real.is_dir():
+        if not (real / "manifest.json").is_file():
+            raise RejectedInput(f"{location} is a directory but not an iss bundle (no manifest.json)")
+        shutil.copytree(real, dst, symlinks=True, copy_function=_link_or_copy)
+    elif real.is_file():
+        if size is not None and real.stat().st_size != size:
+            raise BundleIntegrityError(f"{location} has {real.stat().st_size} bytes, the announcement says {size}")
+        _link_or_copy(real, dst)
+    else:
+        raise RejectedInput(f"{location} is neither a bundle directory nor a bundle file")
+    return dst
+
+
+def _link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    try:
+        Path(dst).unlink(missing_ok=True)
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
