@@ -119,7 +119,7 @@ def change_source(src: App, rpms: Path) -> None:
     catalog.remove_packages(src.uow(), ORG, f"{RH_PRODUCT}/baseos", info["packages"][:3], ACTOR, src.server_id)
 
 
-def import_into(app: App, organization: str, bundle: Path) -> dict[str, Any]:
+def import_into(app: App, organization: str, bundle: Path) -> importing.ImportSummary:
     request = importing.ImportRequest(organization=organization, path=bundle, scope="content_view_version")
     return importing.import_bundle(app.uow(), request, work_dir=app.settings.imports_path, actor=ACTOR)
 
@@ -299,7 +299,7 @@ def _manual(root: Path, packages_per_repo: int, say: Say) -> list[Step]:
 
     src, dst = make_server(root, "source"), make_server(root, "destination")
     rpms = root / "rpms"
-    bundles: dict[str, dict[str, Any]] = {}
+    bundles: dict[str, exporting.ExportResult] = {}
     try:
 
         def build_source() -> tuple[str, str]:
@@ -311,7 +311,7 @@ def _manual(root: Path, packages_per_repo: int, say: Say) -> list[Step]:
             prepare_destination(dst, src, root, ACTOR)
             return "ready", f"entitled to {RH_CONTENT_ID}, trusts the source key {src.signer.fingerprint[:23]}..."
 
-        def export(incremental: bool) -> dict[str, Any]:
+        def export(incremental: bool) -> exporting.ExportResult:
             request = exporting.ExportRequest(
                 organization=ORG,
                 scope="content_view_version",
@@ -349,7 +349,7 @@ def _manual(root: Path, packages_per_repo: int, say: Say) -> list[Step]:
 
         def import_incremental() -> tuple[str, str]:
             r = import_into(dst, ORG, Path(bundles["2.0"]["path"]))
-            counts = ", ".join(f"{w['repository']} {w['package_count']}" for w in r["repositories"])
+            counts = ", ".join(f"{w['repository']} {w['package_count']}" for w in r.get("repositories") or [])
             return r["state"], f"2.0 into {ORG}: {counts}"
 
         def refused() -> tuple[str, str]:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from iss_plugin.bootstrap import App
-from iss_plugin.services.repository_events import announce_new_versions
+from iss_plugin.services.repository_events import AnnouncedVersion, announce_new_versions
 
 log = logging.getLogger(__name__)
 
 
-def watch_once(app: App) -> list[dict[str, Any]]:
+def watch_once(app: App) -> list[AnnouncedVersion]:
     uow = app.uow()
     with uow:
         announced = announce_new_versions(uow, app.server_id)
