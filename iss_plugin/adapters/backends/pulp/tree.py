@@ -4,12 +4,21 @@ upload request per package)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from iss_plugin.domain.packages import standard_location
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
