@@ -6,13 +6,17 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from iss_plugin.adapters.backends.pulp.client import PulpConnection, PulpSession
+from iss_plugin.adapters.backends.pulp.client import Params, PulpConnection, PulpSession
 from iss_plugin.adapters.backends.pulp.export import PulpExport
 from iss_plugin.adapters.backends.pulp.housekeeping import PulpHousekeeping
 from iss_plugin.adapters.backends.pulp.imports import PulpImport
 from iss_plugin.adapters.backends.pulp.watch import PulpWatch
 from iss_plugin.domain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from iss_plugin.settings import Settings
 
 UPLOAD_THREADS = 4
 BULK_UPLOAD = 20  # from this many files to upload, one sync of a yum tree around them beats one request each
@@ -37,8 +41,8 @@ class PulpBackend(PulpImport, PulpExport, PulpHousekeeping, PulpWatch):
         upload_threads: int = UPLOAD_THREADS,
         bulk_upload: int = BULK_UPLOAD,
         modify_import_limit: int = MODIFY_IMPORT_LIMIT,
-        remote_options: dict | None = None,
-    ):
+        remote_options: Params | None = None,
+    ) -> None:
         self.pulp = session
         self.shared_export_dir = Path(shared_export_dir) if shared_export_dir else None
         self.shared_import_dir = Path(shared_import_dir) if shared_import_dir else None
@@ -50,7 +54,7 @@ class PulpBackend(PulpImport, PulpExport, PulpHousekeeping, PulpWatch):
         self._repos = {}
 
     @classmethod
-    def from_settings(cls, settings, **kwargs) -> PulpBackend:
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> PulpBackend:
         p = settings.pulp
         if p.password is not None:
             password = p.password

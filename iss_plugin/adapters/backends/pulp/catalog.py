@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 
 from iss_plugin.adapters.backends.base import VersionChanges, VersionInfo
+from iss_plugin.adapters.backends.pulp.client import Entity, Params
 from iss_plugin.adapters.backends.pulp.entities import (
     HREF_BATCH,
     IN_BATCH,
@@ -30,7 +31,7 @@ from iss_plugin.domain.packages import Package, package_set_digest
 class _SetCache:
     """Package sets of repository versions by (Pulp URL, version href): versions never change."""
 
-    def __init__(self, size: int = 256):
+    def __init__(self, size: int = 256) -> None:
         self.size = size
         self._d: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
         self._lock = threading.Lock()
@@ -61,7 +62,7 @@ _FILENAMES: dict[tuple[str, str], str] = {}
 _FILENAMES_MAX = 500_000
 
 
-def _remember_filename(url: str, e: dict) -> None:
+def _remember_filename(url: str, e: Entity) -> None:
     if len(_FILENAMES) > _FILENAMES_MAX:
         _FILENAMES.clear()
     if e.get("location_href"):
@@ -97,7 +98,7 @@ class PulpCatalog(PulpRepositories):
         target = self._version_set(self._version_href(repo, version))
         base = self._version_set(self._version_href(repo, base_version)) if base_version is not None else {}
         added_hrefs = [href for sha, href in target.items() if sha not in base]
-        added = []
+        added: list[Package] = []
         for batch in batched(added_hrefs, HREF_BATCH):
             added.extend(
                 package_of(e)
@@ -124,7 +125,7 @@ class PulpCatalog(PulpRepositories):
         return sorted(pkgs, key=lambda p: (p.location, p.sha256))
 
     # === package sets ===============================================================================
-    def _walk_versions(self, r: dict) -> list[tuple[dict, dict[str, str]]]:
+    def _walk_versions(self, r: Entity) -> list[tuple[Entity, dict[str, str]]]:
         """Every version of the repository with its package set {sha256: content href}."""
         versions = sorted(
             self.pulp.list(
@@ -137,7 +138,7 @@ class PulpCatalog(PulpRepositories):
             ),
             key=lambda v: v["number"],
         )
-        out: list[tuple[dict, dict[str, str]]] = []
+        out: list[tuple[Entity, dict[str, str]]] = []
         prev: dict[str, str] | None = None
         for v in versions:
             key = (self.pulp.conn.url, v["pulp_href"])
@@ -151,7 +152,7 @@ class PulpCatalog(PulpRepositories):
             prev = shas
         return out
 
-    def _set_query(self, params: dict) -> Iterable[dict]:
+    def _set_query(self, params: Params) -> Iterator[Entity]:
         for e in self.pulp.list("content_rpm_packages_list", "listing packages", dict(params, fields=SET_FIELDS)):
             _remember_filename(self.pulp.conn.url, e)
             yield e
@@ -186,7 +187,7 @@ class PulpCatalog(PulpRepositories):
         _SETS.put(key, shas)
         return shas
 
-    def _apply_summary(self, prev: dict[str, str], v: dict) -> dict[str, str] | None:
+    def _apply_summary(self, prev: dict[str, str], v: Entity) -> dict[str, str] | None:
         """prev + what version v added - what it removed; None when the result disagrees with Pulp's
         count of v's packages (a version between them was deleted: list v in full instead)."""
         summary = v.get("content_summary") or {}

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from iss_plugin.adapters.backends.pulp.catalog import PulpCatalog
+from iss_plugin.adapters.backends.pulp.client import Entity
 from iss_plugin.adapters.backends.pulp.entities import sha_of, version_number
 from iss_plugin.adapters.backends.pulp.sync import PulpSync
 from iss_plugin.adapters.backends.pulp.tree import file_sha256
@@ -37,7 +38,7 @@ class PulpContent(PulpSync, PulpCatalog):
         hrefs = self._content_by_sha(list(wanted))
         missing = [(sha, f) for sha, f in wanted.items() if sha not in hrefs]
         if len(missing) >= self.bulk_upload and self.shared_import_dir is not None:
-            return self._bulk_add(repo, r, wanted, len(files))
+            return self._bulk_add(self.shared_import_dir, repo, r, wanted, len(files))
         uploaded, problems = self._upload(missing)
         if problems:
             raise BackendError(
@@ -47,16 +48,17 @@ class PulpContent(PulpSync, PulpCatalog):
         hrefs.update(uploaded)
         return self._modify(r, add=[hrefs[sha] for sha in wanted], doing=f"adding {len(wanted)} packages to '{repo}'")
 
-    def _bulk_add(self, repo: str, r: dict, wanted: dict[str, Path], total: int) -> int:
-        """Many new packages: a yum tree around them in the shared import directory, one additive
-        sync (one Pulp task; packages Pulp holds already are not read again)."""
+    def _bulk_add(self, root: Path, repo: str, r: Entity, wanted: dict[str, Path], total: int) -> int:
+        """Many new packages: a yum tree around them in root (the shared import directory), one
+        additive sync (one Pulp task; packages Pulp holds already are not read again)."""
         problems, version = self._sync_around(
-            r, list(wanted.values()), tag="upload", mirror=False, what=f"{len(wanted)} uploaded packages"
+            root, r, list(wanted.values()), tag="upload", mirror=False, what=f"{len(wanted)} uploaded packages"
         )
         if problems:
             raise BackendError(
                 f"{len(problems)} of {total} packages could not be uploaded to Pulp; '{repo}' is unchanged", problems
             )
+        assert version is not None  # no problems: the sync made a version
         got = self._version_set(self._version_href(repo, version))
         lost = [f.name for sha, f in wanted.items() if sha not in got]
         if lost:
@@ -83,7 +85,12 @@ class PulpContent(PulpSync, PulpCatalog):
             {"retain_repo_versions": 1, "description": f"iss: package files on their way into {repo}"},
         )
         problems, _version = self._sync_around(
-            r, [path for _sha, path in items], tag="incoming", mirror=True, what=f"{len(items)} new package files"
+            self.shared_import_dir,
+            r,
+            [path for _sha, path in items],
+            tag="incoming",
+            mirror=True,
+            what=f"{len(items)} new package files",
         )
         if problems:
             return {}, problems
@@ -117,12 +124,12 @@ class PulpContent(PulpSync, PulpCatalog):
             for sha, href, problem in pool.map(one, items):
                 if problem:
                     problems.append(problem)
-                else:
-                    done[sha] = href  # type: ignore[assignment]
+                elif href is not None:  # always, without a problem
+                    done[sha] = href
         return done, problems
 
-    def _modify(self, r: dict, *, add: Sequence[str] = (), remove: Sequence[str] = (), doing: str) -> int:
-        body = {"base_version": r["latest_version_href"]}
+    def _modify(self, r: Entity, *, add: Sequence[str] = (), remove: Sequence[str] = (), doing: str) -> int:
+        body: dict[str, str | list[str]] = {"base_version": r["latest_version_href"]}
         if add:
             body["add_content_units"] = list(add)
         if remove:

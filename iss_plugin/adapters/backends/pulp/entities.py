@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
+from iss_plugin.adapters.backends.pulp.client import Entity
 from iss_plugin.domain.errors import BackendError
 from iss_plugin.domain.packages import Package, standard_location
 
@@ -25,14 +27,16 @@ SET_FIELDS = ["pulp_href", "pkgId", "checksum_type", "sha256", "location_href"]
 HREF_BATCH = 40  # content hrefs per `pulp_href__in` query (same limit)
 IN_BATCH = 50  # checksums per `pkgId__in` query: gunicorn refuses request lines over 4094 bytes
 
+T = TypeVar("T")
+
 
 def utc(text: str) -> datetime:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def sha_of(entity: dict) -> str:
-    sha = entity.get("sha256")
+def sha_of(entity: Entity) -> str:
+    sha: str | None = entity.get("sha256")
     if not sha and (entity.get("checksum_type") or "").lower() == "sha256":
         sha = entity.get("pkgId")
     if not sha:
@@ -40,7 +44,7 @@ def sha_of(entity: dict) -> str:
     return sha.lower()
 
 
-def package_of(e: dict) -> Package:
+def package_of(e: Entity) -> Package:
     filename = (e.get("location_href") or "").rsplit("/", 1)[-1]
     return Package(
         name=e["name"],
@@ -54,10 +58,21 @@ def package_of(e: dict) -> Package:
     )
 
 
+def href_of(entity: Entity) -> str:
+    href: str = entity["pulp_href"]
+    return href
+
+
+def first_created(task: Entity) -> str:
+    """The href of the first resource a finished task created."""
+    href: str = task["created_resources"][0]
+    return href
+
+
 def version_number(href: str) -> int:
     return int(href.rstrip("/").rsplit("/", 1)[-1])
 
 
-def batched(seq: Sequence, n: int) -> Iterable[Sequence]:
+def batched(seq: Sequence[T], n: int) -> Iterator[Sequence[T]]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]

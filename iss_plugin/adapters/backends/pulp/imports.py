@@ -12,17 +12,31 @@ holds. The resulting version must have the expected digest; otherwise it is dele
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from iss_plugin.adapters.backends.base import ImportExpectation
 from iss_plugin.adapters.backends.pulp.catalog import _SETS
+from iss_plugin.adapters.backends.pulp.client import Entity
 from iss_plugin.adapters.backends.pulp.content import PulpContent
 from iss_plugin.adapters.backends.pulp.entities import version_number
 from iss_plugin.adapters.backends.pulp.tree import repomd_types
 from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError
 from iss_plugin.domain.packages import package_set_digest
 
+if TYPE_CHECKING:
+    from iss_plugin.adapters.content_types import RemoteUnit
+
 PACKAGE_METADATA = {"primary", "filelists", "other", "primary_db", "filelists_db", "other_db"}
+
+
+@dataclass(frozen=True)
+class TreePackage:
+    """A package a tree's metadata lists, once checked: its file's path in the tree and its sha256."""
+
+    href: str
+    sha256: str
 
 
 class PulpImport(PulpContent):
@@ -53,7 +67,9 @@ class PulpImport(PulpContent):
         self._check_result(repo, tree, expect, version, latest_href)
         return version
 
-    def _check_held(self, repo: str, tree: Path, absent: list, latest_href: str, expect: ImportExpectation) -> None:
+    def _check_held(
+        self, repo: str, tree: Path, absent: list[TreePackage], latest_href: str, expect: ImportExpectation
+    ) -> None:
         """The packages the tree lists without their file must be in Pulp already."""
         held = self._content_by_sha([u.sha256 for u in absent])
         lacking = [u for u in absent if u.sha256 not in held]
@@ -93,7 +109,7 @@ class PulpImport(PulpContent):
             "the version was removed again",
         )
 
-    def _apply_by_modify(self, repo: str, r: dict, tree: Path, listed) -> int:
+    def _apply_by_modify(self, repo: str, r: Entity, tree: Path, listed: list[TreePackage]) -> int:
         """Make the latest version equal to the tree's package list with one modify task: packages
         Pulp holds are added by reference, the tree's new package files are uploaded first. Costs
         follow the change, not the repository (a mirror sync re-reads every package's metadata)."""
@@ -117,7 +133,7 @@ class PulpImport(PulpContent):
             doing=f"importing {tree} into '{repo}' (+{len(adding)} -{len(removing)})",
         )
 
-    def _check_base(self, repo: str, r: dict, base_version: int) -> None:
+    def _check_base(self, repo: str, r: Entity, base_version: int) -> None:
         numbers = {
             v["number"]
             for v in self.pulp.list(
@@ -137,7 +153,7 @@ class PulpImport(PulpContent):
             )
 
 
-def _listed_packages(tree: Path, expect: ImportExpectation) -> list:
+def _listed_packages(tree: Path, expect: ImportExpectation) -> list[TreePackage]:
     """The packages the tree's metadata lists, once the tree and its list pass every check that needs
     no Pulp: safe entries, sha256 checksums, relative locations, the promised count and digest."""
     from iss_plugin.adapters.content_types.yum import read_tree_packages
@@ -151,7 +167,8 @@ def _listed_packages(tree: Path, expect: ImportExpectation) -> list:
     problems += [f"{u.href}: {why}" for u in listed if (why := _unsafe_href(u))]
     if problems:
         raise BundleIntegrityError(f"{tree} lists packages an import does not accept; nothing was imported", problems)
-    shas = [u.sha256 for u in listed]
+    checked = [TreePackage(u.href, u.sha256) for u in listed if u.sha256 is not None]  # all of them, now
+    shas = [u.sha256 for u in checked]
     digest = package_set_digest(shas)
     if digest != expect.target_digest or len(set(shas)) != expect.target_count:
         raise BundleIntegrityError(
@@ -164,10 +181,10 @@ def _listed_packages(tree: Path, expect: ImportExpectation) -> list:
                 "count": len(set(shas)),
             },
         )
-    return listed
+    return checked
 
 
-def _unsafe_href(u) -> str | None:
+def _unsafe_href(u: RemoteUnit) -> str | None:
     """Why a package location in a tree's metadata may not be followed (None: it may)."""
     if u.base_url:
         return f"points elsewhere (xml:base {u.base_url})"

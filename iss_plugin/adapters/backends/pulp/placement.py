@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from iss_plugin.adapters.backends.pulp.client import Entity
+from iss_plugin.adapters.backends.pulp.entities import first_created, href_of
 from iss_plugin.adapters.backends.pulp.repositories import PulpRepositories
 
 
@@ -19,9 +21,9 @@ class PulpPlacement(PulpRepositories):
                 f"distributing '{repo}'",
                 body={"name": name, "base_path": name, "publication": publication},
             )
-            dist_href = task["created_resources"][0]
+            dist_href = first_created(task)
         else:
-            dist_href = dist["pulp_href"]
+            dist_href = href_of(dist)
             if dist.get("publication") != publication or dist.get("repository"):
                 self.pulp.run(
                     "distributions_rpm_rpm_partial_update",
@@ -29,12 +31,13 @@ class PulpPlacement(PulpRepositories):
                     parameters={"rpm_rpm_distribution_href": dist_href},
                     body={"publication": publication, "repository": None},
                 )
-        dist = self.pulp.call(
+        read: Entity = self.pulp.call(
             "distributions_rpm_rpm_read",
             f"reading the distribution of '{repo}'",
             parameters={"rpm_rpm_distribution_href": dist_href},
         )
-        return dist["base_url"]
+        base_url: str = read["base_url"]
+        return base_url
 
     def _publication(self, version_href: str, what: str) -> str:
         e = self.pulp.first(
@@ -43,10 +46,10 @@ class PulpPlacement(PulpRepositories):
             {"repository_version": version_href, "fields": ["pulp_href", "checksum_type"]},
         )
         if e is not None:
-            return e["pulp_href"]
+            return href_of(e)
         task = self.pulp.run(
             "publications_rpm_rpm_create",
             f"publishing {what}",
             body={"repository_version": version_href, "checksum_type": "sha256"},
         )
-        return task["created_resources"][0]
+        return first_created(task)

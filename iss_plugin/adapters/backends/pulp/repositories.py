@@ -3,7 +3,7 @@ the href of a version or of the version a task made."""
 
 from __future__ import annotations
 
-from iss_plugin.adapters.backends.pulp.client import PulpSession
+from iss_plugin.adapters.backends.pulp.client import Entity, Params, PulpSession
 from iss_plugin.adapters.backends.pulp.entities import version_number
 from iss_plugin.domain.errors import BackendError, NotFound, UsageError
 from iss_plugin.domain.labels import check_label
@@ -14,7 +14,7 @@ class PulpRepositories:
 
     pulp: PulpSession
     repo_prefix: str
-    _repos: dict[str, dict]
+    _repos: dict[str, Entity]
 
     # === naming ===================================================================================
     def pulp_name(self, repo: str) -> str:
@@ -40,12 +40,12 @@ class PulpRepositories:
             raise BackendError(f"the pulp backend holds yum repositories only, not '{content_type}'")
         self._ensure_named(self.pulp_name(repo), {"description": f"iss repository {repo}"})
 
-    def _ensure_named(self, name: str, body: dict) -> dict:
+    def _ensure_named(self, name: str, body: Params) -> Entity:
         found = self._find_repo(name)
         if found is not None:
             return found
         try:
-            entity = self.pulp.call(
+            entity: Entity = self.pulp.call(
                 "repositories_rpm_rpm_create", f"creating repository '{name}'", body={"name": name, **body}
             )
         except BackendError as e:
@@ -56,13 +56,13 @@ class PulpRepositories:
         self._repos[name] = entity
         return entity
 
-    def _find_repo(self, name: str) -> dict | None:
+    def _find_repo(self, name: str) -> Entity | None:
         e = self.pulp.first("repositories_rpm_rpm_list", f"finding repository '{name}'", {"name": name})
         if e is not None:
             self._repos[name] = e
         return e
 
-    def _repo(self, repo: str, *, fresh: bool = False) -> dict:
+    def _repo(self, repo: str, *, fresh: bool = False) -> Entity:
         name = self.pulp_name(repo)
         cached = self._repos.get(name)
         if cached is not None and fresh:
@@ -96,7 +96,7 @@ class PulpRepositories:
             )
         return f"{r['versions_href']}{version}/"
 
-    def _result_version(self, task: dict, r: dict) -> int:
+    def _result_version(self, task: Entity, r: Entity) -> int:
         for href in task.get("created_resources") or []:
             if href and "/versions/" in href and href.startswith(r["pulp_href"]):
                 return version_number(href)

@@ -9,6 +9,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from iss_plugin.adapters.backends.pulp.client import Entity, Params
+from iss_plugin.adapters.backends.pulp.entities import href_of
 from iss_plugin.adapters.backends.pulp.repositories import PulpRepositories
 from iss_plugin.adapters.backends.pulp.tree import link_or_copy_tree, write_repo_around
 from iss_plugin.domain.errors import BackendError, ConfigError, UsageError
@@ -21,7 +23,8 @@ class StagedTree:
     there already, otherwise a hardlinked (or copied) twin, removed on exit."""
 
     def __init__(self, root: Path | None, tree: Path):
-        self.root, self.tree, self.path = root, tree, None
+        self.root, self.tree = root, tree
+        self.path: Path | None = None
 
     def __enter__(self) -> Path:
         root = self.root
@@ -38,7 +41,7 @@ class StagedTree:
         link_or_copy_tree(self.tree, self.path)
         return self.path
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.path is not None:
             shutil.rmtree(self.path, ignore_errors=True)
 
@@ -47,7 +50,7 @@ class PulpSync(PulpRepositories):
     """Syncs into a repository from a URL or a local tree, through the repository's remote."""
 
     shared_import_dir: Path | None
-    remote_options: dict
+    remote_options: Params
 
     def incoming_name(self, repo: str) -> str:
         """The repository that receives a large batch of new package files for `repo` by one sync."""
@@ -74,7 +77,7 @@ class PulpSync(PulpRepositories):
         e = self.pulp.first("remotes_rpm_rpm_list", f"finding remote '{name}'", {"name": name})
         if e is None:
             e = self.pulp.call("remotes_rpm_rpm_create", f"creating remote '{name}'", body={"name": name, **desired})
-            return e["pulp_href"]
+            return href_of(e)
         changed = {k: v for k, v in desired.items() if e.get(k) != v}
         if changed:
             self.pulp.run(
@@ -83,9 +86,9 @@ class PulpSync(PulpRepositories):
                 parameters={"rpm_rpm_remote_href": e["pulp_href"]},
                 body=changed,
             )
-        return e["pulp_href"]
+        return href_of(e)
 
-    def _sync_from(self, r: dict, url: str, *, mirror: bool, what: str) -> int:
+    def _sync_from(self, r: Entity, url: str, *, mirror: bool, what: str) -> int:
         remote = self._remote(r["name"], url)
         task = self.pulp.run(
             "repositories_rpm_rpm_sync",
@@ -96,11 +99,12 @@ class PulpSync(PulpRepositories):
         return self._result_version(task, r)
 
     def _sync_around(
-        self, r: dict, paths: list[Path], *, tag: str, mirror: bool, what: str
+        self, root: Path, r: Entity, paths: list[Path], *, tag: str, mirror: bool, what: str
     ) -> tuple[list[str], int | None]:
-        """A yum tree around `paths` in the shared import directory, synced into `r` (one Pulp task):
-        ([], the version it made), or (the files that could not go into the tree, None: nothing synced)."""
-        stage = self.shared_import_dir / f"iss-{tag}-{uuid.uuid4().hex}"  # type: ignore[operator]
+        """A yum tree around `paths` in `root` (the shared import directory), synced into `r` (one Pulp
+        task): ([], the version it made), or (the files that could not go into the tree, None: nothing
+        synced)."""
+        stage = root / f"iss-{tag}-{uuid.uuid4().hex}"
         try:
             problems = write_repo_around(stage, paths)
             if problems:

@@ -1,6 +1,6 @@
-"""Local yum trees the Pulp backend hands to Pulp: staging under the shared import directory, and
-a yum repository written around RPM files (the bulk upload path: one sync task instead of one
-upload request per package)."""
+"""Local files and yum trees the Pulp backend hands to Pulp: a file's sha256, staging under the
+shared import directory, and a yum repository written around RPM files (the bulk upload path: one
+sync task instead of one upload request per package)."""
 
 from __future__ import annotations
 
