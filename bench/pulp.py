@@ -23,7 +23,7 @@ in ONE run (the performance section of issue 4):
 
 iss runs first, then Pulp's pair: Pulp 2 already holds the new packages when Pulp's import runs (iss's
 import uploaded them), which can only help Pulp's pair. Tasks of both are awaited with the same polling
-(from 50 ms, x1.5, at most 0.25 s: pulp_client.POLL_*, the same constants), so pulp-glue's fixed 1 s poll is charged to
+(from 50 ms, x1.5, at most 0.25 s: pulp/client.py POLL_*, the same constants), so pulp-glue's fixed 1 s poll is charged to
 neither; Pulp's own task times (created -> finished) are printed next to the client's wall times.
 
 iss's process-wide caches (version package sets, the login) are warm from the setup, as in a
@@ -138,7 +138,7 @@ def clear_set_caches() -> None:
 def wait_group(session, group: dict, doing: str) -> list[dict]:
     """Wait for a task group with iss's polling (pulp-glue's wait_for_task_group polls once a second);
     returns the group's finished tasks. Raises on a failed or canceled task, with Pulp's error text."""
-    from iss_plugin.adapters.backends.pulp_client import POLL_FACTOR, POLL_FIRST, POLL_MAX
+    from iss_plugin.adapters.backends.pulp.client import POLL_FACTOR, POLL_FIRST, POLL_MAX
     from iss_plugin.domain.errors import BackendError
 
     ctx = session.ctx

@@ -9,7 +9,12 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from iss_plugin.adapters.backends.pulp import PulpBackend
+    from iss_plugin.settings import Settings
 
 DEFAULT_DATA = Path("/var/lib/iss-pulp")
 
@@ -39,7 +44,7 @@ class PulpInstance:
     def import_dir(self) -> Path:
         return Path(self.env["ISS_PULP__SHARED_IMPORT_DIR"])
 
-    def settings(self, repo_prefix: str = "", **overrides):
+    def settings(self, repo_prefix: str = "", **overrides: Any) -> Settings:
         """An iss Settings object that uses this Pulp."""
         from iss_plugin.settings import PulpSettings, Settings
 
@@ -54,7 +59,7 @@ class PulpInstance:
         )
         return Settings(backend="pulp", pulp=pulp, **overrides)
 
-    def backend(self, repo_prefix: str = "", **kwargs):
+    def backend(self, repo_prefix: str = "", **kwargs: Any) -> PulpBackend:
         from iss_plugin.adapters.backends.pulp import PulpBackend
 
         return PulpBackend.from_settings(self.settings(), repo_prefix=repo_prefix, **kwargs)

@@ -15,7 +15,7 @@ import requests
 
 from iss_plugin.adapters.backends.base import ContentBackend, ImportExpectation
 from iss_plugin.adapters.backends.pulp import PulpBackend, session_for
-from iss_plugin.adapters.backends.pulp_client import PulpConnection
+from iss_plugin.adapters.backends.pulp.client import PulpConnection
 from iss_plugin.adapters.content_types.yum import read_tree_packages
 from iss_plugin.adapters.fixtures import build_rpms, file_sha256, write_yum_repo
 from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError, ConfigError

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 PAGE = 1000  # pulp-glue's and Pulp's largest page
 POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.05, 1.5, 0.25  # a 1 s cap cost ~0.4-0.8 s per 2 s publication
+
+Entity = dict[str, Any]  # a Pulp resource or task as its API returns it (JSON)
+Params = dict[str, Any]  # an operation's parameters or body
 
 # What in a task's error text says that retrying may help: the network, the remote or Pulp itself.
 _TRANSIENT_TEXT = re.compile(
@@ -97,7 +101,7 @@ def translate(e: BaseException, doing: str) -> BackendError:
     return BackendError(f"unexpected error from pulp-glue while {doing}: {type(e).__name__}: {e}")
 
 
-def _run_seconds(task: dict) -> float | None:
+def _run_seconds(task: Entity) -> float | None:
     """How long Pulp says the task took from creation to finish (queueing included)."""
     from datetime import datetime
 
@@ -152,7 +156,7 @@ class PulpSession:
             self._login()
         local = self._local
         if getattr(local, "ctx", None) is None or local.generation != self._generation:
-            ctx = _Context(
+            new = _Context(
                 api_root="/pulp/",
                 api_kwargs={
                     "base_url": self.conn.url,
@@ -161,12 +165,13 @@ class PulpSession:
                 timeout=timedelta(seconds=self.conn.timeout_seconds),
                 verify_ssl=True,
             )
-            _ = ctx.api  # load the (disk-cached) API description now, not in the middle of an operation
-            local.ctx, local.generation = ctx, self._generation
-        return local.ctx
+            _ = new.api  # load the (disk-cached) API description now, not in the middle of an operation
+            local.ctx, local.generation = new, self._generation
+        ctx: PulpContext = local.ctx
+        return ctx
 
     # --- calls ------------------------------------------------------------------------------------
-    def call(self, operation: str, doing: str, *, parameters: dict | None = None, body: dict | None = None) -> Any:
+    def call(self, operation: str, doing: str, *, parameters: Params | None = None, body: Params | None = None) -> Any:
         """One API call. Tasks are returned unfinished (wait with wait_task)."""
         for attempt in (1, 2):
             try:
@@ -194,7 +199,7 @@ class PulpSession:
                 self._operation_urls[operation] = found
         return found
 
-    def upload_file(self, operation: str, path, field: str = "file") -> dict:
+    def upload_file(self, operation: str, path: Path, field: str = "file") -> Entity:
         """POST one file to a synchronous upload operation (e.g. content_rpm_packages_upload).
 
         The hot path of a bulk upload, from several threads at once: a plain requests session per
@@ -206,7 +211,9 @@ class PulpSession:
             http = getattr(self._local, "http", None)
             if http is None or self._local.http_generation != self._generation:
                 http = requests.Session()
-                http.headers.update({"Cookie": self._cookie, "X-CSRFToken": self._csrf, "Referer": self.conn.url})
+                # requests drops a header whose session value is None: leave such a header out
+                headers = {"Cookie": self._cookie, "X-CSRFToken": self._csrf, "Referer": self.conn.url}
+                http.headers.update({k: v for k, v in headers.items() if v is not None})
                 self._local.http, self._local.http_generation = http, self._generation
             try:
                 with open(path, "rb") as f:
@@ -222,10 +229,11 @@ class PulpSession:
                     transient=r.status_code >= 500 or r.status_code == 429,
                     details={"status": r.status_code},
                 )
-            return r.json()
+            entity: Entity = r.json()
+            return entity
         raise AssertionError("unreachable")
 
-    def list(self, operation: str, doing: str, parameters: dict) -> Iterator[dict]:
+    def list(self, operation: str, doing: str, parameters: Params) -> Iterator[Entity]:
         """Every entity of a list operation, a page (1000) per request."""
         params = dict(parameters, limit=PAGE, offset=0)
         while True:
@@ -235,18 +243,22 @@ class PulpSession:
                 return
             params["offset"] += len(page["results"])
 
-    def first(self, operation: str, doing: str, parameters: dict) -> dict | None:
+    def first(self, operation: str, doing: str, parameters: Params) -> Entity | None:
         page = self.call(operation, doing, parameters=dict(parameters, limit=1))
-        return page["results"][0] if page["results"] else None
+        results: list[Entity] = page["results"]
+        return results[0] if results else None
 
-    def run(self, operation: str, doing: str, *, parameters: dict | None = None, body: dict | None = None) -> dict:
+    def run(
+        self, operation: str, doing: str, *, parameters: Params | None = None, body: Params | None = None
+    ) -> Entity:
         """Call an operation that starts a task and wait for it; returns the finished task."""
         task = self.call(operation, doing, parameters=parameters, body=body)
         if isinstance(task, dict) and "state" in task and "pulp_href" in task:
             return self.wait_task(task, doing)
-        return task
+        entity: Entity = task
+        return entity
 
-    def wait_task(self, task: dict, doing: str) -> dict:
+    def wait_task(self, task: Entity, doing: str) -> Entity:
         start = time.monotonic()
         deadline = start + self.conn.timeout_seconds
         delay = POLL_FIRST

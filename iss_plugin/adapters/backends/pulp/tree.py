@@ -1,15 +1,24 @@
-"""Local yum trees the Pulp backend hands to Pulp: staging under the shared import directory, and
-a yum repository written around RPM files (the bulk upload path: one sync task instead of one
-upload request per package)."""
+"""Local files and yum trees the Pulp backend hands to Pulp: a file's sha256, staging under the
+shared import directory, and a yum repository written around RPM files (the bulk upload path: one
+sync task instead of one upload request per package)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from iss_plugin.domain.packages import standard_location
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
