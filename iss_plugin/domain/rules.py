@@ -1,4 +1,4 @@
-"""The import rules of DESIGN.md section 7, as a pure function over values.
+"""The import rules of docs/architecture.md §6, as a pure function over values.
 
 `plan_import` looks at the manifest and a snapshot of the destination and returns what to create
 and where each repository goes, or raises once with every problem found."""

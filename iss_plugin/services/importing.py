@@ -1,6 +1,6 @@
 """Import: verify a bundle (hostile input), apply the rules, then apply it atomically.
 
-Order (DESIGN.md section 6/7): join chunks and read safely; signature against the sources trusted
+Order (docs/architecture.md §4 and §6): join chunks and read safely; signature against the sources trusted
 for the organization; schema; every file's sha256; import rules; base; then one transaction for
 every repository version and the content view version. Nothing changes on failure."""
 

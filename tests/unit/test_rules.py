@@ -1,4 +1,4 @@
-"""The import rules (DESIGN.md section 7) as a pure function."""
+"""The import rules (docs/architecture.md §6) as a pure function."""
 
 import pytest
 

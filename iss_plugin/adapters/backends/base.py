@@ -1,4 +1,4 @@
-"""What iss needs from a content backend (DESIGN.md section 5).
+"""What iss needs from a content backend (docs/architecture.md §7).
 
 Repositories are named by a backend key, "<organization>/<product>/<repository>" labels, the same
 on every server. Versions are integers local to one backend; what two servers compare is the

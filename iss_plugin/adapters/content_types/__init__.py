@@ -1,4 +1,4 @@
-"""Content types are plugins (DESIGN.md section 5): each registers a class under the entry point group
+"""Content types are plugins (docs/architecture.md §7): each registers a class under the entry point group
 `iss_plugin.content_types`. A content type knows its file format; the store knows where files
 live and which versions hold them. The core names no type except the default, "yum".
 

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 typed models for DESIGN.md section 3, plus the local store's tables."""
+"""SQLAlchemy 2.0 typed models for docs/architecture.md §2, plus the local store's tables."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The embedded local content backend (DESIGN.md section 5, "local"); see backend.py."""
+"""The embedded local content backend (docs/architecture.md §7, "local"); see backend.py."""
 
 from iss_plugin.adapters.backends.local.backend import LocalBackend
 from iss_plugin.adapters.backends.local.sync import SyncReport

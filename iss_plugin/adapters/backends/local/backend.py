@@ -1,4 +1,4 @@
-"""The embedded local content backend (DESIGN.md section 5, "local").
+"""The embedded local content backend (docs/architecture.md §7, "local").
 
 - Files: content-addressed under <store_root>/sha256/ab/cdef... (blobs.BlobStore).
 - Versions: in the caller's SQLAlchemy session (the Store* tables). A version is a set of

@@ -1,4 +1,4 @@
-"""The Pulp content backend (DESIGN.md section 5, "pulp"): Pulp 3 + pulp_rpm through pulp-glue.
+"""The Pulp content backend (docs/architecture.md §7, "pulp"): Pulp 3 + pulp_rpm through pulp-glue.
 
 - A repository key "org/product/repo" is the Pulp rpm repository named `<prefix><key>` (the key as
   it is: labels cannot hold "/", so the name maps back to the key). Its remote and its
