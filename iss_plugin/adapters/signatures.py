@@ -37,7 +37,7 @@ def public_key_fingerprints(armored: str) -> tuple[str, ...]:
     rows = [line.split(":") for line in done.stdout.decode(errors="replace").splitlines()]
     if any(r[0] in ("sec", "ssb") for r in rows):
         raise NotAPublicKey("the file holds a secret key: give the public key only (gpg --armor --export)")
-    fingerprints = [r[9] for prev, r in zip([[""]] + rows, rows, strict=False) if prev[0] == "pub" and r[0] == "fpr"]
+    fingerprints = [r[9] for prev, r in zip([[""], *rows], rows, strict=False) if prev[0] == "pub" and r[0] == "fpr"]
     if done.returncode != 0 or not fingerprints:
         reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no public key found"]
         raise NotAPublicKey(f"gpg could not read it as a public key ({reason[0]})")
@@ -111,7 +111,7 @@ def _verdict(lines: list[str]) -> str | None:
             return "bad signature: the package was altered after it was signed"
         if ": BAD" in line:
             return f"the package was altered ({line.split(':')[0]} does not match)"
-        if not (line.endswith(": OK") or line.endswith(": NOTFOUND")):
+        if not (line.endswith((": OK", ": NOTFOUND"))):
             return f"rpm says {line!r}"
     if not any("Signature, key ID" in line and line.endswith(": OK") for line in lines):
         return "not signed (the product has a GPG key: its packages must be signed with it)"
