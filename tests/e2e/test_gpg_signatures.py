@@ -96,6 +96,10 @@ def test_badly_signed_package_refused_with_its_name(source, tmp_path, key, other
     r = import_repository(dest, bundle, 3)
     assert bad.name in r.output and reason in r.output, r.output
     assert "signed0" not in r.output.split("nothing was imported", 1)[1], "a good package was named"
+    dry = dest.run(
+        "content-import", "repository", "--organization", "ACME", "--path", str(bundle), "--dry-run", expect=3
+    )
+    assert bad.name in dry.output, dry.output
     assert dest.state() == before, "a refused import changed the destination"
 
 
@@ -174,3 +178,33 @@ def test_set_gpg_key_refuses_what_is_not_a_public_key(source, tmp_path, key):
     assert source.json("product", "info", "--organization", "ACME", "--product", CUSTOM)["gpg_key"] == key.fingerprint
     source.run("product", "set-gpg-key", "--organization", "ACME", "--product", CUSTOM, "--remove")
     assert source.json("product", "info", "--organization", "ACME", "--product", CUSTOM)["gpg_key"] is None
+
+
+def test_an_unusable_key_in_a_signed_manifest_is_refused(source, tmp_path, key):
+    """A source whose database holds a broken key (set behind iss's back) exports it; the
+    destination reads it with gpg and refuses the bundle."""
+    from sqlalchemy import update
+
+    from iss_plugin.adapters.db.models import Product
+    from iss_plugin.bootstrap import App
+    from iss_plugin.settings import load_settings
+
+    bundle_key = export_repository(source, tmp_path, key, [])  # a good export first: the repository exists
+    app = App(load_settings(source.config))
+    try:
+        with app.session_factory() as s:
+            broken = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nbm90IGEga2V5\n-----END PGP PUBLIC KEY BLOCK-----\n"
+            s.execute(update(Product).where(Product.label == CUSTOM).values(gpg_key=broken))
+            s.commit()
+    finally:
+        app.close()
+    out = source.json(
+        "content-export", "complete", "repository", "--organization", "ACME", "--product", CUSTOM,
+        "--repository", "utils", "--format", "tgz",
+    )  # fmt: skip
+    assert Path(out["path"]) != bundle_key
+    dest = make_destination(tmp_path, source)
+    before = dest.state()
+    r = import_repository(dest, Path(out["path"]), 3)
+    assert f"GPG key for product '{CUSTOM}' is unusable" in r.output, r.output
+    assert dest.state() == before
