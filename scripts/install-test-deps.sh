@@ -8,6 +8,8 @@ dnf download --help >/dev/null 2>&1 || need+=(dnf-plugins-core)  # `dnf download
 command -v createrepo_c >/dev/null || need+=(createrepo-c)
 command -v rpm >/dev/null || need+=(rpm)
 command -v xorriso >/dev/null || need+=(xorriso)
+command -v rpmkeys >/dev/null || need+=(rpm)  # product GPG keys: signature checks on import
+command -v gpg >/dev/null || need+=(gpg)  # product GPG keys: reading keys, signing fixtures
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

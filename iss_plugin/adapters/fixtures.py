@@ -4,14 +4,19 @@ createrepo_c's own writer. Deterministic: the same arguments give byte-identical
     build_rpm(dir, "foo", version="1.0")          -> dir/foo-1.0-1.noarch.rpm
     build_rpms(dir, 1000, prefix="pkg")            -> [dir/pkg0000-1.0-1.noarch.rpm, ...]
     write_yum_repo(dir, rpm_paths)                 -> dir with Packages/ and repodata/
+    sign_rpms(paths, make_signing_key())           -> the files signed in place with a throwaway key
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict, Unpack
 
@@ -156,4 +161,59 @@ def file_sha256(path: Path | str) -> str:
     return h.hexdigest()
 
 
-__all__ = ["SOURCE_DATE", "build_rpm", "build_rpms", "file_sha256", "write_yum_repo"]
+__all__ = [
+    "SOURCE_DATE",
+    "SigningKey",
+    "build_rpm",
+    "build_rpms",
+    "file_sha256",
+    "make_signing_key",
+    "sign_rpms",
+    "write_yum_repo",
+]
+
+
+# --- signed packages ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A throwaway OpenPGP key without a passphrase: ASCII-armored public and secret halves."""
+
+    public: str
+    secret: str
+    fingerprint: str
+
+
+def make_signing_key(uid: str = "iss fixtures <iss@example.invalid>") -> SigningKey:
+    """A new Ed25519 signing key made by gpg in a temporary GNUPGHOME (no network, no passphrase)."""
+    with tempfile.TemporaryDirectory(prefix="iss-gnupg-") as home:
+        env = {**os.environ, "GNUPGHOME": home}
+
+        def gpg(*args: str) -> str:
+            done = subprocess.run(["gpg", "--batch", "--no-tty", *args], env=env, capture_output=True, check=True)
+            return done.stdout.decode()
+
+        try:
+            gpg("--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never")
+            public = gpg("--armor", "--export", uid)
+            secret = gpg("--armor", "--export-secret-keys", uid)
+            fingerprint = next(
+                line.split(":")[9]
+                for line in gpg("--with-colons", "--list-keys", uid).splitlines()
+                if line[:4] == "fpr:"
+            )
+        finally:
+            subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True, check=False)
+    return SigningKey(public, secret, fingerprint)
+
+
+def sign_rpms(paths: Iterable[Path | str], key: SigningKey) -> None:
+    """Sign package files in place (rpm-rs's Signer: a v4 header signature, as rpmsign makes)."""
+    import rpm_rs
+
+    signer = rpm_rs.Signer(key.secret.encode())
+    for path in paths:
+        package = rpm_rs.Package.open(str(path))
+        package.sign(signer, timestamp=SOURCE_DATE)
+        package.write_file(str(path))

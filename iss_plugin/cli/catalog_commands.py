@@ -77,6 +77,7 @@ def product_list(ctx: click.Context, state: State, output: str | None, organizat
                 "name": p.name,
                 "redhat": p.redhat,
                 "content_id": p.content_id,
+                "gpg_key": p.gpg_key_fingerprints,
                 "repositories": [r["label"] for r in rows if r["product"] == p.label],
             }
             for p in org.products

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import click
 
-from . import bus_commands, catalog_commands, content_commands, server_commands, transfer_commands
+from . import (
+    bus_commands,
+    catalog_commands,
+    content_commands,
+    product_key_commands,
+    server_commands,
+    transfer_commands,
+)
 from .noise import quiet_third_party_noise
 from .state import State
 
@@ -45,7 +52,15 @@ def build_cli() -> click.Group:
 
 
 def _all_commands() -> Iterator[click.Command]:
-    for module in (server_commands, catalog_commands, content_commands, transfer_commands, bus_commands):
+    modules = (
+        server_commands,
+        catalog_commands,
+        content_commands,
+        product_key_commands,
+        transfer_commands,
+        bus_commands,
+    )
+    for module in modules:
         yield from module.COMMANDS
     for ep in entry_points(group="iss_plugin.commands"):
         yield from ep.load()

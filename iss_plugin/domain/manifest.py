@@ -31,6 +31,7 @@ class ProductEntry:
     name: str
     redhat: bool
     content_id: str | None = None
+    gpg_key: str | None = None  # ASCII-armored public key the product's packages are signed with
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class BundleManifest:
         d = asdict(self)
         for r in d["repositories"]:
             r["removed"] = list(r["removed"])
-        d["products"] = list(d["products"])
+        d["products"] = [{k: v for k, v in p.items() if k != "gpg_key" or v} for p in d["products"]]
         d["repositories"] = list(d["repositories"])
         d["files"] = list(d["files"])
         return d

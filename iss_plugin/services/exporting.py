@@ -516,7 +516,7 @@ def _manifest(
     repos = []
     for s, plan in zip(selections, plans, strict=False):
         p = s.repo.product
-        products[p.label] = ProductEntry(p.label, p.name, p.redhat, p.content_id)
+        products[p.label] = ProductEntry(p.label, p.name, p.redhat, p.content_id, gpg_key=p.gpg_key)
         repos.append(
             RepositoryEntry(
                 label=s.repo.label,

@@ -38,7 +38,7 @@ from iss_plugin.domain.rules import (
 from iss_plugin.domain.versions import VersionNumber
 from iss_plugin.failpoints import failpoint
 
-from . import repository_sets
+from . import product_keys, repository_sets
 from .audit import audit
 from .catalog import backend_key
 from .content_guard import refuse_red_hat_in_bundle
@@ -149,8 +149,11 @@ def import_bundle(
                 plan = plan_import(manifest, snapshot)
             if not plan.already_imported and manifest.scope == "repository":
                 plan = _repository_already_there(manifest, snapshot, plan)
+            keys = {}
             if not plan.already_imported:
                 refuse_red_hat_in_bundle(uow, org, manifest)
+                keys = product_keys.decide_import_keys({p.label: p for p in org.products}, manifest, plan)
+                product_keys.check_package_signatures(manifest, plan, keys, opened.root)
             summary = _summary(manifest, plan, request)
             if request.dry_run:
                 return summary | {"state": "dry_run"}
@@ -162,6 +165,7 @@ def import_bundle(
                 uow.commit()
                 return summary | {"state": "already_imported"}
             written = _apply(uow, org, manifest, plan, opened.root, disposable=opened.temp_dir is not None)
+            product_keys.store_decided_keys(org, keys)
             repository_sets.record_imported(uow, org, manifest, written, Path(request.path))
             # Published before the commit: a crash in between re-delivers, re-imports (a no-op in the
             # backend) and publishes again, so a committed import is never left unpublished.

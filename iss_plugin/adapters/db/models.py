@@ -50,6 +50,8 @@ class Product(Base):
     content_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # cp_id of a Red Hat product
     sync_url_override: Mapped[str | None] = mapped_column(Text, nullable=True)  # base URL + each repository's label
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    gpg_key: Mapped[str | None] = mapped_column(Text, nullable=True)  # ASCII-armored public key (migration 0007)
+    gpg_key_fingerprints: Mapped[str | None] = mapped_column(Text, nullable=True)  # space-separated, sorted
     organization: Mapped[Organization] = relationship(back_populates="products")
     repositories: Mapped[list[Repository]] = relationship(back_populates="product", order_by="Repository.label")
 
