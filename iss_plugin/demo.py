@@ -13,7 +13,7 @@ from pathlib import Path
 
 from iss_plugin.bootstrap import App
 from iss_plugin.domain.errors import ImportRuleViolation
-from iss_plugin.services import catalog, content_views, exporting, importing
+from iss_plugin.services import catalog, content_views, exporting, identity, importing
 from iss_plugin.services.server_setup import initialize
 from iss_plugin.settings import load_settings
 
@@ -34,7 +34,9 @@ class Step:
 def make_server(root: Path, name: str, **overrides) -> App:
     settings = load_settings(None, data_dir=str(root / name), server_id=name, **overrides)
     initialize(settings)
-    return App(settings)
+    app = App(settings)
+    identity.bootstrap(app.uow(), settings.data_dir / identity.CREDENTIALS_NAME)  # admin and service accounts
+    return app
 
 
 def prepare_source(src: App, rpms: Path, packages_per_repo: int, actor: str) -> None:

@@ -8,6 +8,7 @@ import click
 
 from iss_plugin.services import catalog, content_views
 
+from .identity import VIEW_PRODUCTS, only_visible
 from .main import cli, command, source_id
 from .output import emit
 
@@ -31,7 +32,7 @@ def organization_create(ctx, state, output, name, label):
 
 @command(organization, "list")
 def organization_list(ctx, state, output):
-    emit(ctx, catalog.list_organizations(state.app.uow()))
+    emit(ctx, only_visible(state, VIEW_PRODUCTS, catalog.list_organizations(state.app.uow())))
 
 
 @cli.group()
@@ -238,10 +239,15 @@ def trust():
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="the source's public key (PEM, from `iss keys show` there)",
 )
-@click.option("--organization", "organizations", multiple=True, required=True, help="organization(s) it may feed")
-def trust_add(ctx, state, output, name, public_key, organizations):
+@click.option("--organization", "organizations", multiple=True, help="organization(s) it may feed, each into itself")
+@click.option(
+    "--map", "maps", multiple=True, metavar="SRC=DST", help="its organization SRC feeds organization DST here"
+)
+def trust_add(ctx, state, output, name, public_key, organizations, maps):
     from iss_plugin.adapters.bundles.signing import read_public_key_file
+    from iss_plugin.domain.trust import parse_maps
 
+    organizations = parse_maps(organizations, maps)
     emit(
         ctx,
         catalog.add_trusted_source(

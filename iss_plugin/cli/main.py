@@ -1,4 +1,4 @@
-"""The command tree. Exit codes: 0 ok, 1 runtime error, 2 usage, 3 rejected input."""
+"""The command tree. Exit codes: 0 ok, 1 runtime error, 2 usage, 3 rejected input, 4 forbidden."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ import click
 from iss_plugin.bootstrap import App
 from iss_plugin.settings import load_settings
 
+from .identity import acting
 from .output import emit, handle_errors, output_option
 
 
 class State:
-    def __init__(self, config: Path | None):
+    def __init__(self, config: Path | None, login: str | None = None):
         self.config = config
+        self.login = login  # --user; see cli/identity.py for how the acting identity is found
+        self.identity = None
         self._app: App | None = None
 
     @property
@@ -35,10 +38,11 @@ pass_state = click.make_pass_decorator(State)
     help="settings TOML (default /etc/iss/settings.toml); ISS_* variables override it",
 )
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", help="table or json for scripts")
+@click.option("--user", "login", help="act as this user (password: ISS_PASSWORD or a prompt); else ISS_TOKEN")
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, output: str) -> None:
+def cli(ctx: click.Context, config: Path | None, output: str, login: str | None) -> None:
     """iss: Inter-Server Sync of yum content between Katello/Pulp servers."""
-    state = State(config)
+    state = State(config, login)
     ctx.obj = state
     ctx.call_on_close(lambda: state._app and state._app.close())
 
@@ -49,10 +53,13 @@ def cli(ctx: click.Context, config: Path | None, output: str) -> None:
 @click.pass_context
 @handle_errors
 def init(ctx, state: State, output):
-    """Create the data directory, migrate the database, make the server's Ed25519 key pair."""
+    """Create the data directory, migrate the database, make the server's Ed25519 key pair, the first
+    administrator (its password printed once, its token in <data_dir>/credentials) and the service accounts."""
     from iss_plugin.services.server_setup import initialize
 
-    emit(ctx, initialize(state.app.settings))
+    from .identity_commands import first_administrator
+
+    emit(ctx, initialize(state.app.settings) | first_administrator(state.app))
 
 
 @cli.group()
@@ -105,9 +112,10 @@ def build_cli() -> click.Group:
     global _built
     from importlib.metadata import entry_points
 
-    from . import bus_commands, catalog_commands, transfer_commands  # noqa: F401
+    from . import bus_commands, catalog_commands, identity_commands, transfer_commands  # noqa: F401
 
     if not _built:
+        identity_commands.register(cli)
         for ep in entry_points(group="iss_plugin.commands"):
             ep.load()(cli)
         _built = True
@@ -122,7 +130,8 @@ def command(group: click.Group, *args, **kwargs):
     """A subcommand with --output, the State, the context and the error policy wired in."""
 
     def deco(f):
-        return group.command(*args, **kwargs)(output_option(pass_state(click.pass_context(handle_errors(f)))))
+        wrapped = handle_errors(acting(f))  # acting: who runs it, and may they (cli/identity.py)
+        return group.command(*args, **kwargs)(output_option(pass_state(click.pass_context(wrapped))))
 
     return deco
 

@@ -171,7 +171,7 @@ def _import_command(scope: str):
             )
         except IssError as e:
             if not dry_run and e.reason not in ("not_found", "usage"):
-                importing.record_rejection(app.uow(), request, e)
+                importing.record_rejection(app.uow(), request, e, app.settings.actor)
             raise
         emit(ctx, result)
 

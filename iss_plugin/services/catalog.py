@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy import select
@@ -21,6 +21,7 @@ from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.errors import RejectedInput, SchemaViolation, UsageError
 from iss_plugin.domain.labels import check_label, make_label
 from iss_plugin.domain.packages import package_set_digest
+from iss_plugin.domain.trust import organization_map
 
 from .audit import audit
 from .repository_events import record_new_version
@@ -237,23 +238,27 @@ def synchronize(uow: UnitOfWork, org_label: str, path: str, url: str | None, act
     return {"repository": path, "url": sync_url, "version": version, "changed": version != before}
 
 
-def add_trusted_source(uow: UnitOfWork, name: str, public_pem: str, organizations: Sequence[str], actor: str) -> dict:
+def add_trusted_source(
+    uow: UnitOfWork, name: str, public_pem: str, organizations: Sequence[str] | Mapping[str, str], actor: str
+) -> dict:
+    """`organizations`: {source organization: destination organization}; labels alone map to themselves."""
     from iss_plugin.adapters.bundles.signing import fingerprint_of
 
     fingerprint = fingerprint_of(public_pem)
+    mapping = organization_map(organizations)
     with uow:
-        for label in organizations:
+        for label in sorted(set(mapping.values())):
             find.organization(uow.session, label)
         existing = uow.session.scalar(select(TrustedSource).where(TrustedSource.fingerprint == fingerprint))
         if existing and existing.name != name:
             raise UsageError(f"that key is already trusted as '{existing.name}'")
         ts = existing or uow.session.scalar(select(TrustedSource).where(TrustedSource.name == name))
         if ts is None:
-            ts = TrustedSource(name=name, public_key=public_pem, fingerprint=fingerprint, organizations=[])
+            ts = TrustedSource(name=name, public_key=public_pem, fingerprint=fingerprint, organizations={})
             uow.session.add(ts)
         ts.public_key, ts.fingerprint = public_pem, fingerprint
-        ts.organizations = sorted(set(ts.organizations) | set(organizations))
-        audit(uow.session, actor, "trust.add", name, fingerprint=fingerprint, organizations=list(organizations))
+        ts.organizations = dict(sorted((organization_map(ts.organizations) | mapping).items()))
+        audit(uow.session, actor, "trust.add", name, fingerprint=fingerprint, organizations=mapping)
         uow.commit()
         return {"name": name, "fingerprint": fingerprint, "organizations": ts.organizations}
 

@@ -202,7 +202,7 @@ def export_in_transaction(
     }
     uow.session.add(record)
     uow.on_rollback(lambda: _remove_output(output.files))
-    audit(uow.session, actor, "content.export", name, bundle_id=bundle_id, kind=kind)
+    audit(uow.session, actor, "content.export", name, organization=request.organization, bundle_id=bundle_id, kind=kind)
     return {
         "bundle_id": bundle_id,
         "path": str(output.path),

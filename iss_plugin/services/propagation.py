@@ -21,12 +21,14 @@ from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import ContentView, Destination, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain import events as ev
+from iss_plugin.domain import policy
 from iss_plugin.domain.errors import BundleIntegrityError, IssError, RejectedInput, TransientError, UntrustedSource
 from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
 
 from . import exporting, importing
 from .idempotency import already_processed, mark_processed
+from .identity import authorize_account
 from .outbox import add_event
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,7 @@ def propagate(
     dest = sub.destination
     if sub.in_flight and not force:
         return None
+    authorize_account(uow, ctx.actor, policy.EXPORT_CONTENT, sub.organization)
     if sub.content_view:
         cv = find.content_view(uow.session, find.organization(uow.session, sub.organization), sub.content_view)
         target = _next_version(cv, sub.acknowledged, version, force)
@@ -434,6 +437,11 @@ def on_bundle_ready(uow: UnitOfWork, envelope: dict, ctx: DestinationContext) ->
         mark_processed(tx.session, envelope["id"], "import")
 
     try:
+        # the organization here is what the trusted source maps the bundle's to (checked again on
+        # the signed manifest); the import account must hold import_content in it
+        request = replace(request, organization=importing.mapped_organization(uow, data["organization"]))
+        with uow:
+            authorize_account(uow, ctx.actor, policy.IMPORT_CONTENT, request.organization)
         request = replace(
             request,
             path=fetch_bundle(data["location"], into, data.get("size"), ctx.fetch_roots, sha256=data.get("sha256")),
@@ -480,9 +488,9 @@ def _answer_rejected(
     answer |= {k: data[k] for k in ("content_view", "version", "product", "repository") if k in data}
     with uow:
         has = importing.destination_holding(
-            uow, data["organization"], data.get("content_view"), data.get("product"), data.get("repository")
+            uow, request.organization, data.get("content_view"), data.get("product"), data.get("repository")
         )
-        importing.record_rejection_in(uow, request, e)
+        importing.record_rejection_in(uow, request, e, ctx.actor)
         add_event(
             uow.session,
             ev.BUNDLE_REJECTED,
