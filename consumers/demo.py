@@ -14,7 +14,16 @@ from pathlib import Path
 from sqlalchemy import select
 
 from iss_plugin.adapters.db.models import ContentView, ContentViewVersion, ExportRecord, ImportRecord
-from iss_plugin.demo import CUSTOM_PRODUCT, ORG, RH_PRODUCT, Step, make_server, prepare_destination, prepare_source
+from iss_plugin.demo import (
+    CUSTOM_PRODUCT,
+    ORG,
+    RH_PRODUCT,
+    Step,
+    make_server,
+    prepare_destination,
+    prepare_source,
+    source_feeds_lab,
+)
 from iss_plugin.domain.errors import ImportRuleViolation
 from iss_plugin.services import catalog, content_views, importing, subscriptions
 
@@ -99,12 +108,13 @@ def run_automatic_demo(
         t0 = time.perf_counter()
         bundle = _latest_full_bundle(src)
         try:
-            importing.import_bundle(
-                dst.uow(),
-                importing.ImportRequest("ACME-Lab", Path(bundle), "content_view_version"),
-                work_dir=dst.settings.imports_path,
-                actor=actor,
-            )
+            with source_feeds_lab(dst, src, actor):
+                importing.import_bundle(
+                    dst.uow(),
+                    importing.ImportRequest("ACME-Lab", Path(bundle), "content_view_version"),
+                    work_dir=dst.settings.imports_path,
+                    actor=actor,
+                )
             raise AssertionError("the Red Hat-into-custom import was not refused")
         except ImportRuleViolation as e:
             step("Red Hat into custom product", "refused", e.problems[0], t0)

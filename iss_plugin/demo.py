@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,17 @@ def prepare_destination(dst: App, src: App, root: Path, actor: str) -> None:
     catalog.add_trusted_source(dst.uow(), "source", key.read_text(), [ORG, "ACME-Lab"], actor)
     # ACME-Lab once made a custom product with the Red Hat product's label:
     catalog.create_product(dst.uow(), "ACME-Lab", "RHEL rebuild", RH_PRODUCT, False, None, actor)
+
+
+@contextmanager
+def source_feeds_lab(dst: App, src: App, actor: str) -> Iterator[None]:
+    """For the refusal step: the trust maps the source's ACME to ACME-Lab here (a source
+    organization feeds one organization here), then back to ACME."""
+    catalog.add_trusted_source(dst.uow(), "source", src.signer.public_pem, {ORG: "ACME-Lab"}, actor)
+    try:
+        yield
+    finally:
+        catalog.add_trusted_source(dst.uow(), "source", src.signer.public_pem, {ORG: ORG}, actor)
 
 
 def run_demo(root: Path | None = None, packages_per_repo: int = 20, say: Callable[[str], None] = print) -> list[Step]:
@@ -157,7 +169,8 @@ def run_demo(root: Path | None = None, packages_per_repo: int = 20, say: Callabl
 
         def refused() -> tuple[str, str]:
             try:
-                import_into(dst, "ACME-Lab", bundles["1.0"]["path"])
+                with source_feeds_lab(dst, src, actor):
+                    import_into(dst, "ACME-Lab", bundles["1.0"]["path"])
             except ImportRuleViolation as e:
                 return "refused", e.problems[0]
             raise AssertionError("the Red Hat-into-custom import was not refused")

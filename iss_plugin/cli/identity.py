@@ -88,6 +88,7 @@ def resolve(state: Any) -> policy.Identity:
     if cached is not None:
         return cached
     app = state.app
+    _ = app.server_id, app.engine  # a server `iss init` never set up: say that (exit 2), not "who are you?"
     login = getattr(state, "login", None)
     if login:
         password = os.environ.get("ISS_PASSWORD")
@@ -99,6 +100,8 @@ def resolve(state: Any) -> policy.Identity:
     else:
         path = app.settings.data_dir / identity.CREDENTIALS_NAME
         token = identity.read_credentials(path)
+        if token is None and not identity.has_users(app.uow()):
+            raise NotAuthenticated("this server has no users yet: run `iss init` to create the first administrator")
         if token is None:
             raise NotAuthenticated(
                 f"who are you? give --user LOGIN (password from ISS_PASSWORD or a prompt), set ISS_TOKEN, "

@@ -82,6 +82,11 @@ def load_identity(session: Session, login: str) -> policy.Identity:
     return identity_of(user) if user is not None else policy.Identity(login)
 
 
+def has_users(uow: UnitOfWork) -> bool:
+    with uow:
+        return uow.session.scalar(select(User.id).limit(1)) is not None
+
+
 def _user(session: Session, login: str) -> User:
     user = session.scalar(select(User).where(User.login == login))
     if user is None:
