@@ -378,18 +378,18 @@ def read_credentials(path: Path) -> str | None:
 
 def authorize_account(uow: UnitOfWork, login: str, permission: str, organization: str | None) -> None:
     """A worker's check, inside the caller's unit of work: Forbidden (reason `forbidden`) when the
-    service account `login` lacks `permission` in `organization`. The denial is audited in a
-    transaction of its own (the caller's rolls back)."""
+    service account `login` lacks `permission` in `organization`. The denial is audited once the
+    caller's transaction has rolled back (SQLite allows one writer: not from a second session now)."""
     who = load_identity(uow.session, login)
     try:
         policy.check(who, permission, organization)
     except Forbidden as e:
-        _record_denial(uow, login, permission, organization, e.message)
+        engine, message = uow.session.get_bind(), e.message
+        uow.on_rollback(lambda: _record_denial(engine, login, permission, organization, message))
         raise
 
 
-def _record_denial(uow: UnitOfWork, login: str, permission: str, organization: str | None, message: str) -> None:
-    engine = uow.session.get_bind()
+def _record_denial(engine: Any, login: str, permission: str, organization: str | None, message: str) -> None:
     try:
         with Session(engine) as s:
             audit(
