@@ -16,7 +16,7 @@ from iss_plugin.domain import policy as P
 from iss_plugin.services import identity
 from iss_plugin.settings import load_settings
 
-from .conftest import CUSTOM, RH, make_destination
+from .conftest import CUSTOM, RH, RH_ID, make_destination
 from .servers import Server
 
 PASSWORD = "correct horse battery staple"
@@ -274,6 +274,12 @@ def test_grant_and_revoke_take_effect_and_are_audited(published_source):
 def test_the_mapping_decides_the_destination_organization(tmp_path, published_source):
     dest = make_destination(tmp_path, published_source)
     dest.run("organization", "create", "--name", "Lab", "--label", "LAB")
+    entitlements = tmp_path / "lab.json"
+    entitlements.write_text(
+        '{"manifest_id": "m-lab", "organization": "LAB", "products": '
+        f'[{{"label": "{RH}", "name": "RHEL 9", "content_id": "{RH_ID}"}}]}}'
+    )
+    dest.run("manifest", "import", str(entitlements))
     bundle = Path(
         published_source.json(
             "content-export", "complete", "version", "--organization", "ACME", "--content-view", "base"
