@@ -119,7 +119,7 @@ def _run_export(
             )
     except IssError as e:
         if not isinstance(e, UsageError) and e.reason != "not_found":
-            exporting.record_failed_export(app.uow(), request, e)
+            exporting.record_failed_export(app.uow(), request, e, app.settings.actor)
         raise
     emit(ctx, result)
 

@@ -218,8 +218,20 @@ def export_in_transaction(
     }
 
 
-def record_failed_export(uow: UnitOfWork, request: ExportRequest, error: IssError | Exception) -> None:
+def record_failed_export(
+    uow: UnitOfWork, request: ExportRequest, error: IssError | Exception, actor: str = "unknown"
+) -> None:
     with uow:
+        audit(
+            uow.session,
+            actor,
+            "content.export",
+            request.content_view or f"{request.product}/{request.repository}",
+            organization=request.organization,
+            outcome="failed",
+            reason=getattr(error, "reason", "error"),
+            message=str(error)[:1000],
+        )
         uow.session.add(
             ExportRecord(
                 bundle_id=str(uuid.uuid4()),

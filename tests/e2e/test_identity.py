@@ -3,13 +3,17 @@ audit log, and the trust's organization mapping (issue 8, points 1-4)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
+from iss_plugin.adapters.db.identity_models import ApiToken
 from iss_plugin.bootstrap import App
 from iss_plugin.cli.main import build_cli
 from iss_plugin.domain import policy as P
@@ -210,6 +214,17 @@ def test_a_revoked_token_stops_working_at_once(published_source):
     r = act(s, None, "organization", "list", token=token, expect=4)
     assert "revoked" in r.output, r.output
     act(s, None, "organization", "list", token="made-up", expect=4)
+    short = s.json("token", "create", "--user", "dave", "--name", "short", "--expires-days", "0.00005")["token"]
+    act(s, None, "organization", "list", token=short)
+    time.sleep(4.5)  # 0.00005 days: 4.3 s
+    assert "expired" in act(s, None, "organization", "list", token=short, expect=4).output
+    app = App(load_settings(s.config))
+    try:
+        with app.session_factory() as db:
+            stored = {t.name: t.token_hash for t in db.scalars(select(ApiToken))}
+    finally:
+        app.close()
+    assert stored["ci"] == hashlib.sha256(token.encode()).hexdigest() and token not in stored.values()
     actions = [(a["action"], a["actor"], a["outcome"]) for a in audit_rows(s)]
     assert ("token.create", "admin", "success") in actions and ("token.revoke", "admin", "success") in actions
     assert ("login.failed", "dave", "denied") in actions and ("login.failed", "(unknown token)", "denied") in actions
