@@ -311,6 +311,11 @@ def test_the_mapping_decides_the_destination_organization(tmp_path, published_so
     before = dest.state()
     r = dest.run("content-import", "version", "--organization", "ACME", "--path", str(bundle), expect=3)
     assert "not trusted for organization ACME" in r.output and "trusted only for: LAB" in r.output, r.output
+    # the key feeds ACME too, but from the source's OTHER: ACME's bundle still goes only into LAB
+    dest.run("trust", "add", "--name", "source", "--public-key", str(key), "--map", "OTHER=ACME")
+    before = dest.state()
+    r = dest.run("content-import", "version", "--organization", "ACME", "--path", str(bundle), expect=3)
+    assert "goes into organization 'LAB' here, not 'ACME'" in r.output, r.output
     assert dest.state() == before
     imported = dest.json("content-import", "version", "--organization", "LAB", "--path", str(bundle))
     assert imported["state"] == "imported" and imported["organization"] == "LAB"
@@ -324,7 +329,8 @@ def test_the_mapping_decides_the_destination_organization(tmp_path, published_so
     assert ("content.import", "LAB", "success") in actions
     assert ("content.import", "ACME", "rejected") in actions and ("content.import", "LAB", "rejected") in actions
     trust = [r for r in rows if r["action"] == "trust.add"]
-    assert trust[0]["details"]["organizations"] == {"ACME": "LAB"} and trust[0]["actor"] == "admin"
+    assert [t["details"]["organizations"] for t in trust] == [{"OTHER": "ACME"}, {"ACME": "LAB"}, {"ACME": "ACME"}]
+    assert {t["actor"] for t in trust} == {"admin"}
     exports = audit_rows(published_source, "--action", "content.export")
     assert exports and all(r["organization"] == "ACME" and r["outcome"] == "success" for r in exports)
 
