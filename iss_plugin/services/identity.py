@@ -378,12 +378,23 @@ def read_credentials(path: Path) -> str | None:
 
 def authorize_account(uow: UnitOfWork, login: str, permission: str, organization: str | None) -> None:
     """A worker's check, inside the caller's unit of work: Forbidden (reason `forbidden`) when the
-    service account `login` lacks `permission` in `organization`. The denial is audited once the
-    caller's transaction has rolled back (SQLite allows one writer: not from a second session now)."""
+    service account `login` lacks `permission` in `organization`. The denial is audited with the
+    caller's transaction, or after it rolled back (SQLite allows one writer: not from a second
+    session while it is open)."""
     who = load_identity(uow.session, login)
     try:
         policy.check(who, permission, organization)
     except Forbidden as e:
+        # in the caller's transaction if it commits (a status handler goes on), else in one of its own
+        audit(
+            uow.session,
+            login,
+            "permission.denied",
+            permission,
+            organization=organization,
+            outcome="denied",
+            message=e.message,
+        )
         engine, message = uow.session.get_bind(), e.message
         uow.on_rollback(lambda: _record_denial(engine, login, permission, organization, message))
         raise

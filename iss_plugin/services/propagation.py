@@ -22,7 +22,14 @@ from iss_plugin.adapters.db.models import ContentView, Destination, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain import events as ev
 from iss_plugin.domain import policy
-from iss_plugin.domain.errors import BundleIntegrityError, IssError, RejectedInput, TransientError, UntrustedSource
+from iss_plugin.domain.errors import (
+    BundleIntegrityError,
+    Forbidden,
+    IssError,
+    RejectedInput,
+    TransientError,
+    UntrustedSource,
+)
 from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
 
@@ -342,7 +349,7 @@ def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dic
                     if sub.in_flight == sub.acknowledged:
                         sub.in_flight = sub.in_flight_since = None
                         if not sub.content_view or _is_blessed(uow, sub.organization, sub.content_view):
-                            result = propagate(uow, sub, ctx, reason="next") or result  # the next one, if any
+                            result = _next_unless_forbidden(uow, sub, ctx, "next") or result  # the next one, if any
                 elif data["reason"] == "base_mismatch":
                     has = data.get("has") or {}
                     if sub.content_view:
@@ -351,7 +358,7 @@ def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dic
                         repos = has.get("repositories") or []
                         sub.acknowledged = repos[0]["package_set_digest"] if repos else None
                     sub.in_flight = sub.in_flight_since = None
-                    result = propagate(uow, sub, ctx, reason="base_mismatch")
+                    result = _next_unless_forbidden(uow, sub, ctx, "base_mismatch")
                 else:  # reconcile sends it again after the grace time, longer after each refusal in a row
                     sub.in_flight_since = _now()
                     sub.rejections = (sub.rejections or 0) + 1
@@ -359,6 +366,16 @@ def on_bundle_status(uow: UnitOfWork, envelope: dict, ctx: SourceContext) -> dic
         mark_processed(uow.session, envelope["id"], "status")
         uow.commit()
         return result
+
+
+def _next_unless_forbidden(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, reason: str) -> dict | None:
+    """After an answer: an export account that may not export must not undo the acknowledgement
+    recorded with it (the denial is audited; reconcile tries again once it is granted)."""
+    try:
+        return propagate(uow, sub, ctx, reason=reason)
+    except Forbidden as e:
+        log.warning("%s", e.message)
+        return None
 
 
 def reconcile(

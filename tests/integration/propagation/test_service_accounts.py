@@ -158,3 +158,33 @@ def test_an_export_account_without_export_content_is_parked_as_forbidden(servers
 def _count(app, model, *where) -> int:
     with app.session_factory() as s:
         return s.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_a_forbidden_next_export_does_not_undo_the_acknowledgement(servers, tmp_path):
+    src, dst, _path, _bundle = servers
+    key = tmp_path / "dst.pub"
+    key.write_text(dst.signer.public_pem)
+    subscriptions.add_destination(src.uow(), "dc-east", dst.server_id, key.read_text(), "t")
+    subscriptions.subscribe(src.uow(), "dc-east", ORG, "base", None, "t")
+    sctx, dctx = src.source_context(), dst.destination_context()
+    [first] = propagation.reconcile(src.uow(), sctx)  # 1.0 goes out
+    ready_1 = _outbox(src, ev.BUNDLE_READY)[-1]
+    content_views.publish(src.uow(), ORG, "base", "2.0", "t", src.server_id)  # waits: 1.0 is in flight
+    assert propagation.on_bundle_ready(dst.uow(), ready_1, dctx)["state"] == "imported"
+    answer = _outbox(dst, ev.BUNDLE_IMPORTED)[-1]
+    revoke_role(src.uow(), "iss-export", EXPORTER, None, "t")
+
+    assert propagation.on_bundle_status(src.uow(), answer, sctx) is None  # no next bundle: forbidden
+
+    with src.session_factory() as s:
+        sub = s.scalars(select(m.Subscription)).one()
+        assert (sub.acknowledged, sub.in_flight) == (first["version"], None)  # the answer still counted
+    assert len(_outbox(src, ev.BUNDLE_READY)) == 1
+    [denied] = audit_rows(src, "permission.denied")
+    assert (denied.actor, denied.organization) == ("iss-export", ORG)
+
+
+def _outbox(app, event_type: str) -> list[dict]:
+    with app.session_factory() as s:
+        q = select(m.OutboxEvent).where(m.OutboxEvent.type == event_type).order_by(m.OutboxEvent.id)
+        return [e.body for e in s.scalars(q)]
