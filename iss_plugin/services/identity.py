@@ -5,6 +5,7 @@ the sha256 is stored. Every change is audited in its own transaction; so is ever
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -48,11 +49,15 @@ def hash_password(password: str) -> str:
     return PasswordHasher().hash(password)
 
 
+@functools.cache
+def _decoy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def password_matches(stored: str | None, password: str) -> bool:
-    if not stored:
-        return False
+    """One argon2 verification whatever the user (an unknown login takes as long as a known one)."""
     try:
-        return PasswordHasher().verify(stored, password)
+        return PasswordHasher().verify(stored or _decoy_hash(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -107,7 +112,8 @@ def _role(session: Session, name: str) -> Role:
 def authenticate_password(uow: UnitOfWork, login: str, password: str) -> policy.Identity:
     with uow:
         user = uow.session.scalar(select(User).where(User.login == login))
-        ok = user is not None and not user.disabled and password_matches(user.password_hash, password)
+        matches = password_matches(user.password_hash if user is not None else None, password)
+        ok = user is not None and not user.disabled and matches
         identity = identity_of(user) if ok and user is not None else None
     if identity is None:
         record(uow, login, "login.failed", login, outcome="denied", method="password")
