@@ -143,7 +143,6 @@ def propagate(
     dest = sub.destination
     if sub.in_flight and not force:
         return None
-    authorize_account(uow, ctx.actor, policy.EXPORT_CONTENT, sub.organization)
     if sub.content_view:
         cv = find.content_view(uow.session, find.organization(uow.session, sub.organization), sub.content_view)
         target = _next_version(cv, sub.acknowledged, version, force)
@@ -186,6 +185,7 @@ def propagate(
             path=ctx.exports_path / dest.server_id,
         )
         marker = latest.digest
+    authorize_account(uow, ctx.actor, policy.EXPORT_CONTENT, sub.organization)  # only when there is something to send
     result = exporting.export_in_transaction(
         uow,
         request,

@@ -188,3 +188,22 @@ def _outbox(app, event_type: str) -> list[dict]:
     with app.session_factory() as s:
         q = select(m.OutboxEvent).where(m.OutboxEvent.type == event_type).order_by(m.OutboxEvent.id)
         return [e.body for e in s.scalars(q)]
+
+
+def test_an_up_to_date_subscription_asks_for_no_permission(servers, tmp_path):
+    src, dst, _path, _bundle = servers
+    key = tmp_path / "dst.pub"
+    key.write_text(dst.signer.public_pem)
+    subscriptions.add_destination(src.uow(), "dc-east", dst.server_id, key.read_text(), "t")
+    subscriptions.subscribe(src.uow(), "dc-east", ORG, "base", None, "t")
+    sctx = src.source_context()
+    propagation.reconcile(src.uow(), sctx)
+    propagation.on_bundle_ready(dst.uow(), _outbox(src, ev.BUNDLE_READY)[-1], dst.destination_context())
+    propagation.on_bundle_status(src.uow(), _outbox(dst, ev.BUNDLE_IMPORTED)[-1], sctx)
+    revoke_role(src.uow(), "iss-export", EXPORTER, None, "t")
+
+    assert propagation.reconcile(src.uow(), sctx, resend_in_flight=True) == []  # nothing to send: no check
+    assert audit_rows(src, "permission.denied") == []
+    content_views.publish(src.uow(), ORG, "base", "2.0", "t", src.server_id)
+    assert propagation.reconcile(src.uow(), sctx) == []  # something to send: denied, logged, audited
+    assert [r.actor for r in audit_rows(src, "permission.denied")] == ["iss-export"]
