@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -56,8 +57,6 @@ def register(cli: click.Group) -> None:
     @click.option("--service-account", is_flag=True, help="no password: acts through tokens (workers, scripts)")
     def user_create(ctx: Ctx, state: Any, output: Out, login: str, admin: bool, service_account: bool) -> None:
         """Create a user; the password is prompted (or ISS_NEW_PASSWORD) unless --service-account."""
-        import os
-
         password = None
         if not service_account:
             password = os.environ.get("ISS_NEW_PASSWORD") or click.prompt(
