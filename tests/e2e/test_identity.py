@@ -263,7 +263,12 @@ def test_bad_identity_input_changes_nothing(published_source):
 
 def test_grant_and_revoke_take_effect_and_are_audited(published_source):
     s = published_source
-    add_user(s, "gus", [])
+    create = ["--config", str(s.config), "--output", "json", "user", "create", "--login", "gus"]
+    r = CliRunner().invoke(build_cli(), create, env={"ISS_NEW_PASSWORD": PASSWORD})
+    assert r.exit_code == 0 and json.loads(r.stdout)["password"] is True, r.output
+    assert CliRunner().invoke(build_cli(), create, env={"ISS_NEW_PASSWORD": PASSWORD}).exit_code == 2  # exists
+    robot = s.json("user", "create", "--login", "robot", "--service-account")
+    assert robot["service_account"] and robot["password"] is False
     act(s, "gus", "product", "list", "--organization", "ACME", expect=4)
     s.run("user", "grant", "--user", "gus", "--role", "Viewer", "--organization", "ACME")
     act(s, "gus", "product", "list", "--organization", "ACME")
