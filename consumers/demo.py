@@ -25,7 +25,7 @@ from sqlalchemy import select
 from iss_plugin.adapters.db.models import ContentView, ContentViewVersion, ExportRecord, ImportRecord
 from iss_plugin.bootstrap import App
 from iss_plugin.domain.errors import ImportRuleViolation
-from iss_plugin.services import catalog, content_views, exporting, importing, subscriptions
+from iss_plugin.services import catalog, content_views, exporting, identity, importing, subscriptions
 from iss_plugin.services.server_setup import initialize
 from iss_plugin.settings import load_settings
 
@@ -69,7 +69,9 @@ class Timeline:
 def make_server(root: Path, name: str, **overrides: Any) -> App:
     settings = load_settings(None, data_dir=str(root / name), server_id=name, **overrides)
     initialize(settings)
-    return App(settings)
+    app = App(settings)
+    identity.bootstrap(app.uow(), settings.data_dir / identity.CREDENTIALS_NAME)  # admin and service accounts
+    return app
 
 
 def prepare_source(src: App, rpms: Path, packages_per_repo: int, actor: str) -> None:
@@ -124,10 +126,22 @@ def import_into(app: App, organization: str, bundle: Path) -> importing.ImportSu
     return importing.import_bundle(app.uow(), request, work_dir=app.settings.imports_path, actor=ACTOR)
 
 
-def refuse_red_hat_into_custom(dst: App, full_bundle: Path) -> str:
+@contextmanager
+def source_feeds_lab(dst: App, src: App, actor: str) -> Iterator[None]:
+    """For the refusal step: the trust maps the source's ACME to ACME-Lab here (a source
+    organization feeds one organization here), then back to ACME."""
+    catalog.add_trusted_source(dst.uow(), "source", src.signer.public_pem, {ORG: "ACME-Lab"}, actor)
+    try:
+        yield
+    finally:
+        catalog.add_trusted_source(dst.uow(), "source", src.signer.public_pem, {ORG: ORG}, actor)
+
+
+def refuse_red_hat_into_custom(dst: App, src: App, full_bundle: Path) -> str:
     """ACME-Lab's custom product carries the Red Hat product's label: the import must be refused."""
     try:
-        import_into(dst, "ACME-Lab", full_bundle)
+        with source_feeds_lab(dst, src, ACTOR):
+            import_into(dst, "ACME-Lab", full_bundle)
     except ImportRuleViolation as e:
         return e.problems[0]
     raise AssertionError("the Red Hat-into-custom import was not refused")
@@ -216,7 +230,7 @@ def _automatic(root: Path, packages_per_repo: int, say: Say, timeout: float) -> 
         step("compare", "identical", "every repository of 2.0 has the source's package set digest", t0)
 
         t0 = time.perf_counter()
-        refusal = refuse_red_hat_into_custom(dst, Path(_latest_full_bundle(src)))
+        refusal = refuse_red_hat_into_custom(dst, src, Path(_latest_full_bundle(src)))
         step("Red Hat into custom product", "refused", refusal, t0)
         return steps, timeline
     finally:
@@ -353,7 +367,7 @@ def _manual(root: Path, packages_per_repo: int, say: Say) -> list[Step]:
             return r["state"], f"2.0 into {ORG}: {counts}"
 
         def refused() -> tuple[str, str]:
-            return "refused", refuse_red_hat_into_custom(dst, Path(bundles["1.0"]["path"]))
+            return "refused", refuse_red_hat_into_custom(dst, src, Path(bundles["1.0"]["path"]))
 
         def verify() -> tuple[str, str]:
             held = versions(src)

@@ -68,6 +68,7 @@ class App:
             exports_path=self.settings.exports_path,
             grace=timedelta(seconds=self.settings.reconcile_grace_seconds),
             staging_root=self.settings.data_dir / "staging",
+            actor=self.settings.export_account,
         )
 
     def destination_context(self) -> DestinationContext:
@@ -77,6 +78,7 @@ class App:
             server_id=self.server_id,
             imports_path=self.settings.imports_path,
             fetch_roots=tuple(self.settings.fetch_roots),
+            actor=self.settings.import_account,
         )
 
     def close(self) -> None:

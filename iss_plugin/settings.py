@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     export_dir: Path | None = None
     import_dir: Path | None = None
     actor: str = "admin"
+    export_account: str = "iss-export"  # the service account export workers act as (needs export_content)
+    import_account: str = "iss-import"  # the service account import workers act as (needs import_content)
     web_base_url: str | None = None
     reconcile_interval_seconds: int = 60
     reconcile_grace_seconds: int = 300

@@ -8,6 +8,7 @@ import click
 
 from iss_plugin.services import catalog, content_views
 
+from .identity import VIEW_PRODUCTS, only_visible
 from .output import emit
 from .state import State, command, source_id
 
@@ -31,7 +32,7 @@ def organization_create(ctx: click.Context, state: State, output: str | None, na
 
 @command(organization, "list")
 def organization_list(ctx: click.Context, state: State, output: str | None) -> None:
-    emit(ctx, catalog.list_organizations(state.app.uow()))
+    emit(ctx, only_visible(state, VIEW_PRODUCTS, catalog.list_organizations(state.app.uow())))
 
 
 @click.group()
@@ -281,16 +282,27 @@ def trust() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="the source's public key (PEM, from `iss keys show` there)",
 )
-@click.option("--organization", "organizations", multiple=True, required=True, help="organization(s) it may feed")
+@click.option("--organization", "organizations", multiple=True, help="organization(s) it may feed, each into itself")
+@click.option(
+    "--map", "maps", multiple=True, metavar="SRC=DST", help="its organization SRC feeds organization DST here"
+)
 def trust_add(
-    ctx: click.Context, state: State, output: str | None, name: str, public_key: Path, organizations: tuple[str, ...]
+    ctx: click.Context,
+    state: State,
+    output: str | None,
+    name: str,
+    public_key: Path,
+    organizations: tuple[str, ...],
+    maps: tuple[str, ...],
 ) -> None:
     from iss_plugin.adapters.bundles.signing import read_public_key_file
+    from iss_plugin.domain.trust import parse_maps
 
+    mapping = parse_maps(organizations, maps)
     emit(
         ctx,
         catalog.add_trusted_source(
-            state.app.uow(), name, read_public_key_file(public_key), organizations, state.app.settings.actor
+            state.app.uow(), name, read_public_key_file(public_key), mapping, state.app.settings.actor
         ),
     )
 

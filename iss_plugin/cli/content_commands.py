@@ -12,8 +12,8 @@ import click
 from iss_plugin.domain.errors import UsageError
 
 from .catalog_commands import organization, product, repository
-from .output import emit, handle_errors, output_option
-from .state import State, command, pass_state
+from .output import emit
+from .state import State, command
 
 ORG = click.option("--organization", required=True, help="organization label")
 REPO = click.option(
@@ -37,12 +37,8 @@ def repository_set() -> None:
     """Red Hat repositories that arrived in imported bundles and the entitlement manifest covers."""
 
 
-@repository_set.command("list")
+@command(repository_set, "list")
 @ORG
-@output_option
-@pass_state
-@click.pass_context
-@handle_errors
 def repository_set_list(ctx: click.Context, state: State, output: str | None, organization: str) -> None:
     from iss_plugin.services import repository_sets
 

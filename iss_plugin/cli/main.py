@@ -1,4 +1,5 @@
-"""The command tree, built in this one place. Exit codes: 0 ok, 1 runtime error, 2 usage, 3 rejected input.
+"""The command tree, built in this one place. Exit codes: 0 ok, 1 runtime error, 2 usage, 3 rejected input,
+4 forbidden (not authenticated or not permitted).
 
 Every command group is added here: this package's command modules, then the commands of the
 `iss_plugin.commands` entry points (consumers/ and producers/ bring the workers, `iss run`,
@@ -17,6 +18,7 @@ from . import (
     bus_commands,
     catalog_commands,
     content_commands,
+    identity_commands,
     product_key_commands,
     server_commands,
     transfer_commands,
@@ -39,10 +41,11 @@ def build_cli() -> click.Group:
         help="settings TOML (default /etc/iss/settings.toml); ISS_* variables override it",
     )
     @click.option("--output", type=click.Choice(["table", "json"]), default="table", help="table or json for scripts")
+    @click.option("--user", "login", help="act as this user (password: ISS_PASSWORD or a prompt); else ISS_TOKEN")
     @click.pass_context
-    def iss(ctx: click.Context, config: Path | None, output: str) -> None:
+    def iss(ctx: click.Context, config: Path | None, output: str, login: str | None) -> None:
         """iss: Inter-Server Sync of yum content between Katello/Pulp servers."""
-        state = State(config)
+        state = State(config, login)
         ctx.obj = state
         ctx.call_on_close(state.close)
 
@@ -57,6 +60,7 @@ def _all_commands() -> Iterator[click.Command]:
         catalog_commands,
         content_commands,
         product_key_commands,
+        identity_commands,
         transfer_commands,
         bus_commands,
     )

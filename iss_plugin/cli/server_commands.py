@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import click
 
+from .identity import first_administrator
 from .output import emit
 from .state import State, command
 
 
-@command(None, "init")
+@command(None, "init", authenticated=False)
 def init(ctx: click.Context, state: State, output: str | None) -> None:
-    """Create the data directory, migrate the database, make the server's Ed25519 key pair."""
+    """Create the data directory, migrate the database, make the server's Ed25519 key pair, the first
+    administrator (its password printed once, its token in <data_dir>/credentials) and the service accounts."""
     from iss_plugin.services.server_setup import initialize
 
-    emit(ctx, initialize(state.app.settings))
+    emit(ctx, {**initialize(state.app.settings), **first_administrator(state.app)})
 
 
 @click.group()
@@ -21,7 +23,7 @@ def db() -> None:
     """Database schema."""
 
 
-@command(db, "upgrade")
+@command(db, "upgrade", authenticated=False)
 def db_upgrade(ctx: click.Context, state: State, output: str | None) -> None:
     """Apply the Alembic migrations."""
     from iss_plugin.adapters.db import migrate
@@ -35,7 +37,7 @@ def keys() -> None:
     """The server's signing key."""
 
 
-@command(keys, "show")
+@command(keys, "show", authenticated=False)
 def keys_show(ctx: click.Context, state: State, output: str | None) -> None:
     """Print the public key (PEM) and its fingerprint, to give to destinations (`iss trust add`)."""
     signer = state.app.signer

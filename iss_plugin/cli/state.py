@@ -10,14 +10,18 @@ from pathlib import Path
 import click
 
 from iss_plugin.bootstrap import App
+from iss_plugin.domain.policy import Identity
 from iss_plugin.settings import load_settings
 
+from .identity import acting
 from .output import handle_errors, output_option
 
 
 class State:
-    def __init__(self, config: Path | None):
+    def __init__(self, config: Path | None, login: str | None = None):
         self.config = config
+        self.login = login  # --user; see cli/identity.py for how the acting identity is found
+        self.identity: Identity | None = None
         self._app: App | None = None
 
     @property
@@ -34,13 +38,18 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
-def command(parent: click.Group | None, name: str) -> Callable[[Callable[..., None]], click.Command]:
-    """A command with --output, the State, the context and the error policy wired in: the callback
-    takes (ctx, state, output, **options). Added to `parent`, or (parent None) returned for the
-    tree builder to add at the top level."""
+def command(
+    parent: click.Group | None, name: str, *, authenticated: bool = True
+) -> Callable[[Callable[..., None]], click.Command]:
+    """A command with --output, the State, the context, the acting identity and the error policy
+    wired in: the callback takes (ctx, state, output, **options). `acting` (cli/identity.py) finds
+    who runs it and checks the command's permission; `authenticated=False` only for the commands
+    that must run before there is anybody to log in as (init, db upgrade) or that show public
+    information (keys show). Added to `parent`, or (parent None) returned for the tree builder."""
 
     def deco(f: Callable[..., None]) -> click.Command:
-        cmd = click.command(name)(output_option(pass_state(click.pass_context(handle_errors(f)))))
+        body = acting(f) if authenticated else f
+        cmd = click.command(name)(output_option(pass_state(click.pass_context(handle_errors(body)))))
         if parent is not None:
             parent.add_command(cmd)
         return cmd

@@ -121,7 +121,7 @@ def _run_export(
             )
     except IssError as e:
         if not isinstance(e, UsageError) and e.reason != "not_found":
-            exporting.record_failed_export(app.uow(), request, e)
+            exporting.record_failed_export(app.uow(), request, e, app.settings.actor)
         raise
     emit(ctx, result)
 
@@ -175,7 +175,7 @@ def _import_command(scope: str) -> None:
             )
         except IssError as e:
             if not dry_run and e.reason not in ("not_found", "usage"):
-                importing.record_rejection(app.uow(), request, e)
+                importing.record_rejection(app.uow(), request, e, app.settings.actor)
             raise
         emit(ctx, result)
 

@@ -9,6 +9,7 @@ EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_REJECTED = 3
+EXIT_FORBIDDEN = 4
 
 
 class IssError(Exception):
@@ -80,6 +81,19 @@ class SchemaViolation(RejectedInput):
 
 class ImportRuleViolation(RejectedInput):
     reason = "rule_violation"
+
+
+class Forbidden(RejectedInput):
+    """Not allowed: the acting user lacks a permission in an organization (a refusal: nothing changed)."""
+
+    exit_code = EXIT_FORBIDDEN
+    reason = "forbidden"
+
+
+class NotAuthenticated(Forbidden):
+    """No acting user could be established: a wrong password, an unknown, expired or revoked token."""
+
+    reason = "not_authenticated"
 
 
 class BaseMismatch(RejectedInput):

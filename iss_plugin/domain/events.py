@@ -43,7 +43,7 @@ EVENT_TYPES = (
 ADDRESSED_TYPES = (BUNDLE_READY, BUNDLE_IMPORTED, BUNDLE_REJECTED)
 
 # The reason codes of iss.bundle.rejected.v1 (IssError.reason of the matching errors).
-REJECTION_REASONS = ("base_mismatch", "untrusted", "integrity", "rule_violation", "schema")
+REJECTION_REASONS = ("base_mismatch", "untrusted", "integrity", "rule_violation", "schema", "forbidden")
 EXPORT_REQUEST_REASONS = ("manual", "reconcile", "base_mismatch", "subscription")
 BUNDLE_FORMATS = ("dir", "tgz", "iso")
 

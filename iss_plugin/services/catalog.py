@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypedDict
 
@@ -23,6 +23,7 @@ from iss_plugin.domain.content_rules import check_sync_url
 from iss_plugin.domain.errors import RejectedInput, SchemaViolation, UsageError
 from iss_plugin.domain.labels import check_label, make_label
 from iss_plugin.domain.packages import package_set_digest
+from iss_plugin.domain.trust import organization_map
 
 from . import sync_urls
 from .audit import audit
@@ -98,7 +99,7 @@ class Synchronized(TypedDict):
 class TrustedSourceRow(TypedDict):
     name: str
     fingerprint: str
-    organizations: list[str]
+    organizations: dict[str, str]  # source organization -> organization here
 
 
 class ManifestImported(TypedDict):
@@ -308,24 +309,26 @@ def synchronize(uow: UnitOfWork, org_label: str, path: str, url: str | None, act
 
 
 def add_trusted_source(
-    uow: UnitOfWork, name: str, public_pem: str, organizations: Sequence[str], actor: str
+    uow: UnitOfWork, name: str, public_pem: str, organizations: Sequence[str] | Mapping[str, str], actor: str
 ) -> TrustedSourceRow:
+    """`organizations`: {source organization: destination organization}; labels alone map to themselves."""
     from iss_plugin.adapters.bundles.signing import fingerprint_of
 
     fingerprint = fingerprint_of(public_pem)
+    mapping = organization_map(organizations)
     with uow:
-        for label in organizations:
+        for label in sorted(set(mapping.values())):
             find.organization(uow.session, label)
         existing = uow.session.scalar(select(TrustedSource).where(TrustedSource.fingerprint == fingerprint))
         if existing and existing.name != name:
             raise UsageError(f"that key is already trusted as '{existing.name}'")
         ts = existing or uow.session.scalar(select(TrustedSource).where(TrustedSource.name == name))
         if ts is None:
-            ts = TrustedSource(name=name, public_key=public_pem, fingerprint=fingerprint, organizations=[])
+            ts = TrustedSource(name=name, public_key=public_pem, fingerprint=fingerprint, organizations={})
             uow.session.add(ts)
         ts.public_key, ts.fingerprint = public_pem, fingerprint
-        ts.organizations = sorted(set(ts.organizations) | set(organizations))
-        audit(uow.session, actor, "trust.add", name, fingerprint=fingerprint, organizations=list(organizations))
+        ts.organizations = dict(sorted((organization_map(ts.organizations) | mapping).items()))
+        audit(uow.session, actor, "trust.add", name, fingerprint=fingerprint, organizations=mapping)
         uow.commit()
         return {"name": name, "fingerprint": fingerprint, "organizations": ts.organizations}
 

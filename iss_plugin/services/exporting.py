@@ -232,7 +232,7 @@ def export_in_transaction(
     record.summary = summary
     uow.session.add(record)
     uow.on_rollback(lambda: _remove_output(output.files))
-    audit(uow.session, actor, "content.export", name, bundle_id=bundle_id, kind=kind)
+    audit(uow.session, actor, "content.export", name, organization=request.organization, bundle_id=bundle_id, kind=kind)
     return {
         "bundle_id": bundle_id,
         "path": str(output.path),
@@ -248,8 +248,20 @@ def export_in_transaction(
     }
 
 
-def record_failed_export(uow: UnitOfWork, request: ExportRequest, error: IssError | Exception) -> None:
+def record_failed_export(
+    uow: UnitOfWork, request: ExportRequest, error: IssError | Exception, actor: str = "unknown"
+) -> None:
     with uow:
+        audit(
+            uow.session,
+            actor,
+            "content.export",
+            request.content_view or f"{request.product}/{request.repository}",
+            organization=request.organization,
+            outcome="failed",
+            reason=getattr(error, "reason", "error"),
+            message=str(error)[:1000],
+        )
         uow.session.add(
             ExportRecord(
                 bundle_id=str(uuid.uuid4()),

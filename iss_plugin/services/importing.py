@@ -25,7 +25,14 @@ from iss_plugin.adapters.db.models import (
     Repository,
 )
 from iss_plugin.adapters.db.uow import UnitOfWork
-from iss_plugin.domain.errors import BundleIntegrityError, ImportRuleViolation, IssError, RejectedInput
+from iss_plugin.domain.errors import (
+    BundleIntegrityError,
+    Forbidden,
+    ImportRuleViolation,
+    IssError,
+    RejectedInput,
+    UntrustedSource,
+)
 from iss_plugin.domain.manifest import BundleManifest
 from iss_plugin.domain.rules import (
     DestinationSnapshot,
@@ -35,6 +42,7 @@ from iss_plugin.domain.rules import (
     ImportPlan,
     plan_import,
 )
+from iss_plugin.domain.trust import destination_organization, organization_map
 from iss_plugin.domain.versions import VersionNumber
 from iss_plugin.failpoints import failpoint
 
@@ -125,15 +133,19 @@ def import_bundle(
     work_dir.mkdir(parents=True, exist_ok=True)
     with uow:
         org_label = find.organization(uow.session, request.organization).label
+        rows = find.trusted_sources(uow.session)
+        sources = {t.fingerprint: (t.name, organization_map(t.organizations)) for t in rows}
+        # a key may feed the organizations its mapping points at; _check_mapping then checks the pair
         trusted = [
-            TrustedKey(t.name, t.public_key, t.fingerprint, tuple(t.organizations))
-            for t in find.trusted_sources(uow.session)
+            TrustedKey(t.name, t.public_key, t.fingerprint, tuple(sorted(set(sources[t.fingerprint][1].values()))))
+            for t in rows
         ]
     # The signature is checked as soon as manifest.json is read: an untrusted or edited archive is
     # refused before the rest of it is read or extracted.
     with open_bundle(Path(request.path), work_dir, trusted=trusted, organization=org_label) as opened:
         file_problems: list[str] | None = [] if request.dry_run else None
         manifest = verify_bundle(opened, trusted, org_label, file_problems=file_problems)
+        _check_mapping(manifest, *sources[manifest.source_key_fingerprint], org_label)
         _check_announcement(manifest, request.announced or {})
         if manifest.scope != request.scope:
             command = "version" if manifest.scope == "content_view_version" else "repository"
@@ -187,6 +199,41 @@ def import_bundle(
             return summary | {"state": "imported", "repositories": written}
 
 
+def _check_mapping(manifest: BundleManifest, source: str, mapping: dict[str, str], org_label: str) -> None:
+    """The signing source must map the bundle's organization to the one it is imported into."""
+    dest = destination_organization(source, mapping, manifest.organization)
+    if dest != org_label:
+        raise UntrustedSource(
+            f"bundle of organization '{manifest.organization}' from source '{source}' goes into organization "
+            f"'{dest}' here, not '{org_label}'; nothing was imported (import it with --organization {dest})",
+            details={"source": source, "organization": manifest.organization, "destination": dest},
+        )
+
+
+def mapped_organization(uow: UnitOfWork, source_organization: str) -> str:
+    """The organization here that trusted sources map `source_organization` to (for the import
+    worker, which knows only the event's organization; the signed manifest is checked later)."""
+    with uow:
+        sources = [(t.name, organization_map(t.organizations)) for t in find.trusted_sources(uow.session)]
+    targets = sorted({m[source_organization] for _, m in sources if source_organization in m})
+    if len(targets) == 1:
+        return targets[0]
+    if not targets:
+        names = ", ".join(n for n, _ in sources) or "none"
+        raise UntrustedSource(
+            f"bundle of organization '{source_organization}' is refused: no trusted source ({names}) maps that "
+            f"organization to one here; nothing was imported; to accept it: "
+            f"iss trust add --name SOURCE --public-key KEY --map {source_organization}=DESTINATION_ORG",
+            details={"organization": source_organization},
+        )
+    raise ImportRuleViolation(
+        f"bundle of organization '{source_organization}' is refused: trusted sources map it to several "
+        f"organizations here ({', '.join(targets)}); nothing was imported; import it by hand with "
+        "`iss content-import --organization`",
+        details={"organization": source_organization},
+    )
+
+
 def _check_announcement(manifest: BundleManifest, announced: Mapping[str, object]) -> None:
     """The bus event is not signed; the manifest is. Refuse a bundle the event misdescribes."""
     actual = {
@@ -228,14 +275,25 @@ def _dry_run_plan(manifest: BundleManifest, snapshot: DestinationSnapshot, file_
     return plan
 
 
-def record_rejection(uow: UnitOfWork, request: ImportRequest, error: IssError) -> None:
+def record_rejection(uow: UnitOfWork, request: ImportRequest, error: IssError, actor: str = "unknown") -> None:
     """History of a refused import, in its own transaction (the import itself changed nothing)."""
     with uow:
-        record_rejection_in(uow, request, error)
+        record_rejection_in(uow, request, error, actor)
         uow.commit()
 
 
-def record_rejection_in(uow: UnitOfWork, request: ImportRequest, error: IssError) -> None:
+def record_rejection_in(uow: UnitOfWork, request: ImportRequest, error: IssError, actor: str = "unknown") -> None:
+    outcome = "denied" if isinstance(error, Forbidden) else "rejected" if isinstance(error, RejectedInput) else "failed"
+    audit(
+        uow.session,
+        actor,
+        "content.import",
+        str(request.path),
+        organization=request.organization,
+        outcome=outcome,
+        reason=error.reason,
+        message=error.message[:1000],
+    )
     uow.session.add(
         ImportRecord(
             organization=request.organization,

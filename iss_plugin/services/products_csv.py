@@ -89,7 +89,15 @@ def import_products_csv(
         _check_against(uow, org, wanted)
         changes = _apply(uow, org, wanted)
         if any(changes.values()):
-            audit(uow.session, actor, "product.import_csv", org.label, csv=str(path), **changes)
+            audit(
+                uow.session,
+                actor,
+                "product.import_csv",
+                org.label,
+                organization=org.label,
+                csv=str(path),
+                changes=changes,
+            )
             uow.commit()
     return {"organization": org_label, "csv": str(path), **changes}
 

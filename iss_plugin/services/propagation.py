@@ -20,13 +20,18 @@ from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import ContentView, ContentViewVersion, Destination, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain import events as ev
-from iss_plugin.domain.errors import IssError
+from iss_plugin.domain import policy
+from iss_plugin.domain.errors import (
+    Forbidden,
+    IssError,
+)
 from iss_plugin.domain.jsontypes import JSONObject
 from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
 
 from . import exporting, importing
 from .idempotency import already_processed, mark_processed
+from .identity import authorize_account
 from .outbox import add_event
 
 if TYPE_CHECKING:
@@ -191,6 +196,7 @@ def propagate(
             path=ctx.exports_path / dest.server_id,
         )
         marker = latest.digest
+    authorize_account(uow, ctx.actor, policy.EXPORT_CONTENT, sub.organization)  # only when there is something to send
     result = exporting.export_in_transaction(
         uow,
         request,
@@ -348,7 +354,7 @@ def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) 
                     if sub.in_flight == sub.acknowledged:
                         sub.in_flight = sub.in_flight_since = None
                         if not sub.content_view or _is_blessed(uow, sub.organization, sub.content_view):
-                            result = propagate(uow, sub, ctx, reason="next") or result  # the next one, if any
+                            result = _next_unless_forbidden(uow, sub, ctx, "next") or result  # the next one, if any
                 elif data["reason"] == "base_mismatch":
                     has = data.get("has") or {}
                     if sub.content_view:
@@ -357,7 +363,7 @@ def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) 
                         repos = has.get("repositories") or []
                         sub.acknowledged = repos[0]["package_set_digest"] if repos else None
                     sub.in_flight = sub.in_flight_since = None
-                    result = propagate(uow, sub, ctx, reason="base_mismatch")
+                    result = _next_unless_forbidden(uow, sub, ctx, "base_mismatch")
                 else:  # reconcile sends it again after the grace time, longer after each refusal in a row
                     sub.in_flight_since = _now()
                     sub.rejections = (sub.rejections or 0) + 1
@@ -365,6 +371,16 @@ def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) 
         mark_processed(uow.session, envelope["id"], "status")
         uow.commit()
         return result
+
+
+def _next_unless_forbidden(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, reason: str) -> Propagated | None:
+    """After an answer: an export account that may not export must not undo the acknowledgement
+    recorded with it (the denial is audited; reconcile tries again once it is granted)."""
+    try:
+        return propagate(uow, sub, ctx, reason=reason)
+    except Forbidden as e:
+        log.warning("%s", e.message)
+        return None
 
 
 def reconcile(
@@ -445,6 +461,11 @@ def on_bundle_ready(
         mark_processed(tx.session, envelope["id"], "import")
 
     try:
+        # the organization here is what the trusted source maps the bundle's to (checked again on
+        # the signed manifest); the import account must hold import_content in it
+        request = replace(request, organization=importing.mapped_organization(uow, data["organization"]))
+        with uow:
+            authorize_account(uow, ctx.actor, policy.IMPORT_CONTENT, request.organization)
         request = replace(
             request,
             path=fetch_bundle(data["location"], into, data.get("size"), ctx.fetch_roots, sha256=data.get("sha256")),
@@ -491,9 +512,9 @@ def _answer_rejected(
     answer |= {k: data[k] for k in ("content_view", "version", "product", "repository") if k in data}
     with uow:
         has = importing.destination_holding(
-            uow, data["organization"], data.get("content_view"), data.get("product"), data.get("repository")
+            uow, request.organization, data.get("content_view"), data.get("product"), data.get("repository")
         )
-        importing.record_rejection_in(uow, request, e)
+        importing.record_rejection_in(uow, request, e, ctx.actor)
         add_event(
             uow.session,
             ev.BUNDLE_REJECTED,

@@ -368,6 +368,9 @@ def test_a_database_that_was_never_migrated(tmp_path, args):
     assert "has no iss schema" in r.output and "run `iss init` (or `iss db upgrade`)" in r.output, r.output
     assert (s.data / "iss.db").stat().st_size == 0
     s.run("db", "upgrade")
+    r = s.run("organization", "list", expect=4)  # a schema but nobody to act as: `iss init` makes the administrator
+    assert "no users yet" in r.output and "iss init" in r.output, r.output
+    s.run("init")
     s.run("organization", "list")
 
 

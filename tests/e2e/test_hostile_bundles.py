@@ -179,7 +179,7 @@ def test_redhat_repository_into_custom_product(tmp_path, published_source, desti
     destination.run("product", "create", "--organization", "LAB", "--name", "rebuild", "--label", RH)
     key = tmp_path / "k.pub"
     key.write_text(published_source.json("keys", "show")["public_key"])
-    destination.run("trust", "add", "--name", "source", "--public-key", str(key), "--organization", "LAB")
+    destination.run("trust", "add", "--name", "source", "--public-key", str(key), "--map", "ACME=LAB")
     refused(destination, export_full(published_source), "Red Hat content", "custom product", org="LAB")
 
 

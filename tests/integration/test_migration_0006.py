@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 from iss_plugin.adapters.db import migrate
 from iss_plugin.adapters.db.engine import make_engine
 
-BEFORE = "0004_subscription_rejections"
+BEFORE = "0005"  # the migration before 0006
 
 ROWS = [
     "INSERT INTO organizations (id, label, name, created) VALUES (1, 'ACME', 'ACME', :now)",

@@ -166,7 +166,8 @@ class TrustedSource(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     public_key: Mapped[str] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(String(80), unique=True)
-    organizations: Mapped[list[str]] = mapped_column(JSON, default=list)  # organization labels it may feed
+    # {source organization: destination organization} it may feed (a list of labels before 0005)
+    organizations: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -230,6 +231,8 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(Text)
     details: Mapped[JSONObject] = mapped_column(JSON, default=dict)
+    organization: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16), default="success")  # success | denied | failed | rejected
 
 
 class OutboxEvent(Base):

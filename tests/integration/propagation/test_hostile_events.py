@@ -125,7 +125,7 @@ def test_an_unknown_organization_is_answered_not_left_in_flight(servers):
     )
     assert result["state"] == "rejected"
     [answer] = answers(dst, ev.BUNDLE_REJECTED)
-    assert "organization 'NOPE' does not exist" in answer["message"]
+    assert "bundle of organization 'NOPE' is refused" in answer["message"] and "--map NOPE=" in answer["message"]
 
 
 def test_an_archive_that_is_not_the_announced_one_is_refused(servers):
