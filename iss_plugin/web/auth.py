@@ -1,0 +1,67 @@
+"""Who is calling: the FastAPI dependencies every page and endpoint uses.
+
+`caller` finds the identity from an `Authorization: Bearer <token>` header (API tokens of
+`iss token create`) or from the signed session cookie the login page sets (see `SESSION_KEY`);
+`require(permission)` checks a permission through domain/policy.py, in the organization named
+by the request's `organization` path or query parameter (server-wide when there is none), and
+records a denial in the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, Request
+
+from iss_plugin.bootstrap import App
+from iss_plugin.domain import policy
+from iss_plugin.domain.errors import Forbidden, NotAuthenticated
+from iss_plugin.services import audit, identity
+
+SESSION_KEY = "login"  # request.session[SESSION_KEY]: the login of a signed-in browser session
+
+
+def iss_app(request: Request) -> App:
+    """The wired App of this server (made once by create_app)."""
+    app: App = request.app.state.iss
+    return app
+
+
+def caller(request: Request, app: App = Depends(iss_app)) -> policy.Identity:
+    cached: policy.Identity | None = getattr(request.state, "identity", None)
+    if cached is not None:
+        return cached
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        found = identity.authenticate_token(app.uow(), token.strip(), "the Authorization header")
+    elif "session" in request.scope and request.session.get(SESSION_KEY):
+        with app.uow() as uow:
+            found = identity.load_identity(uow.session, str(request.session[SESSION_KEY]))
+    else:
+        raise NotAuthenticated("log in first (the login page), or send Authorization: Bearer <token>")
+    request.state.identity = found
+    return found
+
+
+def require(permission: str) -> Callable[..., policy.Identity]:
+    """A dependency: the caller, if it holds `permission` in the request's organization."""
+
+    def check(request: Request, who: policy.Identity = Depends(caller), app: App = Depends(iss_app)) -> policy.Identity:
+        organization = request.path_params.get("organization") or request.query_params.get("organization")
+        try:
+            policy.check(who, permission, organization)
+        except Forbidden as e:
+            audit.record(
+                app.uow(),
+                who.login,
+                "permission.denied",
+                f"{request.method} {request.url.path}",
+                organization=organization,
+                outcome="denied",
+                permission=permission,
+                message=e.message,
+            )
+            raise
+        return who
+
+    return check
