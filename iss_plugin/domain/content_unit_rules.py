@@ -54,14 +54,22 @@ def refuse_dropped_advisories(problems: Sequence[str]) -> None:
         )
 
 
+def short_nevra(nevra: str) -> str:
+    """name-[epoch:]version-release.arch with a 0 epoch left out (as Package.nevra writes it)."""
+    parts = nevra.rsplit("-", 2)
+    if len(parts) == 3 and parts[1].startswith("0:"):
+        parts[1] = parts[1][2:]
+    return "-".join(parts)
+
+
 def advisories_missing_packages(units: Iterable[MetadataUnit], nevras: Iterable[str]) -> list[str]:
     """'<advisory>: <nevra>, ...' for every advisory naming packages the version does not hold."""
-    held = set(nevras)
+    held = {short_nevra(n) for n in nevras}
     out = []
     for u in sorted(units, key=lambda x: x.key):
         if u.kind != ADVISORY:
             continue
-        missing = [n for n in u.packages if n not in held]
+        missing = [n for n in u.packages if short_nevra(n) not in held]
         if missing:
             out.append(f"advisory {u.key} names packages the version does not hold: {', '.join(missing)}")
     return out

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from .manifest import UnitSummary
 
 ADVISORY = "advisory"
 GROUP = "group"
@@ -70,3 +72,12 @@ def replace_by_key(current: Iterable[MetadataUnit], incoming: Iterable[MetadataU
     new = list(dict.fromkeys(incoming))
     keys = {(u.kind, u.key) for u in new}
     return [u for u in current if (u.kind, u.key) not in keys] + new
+
+
+def unit_summary(target: Sequence[MetadataUnit], base: Sequence[MetadataUnit] | None) -> UnitSummary | None:
+    """What a bundle's manifest says of a target's units (None when it has none)."""
+    digest = units_digest(u.digest for u in target)
+    if digest is None:
+        return None
+    in_base = {u.digest for u in base or ()}
+    return UnitSummary(unit_counts(target), unit_counts(u for u in target if u.digest not in in_base), digest)

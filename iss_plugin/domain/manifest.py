@@ -32,6 +32,16 @@ class ProductEntry:
 
 
 @dataclass(frozen=True)
+class UnitSummary:
+    """A target's metadata units (domain.content_units): how many of each kind, how many of each the
+    base lacks, and the digest over them all. The units themselves travel in the full repodata."""
+
+    counts: dict[str, int]
+    added: dict[str, int]
+    digest: str
+
+
+@dataclass(frozen=True)
 class RepositoryEntry:
     label: str
     name: str
@@ -42,6 +52,7 @@ class RepositoryEntry:
     base: VersionRef | None = None
     added: int = 0
     removed: tuple[str, ...] = ()  # sha256 of base packages the target no longer has
+    units: UnitSummary | None = None  # the target's metadata units; None: none (older bundles too)
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,8 @@ class BundleManifest:
         d = asdict(self)
         for r in d["repositories"]:
             r["removed"] = list(r["removed"])
+            if r["units"] is None:
+                del r["units"]  # optional in iss-bundle/1: absent unless the target has units
         d["products"] = list(d["products"])
         d["repositories"] = list(d["repositories"])
         d["files"] = list(d["files"])
@@ -109,6 +122,7 @@ class BundleManifest:
                         "target": ref(r["target"]),
                         "base": ref(r.get("base")),
                         "removed": tuple(r.get("removed", ())),
+                        "units": UnitSummary(**r["units"]) if r.get("units") else None,
                     }
                 )
                 for r in d["repositories"]

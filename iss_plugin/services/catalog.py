@@ -21,7 +21,6 @@ from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.content_rules import check_sync_url
 from iss_plugin.domain.errors import RejectedInput, SchemaViolation, UsageError
 from iss_plugin.domain.labels import check_label, make_label
-from iss_plugin.domain.packages import package_set_digest
 
 from . import sync_urls
 from .audit import audit
@@ -152,7 +151,7 @@ def repository_info(uow: UnitOfWork, org_label: str, path: str) -> dict:
             "url": r.upstream_url,
             "version": version,
             "package_count": len(packages),
-            "package_set_digest": package_set_digest(p.sha256 for p in packages),
+            "package_set_digest": uow.backend.version_info(r.backend_key, version).digest,
             "published_at": r.published_at,
             "packages": sorted(p.nevra for p in packages),
         } | sync_urls.url_fields(uow.session, r)

@@ -12,15 +12,16 @@ from iss_plugin.adapters.db.models import (
     ContentView,
     ContentViewVersion,
     ContentViewVersionRepository,
+    Repository,
 )
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.errors import IssError, UsageError
 from iss_plugin.domain.events import CONTENT_VIEW_PUBLISHED
 from iss_plugin.domain.labels import check_label, make_label
-from iss_plugin.domain.packages import package_set_digest
 
 from .audit import audit
 from .outbox import add_event
+from .unit_checks import advisory_warnings
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,8 @@ def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None
         found = []
         for repo in cv.repositories:
             version = uow.backend.latest_version(repo.backend_key)
-            packages = uow.backend.list_packages(repo.backend_key, version)
-            found.append((repo, version, len(packages), package_set_digest(p.sha256 for p in packages)))
+            info = uow.backend.version_info(repo.backend_key, version)  # its digest covers metadata units too
+            found.append((repo, version, info.package_count, info.digest))
         _prepare_exports(uow.backend, [(repo.backend_key, version) for repo, version, _, _ in found])
         cvv = ContentViewVersion(
             content_view=cv, major=(latest.major + 1) if latest else 1, minor=0, description=description
@@ -128,7 +129,17 @@ def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None
             "blessed": cv.blessed,
             "repositories": pinned,
             "event_id": event_id,
-        }
+        } | _advisory_warnings(uow, found)
+
+
+def _advisory_warnings(uow: UnitOfWork, found: Sequence[tuple[Repository, int, int, str]]) -> dict[str, list[str]]:
+    """{"warnings": [...]} for advisories naming packages their pinned version does not hold, or {}."""
+    warnings = [
+        f"{repo.product.label}/{repo.label}: {w}"
+        for repo, version, _, _ in found
+        for w in advisory_warnings(uow.backend, repo.backend_key, version)
+    ]
+    return {"warnings": warnings} if warnings else {}
 
 
 def _prepare_exports(backend, pinned_versions: Sequence[tuple[str, int]]) -> None:

@@ -41,6 +41,7 @@ from iss_plugin.domain.planning import RepositoryExportPlan, plan_from_changes
 from iss_plugin.domain.versions import VersionNumber
 
 from .audit import audit
+from .unit_checks import with_unit_summaries
 
 Progress = Callable[[str, int, int], None]
 
@@ -166,6 +167,9 @@ def export_in_transaction(
         _write_products_csv(staging, selections)
         manifest = _manifest(
             bundle_id, server_id, signer.fingerprint, org.label, request, cv_ref, base_label, kind, selections, plans
+        )
+        manifest = with_unit_summaries(
+            uow.backend, manifest, [(s.repo.backend_key, s.target_version, s.base_version) for s in selections]
         )
         from iss_plugin.adapters.bundles.writer import finalize_bundle
 

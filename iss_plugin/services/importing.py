@@ -42,6 +42,7 @@ from . import repository_sets
 from .audit import audit
 from .catalog import backend_key
 from .content_guard import refuse_red_hat_in_bundle
+from .unit_checks import check_bundle_units
 
 Scope = Literal["content_view_version", "repository"]
 
@@ -97,9 +98,11 @@ def import_bundle(
                 plan = plan_import(manifest, snapshot)
             if not plan.already_imported and manifest.scope == "repository":
                 plan = _repository_already_there(manifest, snapshot, plan)
+            warnings: list[str] = []
             if not plan.already_imported:
                 refuse_red_hat_in_bundle(uow, org, manifest)
-            summary = _summary(manifest, plan, request)
+                warnings = check_bundle_units(uow, org, manifest, plan, opened.root, dry_run=request.dry_run)
+            summary = _summary(manifest, plan, request) | ({"warnings": warnings} if warnings else {})
             if request.dry_run:
                 return summary | {"state": "dry_run"}
             if plan.already_imported:

@@ -45,7 +45,7 @@ class UnitCatalog:
         wanted = {u.digest: u for u in units}
         ids: dict[str, int] = {}
         for batch in batched(list(wanted)):
-            ids.update({d: i for d, i in self.session.execute(select(U.digest, U.id).where(U.digest.in_(batch)))})
+            ids.update(dict(self.session.execute(select(U.digest, U.id).where(U.digest.in_(batch)))))
         missing = [u for d, u in wanted.items() if d not in ids]
         if missing:
             self.session.execute(
@@ -62,18 +62,17 @@ class UnitCatalog:
                 ],
             )
             for batch in batched([u.digest for u in missing]):
-                ids.update({d: i for d, i in self.session.execute(select(U.digest, U.id).where(U.digest.in_(batch)))})
+                ids.update(dict(self.session.execute(select(U.digest, U.id).where(U.digest.in_(batch)))))
         return ids
 
     def write_version(self, r: StoreRepository, number: int, units: Sequence[MetadataUnit]) -> None:
         """Version `number` (about to be r's latest) holds exactly `units`: only the difference to the
         latest version's units is written."""
-        current = {
-            digest: mid
-            for digest, mid in self.session.execute(
+        current = dict(
+            self.session.execute(
                 select(U.digest, RU.id).join(RU, RU.unit_id == U.id).where(self._in_version(r.id, r.latest_version))
             )
-        }
+        )
         target = {u.digest for u in units}
         gone = [mid for digest, mid in current.items() if digest not in target]
         for batch in batched(gone):
