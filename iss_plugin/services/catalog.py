@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 import schemas
+from iss_plugin.adapters.backends.base import HoldsMetadataUnits
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import (
     Entitlement,
@@ -19,10 +20,11 @@ from iss_plugin.adapters.db.models import (
 )
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.content_rules import check_sync_url
+from iss_plugin.domain.content_units import unit_counts
 from iss_plugin.domain.errors import RejectedInput, SchemaViolation, UsageError
 from iss_plugin.domain.labels import check_label, make_label
 
-from . import sync_urls
+from . import sync_urls, unit_uploads
 from .audit import audit
 from .content_guard import refuse_red_hat_uploads
 from .repository_events import record_new_version
@@ -166,21 +168,27 @@ def upload_packages(uow: UnitOfWork, org_label: str, path: str, files: Sequence[
         r = find.repository_by_path(uow.session, org, path)
         from iss_plugin.adapters.content_types import file_problems
 
-        problems = file_problems(r.content_type, files)
+        packages, metadata = unit_uploads.split_uploads([Path(f) for f in files])
+        problems = file_problems(r.content_type, packages)
         if problems:
             raise RejectedInput(
                 f"{len(problems)} of {len(files)} files are not {r.content_type} packages; "
-                f"nothing was uploaded to '{path}' (upload only {r.content_type} package files)",
+                f"nothing was uploaded to '{path}' (upload only {r.content_type} package files, or "
+                "updateinfo.xml, comps.xml and modules.yaml files)",
                 problems,
             )
-        refuse_red_hat_uploads(uow, org, r, [Path(f) for f in files])
+        units = unit_uploads.read_uploaded_units(uow.backend, r.content_type, metadata, path)
+        refuse_red_hat_uploads(uow, org, r, packages)
         before = uow.backend.latest_version(r.backend_key)
-        version = uow.backend.add_packages(r.backend_key, [Path(f) for f in files])
+        version = uow.backend.add_packages(r.backend_key, packages) if packages else before
+        if units and isinstance(uow.backend, HoldsMetadataUnits):
+            version = uow.backend.add_units(r.backend_key, units)
         if version != before:
             record_new_version(uow, r, version, source)
         audit(uow.session, actor, "repository.upload", r.backend_key, files=len(files), version=version)
         uow.commit()
-    return {"repository": path, "version": version, "uploaded": len(files), "changed": version != before}
+    result = {"repository": path, "version": version, "uploaded": len(files), "changed": version != before}
+    return result | ({"units": unit_counts(units)} if units else {})
 
 
 def remove_packages(uow: UnitOfWork, org_label: str, path: str, nevras: Sequence[str], actor: str, source: str) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from iss_plugin.adapters.backends.local.rows import batched
@@ -40,12 +40,15 @@ class UnitCatalog:
         ).all()
         return [_unit(*row) for row in rows]
 
+    def _pairs(self, stmt: Select[str, int]) -> dict[str, int]:
+        return dict(self.session.execute(stmt).all())
+
     def _ids(self, units: Sequence[MetadataUnit]) -> dict[str, int]:
         """digest -> row id, storing the units the store lacks."""
         wanted = {u.digest: u for u in units}
         ids: dict[str, int] = {}
         for batch in batched(list(wanted)):
-            ids.update(dict(self.session.execute(select(U.digest, U.id).where(U.digest.in_(batch)))))
+            ids.update(self._pairs(select(U.digest, U.id).where(U.digest.in_(batch))))
         missing = [u for d, u in wanted.items() if d not in ids]
         if missing:
             self.session.execute(
@@ -62,16 +65,14 @@ class UnitCatalog:
                 ],
             )
             for batch in batched([u.digest for u in missing]):
-                ids.update(dict(self.session.execute(select(U.digest, U.id).where(U.digest.in_(batch)))))
+                ids.update(self._pairs(select(U.digest, U.id).where(U.digest.in_(batch))))
         return ids
 
     def write_version(self, r: StoreRepository, number: int, units: Sequence[MetadataUnit]) -> None:
         """Version `number` (about to be r's latest) holds exactly `units`: only the difference to the
         latest version's units is written."""
-        current = dict(
-            self.session.execute(
-                select(U.digest, RU.id).join(RU, RU.unit_id == U.id).where(self._in_version(r.id, r.latest_version))
-            )
+        current = self._pairs(
+            select(U.digest, RU.id).join(RU, RU.unit_id == U.id).where(self._in_version(r.id, r.latest_version))
         )
         target = {u.digest for u in units}
         gone = [mid for digest, mid in current.items() if digest not in target]
