@@ -109,7 +109,8 @@ def _record(dest: Path, kind: str, name: str, data: bytes, open_data: bytes, tim
     rec = cr.RepomdRecord(kind)
     rec.location_href = href
     rec.checksum, rec.checksum_type = digest, "sha256"
-    rec.checksum_open, rec.checksum_open_type = hashlib.sha256(open_data).hexdigest(), "sha256"
+    if data is not open_data:  # compressed: the open checksum too, as createrepo_c writes it
+        rec.checksum_open, rec.checksum_open_type = hashlib.sha256(open_data).hexdigest(), "sha256"
     rec.size, rec.size_open = len(data), len(open_data)
     rec.timestamp = timestamp
     return rec
