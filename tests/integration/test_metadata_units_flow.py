@@ -148,7 +148,7 @@ def test_advisories_groups_and_modules_travel_and_dnf_reads_them(pair, tmp_path)
 
 
 def test_an_import_that_would_drop_an_advisory_is_refused_and_changes_nothing(pair, tmp_path):
-    source, dest, tree, files = pair
+    source, dest, tree, _ = pair
     publish(source)
     assert import_(dest, export(source, "complete", "1.0")["path"])["state"] == "imported"
     # upstream withdraws ISS-2026:0001; the source mirrors that, the destination must not lose it
