@@ -19,8 +19,16 @@ from iss_plugin.adapters.fixture_metadata import (
     modules_yaml,
     updateinfo_xml,
 )
-from iss_plugin.adapters.fixtures import write_yum_repo
-from iss_plugin.domain.content_units import ADVISORY, CATEGORY, GROUP, MODULEMD, MODULEMD_DEFAULTS, version_digest
+from iss_plugin.adapters.fixtures import file_sha256, write_yum_repo
+from iss_plugin.domain.content_units import (
+    ADVISORY,
+    CATEGORY,
+    GROUP,
+    MODULEMD,
+    MODULEMD_DEFAULTS,
+    units_digest,
+    version_digest,
+)
 from iss_plugin.domain.errors import BundleIntegrityError, RejectedInput
 from iss_plugin.domain.packages import package_set_digest
 
@@ -106,8 +114,9 @@ def test_import_whose_units_differ_from_the_promise_is_refused(units_server, mak
     dest = make_server("destination")
     dest.backend.ensure_repository(repo_key)
     dest.commit()
+    other_units = version_digest(packages_only, units_digest(["sha256:" + "0" * 64]))  # units not in the tree
     with pytest.raises(BundleIntegrityError, match="metadata units"):
-        dest.backend.import_tree(repo_key, tmp_path / "export", ImportExpectation(None, (), packages_only, 3))
+        dest.backend.import_tree(repo_key, tmp_path / "export", ImportExpectation(None, (), other_units, 3))
     dest.rollback()
     assert dest.backend.latest_version(repo_key) == 0
     assert dest.backend.list_units(repo_key, 0) == []
@@ -143,3 +152,38 @@ def test_a_version_without_units_keeps_the_package_digest(units_server, repo_key
     info = b.version_info(repo_key, v)
     assert info.digest == package_set_digest(p.sha256 for p in b.list_packages(repo_key, v))
     assert version_digest(info.digest, None) == info.digest
+
+
+def test_a_tree_from_a_source_that_does_not_count_units_imports_its_packages_only(
+    units_server, make_server, repo_key, rpms, tmp_path
+):
+    """Older sources (and backends without units) promise a packages-only digest: the import
+    matches it exactly and keeps no units, rather than making a version the source would not know."""
+    tree, files = upstream(tmp_path, rpms)
+    dest = make_server("destination")
+    dest.backend.ensure_repository(repo_key)
+    packages_only = package_set_digest(file_sha256(f) for f in files)
+    got = dest.backend.import_tree(repo_key, tree, ImportExpectation(None, (), packages_only, len(files)))
+    dest.commit()
+    assert dest.backend.version_info(repo_key, got).digest == packages_only
+    assert dest.backend.list_units(repo_key, got) == []
+
+
+def test_sync_over_http_fetches_the_unit_files_and_an_additive_sync_replaces_by_id(
+    units_server, repo_key, rpms, tmp_path, serve_tree
+):
+    b = units_server.backend
+    tree, files = upstream(tmp_path, rpms)
+    remote = serve_tree(tree)
+    b.ensure_repository(repo_key)
+    first = b.sync(repo_key, remote.url)
+    assert any("updateinfo" in p for p in remote.requests) and any("modules" in p for p in remote.requests)
+    # upstream changes ISS-2026:0000 and drops ISS-2026:0001; an additive sync takes the new text
+    # of the one it lists and keeps the other
+    add_repo_metadata(tree, updateinfo=updateinfo_xml([advisory("ISS-2026:0000", files, title="v2")]))
+    second = b.sync(repo_key, remote.url, mirror=False)
+    units_server.commit()
+    advisories = {u.key: u for u in b.list_units(repo_key, second) if u.kind == ADVISORY}
+    assert set(advisories) == {"ISS-2026:0000", "ISS-2026:0001"}
+    assert "v2" in advisories["ISS-2026:0000"].body
+    assert b.list_units(repo_key, first) != b.list_units(repo_key, second)
