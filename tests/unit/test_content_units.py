@@ -162,3 +162,15 @@ def test_bad_metadata_files_are_refused_with_what_is_wrong(parse, data, message)
         parse(data, "the-file")
     assert message in str(e.value)
     assert "the-file" in str(e.value)
+
+
+def test_canonical_bodies_survive_escapes_and_whitespace_unchanged():
+    data = (
+        b'<updates>\n  <update b="1" a="x\ty&quot;&lt;&#10;">\n    <id> A&amp;B </id>\n'
+        b"    <description>line1\r\nline2 &#13; &gt;</description>tail<e/>\n  </update>\n</updates>"
+    )
+    [unit] = parse_updateinfo(data, "u")
+    assert unit.key == "A&B"
+    # a raw tab in an attribute is a space (XML), an escaped newline stays; attributes sorted
+    assert unit.body.startswith('<update a="x y&quot;&lt;&#10;" b="1"><id>A&amp;B</id>')
+    assert parse_updateinfo(updateinfo_xml([unit]) or b"", "again") == [unit]

@@ -65,6 +65,7 @@ class YumContentType:
     name = "yum"
     format_version = f"yum-1/createrepo_c-{cr.VERSION}"
     md_types = MD_TYPES
+    _last_tree_units: tuple[tuple[str, str], tuple[MetadataUnit, ...]] | None = None
 
     # --- reading content files --------------------------------------------------------------
     def read_unit(self, path: Path) -> Unit:
@@ -213,7 +214,15 @@ class YumContentType:
         repomd = tree / REPODATA / "repomd.xml"
         if not repomd.is_file():
             return []
-        return read_repomd_units(repomd, str(tree), tree_record_opener(tree))
+        # An import reads a tree's units twice (the rules, then the backend): the last one is kept,
+        # keyed by the tree and its repomd.xml (which pins every file's sha256, checked on reading).
+        key = (str(tree.resolve()), hashlib.sha256(repomd.read_bytes()).hexdigest())
+        last = self._last_tree_units
+        if last is not None and last[0] == key:
+            return list(last[1])
+        units = read_repomd_units(repomd, str(tree), tree_record_opener(tree))
+        self._last_tree_units = (key, tuple(units))
+        return units
 
     def read_remote_units(self, url: str, fetch: Fetch, workdir: Path) -> list[MetadataUnit]:
         """The units of a remote yum repository's updateinfo, comps and modules files."""

@@ -86,16 +86,26 @@ def read_repomd_units(repomd_path: Path, where: str, open_record: OpenRecord) ->
 def tree_record_opener(tree: Path) -> OpenRecord:
     """open_record for a local tree: the file at href, which must stay inside the tree."""
 
-    def open_record(kind: str, href: str, *_: str | int | None) -> Path:
+    def open_record(kind: str, href: str, checksum_type: str | None, checksum: str | None, _: int | None) -> Path:
         parts = href.split("/")
         if href.startswith("/") or ".." in parts or not href.startswith(REPODATA + "/"):
             raise RejectedInput(f"{tree}: repomd.xml record {kind} points outside repodata/: {href!r}")
         path = tree / href
         if path.is_symlink() or not path.is_file():
             raise RejectedInput(f"{tree}: repomd.xml lists {href}, which is not a regular file in the tree")
+        if (checksum_type or "").lower() == "sha256" and _file_sha256(path) != (checksum or "").lower():
+            raise RejectedInput(f"{tree}: {href} does not have the sha256 its repomd.xml record gives")
         return path
 
     return open_record
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _gzip(data: bytes) -> bytes:
