@@ -154,6 +154,9 @@ def repository_info(uow: UnitOfWork, org_label: str, path: str) -> dict:
             "version": version,
             "package_count": len(packages),
             "package_set_digest": uow.backend.version_info(r.backend_key, version).digest,
+            "units": unit_counts(uow.backend.list_units(r.backend_key, version))
+            if isinstance(uow.backend, HoldsMetadataUnits)
+            else {},
             "published_at": r.published_at,
             "packages": sorted(p.nevra for p in packages),
         } | sync_urls.url_fields(uow.session, r)

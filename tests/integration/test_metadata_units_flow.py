@@ -136,6 +136,8 @@ def test_advisories_groups_and_modules_travel_and_dnf_reads_them(pair, tmp_path)
     assert incr["repositories"][PATH]["new_packages"] == 1  # only the new package file travels
     assert import_(dest, incr["path"])["state"] == "imported"
     assert _pin(dest, "2.0") == _pin(source, "2.0")
+    info = dest.json("repository", "info", "--organization", ORG, "--repository", PATH)
+    assert info["units"] == {"advisory": 3, "category": 1, "group": 1, "modulemd": 1, "modulemd_defaults": 1}
 
     repo = dest.data / "published" / ORG / PRODUCT / REPO
     dnf = Dnf(repo, tmp_path / "dnf")

@@ -100,9 +100,6 @@ class ContentType(Protocol):
 class MetadataUnits(Protocol):
     """Optional for a content type: units of metadata that are not files (DESIGN.md section 5)."""
 
-    def metadata_file_kind(self, path: Path) -> str | None:
-        """Which metadata file `path` is (for yum: updateinfo, comps, modules), or None."""
-
     def read_metadata_file(self, path: Path) -> list[MetadataUnit]: ...
 
     def read_tree_units(self, tree: Path) -> list[MetadataUnit]:

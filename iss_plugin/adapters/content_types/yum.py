@@ -23,7 +23,7 @@ import createrepo_c as cr
 
 from iss_plugin.adapters.content_types import CompressedBlock, Fetch, RemoteUnit, Unit
 from iss_plugin.domain.content_units import MetadataUnit
-from iss_plugin.domain.errors import BackendError, RejectedInput
+from iss_plugin.domain.errors import BackendError, BundleIntegrityError, RejectedInput
 from iss_plugin.domain.manifest import FileEntry
 from iss_plugin.domain.packages import Package, standard_location
 
@@ -188,12 +188,6 @@ class YumContentType:
         return files
 
     # --- metadata units (advisories, comps, modules): yum_units, yum_repodata_units -------------
-    def metadata_file_kind(self, path: Path) -> str | None:
-        from iss_plugin.adapters.content_types.yum_repodata_units import read_metadata_bytes
-        from iss_plugin.adapters.content_types.yum_units import sniff_metadata
-
-        return sniff_metadata(read_metadata_bytes(path, str(path))[:65536])
-
     def read_metadata_file(self, path: Path) -> list[MetadataUnit]:
         """The units of an updateinfo.xml, comps.xml or modules.yaml (plain or compressed)."""
         from iss_plugin.adapters.content_types.yum_repodata_units import read_metadata_bytes
@@ -220,7 +214,7 @@ class YumContentType:
         last = self._last_tree_units
         if last is not None and last[0] == key:
             return list(last[1])
-        units = read_repomd_units(repomd, str(tree), tree_record_opener(tree))
+        units = read_repomd_units(repomd, str(tree), tree_record_opener(tree), bad=BundleIntegrityError)
         self._last_tree_units = (key, tuple(units))
         return units
 

@@ -18,7 +18,7 @@ import createrepo_c as cr
 
 from iss_plugin.adapters.content_types.yum_units import PARSERS, comps_xml, modules_yaml, updateinfo_xml
 from iss_plugin.domain.content_units import MetadataUnit
-from iss_plugin.domain.errors import BackendError, RejectedInput
+from iss_plugin.domain.errors import BackendError, IssError, RejectedInput
 from iss_plugin.domain.manifest import FileEntry
 
 REPODATA = "repodata"
@@ -65,12 +65,15 @@ def read_metadata_bytes(path: Path, where: str) -> bytes:
     return data
 
 
-def read_repomd_units(repomd_path: Path, where: str, open_record: OpenRecord) -> list[MetadataUnit]:
-    """The units of the updateinfo, comps and modules files a repomd.xml lists (none: [])."""
+def read_repomd_units(
+    repomd_path: Path, where: str, open_record: OpenRecord, *, bad: type[IssError] = BackendError
+) -> list[MetadataUnit]:
+    """The units of the updateinfo, comps and modules files a repomd.xml lists (none: []).
+    `bad`: the error for an unreadable repomd.xml (a remote's: BackendError; a bundle's: rejected)."""
     try:
         repomd = cr.Repomd(str(repomd_path))
     except Exception as e:
-        raise BackendError(f"{where}/repodata/repomd.xml is not a valid repomd.xml: {e}") from None
+        raise bad(f"{where}/repodata/repomd.xml is not a valid repomd.xml: {e}") from None
     units: list[MetadataUnit] = []
     for what, types in RECORDS.items():
         rec = next((repomd[t] for t in types if t in repomd), None)
