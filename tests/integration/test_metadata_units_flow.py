@@ -198,3 +198,36 @@ def _pin(server: Server, version: str) -> tuple[int, str]:
     versions = server.json("content-view", "version", "list", "--organization", ORG, "--content-view", "base")
     [repo] = next(v for v in versions if v["version"] == version)["repositories"]
     return repo["package_count"], repo["package_set_digest"]
+
+
+def test_a_bundle_with_one_advisory_id_twice_is_refused_and_changes_nothing(pair, tmp_path):
+    """A (re-signed) bundle whose updateinfo holds ISS-2026:0001 twice with different content."""
+    import hashlib
+    import json
+    import shutil
+
+    from iss_plugin.adapters.bundles.signing import load_signer
+
+    source, dest, _, _ = pair
+    publish(source)
+    bundle = tmp_path / "evil"
+    shutil.copytree(export(source, "complete", "1.0")["path"], bundle)
+    tree = bundle / "repos" / PRODUCT / REPO
+    for old in (tree / "repodata").glob("*updateinfo*"):
+        old.unlink()
+    twice = [*first_advisories(), advisory("ISS-2026:0001", ["toolpkg0001-1.0-1.noarch.rpm"], title="other")]
+    add_repo_metadata(tree, updateinfo=updateinfo_xml(twice))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"] = [
+        {"path": p.relative_to(bundle).as_posix(), "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+         "size": p.stat().st_size}
+        for p in sorted(bundle.rglob("*")) if p.is_file() and not p.name.startswith("manifest.json")
+    ]  # fmt: skip
+    body = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    (bundle / "manifest.json").write_bytes(body)
+    (bundle / "manifest.json.sig").write_bytes(load_signer(source.data / "keys").sign(body))
+    before = dest.state()
+    out = dest.run("content-import", "version", "--organization", ORG, "--path", str(bundle), expect=3).output
+    assert "advisory ISS-2026:0001: sha256:" in out and " and sha256:" in out
+    assert "the manifest promises units" in out  # every problem at once
+    assert dest.state() == before
