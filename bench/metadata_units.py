@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ def metadata_files(directory: Path, rpms: list[Path], advisories: int, first: in
     return out
 
 
-def prepare(root: Path, s: Scenario, base: list[Path], change: list[Path], say) -> ei.Pair:  # type: ignore[no-untyped-def]
+def prepare(root: Path, s: Scenario, base: list[Path], change: list[Path], say: Callable[[str], None]) -> ei.Pair:
     from iss_plugin.services import catalog, content_views
 
     pair = ei.Pair(root)

@@ -4,6 +4,8 @@ createrepo_c's own writer. Deterministic: the same arguments give byte-identical
     build_rpm(dir, "foo", version="1.0")          -> dir/foo-1.0-1.noarch.rpm
     build_rpms(dir, 1000, prefix="pkg")            -> [dir/pkg0000-1.0-1.noarch.rpm, ...]
     write_yum_repo(dir, rpm_paths)                 -> dir with Packages/ and repodata/
+    add_repo_metadata(dir, updateinfo=updateinfo_xml([advisory(...)]), comps=comps_xml([...]),
+                      modules=modules_yaml([...]))  -> advisories, groups, modules (fixture_metadata)
 """
 
 from __future__ import annotations
@@ -156,4 +158,27 @@ def file_sha256(path: Path | str) -> str:
     return h.hexdigest()
 
 
-__all__ = ["SOURCE_DATE", "build_rpm", "build_rpms", "file_sha256", "write_yum_repo"]
+from iss_plugin.adapters.fixture_metadata import (  # noqa: E402  (the metadata writers, one import away)
+    FixtureGroup,
+    FixtureModule,
+    add_repo_metadata,
+    advisory,
+    comps_xml,
+    modules_yaml,
+    updateinfo_xml,
+)
+
+__all__ = [
+    "SOURCE_DATE",
+    "FixtureGroup",
+    "FixtureModule",
+    "add_repo_metadata",
+    "advisory",
+    "build_rpm",
+    "build_rpms",
+    "comps_xml",
+    "file_sha256",
+    "modules_yaml",
+    "updateinfo_xml",
+    "write_yum_repo",
+]

@@ -174,3 +174,47 @@ def test_canonical_bodies_survive_escapes_and_whitespace_unchanged():
     # a raw tab in an attribute is a space (XML), an escaped newline stays; attributes sorted
     assert unit.body.startswith('<update a="x y&quot;&lt;&#10;" b="1"><id>A&amp;B</id>')
     assert parse_updateinfo(updateinfo_xml([unit]) or b"", "again") == [unit]
+
+
+# --- the manifest's optional units summary ----------------------------------------------------------
+
+
+def _manifest_example() -> dict:
+    import json
+
+    import schemas
+
+    return json.loads((schemas.ROOT / "examples" / "bundle" / "manifest.incremental.json").read_text())
+
+
+def test_the_manifest_carries_an_optional_units_summary_and_stays_v1():
+    import schemas
+    from iss_plugin.domain.manifest import BundleManifest
+
+    plain = _manifest_example()
+    assert "units" not in BundleManifest.from_dict(plain).to_dict()["repositories"][0]  # absent when none
+    data = _manifest_example()
+    data["repositories"][0]["units"] = {
+        "counts": {"advisory": 500, "group": 1},
+        "added": {"advisory": 5},
+        "digest": "sha256:" + "0" * 64,
+    }
+    assert schemas.problems("bundle/manifest.v1.json", data) == []
+    assert BundleManifest.from_dict(data).to_dict() == data
+
+
+@pytest.mark.parametrize(
+    "units",
+    [
+        {"counts": {"advisory": -1}, "added": {}, "digest": "sha256:" + "0" * 64},
+        {"counts": {"Advisory!": 1}, "added": {}, "digest": "sha256:" + "0" * 64},
+        {"counts": {}, "added": {}, "digest": "md5:x"},
+        {"counts": {}, "digest": "sha256:" + "0" * 64},
+    ],
+)
+def test_a_bad_units_summary_fails_the_schema(units):
+    import schemas
+
+    data = _manifest_example()
+    data["repositories"][0]["units"] = units
+    assert schemas.problems("bundle/manifest.v1.json", data)
