@@ -8,6 +8,7 @@ defusedxml (hostile input: no entities, no DTD tricks), YAML with yaml.safe_load
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -42,18 +43,35 @@ _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#
 _ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"})
 
 
+_needs_text_escape = re.compile(r"[&<>\r]").search
+_needs_attr_escape = re.compile(r'[&<"\t\n\r]').search
+
+
+def _text(value: str) -> str:
+    return value.translate(_TEXT_ESCAPES) if _needs_text_escape(value) else value
+
+
+def _attr(value: str) -> str:
+    return value.translate(_ATTR_ESCAPES) if _needs_attr_escape(value) else value
+
+
 def _c14n(elem: ET.Element, out: list[str]) -> None:
-    attrs = "".join(f' {k}="{v.translate(_ATTR_ESCAPES)}"' for k, v in sorted(elem.attrib.items()))
-    out.append(f"<{elem.tag}{attrs}>")
-    text = (elem.text or "").strip()
-    if text:
-        out.append(text.translate(_TEXT_ESCAPES))
+    tag = str(elem.tag)
+    attrib = elem.attrib
+    if attrib:
+        items = sorted(attrib.items()) if len(attrib) > 1 else attrib.items()
+        out.append("<" + tag + "".join([" " + k + '="' + _attr(v) + '"' for k, v in items]) + ">")
+    else:
+        out.append("<" + tag + ">")
+    text = elem.text
+    if text and (text := text.strip()):
+        out.append(_text(text))
     for child in elem:
         _c14n(child, out)
-        tail = (child.tail or "").strip()
-        if tail:
-            out.append(tail.translate(_TEXT_ESCAPES))
-    out.append(f"</{elem.tag}>")
+        tail = child.tail
+        if tail and (tail := tail.strip()):
+            out.append(_text(tail))
+    out.append("</" + tag + ">")
 
 
 def _canonical(elem: ET.Element) -> str:
