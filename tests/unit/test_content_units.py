@@ -218,3 +218,13 @@ def test_a_bad_units_summary_fails_the_schema(units):
     data = _manifest_example()
     data["repositories"][0]["units"] = units
     assert schemas.problems("bundle/manifest.v1.json", data)
+
+
+def test_other_modulemd_documents_are_kept_keyed_by_their_content():
+    data = (
+        b"---\ndocument: modulemd-obsoletes\nversion: 1\ndata:\n  module: m\n  stream: '1.0'\n"
+        b"  modified: 2026-01-01T00:00Z\n  message: use 2.0\n...\n"
+    )
+    [unit] = parse_modules(data, "modules.yaml")
+    assert unit.kind == "modulemd_other" and unit.key == unit.digest
+    assert parse_modules(modules_yaml([unit]) or b"", "again") == [unit]
