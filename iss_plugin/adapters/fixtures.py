@@ -5,6 +5,8 @@ createrepo_c's own writer. Deterministic: the same arguments give byte-identical
     build_rpms(dir, 1000, prefix="pkg")            -> [dir/pkg0000-1.0-1.noarch.rpm, ...]
     write_yum_repo(dir, rpm_paths)                 -> dir with Packages/ and repodata/
     sign_rpms(paths, make_signing_key())           -> the files signed in place with a throwaway key
+    add_repo_metadata(dir, updateinfo=updateinfo_xml([advisory(...)]), comps=comps_xml([...]),
+                      modules=modules_yaml([...]))  -> advisories, groups, modules (fixture_metadata)
 """
 
 from __future__ import annotations
@@ -161,14 +163,31 @@ def file_sha256(path: Path | str) -> str:
     return h.hexdigest()
 
 
+from iss_plugin.adapters.fixture_metadata import (  # noqa: E402  (the metadata writers, one import away)
+    FixtureGroup,
+    FixtureModule,
+    add_repo_metadata,
+    advisory,
+    comps_xml,
+    modules_yaml,
+    updateinfo_xml,
+)
+
 __all__ = [
     "SOURCE_DATE",
+    "FixtureGroup",
+    "FixtureModule",
     "SigningKey",
+    "add_repo_metadata",
+    "advisory",
     "build_rpm",
     "build_rpms",
+    "comps_xml",
     "file_sha256",
     "make_signing_key",
+    "modules_yaml",
     "sign_rpms",
+    "updateinfo_xml",
     "write_yum_repo",
 ]
 

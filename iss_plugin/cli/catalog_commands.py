@@ -137,7 +137,7 @@ def repository_info(ctx: click.Context, state: State, output: str | None, organi
 def repository_upload(
     ctx: click.Context, state: State, output: str | None, organization: str, repository: str, files: tuple[Path, ...]
 ) -> None:
-    """Upload RPM files into a new repository version."""
+    """Upload RPM files, and updateinfo.xml, comps.xml or modules.yaml files, into a new repository version."""
     emit(
         ctx,
         catalog.upload_packages(

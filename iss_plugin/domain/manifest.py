@@ -35,6 +35,16 @@ class ProductEntry:
 
 
 @dataclass(frozen=True)
+class UnitSummary:
+    """A target's metadata units (domain.content_units): how many of each kind, how many of each the
+    base lacks, and the digest over them all. The units themselves travel in the full repodata."""
+
+    counts: dict[str, int]
+    added: dict[str, int]
+    digest: str
+
+
+@dataclass(frozen=True)
 class RepositoryEntry:
     label: str
     name: str
@@ -45,6 +55,7 @@ class RepositoryEntry:
     base: VersionRef | None = None
     added: int = 0
     removed: tuple[str, ...] = ()  # sha256 of base packages the target no longer has
+    units: UnitSummary | None = None  # the target's metadata units; None: none (older bundles too)
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,8 @@ class BundleManifest:
         d = asdict(self)
         for r in d["repositories"]:
             r["removed"] = list(r["removed"])
+            if r["units"] is None:
+                del r["units"]  # optional in iss-bundle/1: absent unless the target has units
         d["products"] = [{k: v for k, v in p.items() if k != "gpg_key" or v} for p in d["products"]]
         d["repositories"] = list(d["repositories"])
         d["files"] = list(d["files"])
@@ -112,6 +125,7 @@ class BundleManifest:
                         "target": ref(r["target"]),
                         "base": ref(r.get("base")),
                         "removed": tuple(r.get("removed", ())),
+                        "units": UnitSummary(**r["units"]) if r.get("units") else None,
                     }
                 )
                 for r in d["repositories"]

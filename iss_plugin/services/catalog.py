@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from sqlalchemy import select
 
 import schemas
+from iss_plugin.adapters.backends.base import HoldsMetadataUnits
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import (
     Entitlement,
@@ -20,12 +21,12 @@ from iss_plugin.adapters.db.models import (
 )
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.content_rules import check_sync_url
+from iss_plugin.domain.content_units import unit_counts
 from iss_plugin.domain.errors import RejectedInput, SchemaViolation, UsageError
 from iss_plugin.domain.labels import check_label, make_label
-from iss_plugin.domain.packages import package_set_digest
 from iss_plugin.domain.trust import organization_map
 
-from . import sync_urls
+from . import sync_urls, unit_uploads
 from .audit import audit
 from .content_guard import refuse_red_hat_uploads
 from .repository_events import record_new_version
@@ -71,7 +72,8 @@ class RepositoryInfo(sync_urls.SyncUrlFields):
     url: str | None
     version: int
     package_count: int
-    package_set_digest: str
+    package_set_digest: str  # the version digest (packages, and metadata units when it has any)
+    units: dict[str, int]  # metadata units by kind
     published_at: str | None
     packages: list[str]  # NEVRAs
 
@@ -81,6 +83,7 @@ class Uploaded(TypedDict):
     version: int
     uploaded: int
     changed: bool
+    units: NotRequired[dict[str, int]]  # metadata units uploaded, by kind
 
 
 class PackagesRemoved(TypedDict):
@@ -231,7 +234,10 @@ def repository_info(uow: UnitOfWork, org_label: str, path: str) -> RepositoryInf
             "url": r.upstream_url,
             "version": version,
             "package_count": len(packages),
-            "package_set_digest": package_set_digest(p.sha256 for p in packages),
+            "package_set_digest": uow.backend.version_info(r.backend_key, version).digest,
+            "units": unit_counts(uow.backend.list_units(r.backend_key, version))
+            if isinstance(uow.backend, HoldsMetadataUnits)
+            else {},
             "published_at": r.published_at,
             "packages": sorted(p.nevra for p in packages),
             **sync_urls.url_fields(uow.session, r),
@@ -249,21 +255,29 @@ def upload_packages(
         r = find.repository_by_path(uow.session, org, path)
         from iss_plugin.adapters.content_types import file_problems
 
-        problems = file_problems(r.content_type, files)
+        packages, metadata = unit_uploads.split_uploads([Path(f) for f in files])
+        problems = file_problems(r.content_type, packages)
         if problems:
             raise RejectedInput(
                 f"{len(problems)} of {len(files)} files are not {r.content_type} packages; "
-                f"nothing was uploaded to '{path}' (upload only {r.content_type} package files)",
+                f"nothing was uploaded to '{path}' (upload only {r.content_type} package files, or "
+                "updateinfo.xml, comps.xml and modules.yaml files)",
                 problems,
             )
-        refuse_red_hat_uploads(uow, org, r, [Path(f) for f in files])
+        units = unit_uploads.read_uploaded_units(uow.backend, r.content_type, metadata, path)
+        refuse_red_hat_uploads(uow, org, r, packages)
         before = uow.backend.latest_version(r.backend_key)
-        version = uow.backend.add_packages(r.backend_key, [Path(f) for f in files])
+        version = uow.backend.add_packages(r.backend_key, packages) if packages else before
+        if units and isinstance(uow.backend, HoldsMetadataUnits):
+            version = uow.backend.add_units(r.backend_key, units)
         if version != before:
             record_new_version(uow, r, version, source)
         audit(uow.session, actor, "repository.upload", r.backend_key, files=len(files), version=version)
         uow.commit()
-    return {"repository": path, "version": version, "uploaded": len(files), "changed": version != before}
+    result: Uploaded = {"repository": path, "version": version, "uploaded": len(files), "changed": version != before}
+    if units:
+        result["units"] = unit_counts(units)
+    return result
 
 
 def remove_packages(

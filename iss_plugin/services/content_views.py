@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol, TypedDict, runtime_checkable
+from typing import NotRequired, Protocol, TypedDict, runtime_checkable
 
 from sqlalchemy import select
 
@@ -19,10 +19,10 @@ from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.errors import IssError, UsageError
 from iss_plugin.domain.events import CONTENT_VIEW_PUBLISHED
 from iss_plugin.domain.labels import check_label, make_label
-from iss_plugin.domain.packages import package_set_digest
 
 from .audit import audit
 from .outbox import add_event
+from .unit_checks import advisory_warnings
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class Published(TypedDict):
     blessed: bool
     repositories: list[PinnedRepository]
     event_id: str
+    warnings: NotRequired[list[str]]  # advisories naming packages their pinned version lacks
 
 
 class VersionPin(TypedDict):
@@ -144,8 +145,8 @@ def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None
         found = []
         for repo in cv.repositories:
             version = uow.backend.latest_version(repo.backend_key)
-            packages = uow.backend.list_packages(repo.backend_key, version)
-            found.append((repo, version, len(packages), package_set_digest(p.sha256 for p in packages)))
+            info = uow.backend.version_info(repo.backend_key, version)  # its digest covers metadata units too
+            found.append((repo, version, info.package_count, info.digest))
         _prepare_exports(uow.backend, [(repo.backend_key, version) for repo, version, _, _ in found])
         cvv = ContentViewVersion(
             content_view=cv, major=(latest.major + 1) if latest else 1, minor=0, description=description
@@ -188,7 +189,7 @@ def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None
         )
         audit(uow.session, actor, "content_view.publish", f"{org.label}/{cv.label}", version=cvv.number)
         uow.commit()
-        return {
+        published: Published = {
             "organization": org.label,
             "content_view": cv.label,
             "version": cvv.number,
@@ -196,6 +197,20 @@ def publish(uow: UnitOfWork, org_label: str, label: str, description: str | None
             "repositories": pinned,
             "event_id": event_id,
         }
+        warnings = _advisory_warnings(uow, found).get("warnings")
+        if warnings:
+            published["warnings"] = warnings
+        return published
+
+
+def _advisory_warnings(uow: UnitOfWork, found: Sequence[tuple[Repository, int, int, str]]) -> dict[str, list[str]]:
+    """{"warnings": [...]} for advisories naming packages their pinned version does not hold, or {}."""
+    warnings = [
+        f"{repo.product.label}/{repo.label}: {w}"
+        for repo, version, _, _ in found
+        for w in advisory_warnings(uow.backend, repo.backend_key, version)
+    ]
+    return {"warnings": warnings} if warnings else {}
 
 
 def _prepare_exports(backend: object, pinned_versions: Sequence[tuple[str, int]]) -> None:

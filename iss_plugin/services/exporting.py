@@ -42,6 +42,7 @@ from iss_plugin.domain.planning import RepositoryExportPlan, plan_from_changes
 from iss_plugin.domain.versions import VersionNumber
 
 from .audit import audit
+from .unit_checks import with_unit_summaries
 
 if TYPE_CHECKING:
     from iss_plugin.adapters.bundles.signing import Signer
@@ -195,6 +196,9 @@ def export_in_transaction(
         _write_products_csv(staging, selections)
         manifest = _manifest(
             bundle_id, server_id, signer.fingerprint, org.label, request, cv_ref, base_label, kind, selections, plans
+        )
+        manifest = with_unit_summaries(
+            uow.backend, manifest, [(s.repo.backend_key, s.target_version, s.base_version) for s in selections]
         )
         from iss_plugin.adapters.bundles.writer import finalize_bundle
 

@@ -50,6 +50,7 @@ from . import product_keys, repository_sets
 from .audit import audit
 from .catalog import backend_key
 from .content_guard import refuse_red_hat_in_bundle
+from .unit_checks import check_bundle_units
 
 Scope = Literal["content_view_version", "repository"]
 
@@ -107,6 +108,7 @@ class ImportSummary(TypedDict):
     create_content_view: bool
     state: NotRequired[str]  # dry_run | already_imported | imported
     repositories: NotRequired[list[WrittenRepository] | None]  # what the import wrote (None: nothing)
+    warnings: NotRequired[list[str]]  # advisories naming packages the version lacks (dry run and import)
 
 
 class Holding(TypedDict):
@@ -162,11 +164,15 @@ def import_bundle(
             if not plan.already_imported and manifest.scope == "repository":
                 plan = _repository_already_there(manifest, snapshot, plan)
             keys = {}
+            warnings: list[str] = []
             if not plan.already_imported:
                 refuse_red_hat_in_bundle(uow, org, manifest)
                 keys = product_keys.decide_import_keys({p.label: p for p in org.products}, manifest, plan)
                 product_keys.check_package_signatures(manifest, plan, keys, opened.root)
+                warnings = check_bundle_units(uow, org, manifest, plan, opened.root, dry_run=request.dry_run)
             summary = _summary(manifest, plan, request)
+            if warnings:
+                summary["warnings"] = warnings
             if request.dry_run:
                 return summary | {"state": "dry_run"}
             if plan.already_imported:

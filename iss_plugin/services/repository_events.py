@@ -7,7 +7,6 @@ from typing import TypedDict
 from iss_plugin.adapters.db.models import Repository
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.events import REPOSITORY_CHANGED
-from iss_plugin.domain.packages import package_set_digest
 
 from .outbox import add_event
 
@@ -17,7 +16,7 @@ def record_new_version(uow: UnitOfWork, repo: Repository, version: int, source: 
     if repo.announced_version is not None and version <= repo.announced_version:
         return None
     repo.announced_version = version
-    packages = uow.backend.list_packages(repo.backend_key, version)
+    info = uow.backend.version_info(repo.backend_key, version)  # its digest covers metadata units too
     data = {
         "organization": repo.product.organization.label,
         "product": repo.product.label,
@@ -25,8 +24,8 @@ def record_new_version(uow: UnitOfWork, repo: Repository, version: int, source: 
         "redhat": repo.product.redhat,
         "content_type": repo.content_type,
         "version": version,
-        "package_count": len(packages),
-        "package_set_digest": package_set_digest(p.sha256 for p in packages),
+        "package_count": info.package_count,
+        "package_set_digest": info.digest,
     }
     return add_event(uow.session, REPOSITORY_CHANGED, data, source=source, subject=repo.backend_key)
 

@@ -46,6 +46,7 @@ class Server:
     def state(self) -> dict:
         """Everything an import may change: catalog and store rows, store and published files."""
         from iss_plugin.adapters.db import models as m
+        from iss_plugin.adapters.db import store_unit_models as su
         from iss_plugin.bootstrap import App
         from iss_plugin.settings import load_settings
 
@@ -64,6 +65,8 @@ class Server:
             m.StoreRepository,
             m.StoreRepositoryVersion,
             m.StoreRepositoryContent,
+            su.StoreUnit,
+            su.StoreRepositoryUnit,
         ]
         out: dict = {}
         try:

@@ -44,7 +44,7 @@ def test_0006_offers_the_red_hat_repositories_already_imported(database_url):
         with engine.begin() as conn:
             for sql in ROWS:
                 conn.execute(text(sql), {"now": datetime.now(UTC), "yes": True, "no": False})
-        migrate.upgrade(database_url, "0006")
+        migrate.upgrade(database_url, "0006")  # later migrations have tests of their own
         assert migrate.current(database_url) == "0006"
         with engine.connect() as conn:
             rows = conn.execute(
@@ -62,7 +62,7 @@ def test_0006_offers_the_red_hat_repositories_already_imported(database_url):
         engine.dispose()
         assert "repository_sets" not in inspect(engine).get_table_names()
         assert "cdn_url" not in {c["name"] for c in inspect(engine).get_columns("organizations")}
-        migrate.upgrade(database_url, "0006")
+        migrate.upgrade(database_url, "0006")  # later migrations have tests of their own
         assert migrate.current(database_url) == "0006"
     finally:
         engine.dispose()

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from iss_plugin.domain.content_units import MetadataUnit
 from iss_plugin.domain.errors import UsageError
 from iss_plugin.domain.manifest import FileEntry
 from iss_plugin.domain.packages import Package
@@ -121,6 +122,20 @@ class ExportsByReference(Protocol):
         sizes while reading). `added`: version_changes(repo, base_version, version).added, if the
         caller has it (saves looking the packages up again). `relative_to`: a directory dest is
         in; the tree's paths are then relative to it instead of to dest."""
+
+
+@runtime_checkable
+class HoldsMetadataUnits(Protocol):
+    """Optional: a backend whose versions hold metadata units besides packages (advisories, comps
+    entries, modulemd documents: domain.content_units), when the repository's content type has
+    them. Its sync and import_tree carry them too, and VersionInfo.digest covers them
+    (domain.content_units.version_digest)."""
+
+    def list_units(self, repo: str, version: int) -> list[MetadataUnit]: ...
+
+    def add_units(self, repo: str, units: Sequence[MetadataUnit]) -> int:
+        """A new version with these units added (the same version if nothing changed); a unit whose
+        key the version holds with other content is refused (RejectedInput), nothing changed."""
 
 
 @runtime_checkable

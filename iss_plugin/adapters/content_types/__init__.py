@@ -14,6 +14,9 @@ What a content type gives the local store:
 - `is_unit_path(relpath)`: which files of a tree are content (for `import_tree`).
 - optionally `sniff(path)`: why a file is plainly not of this type (cheap), or None; uploads are
   refused with it before anything is stored (see `file_problems`).
+- optionally the `MetadataUnits` methods: metadata beyond content files (for yum: advisories,
+  comps, modules) read from an uploaded file, a tree or a remote, and written into a tree's index.
+  A type without them holds content files only (`metadata_units_of` returns None).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from iss_plugin.domain.content_units import MetadataUnit
 from iss_plugin.domain.errors import UsageError
 from iss_plugin.domain.manifest import FileEntry
 from iss_plugin.domain.packages import Package
@@ -90,6 +94,26 @@ class ContentType(Protocol):
     def read_remote_index(self, url: str, fetch: Fetch, workdir: Path) -> list[RemoteUnit]: ...
 
     def is_unit_path(self, relpath: str) -> bool: ...
+
+
+@runtime_checkable
+class MetadataUnits(Protocol):
+    """Optional for a content type: units of metadata that are not files (DESIGN.md section 5)."""
+
+    def read_metadata_file(self, path: Path) -> list[MetadataUnit]: ...
+
+    def read_tree_units(self, tree: Path) -> list[MetadataUnit]:
+        """The units a tree's index lists (for yum: through repodata/repomd.xml)."""
+
+    def read_remote_units(self, url: str, fetch: Fetch, workdir: Path) -> list[MetadataUnit]: ...
+
+    def write_units(self, dest: Path, units: Sequence[MetadataUnit], timestamp: int) -> list[FileEntry]:
+        """Add the units to the index write_index wrote under dest; returns the files written
+        (an index file rewritten, such as repomd.xml, replaces its earlier entry)."""
+
+
+def metadata_units_of(ct: ContentType) -> MetadataUnits | None:
+    return ct if isinstance(ct, MetadataUnits) else None
 
 
 @cache

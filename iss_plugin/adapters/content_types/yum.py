@@ -22,7 +22,8 @@ from urllib.parse import urljoin
 import createrepo_c as cr
 
 from iss_plugin.adapters.content_types import CompressedBlock, Fetch, RemoteUnit, Unit
-from iss_plugin.domain.errors import BackendError
+from iss_plugin.domain.content_units import MetadataUnit
+from iss_plugin.domain.errors import BackendError, BundleIntegrityError, RejectedInput
 from iss_plugin.domain.manifest import FileEntry
 from iss_plugin.domain.packages import Package, standard_location
 
@@ -64,6 +65,7 @@ class YumContentType:
     name = "yum"
     format_version = f"yum-1/createrepo_c-{cr.VERSION}"
     md_types = MD_TYPES
+    _last_tree_units: tuple[tuple[str, str], tuple[MetadataUnit, ...]] | None = None
 
     # --- reading content files --------------------------------------------------------------
     def read_unit(self, path: Path) -> Unit:
@@ -184,6 +186,59 @@ class YumContentType:
         (repodata / "repomd.xml").write_bytes(data)
         files.append(FileEntry(f"{REPODATA}/repomd.xml", hashlib.sha256(data).hexdigest(), len(data)))
         return files
+
+    # --- metadata units (advisories, comps, modules): yum_units, yum_repodata_units -------------
+    def read_metadata_file(self, path: Path) -> list[MetadataUnit]:
+        """The units of an updateinfo.xml, comps.xml or modules.yaml (plain or compressed)."""
+        from iss_plugin.adapters.content_types.yum_repodata_units import read_metadata_bytes
+        from iss_plugin.adapters.content_types.yum_units import PARSERS, sniff_metadata
+
+        data = read_metadata_bytes(path, str(path))
+        kind = sniff_metadata(data)
+        if kind is None:
+            raise RejectedInput(
+                f"{path} is not an updateinfo.xml, comps.xml or modules.yaml; nothing was uploaded",
+                details={"path": str(path)},
+            )
+        return PARSERS[kind](data, str(path))
+
+    def read_tree_units(self, tree: Path) -> list[MetadataUnit]:
+        from iss_plugin.adapters.content_types.yum_repodata_units import read_repomd_units, tree_record_opener
+
+        repomd = tree / REPODATA / "repomd.xml"
+        if not repomd.is_file():
+            return []
+        # An import reads a tree's units twice (the rules, then the backend): the last one is kept,
+        # keyed by the tree and its repomd.xml (which pins every file's sha256, checked on reading).
+        key = (str(tree.resolve()), hashlib.sha256(repomd.read_bytes()).hexdigest())
+        last = self._last_tree_units
+        if last is not None and last[0] == key:
+            return list(last[1])
+        units = read_repomd_units(repomd, str(tree), tree_record_opener(tree), bad=BundleIntegrityError)
+        self._last_tree_units = (key, tuple(units))
+        return units
+
+    def read_remote_units(self, url: str, fetch: Fetch, workdir: Path) -> list[MetadataUnit]:
+        """The units of a remote yum repository's updateinfo, comps and modules files."""
+        from iss_plugin.adapters.content_types.yum_repodata_units import read_repomd_units
+
+        base = url if url.endswith("/") else url + "/"
+        repomd_path = workdir / "units-repomd.xml"
+        fetch(urljoin(base, f"{REPODATA}/repomd.xml"), repomd_path, None, None, None)
+
+        def open_record(
+            kind: str, href: str, checksum_type: str | None, checksum: str | None, size: int | None
+        ) -> Path:
+            local = workdir / f"units-{kind}-{os.path.basename(href)}"
+            fetch(urljoin(base, href), local, checksum_type, checksum, size)
+            return local
+
+        return read_repomd_units(repomd_path, base.rstrip("/"), open_record)
+
+    def write_units(self, dest: Path, units: Sequence[MetadataUnit], timestamp: int) -> list[FileEntry]:
+        from iss_plugin.adapters.content_types.yum_repodata_units import write_units
+
+        return write_units(dest, units, timestamp)
 
     # --- reading a remote repository ----------------------------------------------------------
     def read_remote_index(self, url: str, fetch: Fetch, workdir: Path) -> list[RemoteUnit]:

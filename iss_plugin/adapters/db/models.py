@@ -292,7 +292,9 @@ class StoreRepositoryVersion(Base):
     number: Mapped[int] = mapped_column(Integer)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     package_count: Mapped[int] = mapped_column(Integer, default=0)
-    digest: Mapped[str] = mapped_column(String(80))
+    digest: Mapped[str] = mapped_column(String(80))  # the package set digest (domain.packages)
+    # digest of its metadata units (store_unit_models), None without any: see domain.content_units
+    units_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
 
 class StoreRepositoryContent(Base):

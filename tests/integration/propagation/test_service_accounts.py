@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from consumers.demo import ORG, RH_CONTENT_ID, RH_PRODUCT, make_server, prepare_destination, prepare_source
 from iss_plugin.adapters.bus import policy as bus_policy
 from iss_plugin.adapters.db import models as m
-from iss_plugin.demo import ORG, RH_CONTENT_ID, RH_PRODUCT, make_server, prepare_destination, prepare_source
 from iss_plugin.domain import events as ev
 from iss_plugin.domain.errors import Forbidden
 from iss_plugin.services import catalog, content_views, exporting, propagation, subscriptions

@@ -6,6 +6,8 @@
   so a new version writes only what changed. Versions are immutable.
 - Metadata: each package's metadata chunks are stored when it enters the store; a version's
   metadata is generated from them (never from the files), in cached blocks (index).
+- Metadata units (advisories, comps entries, modulemd documents; units.UnitCatalog) are held
+  by versions like packages; a version's digest covers both (domain.content_units).
 - Content types are plugins (iss_plugin.adapters.content_types); a repository names its type.
 
 Transactions: this backend flushes but never commits; the caller's unit of work does, so an import
@@ -42,8 +44,10 @@ from iss_plugin.adapters.backends.local.ingest import Ingester
 from iss_plugin.adapters.backends.local.publish import Publisher
 from iss_plugin.adapters.backends.local.sync import Syncer, SyncReport
 from iss_plugin.adapters.backends.local.trees import TreeWriter
+from iss_plugin.adapters.backends.local.units import UnitCatalog
 from iss_plugin.adapters.backends.local.versions import VersionWriter
 from iss_plugin.adapters.content_types import DEFAULT
+from iss_plugin.domain.content_units import MetadataUnit
 from iss_plugin.domain.packages import Package
 
 
@@ -73,6 +77,7 @@ class LocalBackend:
         self.last_sync: SyncReport | None = None
 
         self._catalog = Catalog(session, self.sets)
+        self._units = UnitCatalog(session)
         ingester = Ingester(session, self.blobs, self._catalog, self.new_blobs)
         versions = VersionWriter(session, self.sets, self._catalog)
         trees = TreeWriter(session, self.blobs, self.index_cache, self._catalog)
@@ -104,12 +109,20 @@ class LocalBackend:
     def list_packages(self, repo: str, version: int) -> list[Package]:
         return self._catalog.list_packages(repo, version)
 
+    def list_units(self, repo: str, version: int) -> list[MetadataUnit]:
+        r = self._catalog.repo(repo)
+        self._catalog.version_row(r, version)
+        return self._units.list_units(r.id, version)
+
     # === changing content ========================================================================
     def add_packages(self, repo: str, files: Sequence[Path]) -> int:
         return self._importer.add_packages(repo, files)
 
     def remove_packages(self, repo: str, sha256s: Iterable[str]) -> int:
         return self._importer.remove_packages(repo, sha256s)
+
+    def add_units(self, repo: str, units: Sequence[MetadataUnit]) -> int:
+        return self._importer.add_units(repo, units)
 
     def sync(self, repo: str, url: str, *, mirror: bool = True) -> int:
         self.last_sync = self._syncer.sync(repo, url, mirror=mirror)

@@ -29,8 +29,14 @@ from iss_plugin.adapters.backends.local.rows import (
 )
 from iss_plugin.adapters.content_types import DEFAULT, ContentType, get_content_type
 from iss_plugin.adapters.db.models import StoreRepository, StoreRepositoryVersion
+from iss_plugin.domain.content_units import version_digest
 from iss_plugin.domain.errors import BackendError, NotFound
 from iss_plugin.domain.packages import Package, package_set_digest
+
+
+def identity(v: StoreRepositoryVersion) -> str:
+    """A version's digest as servers compare it: its packages and its metadata units."""
+    return version_digest(v.digest, v.units_digest)
 
 
 class Catalog:
@@ -74,13 +80,18 @@ class Catalog:
     def list_versions(self, repo: str) -> list[VersionInfo]:
         r = self.repo(repo)
         rows = self.session.execute(
-            select(V.number, V.created, V.package_count, V.digest).where(V.repository_id == r.id).order_by(V.number)
+            select(V.number, V.created, V.package_count, V.digest, V.units_digest)
+            .where(V.repository_id == r.id)
+            .order_by(V.number)
         ).all()
-        return [VersionInfo(n, utc(created), count, digest) for n, created, count, digest in rows]
+        return [
+            VersionInfo(n, utc(created), count, version_digest(digest, units))
+            for n, created, count, digest, units in rows
+        ]
 
     def version_info(self, repo: str, version: int) -> VersionInfo:
         v = self.version_row(self.repo(repo), version)
-        return VersionInfo(v.number, utc(v.created), v.package_count, v.digest)
+        return VersionInfo(v.number, utc(v.created), v.package_count, identity(v))
 
     def version_changes(self, repo: str, base_version: int | None, version: int) -> VersionChanges:
         """What `version` holds that `base_version` lacks (as packages) and what it dropped (sha256s),

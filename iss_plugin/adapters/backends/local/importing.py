@@ -8,10 +8,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from iss_plugin.adapters.backends.base import ImportExpectation
-from iss_plugin.adapters.backends.local.catalog import Catalog
+from iss_plugin.adapters.backends.local.catalog import Catalog, identity
 from iss_plugin.adapters.backends.local.ingest import Ingester
 from iss_plugin.adapters.backends.local.versions import VersionWriter
-from iss_plugin.adapters.content_types import ContentType
+from iss_plugin.adapters.content_types import ContentType, metadata_units_of
+from iss_plugin.domain.content_units import MetadataUnit
 from iss_plugin.domain.errors import BaseMismatch, BundleIntegrityError
 
 
@@ -49,13 +50,14 @@ class Importer:
         tree = Path(tree)
         if expect.base_version is not None and catalog.find_version(r, expect.base_version) is None:
             latest = catalog.version_row(r, r.latest_version)
+            digest = identity(latest)
             raise BaseMismatch(
                 f"repository '{repo}' has no version {expect.base_version} to apply {tree} to; "
-                f"its latest is {latest.number} ({latest.package_count} packages, {latest.digest})",
-                details={
-                    "has": {"version": latest.number, "package_count": latest.package_count, "digest": latest.digest}
-                },
+                f"its latest is {latest.number} ({latest.package_count} packages, {digest})",
+                details={"has": {"version": latest.number, "package_count": latest.package_count, "digest": digest}},
             )
+        holder = metadata_units_of(ct)
+        units = holder.read_tree_units(tree) if holder is not None else None  # the target's, in full
         items = self.ingester.ingest(ct, tree_unit_files(ct, tree), mode="move" if take_files else "copy")
         current = catalog.snapshot(r, r.latest_version)
         if expect.base_version is None:
@@ -72,7 +74,14 @@ class Importer:
         from_base = [sha for sha in base if sha in target and sha not in in_tree and sha not in current_set]
         add = list(items) + catalog.items(from_base)
         remove = current_set - target
-        return self.versions.commit(r, current, add, remove, expect=expect, repo_key=repo, tree=tree)
+        return self.versions.commit(r, current, add, remove, expect=expect, repo_key=repo, tree=tree, units=units)
+
+    def add_units(self, repo: str, units: Sequence[MetadataUnit]) -> int:
+        """A new version with these metadata units added (the same version if it holds them all)."""
+        r = self.catalog.repo(repo, lock=True)
+        current = self.versions.units.list_units(r.id, r.latest_version)
+        merged = list({u.digest: u for u in [*current, *units]}.values())
+        return self.versions.commit(r, self.catalog.snapshot(r, r.latest_version), [], set(), units=merged)
 
 
 def tree_unit_files(ct: ContentType, tree: Path) -> list[Path]:

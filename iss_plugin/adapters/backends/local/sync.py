@@ -16,7 +16,8 @@ from iss_plugin.adapters.backends.local.fetch import Fetcher
 from iss_plugin.adapters.backends.local.ingest import Ingester
 from iss_plugin.adapters.backends.local.rows import Item, batched
 from iss_plugin.adapters.backends.local.versions import VersionWriter
-from iss_plugin.adapters.content_types import ContentType, RemoteUnit, Unit
+from iss_plugin.adapters.content_types import ContentType, RemoteUnit, Unit, metadata_units_of
+from iss_plugin.domain.content_units import replace_by_key
 from iss_plugin.domain.errors import BackendError
 
 
@@ -49,6 +50,8 @@ class Syncer:
         self.blobs.tmp.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.blobs.tmp) as work, Fetcher() as fetch:
             listed = ct.read_remote_index(base, fetch, Path(work))
+            holder = metadata_units_of(ct)
+            remote_units = holder.read_remote_units(base, fetch, Path(work)) if holder is not None else None
             metadata_files = fetch.files
             known = self.catalog.package_rows([u.sha256 for u in listed if u.sha256])
             held: list[Item] = []
@@ -65,7 +68,10 @@ class Syncer:
         items = held + fetched
         current = self.catalog.snapshot(r, r.latest_version)
         remove = set(current) - {sha for _, sha, _ in items} if mirror else set()
-        version = self.versions.commit(r, current, items, remove)
+        units = remote_units
+        if units is not None and not mirror:
+            units = replace_by_key(self.versions.units.list_units(r.id, r.latest_version), units)
+        version = self.versions.commit(r, current, items, remove, units=units)
         return SyncReport(url, len(listed), fetched_files, fetched_bytes, len(held), version)
 
     def _fetch_units(self, ct: ContentType, base: str, units: list[RemoteUnit], fetch: Fetcher) -> list[Item]:

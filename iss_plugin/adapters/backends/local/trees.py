@@ -14,7 +14,8 @@ from iss_plugin.adapters.backends.local.blobs import BlobStore, Placer, is_sha25
 from iss_plugin.adapters.backends.local.catalog import Catalog
 from iss_plugin.adapters.backends.local.index import BlockCache, partition
 from iss_plugin.adapters.backends.local.rows import P, batched, safe_relpath, utc
-from iss_plugin.adapters.content_types import CompressedBlock, ContentType
+from iss_plugin.adapters.backends.local.units import UnitCatalog
+from iss_plugin.adapters.content_types import CompressedBlock, ContentType, metadata_units_of
 from iss_plugin.adapters.db.models import StoreRepositoryVersion
 from iss_plugin.domain.errors import BackendError
 from iss_plugin.domain.manifest import FileEntry
@@ -27,6 +28,7 @@ class TreeWriter:
         self.blobs = blobs
         self.index_cache = index_cache
         self.catalog = catalog
+        self.units = UnitCatalog(session)
 
     def place_packages(
         self, dest: Path, shas: Sequence[str], hardlink: bool, repo: str, version: int
@@ -71,7 +73,14 @@ class TreeWriter:
                 yield block
 
         ts = int(utc(v.created).timestamp())
-        return ct.write_index(dest, len(shas), blocks(), revision=str(ts), timestamp=ts)
+        files = ct.write_index(dest, len(shas), blocks(), revision=str(ts), timestamp=ts)
+        holder = metadata_units_of(ct)
+        if holder is None or v.units_digest is None:
+            return files
+        units = self.units.list_units(v.repository_id, v.number)
+        extra = holder.write_units(dest, units, ts)
+        replaced = {f.path for f in extra}
+        return [f for f in files if f.path not in replaced] + extra
 
     def _chunks(self, shas: Sequence[str]) -> dict[str, tuple[str, str, str]]:
         out = {}

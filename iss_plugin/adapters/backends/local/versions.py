@@ -14,7 +14,10 @@ from iss_plugin.adapters.backends.base import ImportExpectation
 from iss_plugin.adapters.backends.local.catalog import Catalog
 from iss_plugin.adapters.backends.local.index import SetCache, set_digest
 from iss_plugin.adapters.backends.local.rows import CONTENT, C, Item, P, V, batched
+from iss_plugin.adapters.backends.local.units import UnitCatalog
 from iss_plugin.adapters.db.models import StoreRepository
+from iss_plugin.domain.content_unit_rules import refuse_duplicate_keys
+from iss_plugin.domain.content_units import MetadataUnit, units_digest, version_digest
 from iss_plugin.domain.errors import BackendError, BundleIntegrityError
 
 
@@ -23,6 +26,7 @@ class VersionWriter:
         self.session = session
         self.sets = sets
         self.catalog = catalog
+        self.units = UnitCatalog(session)
 
     def commit(
         self,
@@ -34,10 +38,12 @@ class VersionWriter:
         expect: ImportExpectation | None = None,
         repo_key: str | None = None,
         tree: Path | None = None,
+        units: Sequence[MetadataUnit] | None = None,
     ) -> int:
         """The latest version (`current`, its checksums in order) - remove + add as a new version, or
         the latest when that changes nothing. With expect, the result must have its digest and
-        count, checked before anything is written. Work and queries follow the change."""
+        count, checked before anything is written. Work and queries follow the change.
+        units: the metadata units the new version holds exactly (None: the latest version's)."""
         current_set = set(current)
         new_items: list[Item] = []
         seen: set[str] = set()
@@ -53,7 +59,16 @@ class VersionWriter:
         remove = {sha for sha in remove if sha in current_set}
         shas = [sha for sha in current if sha not in remove] if remove else list(current)
         shas.extend(sha for _, sha, _ in new_items)
-        digest = set_digest(shas)
+        package_digest = set_digest(shas)
+        latest_units = self.catalog.version_row(r, r.latest_version).units_digest
+        new_units = latest_units if units is None else units_digest(u.digest for u in units)
+        if units is not None:
+            refuse_duplicate_keys(units, f"repository '{repo_key or r.key}'")
+        if expect is not None and units and package_digest == expect.target_digest:
+            # The source's digest counts packages only (an older iss, or a backend that does not
+            # hold units): the version is its packages, as there; the tree's units are not kept.
+            units, new_units = [], None
+        digest = version_digest(package_digest, new_units)
         if expect is not None and (digest != expect.target_digest or len(shas) != expect.target_count):
             raise BundleIntegrityError(
                 f"importing {tree} into '{repo_key}' would make a version of {len(shas)} packages with digest "
@@ -62,7 +77,8 @@ class VersionWriter:
                 [
                     (
                         f"base version {expect.base_version}, {len(expect.removed)} packages removed, "
-                        f"{len(new_items)} packages added from the tree"
+                        f"{len(new_items)} packages added from the tree, "
+                        f"{'no' if units is None else len(units)} metadata units in it"
                     )
                 ],
                 details={
@@ -72,7 +88,7 @@ class VersionWriter:
                     "count": len(shas),
                 },
             )
-        if not new_items and not remove:
+        if not new_items and not remove and new_units == latest_units:
             return r.latest_version
         self._check_locations(r, new_items, remove)
         number = r.latest_version + 1
@@ -91,10 +107,20 @@ class VersionWriter:
                     for pid, _, _ in new_items
                 ],
             )
-        self.session.add(V(repository_id=r.id, number=number, package_count=len(shas), digest=digest))
+        if units is not None and new_units != latest_units:
+            self.units.write_version(r, number, units)
+        self.session.add(
+            V(
+                repository_id=r.id,
+                number=number,
+                package_count=len(shas),
+                digest=package_digest,
+                units_digest=new_units,
+            )
+        )
         r.latest_version = number
         self.session.flush()
-        self.sets.put(digest, shas)
+        self.sets.put(package_digest, shas)
         return number
 
     def _check_locations(self, r: StoreRepository, new_items: Sequence[Item], remove: set[str]) -> None:
