@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -14,12 +16,22 @@ import httpx
 from iss_plugin.domain.errors import BundleIntegrityError, RejectedInput, TransientError, UntrustedSource
 
 
+_SAFE_NAME = re.compile(r'filename="([A-Za-z0-9][A-Za-z0-9._-]{0,200})"')
+
+
 def fetch_bundle(
-    location: str, into: Path, size: int | None, roots: tuple[Path, ...] = (), sha256: str | None = None
+    location: str,
+    into: Path,
+    size: int | None,
+    roots: tuple[Path, ...] = (),
+    sha256: str | None = None,
+    authorize: Callable[[str, str], str] | None = None,
 ) -> Path:
     """A local copy of an announced bundle: hardlinks (else copies) of a file:// bundle, or a
     streamed download of http(s)://. file:// paths must lie under `roots` when roots are set;
-    links inside a directory bundle are copied as links, so the bundle reader refuses them."""
+    links inside a directory bundle are copied as links, so the bundle reader refuses them.
+    `authorize(method, path)`: the Authorization header an http(s) download sends (a destination
+    signs its request: adapters/bundles/request_signing.py)."""
     into.mkdir(parents=True, exist_ok=True)
     url = urllib.parse.urlparse(location)
     if url.scheme == "file":
@@ -31,9 +43,13 @@ def fetch_bundle(
         raise RejectedInput(f"bundle location {location!r} is neither file:// nor http(s)://")
 
     dst = into / (Path(url.path).name or "bundle.tar.gz")
+    headers = {"Authorization": authorize("GET", url.path)} if authorize else {}
     try:
-        with httpx.stream("GET", location, timeout=60, follow_redirects=False) as r:
+        with httpx.stream("GET", location, timeout=60, follow_redirects=False, headers=headers) as r:
             r.raise_for_status()
+            named = _SAFE_NAME.search(r.headers.get("content-disposition", ""))
+            if named:
+                dst = into / named.group(1)
             written, digest = 0, hashlib.sha256()
             with open(dst, "wb") as fh:
                 for chunk in r.iter_bytes(1 << 20):
