@@ -15,7 +15,6 @@ import httpx
 
 from iss_plugin.domain.errors import BundleIntegrityError, RejectedInput, TransientError, UntrustedSource
 
-
 _SAFE_NAME = re.compile(r'filename="([A-Za-z0-9][A-Za-z0-9._-]{0,200})"')
 
 
