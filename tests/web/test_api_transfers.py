@@ -156,9 +156,9 @@ def upload(api, name: str, data: bytes, sha: str | None = None, user: str = "imp
 
 def test_upload_then_import_into_another_server(api, tmp_path):
     """An export downloaded from one server, uploaded into another and imported there."""
-    from consumers.demo import make_server, prepare_destination
     from fastapi.testclient import TestClient
 
+    from consumers.demo import make_server, prepare_destination
     from iss_plugin.web.app import create_app
 
     from .conftest import tokens_for
