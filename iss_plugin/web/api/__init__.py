@@ -13,6 +13,7 @@ from .runner import TaskRunner
 def install_api(web: FastAPI, app: App) -> None:
     for module in (transfers, bundles, uploads, destinations, hooks):
         web.include_router(module.router)
+    web.state.bundle_digests = bundles.DigestCache()
     pool = TaskRunner(app)
     web.state.task_runner = pool
     web.router.add_event_handler("startup", pool.start)

@@ -27,8 +27,28 @@ from .models import ERRORS, BundleOut
 from .ranges import Segment, Unsatisfiable, parse_range, read_range
 
 router = APIRouter(prefix="/api/v1", tags=["bundles"], responses=ERRORS)
-_digests: dict[tuple[str, int, int], str] = {}
-_digests_lock = threading.Lock()
+
+
+class DigestCache:
+    """sha256 of archives (the ETag), computed once per file version (path, size, mtime)."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, int, int], str] = {}
+        self._lock = threading.Lock()
+
+    def sha256(self, path: Path) -> str:
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        with self._lock:
+            if key in self._known:
+                return self._known[key]
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        with self._lock:
+            self._known[key] = h.hexdigest()
+        return h.hexdigest()
 
 
 @router.get("/bundles", response_model=list[BundleOut])
@@ -74,21 +94,6 @@ def _segments(bundle: bundle_files.StoredBundle) -> tuple[list[Segment], str | N
     return segments, toc["sha256"], archive
 
 
-def _sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    with _digests_lock:
-        if key in _digests:
-            return _digests[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    with _digests_lock:
-        _digests[key] = h.hexdigest()
-    return h.hexdigest()
-
-
 def _directory_stream(root: Path) -> Iterator[bytes]:
     from iss_plugin.adapters.bundles.stream import bundle_entries, tar_gz_stream
     from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleManifest
@@ -118,7 +123,8 @@ def download(bundle_id: str, request: Request, app: App = Depends(iss_app)) -> R
         return StreamingResponse(_directory_stream(bundle.path), media_type="application/gzip", headers=headers)
     segments, digest, name = _segments(bundle)
     size = sum(s.size for s in segments)
-    etag = f'"{digest or _sha256(bundle.path)}"'
+    digests: DigestCache = request.app.state.bundle_digests
+    etag = f'"{digest or digests.sha256(bundle.path)}"'
     headers = {"Accept-Ranges": "bytes", "ETag": etag, "Content-Disposition": f'attachment; filename="{name}"'}
     wanted = request.headers.get("range")
     if_range = request.headers.get("if-range")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from iss_plugin.adapters.db import catalog as find
 from iss_plugin.bootstrap import App
 from iss_plugin.domain import policy
 from iss_plugin.domain.errors import NotFound, UsageError
@@ -33,31 +35,23 @@ def export_requests(body: ExportBody) -> list[exporting.ExportRequest]:
     if body.version and (len(body.content_views) != 1 or body.repositories):
         raise UsageError("version applies to exactly one content view; leave it out to export the latest versions")
     since = body.since.replace(tzinfo=body.since.tzinfo or UTC) if body.since else None
-    common = {
-        "organization": body.organization,
-        "incremental": body.incremental,
-        "from_version": body.from_version if body.incremental else None,
-        "since": since if body.incremental else None,
-        "destination": body.destination,
-        "fmt": body.format,
-        "chunk_size": max(1, int(body.chunk_size_mb * 1024 * 1024)) if body.chunk_size_mb else None,
-    }
-    made = [
-        exporting.ExportRequest(
-            scope="content_view_version",
-            content_view=cv,
-            version=VersionNumber.parse(body.version) if body.version else None,
-            **common,  # type: ignore[arg-type]
-        )
-        for cv in body.content_views
-    ]
+    template = exporting.ExportRequest(
+        organization=body.organization,
+        scope="content_view_version",
+        incremental=body.incremental,
+        version=VersionNumber.parse(body.version) if body.version else None,
+        from_version=body.from_version if body.incremental else None,
+        since=since if body.incremental else None,
+        destination=body.destination,
+        fmt=body.format,
+        chunk_size=max(1, int(body.chunk_size_mb * 1024 * 1024)) if body.chunk_size_mb else None,
+    )
+    made = [replace(template, content_view=cv) for cv in body.content_views]
     for path in body.repositories:
         product, _, repository = path.partition("/")
         if not product or not repository or "/" in repository:
             raise UsageError(f"repository '{path}' is not PRODUCT/REPOSITORY")
-        made.append(
-            exporting.ExportRequest(scope="repository", product=product, repository=repository, **common)  # type: ignore[arg-type]
-        )
+        made.append(replace(template, scope="repository", version=None, product=product, repository=repository))
     return made
 
 
@@ -120,9 +114,7 @@ def create_import(
     authorize(app, request, who, policy.IMPORT_CONTENT, body.organization)
     path = import_source(app, body)
     with app.uow() as uow:
-        from iss_plugin.adapters.db import catalog as find
-
-        find.organization(uow.session, body.organization)
+        find.organization(uow.session, body.organization)  # 404 now, not a failed task later
     job = importing.ImportRequest(organization=body.organization, path=path, scope=body.scope, dry_run=body.dry_run)
     task = tasks.create(app.uow(), "import", body.organization, who.login, body.model_dump(mode="json"))
     work_dir = app.settings.imports_path
