@@ -86,3 +86,19 @@ def test_webhook_refuses_other_events_and_garbage(api):
         r = api.client.post("/api/v1/hooks/foreman", content=body, headers={"X-Iss-Signature": signed(body)})
         assert r.status_code == 422, r.text
     assert outbox_published(api.app) == 0
+
+
+def test_webhook_is_off_without_a_secret_file(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from consumers.demo import make_server
+    from iss_plugin.web.app import create_app
+
+    app = make_server(tmp_path, "plain")
+    try:
+        with TestClient(create_app(app)) as client:
+            body = json.dumps(EXAMPLE_PAYLOAD).encode()
+            r = client.post("/api/v1/hooks/foreman", content=body, headers={"X-Iss-Signature": signed(body)})
+            assert r.status_code == 404 and "foreman_hook_secret_file" in r.json()["message"]
+    finally:
+        app.close()

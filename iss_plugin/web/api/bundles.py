@@ -120,7 +120,7 @@ def download(bundle_id: str, request: Request, app: App = Depends(iss_app)) -> R
     _authorize_download(request, app, bundle)
     if bundle.path.is_dir():
         headers = {"Content-Disposition": f'attachment; filename="{bundle.path.name}.tar.gz"', "Accept-Ranges": "none"}
-        return StreamingResponse(_directory_stream(bundle.path), media_type="application/gzip", headers=headers)
+        return StreamingResponse(_directory_stream(bundle.path), media_type="application/octet-stream", headers=headers)
     segments, digest, name = _segments(bundle)
     size = sum(s.size for s in segments)
     digests: DigestCache = request.app.state.bundle_digests
