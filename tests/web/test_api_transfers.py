@@ -52,6 +52,12 @@ def test_export_refusals(api):
     empty = {"organization": ORG}
     assert c.post("/api/v1/exports", json=empty, headers=api.auth("exporter")).status_code == 400
     assert count(api.app, Task) == 0  # nothing was queued
+    with api.app.session_factory() as s:
+        denied = s.scalars(select(m.AuditLog).where(m.AuditLog.action == "permission.denied")).all()
+    assert [(d.actor, d.action, d.organization) for d in denied] == [
+        ("viewer", "permission.denied", ORG),
+        ("other", "permission.denied", ORG),
+    ]
 
 
 def test_a_failed_export_is_a_failed_task_with_its_reason(api):
