@@ -16,5 +16,5 @@ def install_api(web: FastAPI, app: App) -> None:
     web.state.bundle_digests = bundles.DigestCache()
     pool = TaskRunner(app)
     web.state.task_runner = pool
-    web.router.add_event_handler("startup", pool.start)
+    pool.start()  # here, not in a startup handler: a lifespan= given to FastAPI would skip those
     web.router.add_event_handler("shutdown", pool.shutdown)
