@@ -69,6 +69,7 @@ class App:
             grace=timedelta(seconds=self.settings.reconcile_grace_seconds),
             staging_root=self.settings.data_dir / "staging",
             actor=self.settings.export_account,
+            web_base_url=self.settings.web_base_url,
         )
 
     def destination_context(self) -> DestinationContext:
@@ -79,6 +80,7 @@ class App:
             imports_path=self.settings.imports_path,
             fetch_roots=tuple(self.settings.fetch_roots),
             actor=self.settings.import_account,
+            signer=self.signer,
         )
 
     def close(self) -> None:

@@ -56,7 +56,11 @@ class Settings(BaseSettings):
     actor: str = "admin"
     export_account: str = "iss-export"  # the service account export workers act as (needs export_content)
     import_account: str = "iss-import"  # the service account import workers act as (needs import_content)
-    web_base_url: str | None = None
+    web_base_url: str | None = (
+        None  # this server's `iss serve` as others reach it: bundle.ready carries http(s) locations
+    )
+    web_max_upload_mb: int = 65536  # the largest bundle PUT /api/v1/uploads accepts
+    foreman_hook_secret_file: Path | None = None  # shared secret of POST /api/v1/hooks/foreman (unset: the hook is off)
     reconcile_interval_seconds: int = 60
     reconcile_grace_seconds: int = 300
     fetch_roots: tuple[Path, ...] = ()  # file:// bundle locations an import worker accepts (empty: any local path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +49,7 @@ class SourceContext:
     actor: str = "iss-export"
     grace: timedelta = timedelta(minutes=5)
     staging_root: Path | None = None  # on the store's filesystem, so staged trees are hardlinks
+    web_base_url: str | None = None  # set: bundle.ready carries <web_base_url>/api/v1/bundles/<id>/download
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class DestinationContext:
     imports_path: Path
     actor: str = "iss-import"
     fetch_roots: tuple[Path, ...] = ()  # file:// bundle locations must lie under these (when set)
+    signer: Signer | None = None  # signs http(s) bundle downloads as this destination
 
 
 class Propagated(exporting.ExportResult):
@@ -218,6 +221,13 @@ def propagate(
     return {**result, "destination": dest.server_id, "reason": reason}
 
 
+def bundle_location(path: Path, bundle_id: str, web_base_url: str | None) -> str:
+    """Where a destination fetches a bundle: this server's `iss serve` when web_base_url is set, else the file."""
+    if web_base_url:
+        return f"{web_base_url.rstrip('/')}/api/v1/bundles/{bundle_id}/download"
+    return path.resolve().as_uri()
+
+
 def _bundle_ready_data(result: exporting.ExportResult, sub: Subscription, ctx: SourceContext) -> JSONObject:
     path = Path(result["path"])
     data: JSONObject = {
@@ -226,7 +236,7 @@ def _bundle_ready_data(result: exporting.ExportResult, sub: Subscription, ctx: S
         "destination": sub.destination.server_id,
         "organization": sub.organization,
         "kind": result["kind"],
-        "location": path.resolve().as_uri(),
+        "location": bundle_location(path, result["bundle_id"], ctx.web_base_url),
         "format": result["format"],
         "size": result["size"],
         **({"sha256": file_sha256(path)} if path.is_file() else {}),
@@ -468,7 +478,14 @@ def on_bundle_ready(
             authorize_account(uow, ctx.actor, policy.IMPORT_CONTENT, request.organization)
         request = replace(
             request,
-            path=fetch_bundle(data["location"], into, data.get("size"), ctx.fetch_roots, sha256=data.get("sha256")),
+            path=fetch_bundle(
+                data["location"],
+                into,
+                data.get("size"),
+                ctx.fetch_roots,
+                sha256=data.get("sha256"),
+                authorize=_download_signer(ctx),
+            ),
         )
         return importing.import_bundle(
             uow, request, work_dir=ctx.imports_path, actor=ctx.actor, before_commit=before_commit
@@ -480,6 +497,15 @@ def on_bundle_ready(
         return {"state": "rejected", "reason": e.reason}
     finally:
         shutil.rmtree(into, ignore_errors=True)
+
+
+def _download_signer(ctx: DestinationContext) -> Callable[[str, str], str] | None:
+    if ctx.signer is None:
+        return None
+    from iss_plugin.adapters.bundles.request_signing import authorization
+
+    signer = ctx.signer
+    return lambda method, path: authorization(signer, ctx.server_id, method, path)
 
 
 def _imported_answer(summary: importing.ImportSummary, organization: str, ctx: DestinationContext) -> JSONObject:

@@ -129,3 +129,17 @@ def list_subscriptions(uow: UnitOfWork) -> list[SubscriptionRow]:
             }
             for s in rows
         ]
+
+
+class DestinationRow(TypedDict):
+    name: str
+    server_id: str
+    public_key: str
+
+
+def list_destinations(uow: UnitOfWork) -> list[DestinationRow]:
+    with uow:
+        return [
+            {"name": d.name, "server_id": d.server_id, "public_key": d.public_key}
+            for d in uow.session.scalars(select(Destination).order_by(Destination.name))
+        ]

@@ -29,4 +29,7 @@ def create_app(app: App) -> FastAPI:
         """Liveness: answers without a login."""
         return {"status": "ok", "server_id": app.server_id}
 
+    from .api import install_api
+
+    install_api(web, app)
     return web

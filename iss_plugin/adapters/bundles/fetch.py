@@ -5,21 +5,32 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from iss_plugin.domain.errors import BundleIntegrityError, RejectedInput, TransientError, UntrustedSource
 
+_SAFE_NAME = re.compile(r'filename="([A-Za-z0-9][A-Za-z0-9._-]{0,200})"')
+
 
 def fetch_bundle(
-    location: str, into: Path, size: int | None, roots: tuple[Path, ...] = (), sha256: str | None = None
+    location: str,
+    into: Path,
+    size: int | None,
+    roots: tuple[Path, ...] = (),
+    sha256: str | None = None,
+    authorize: Callable[[str, str], str] | None = None,
 ) -> Path:
     """A local copy of an announced bundle: hardlinks (else copies) of a file:// bundle, or a
     streamed download of http(s)://. file:// paths must lie under `roots` when roots are set;
-    links inside a directory bundle are copied as links, so the bundle reader refuses them."""
+    links inside a directory bundle are copied as links, so the bundle reader refuses them.
+    `authorize(method, path)`: the Authorization header an http(s) download sends (a destination
+    signs its request: adapters/bundles/request_signing.py)."""
     into.mkdir(parents=True, exist_ok=True)
     url = urllib.parse.urlparse(location)
     if url.scheme == "file":
@@ -30,24 +41,58 @@ def fetch_bundle(
     if url.scheme not in ("http", "https"):
         raise RejectedInput(f"bundle location {location!r} is neither file:// nor http(s)://")
 
-    dst = into / (Path(url.path).name or "bundle.tar.gz")
-    try:
-        with httpx.stream("GET", location, timeout=60, follow_redirects=False) as r:
-            r.raise_for_status()
-            written, digest = 0, hashlib.sha256()
-            with open(dst, "wb") as fh:
-                for chunk in r.iter_bytes(1 << 20):
-                    written += len(chunk)
-                    if size is not None and written > size:
-                        raise BundleIntegrityError(f"download of {location} is larger than the announced {size} bytes")
-                    digest.update(chunk)
-                    fh.write(chunk)
-    except httpx.HTTPStatusError as e:
-        raise TransientError(
-            f"could not download {location}: {e}", details={"status": e.response.status_code}
-        ) from None
-    except httpx.HTTPError as e:
-        raise TransientError(f"could not download {location}: {e}") from None
+    return _download(location, url.path, into, size, sha256, authorize)
+
+
+RESUMES = 3  # a broken connection continues where it stopped (Range + If-Range), this many times
+
+
+def _download(
+    location: str,
+    path: str,
+    into: Path,
+    size: int | None,
+    sha256: str | None,
+    authorize: Callable[[str, str], str] | None,
+) -> Path:
+    """Stream `location` into `into`; a connection lost mid-way resumes with a range request when
+    the server offers ranges (the server's ETag in If-Range: a changed archive comes whole)."""
+    dst = into / (Path(path).name or "bundle.tar.gz")
+    written, digest, etag, named = 0, hashlib.sha256(), None, None
+    with open(dst, "wb") as fh:
+        for attempt in range(RESUMES + 1):
+            headers = {"Authorization": authorize("GET", path)} if authorize else {}
+            if written:
+                headers |= {"Range": f"bytes={written}-", **({"If-Range": etag} if etag else {})}
+            try:
+                with httpx.stream("GET", location, timeout=60, follow_redirects=False, headers=headers) as r:
+                    r.raise_for_status()
+                    if written and not r.headers.get("content-range", "").startswith(f"bytes {written}-"):
+                        fh.seek(0)  # the whole archive again (it changed, or no ranges)
+                        fh.truncate()
+                        written, digest = 0, hashlib.sha256()
+                    etag = r.headers.get("etag") if r.headers.get("accept-ranges") == "bytes" else None
+                    for chunk in r.iter_bytes():  # as received: a break loses nothing read
+                        written += len(chunk)
+                        if size is not None and written > size:
+                            raise BundleIntegrityError(
+                                f"download of {location} is larger than the announced {size} bytes"
+                            )
+                        digest.update(chunk)
+                        fh.write(chunk)
+                    named = _SAFE_NAME.search(r.headers.get("content-disposition", ""))
+                break
+            except httpx.HTTPStatusError as e:
+                raise TransientError(
+                    f"could not download {location}: {e}", details={"status": e.response.status_code}
+                ) from None
+            except httpx.TransportError as e:
+                if attempt == RESUMES or etag is None:
+                    raise TransientError(f"could not download {location}: {e}") from None
+            except httpx.HTTPError as e:
+                raise TransientError(f"could not download {location}: {e}") from None
+    if named and named.group(1) != dst.name:
+        dst = dst.rename(into / named.group(1))
     if size is not None and dst.stat().st_size != size:
         raise TransientError(f"download of {location} has {dst.stat().st_size} bytes, expected {size}")
     if sha256 and digest.hexdigest() != sha256:
