@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     export_account: str = "iss-export"  # the service account export workers act as (needs export_content)
     import_account: str = "iss-import"  # the service account import workers act as (needs import_content)
     web_base_url: str | None = None
+    web_listen: str = "127.0.0.1:8080"  # host:port of `iss serve` and of the dashboard inside `iss run`
+    web_secure_cookies: bool = False  # session cookie always `Secure` (it is whenever the request is https)
     reconcile_interval_seconds: int = 60
     reconcile_grace_seconds: int = 300
     fetch_roots: tuple[Path, ...] = ()  # file:// bundle locations an import worker accepts (empty: any local path)
