@@ -6,15 +6,28 @@ confirmed the change; a message that is not there any more is a NotFound and cha
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from iss_plugin.adapters.bus.parking import ParkedMessage, ParkedQueues
 from iss_plugin.adapters.bus.topology import build
+from iss_plugin.adapters.db.uow import UnitOfWork
 
 from .audit import record
 
 if TYPE_CHECKING:
-    from iss_plugin.bootstrap import App
+    from iss_plugin.settings import Settings
+
+
+class App(Protocol):
+    """What these functions need of bootstrap.App (services do not import the bootstrap)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def server_id(self) -> str: ...
+
+    def uow(self) -> UnitOfWork: ...
 
 __all__ = ["ParkedMessage", "discard", "list_parked", "replay"]
 
