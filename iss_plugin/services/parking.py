@@ -29,6 +29,7 @@ class App(Protocol):
 
     def uow(self) -> UnitOfWork: ...
 
+
 __all__ = ["ParkedMessage", "discard", "list_parked", "replay"]
 
 
