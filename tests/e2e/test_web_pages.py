@@ -69,7 +69,12 @@ def test_open_redirects_are_refused(client):
     token = csrf_of(client.get("/login").text)
     r = client.post(
         "/login",
-        data={"login": "ada", "password": "correct horse battery staple", "csrf_token": token, "next": "//evil.example"},
+        data={
+            "login": "ada",
+            "password": "correct horse battery staple",
+            "csrf_token": token,
+            "next": "//evil.example",
+        },
         follow_redirects=False,
     )
     assert r.headers["location"] == "/"

@@ -3,6 +3,7 @@ shows: the server id, the nav, the logged-in user and the session's CSRF token."
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         auto_reload=False,
     )
-    env.filters.update(when=when, duration=duration, size=size, short=short)
+    env.filters.update(when=when, duration=duration, size=size, short=short, pretty=pretty)
     return env
 
 
@@ -80,6 +81,14 @@ def size(value: int | None) -> str:
             return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
         amount /= 1024
     return f"{amount:.1f} TiB"
+
+
+def pretty(payload: str) -> str:
+    """A JSON payload indented for reading; anything else as it is (the template escapes both)."""
+    try:
+        return json.dumps(json.loads(payload), indent=2, ensure_ascii=False)
+    except ValueError:
+        return payload
 
 
 def short(value: str | None) -> str:
