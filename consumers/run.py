@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from iss_plugin.adapters.bus.consumer import EventConsumer
 from iss_plugin.adapters.bus.relay import relay_from_settings
 from iss_plugin.bootstrap import App
+from iss_plugin.domain.errors import UsageError
 from iss_plugin.services import propagation
 from iss_plugin.services.maintenance import collect_garbage
 from iss_plugin.web.server import BackgroundServer, parse_listen
@@ -54,9 +55,17 @@ class Runtime:
         if "reconcile" in roles:
             self._thread("reconcile", self._reconcile_loop)
         if self.listen:
-            host, port = parse_listen(self.listen)
-            self.web = BackgroundServer(self.app, host, port).start()
+            self._serve(self.listen)
         return self
+
+    def _serve(self, listen: str) -> None:
+        """The dashboard is secondary to the workers: when its port is taken (a second `iss run` on
+        this machine), say so and run without it."""
+        host, port = parse_listen(listen)
+        try:
+            self.web = BackgroundServer(self.app, host, port).start()
+        except UsageError as e:
+            log.warning("%s; running without the dashboard (set web_listen, or --no-serve)", e.message)
 
     def _thread(self, name: str, target: Callable[[], object]) -> None:
         t = threading.Thread(target=target, name=f"iss-{name}@{self.app.server_id}", daemon=True)

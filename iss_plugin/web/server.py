@@ -49,7 +49,7 @@ class BackgroundServer:
     def start(self, timeout: float = 15.0) -> BackgroundServer:
         self.server = make_server(self.app, self.host, self.port, log_level=self.log_level)
         # uvicorn installs signal handlers only in the main thread: this one leaves them to its owner
-        self.thread = threading.Thread(target=self.server.run, name=f"iss-web@{self.app.server_id}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"iss-web@{self.app.server_id}", daemon=True)
         self.thread.start()
         stop_at = threading.Event()
         waited = 0.0
@@ -59,6 +59,13 @@ class BackgroundServer:
             stop_at.wait(0.05)
             waited += 0.05
         return self
+
+    def _run(self) -> None:
+        assert self.server is not None, "start() made the server"
+        try:
+            self.server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind; start() reports it
+            pass
 
     @property
     def url(self) -> str:

@@ -108,3 +108,18 @@ def test_demo_serve_prints_the_url_and_a_login_that_works(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_iss_run_keeps_its_workers_when_the_dashboard_port_is_taken(source, caplog):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = App(load_settings(source.config))
+        runtime = Runtime(app, ("relay",), listen=f"127.0.0.1:{port}").start()
+        try:
+            assert runtime.web is None and any(t.is_alive() for t in runtime.threads)
+            assert f"127.0.0.1:{port} (in use?)" in caplog.text and "running without the dashboard" in caplog.text
+        finally:
+            runtime.shutdown()
+            app.close()
