@@ -4,6 +4,7 @@ another process (`iss run`, `iss demo --serve`), stopped with it."""
 from __future__ import annotations
 
 import threading
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -62,10 +63,8 @@ class BackgroundServer:
 
     def _run(self) -> None:
         assert self.server is not None, "start() made the server"
-        try:
+        with suppress(SystemExit):  # uvicorn exits when it cannot bind; start() reports it
             self.server.run()
-        except SystemExit:  # uvicorn exits when it cannot bind; start() reports it
-            pass
 
     @property
     def url(self) -> str:
