@@ -92,6 +92,9 @@ def test_overview_and_pages_show_what_the_server_holds(client, site):
     assert "1.0" in cvs and "blessed" in cvs
     repos = client.get("/repositories").text
     assert "utils" in repos and "baseos" in repos
+    transfers = client.get("/transfers").text
+    assert f'href="/api/v1/bundles/{site.bundle_id}/download"' in transfers
+    assert "export" in transfers and "full" in transfers and "KiB" in transfers and ">done<" in transfers
     events = client.get("/events").text
     assert "iss.content_view.published.v1" in events
     only = client.get("/events", params={"type": "nothing.like.this"}).text
@@ -175,5 +178,9 @@ def test_metrics_parse_and_need_a_token(client, site):
     assert families["iss_parked_messages"].samples[0].value == 1
     lag = {s.labels["destination"]: s.value for s in families["iss_destination_lag_versions"].samples}
     assert lag == {"dc-east": 1}
+    durations = {s.name: s.value for s in families["iss_transfer_duration_seconds"].samples}
+    assert durations["iss_transfer_duration_seconds_count"] == 1 and durations["iss_transfer_duration_seconds_sum"] > 0
+    sizes = {s.name: s.value for s in families["iss_transfer_bytes"].samples}
+    assert sizes["iss_transfer_bytes_sum"] > 1000
     events = {(s.labels["type"], s.labels["outcome"]) for s in families["iss_events"].samples}
     assert ("iss.content_view.published.v1", "pending") in events

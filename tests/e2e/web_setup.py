@@ -32,6 +32,7 @@ class Site:
     server: Server
     app: App
     parked_id: str
+    bundle_id: str  # a complete tgz export of ACME/base 1.0
 
 
 def prepare(server: Server, tmp_path, bus_url: str = "memory://") -> Site:
@@ -48,6 +49,9 @@ def prepare(server: Server, tmp_path, bus_url: str = "memory://") -> Site:
     s.run("destination", "add", "--name", "dc-east", "--server-id", "dst-east", "--public-key", str(key))
     s.run("destination", "subscribe", "--name", "dc-east", "--organization", "ACME", "--content-view", "base")
     s.run("destination", "subscribe", "--name", "dc-east", "--organization", "BETA", "--repository", "evil/stuff")
+    exported = s.json(
+        "content-export", "complete", "version", "--organization", "ACME", "--content-view", "base", "--format", "tgz"
+    )
     app = App(load_settings(s.config))
     with app.session_factory() as session:  # what a refused bundle leaves (iss.bundle.rejected.v1)
         for sub in session.scalars(select(Subscription)):
@@ -57,7 +61,7 @@ def prepare(server: Server, tmp_path, bus_url: str = "memory://") -> Site:
     add_user(s, "vera", [(frozenset({P.VIEW_DASHBOARD}), None)])
     add_user(s, "otto", [(frozenset({P.VIEW_DASHBOARD}), "ACME")])
     add_user(s, "nobody", [(frozenset({P.VIEW_PRODUCTS}), "ACME")])
-    return Site(s, app, park_one(app, "ACME"))
+    return Site(s, app, park_one(app, "ACME"), str(exported["bundle_id"]))
 
 
 def park_one(app: App, organization: str) -> str:
