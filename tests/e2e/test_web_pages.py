@@ -184,3 +184,13 @@ def test_metrics_parse_and_need_a_token(client, site):
     assert sizes["iss_transfer_bytes_sum"] > 1000
     events = {(s.labels["type"], s.labels["outcome"]) for s in families["iss_events"].samples}
     assert ("iss.content_view.published.v1", "pending") in events
+
+
+def test_bearer_token_posts_need_no_csrf_token(site):
+    token = site.server.json("token", "create", "--name", "automation")["token"]
+    with TestClient(create_app(site.app)) as c:  # no session cookie: an API client
+        r = c.post(
+            f"/parked/{site.parked_id}/discard", headers={"Authorization": f"Bearer {token}"}, follow_redirects=False
+        )
+        assert r.status_code == 303
+    assert parking.list_parked(site.app) == []
