@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -18,6 +19,9 @@ from iss_plugin.cli.output import emit, stderr, stdout, wants_json
 from iss_plugin.cli.state import State, command
 
 from .workers import ROLES
+
+if TYPE_CHECKING:
+    from .demo import Step, Timeline
 
 
 @command(None, "worker")
@@ -40,16 +44,19 @@ def worker(ctx: click.Context, state: State, output: str | None, role: str) -> N
 
 @command(None, "run")
 @click.option("--role", "roles", multiple=True, help="only these roles (default: all)")
-def run(ctx: click.Context, state: State, output: str | None, roles: tuple[str, ...]) -> None:
-    """Every role of this server in one process: relay, export/import/status workers, watcher, reconcile."""
+@click.option("--serve/--no-serve", default=True, show_default=True, help="serve the dashboard on web_listen too")
+def run(ctx: click.Context, state: State, output: str | None, roles: tuple[str, ...], serve: bool) -> None:
+    """Every role of this server in one process: relay, export/import/status workers, watcher, reconcile,
+    and the dashboard (on web_listen, default 127.0.0.1:8080)."""
     from .run import ALL_ROLES, Runtime
 
     _logging()
-    runtime = Runtime(state.app, roles or ALL_ROLES).start()
+    runtime = Runtime(state.app, roles or ALL_ROLES, listen=state.app.settings.web_listen if serve else None).start()
     done = threading.Event()
     _on_signal(done.set)
+    web = f"; dashboard on {runtime.web.url}" if runtime.web else ""
     click.echo(
-        f"iss {state.app.server_id}: running {', '.join(roles or ALL_ROLES)} on {state.app.settings.bus.url} "
+        f"iss {state.app.server_id}: running {', '.join(roles or ALL_ROLES)} on {state.app.settings.bus.url}{web} "
         "(Ctrl-C stops)",
         err=True,
     )
@@ -61,17 +68,41 @@ def run(ctx: click.Context, state: State, output: str | None, roles: tuple[str, 
 @click.option("--manual", is_flag=True, help="drive export and import by hand instead of through the bus")
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path), help="build in this directory and keep it")
 @click.option("--packages", default=20, show_default=True, help="packages per repository")
+@click.option("--serve", is_flag=True, help="then serve the source's dashboard until Ctrl-C (not with --manual)")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="host:port of the dashboard (--serve)")
 @click.option("--output", type=click.Choice(["table", "json"]), default=None)
 @click.pass_context
-def demo(ctx: click.Context, manual: bool, keep: Path | None, packages: int, output: str | None) -> None:
+def demo(
+    ctx: click.Context, manual: bool, keep: Path | None, packages: int, serve: bool, listen: str, output: str | None
+) -> None:
     """A source and a destination on this machine (no servers): publish, propagate, import, refuse."""
-    from .demo import Step, Timeline, run_automatic_demo, run_manual_demo
+    from iss_plugin.bootstrap import App
+    from iss_plugin.web.server import BackgroundServer, parse_listen
+
+    from .demo import run_automatic_demo, run_manual_demo
 
     quiet = wants_json(ctx)
+    if serve and manual:
+        raise click.UsageError("--serve shows the automatic demo's source: leave out --manual")
+    host, port = parse_listen(listen, "--listen") if serve else ("", 0)
 
     def say(line: str) -> None:
         if not quiet:
             stderr.print(line, highlight=False)
+
+    def serve_source(src: App, login: tuple[str, str], steps: list[Step], timeline: list[Timeline]) -> None:
+        _show_demo(ctx, quiet, steps, timeline)
+        web = BackgroundServer(src, host, port).start()
+        done = threading.Event()
+        _on_signal(done.set)
+        stderr.print(
+            f"dashboard of the source: {web.url}\nlog in as {login[0]} with the password {login[1]}\n"
+            "(the destination keeps importing what the source publishes; Ctrl-C stops and removes the demo"
+            f"{'' if keep is None else ', keeping ' + str(keep)})",
+            highlight=False,
+        )
+        done.wait()
+        web.stop()
 
     if keep:
         keep.mkdir(parents=True, exist_ok=True)
@@ -80,7 +111,12 @@ def demo(ctx: click.Context, manual: bool, keep: Path | None, packages: int, out
     if manual:
         steps = run_manual_demo(keep, packages, say=say)
     else:
-        steps, timeline = run_automatic_demo(keep, packages, say=say)
+        steps, timeline = run_automatic_demo(keep, packages, say=say, serve=serve_source if serve else None)
+    if not serve:
+        _show_demo(ctx, quiet, steps, timeline)
+
+
+def _show_demo(ctx: click.Context, quiet: bool, steps: list[Step], timeline: list[Timeline]) -> None:
     rows = [{"step": s.step, "result": s.result, "detail": s.detail, "seconds": round(s.seconds, 3)} for s in steps]
     times = [
         {

@@ -40,6 +40,9 @@ SOURCE_ROLES = ("relay", "export", "status", "reconcile")
 DESTINATION_ROLES = ("relay", "import")
 
 Say = Callable[[str], None]
+# `iss demo --serve`: called with the source, its administrator's (login, password), the steps and
+# the timeline once the demo is done, while both servers still run; returns when serving should end
+ServeHook = Callable[[App, tuple[str, str], "list[Step]", "list[Timeline]"], None]
 
 
 @dataclass
@@ -66,11 +69,14 @@ class Timeline:
 # --- the scenario ---------------------------------------------------------------------------------
 
 
-def make_server(root: Path, name: str, **overrides: Any) -> App:
+def make_server(root: Path, name: str, *, logins: dict[str, tuple[str, str]] | None = None, **overrides: Any) -> App:
+    """A server initialized under root/name; `logins` receives its administrator's (login, password)."""
     settings = load_settings(None, data_dir=str(root / name), server_id=name, **overrides)
     initialize(settings)
     app = App(settings)
-    identity.bootstrap(app.uow(), settings.data_dir / identity.CREDENTIALS_NAME)  # admin and service accounts
+    made = identity.bootstrap(app.uow(), settings.data_dir / identity.CREDENTIALS_NAME)  # admin and service accounts
+    if logins is not None:
+        logins[name] = (str(made["admin_login"]), str(made["admin_password"]))
     return app
 
 
@@ -175,15 +181,23 @@ def demo_root(root: Path | None) -> Iterator[Path]:
 
 
 def run_automatic_demo(
-    root: Path | None = None, packages_per_repo: int = 20, say: Say = print, timeout: float = 60.0
+    root: Path | None = None,
+    packages_per_repo: int = 20,
+    say: Say = print,
+    timeout: float = 60.0,
+    serve: ServeHook | None = None,
 ) -> tuple[list[Step], list[Timeline]]:
     with demo_root(root) as base:
-        return _automatic(base, packages_per_repo, say, timeout)
+        return _automatic(base, packages_per_repo, say, timeout, serve)
 
 
-def _automatic(root: Path, packages_per_repo: int, say: Say, timeout: float) -> tuple[list[Step], list[Timeline]]:
-    bus = {"bus": {"url": "memory://", "prefix": f"demo{int(time.time() * 1000) % 100000}"}}
-    src, dst = make_server(root, "source", **bus), make_server(root, "destination", fetch_roots=[str(root)], **bus)
+def _automatic(
+    root: Path, packages_per_repo: int, say: Say, timeout: float, serve: ServeHook | None = None
+) -> tuple[list[Step], list[Timeline]]:
+    bus: dict[str, Any] = {"bus": {"url": "memory://", "prefix": f"demo{int(time.time() * 1000) % 100000}"}}
+    logins: dict[str, tuple[str, str]] = {}
+    src = make_server(root, "source", logins=logins, **bus)
+    dst = make_server(root, "destination", fetch_roots=[str(root)], **bus)
     steps: list[Step] = []
     timeline: list[Timeline] = []
 
@@ -232,6 +246,8 @@ def _automatic(root: Path, packages_per_repo: int, say: Say, timeout: float) -> 
         t0 = time.perf_counter()
         refusal = refuse_red_hat_into_custom(dst, src, Path(_latest_full_bundle(src)))
         step("Red Hat into custom product", "refused", refusal, t0)
+        if serve is not None:
+            serve(src, logins["source"], steps, timeline)
         return steps, timeline
     finally:
         for r in runtimes:

@@ -1,7 +1,8 @@
 """`iss run`: every role of one server in one process (relay, workers, watcher, reconcile).
 
 On the embedded default the bus is kombu memory:// (one process only) and the database SQLite;
-with RabbitMQ each role can also run as its own process (`iss worker export` ...)."""
+with RabbitMQ each role can also run as its own process (`iss worker export` ...). With `listen`
+("host:port") the dashboard is served too, by uvicorn in a thread, stopped with the runtime."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from dataclasses import dataclass, field
 from iss_plugin.adapters.bus.consumer import EventConsumer
 from iss_plugin.adapters.bus.relay import relay_from_settings
 from iss_plugin.bootstrap import App
+from iss_plugin.domain.errors import UsageError
 from iss_plugin.services import propagation
 from iss_plugin.services.maintenance import collect_garbage
+from iss_plugin.web.server import BackgroundServer, parse_listen
 from producers.repository_watcher import watch_forever
 
 from .workers import ROLES, make_worker
@@ -32,6 +35,8 @@ class Runtime:
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     workers: list[EventConsumer] = field(default_factory=list)
+    listen: str | None = None  # "host:port": serve the dashboard too
+    web: BackgroundServer | None = None
 
     def start(self) -> Runtime:
         roles = list(self.roles)
@@ -49,7 +54,18 @@ class Runtime:
             self._thread("watch", lambda: watch_forever(self.app, self.stop, self.watch_interval))
         if "reconcile" in roles:
             self._thread("reconcile", self._reconcile_loop)
+        if self.listen:
+            self._serve(self.listen)
         return self
+
+    def _serve(self, listen: str) -> None:
+        """The dashboard is secondary to the workers: when its port is taken (a second `iss run` on
+        this machine), say so and run without it."""
+        host, port = parse_listen(listen)
+        try:
+            self.web = BackgroundServer(self.app, host, port).start()
+        except UsageError as e:
+            log.warning("%s; running without the dashboard (set web_listen, or --no-serve)", e.message)
 
     def _thread(self, name: str, target: Callable[[], object]) -> None:
         t = threading.Thread(target=target, name=f"iss-{name}@{self.app.server_id}", daemon=True)
@@ -69,6 +85,8 @@ class Runtime:
                 log.warning("reconcile pass failed: %s", e)
 
     def shutdown(self, timeout: float = 30.0) -> None:
+        if self.web is not None:
+            self.web.stop()
         self.stop.set()
         for w in self.workers:
             w.should_stop = True

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     )
     web_max_upload_mb: int = 65536  # the largest bundle PUT /api/v1/uploads accepts
     foreman_hook_secret_file: Path | None = None  # shared secret of POST /api/v1/hooks/foreman (unset: the hook is off)
+    web_listen: str = "127.0.0.1:8080"  # host:port of `iss serve` and of the dashboard inside `iss run`
+    web_secure_cookies: bool = False  # session cookie always `Secure` (it is whenever the request is https)
     reconcile_interval_seconds: int = 60
     reconcile_grace_seconds: int = 300
     fetch_roots: tuple[Path, ...] = ()  # file:// bundle locations an import worker accepts (empty: any local path)

@@ -22,6 +22,7 @@ from . import (
     product_key_commands,
     server_commands,
     transfer_commands,
+    web_commands,
 )
 from .noise import quiet_third_party_noise
 from .state import State
@@ -63,6 +64,7 @@ def _all_commands() -> Iterator[click.Command]:
         identity_commands,
         transfer_commands,
         bus_commands,
+        web_commands,
     )
     for module in modules:
         yield from module.COMMANDS

@@ -189,6 +189,7 @@ def export_in_transaction(
         destination=request.destination,
         format=request.fmt,
         state="running",
+        created=datetime.now(UTC),  # the start: the row is added only when the export is done
     )
     try:
         by_reference = isinstance(uow.backend, ExportsByReference)

@@ -65,3 +65,32 @@ def require(permission: str) -> Callable[..., policy.Identity]:
         return who
 
     return check
+
+
+def require_somewhere(permission: str) -> Callable[..., policy.Identity]:
+    """A dependency for pages that list several organizations: the caller, if it holds
+    `permission` in the request's `organization` (when one is named) or in at least one
+    organization; the page then shows only `policy.visible_organizations(who, permission)`."""
+
+    def check(request: Request, who: policy.Identity = Depends(caller), app: App = Depends(iss_app)) -> policy.Identity:
+        organization = request.path_params.get("organization") or request.query_params.get("organization") or None
+        try:
+            if organization:
+                policy.check(who, permission, organization)
+            else:
+                policy.check_somewhere(who, permission)
+        except Forbidden as e:
+            audit.record(
+                app.uow(),
+                who.login,
+                "permission.denied",
+                f"{request.method} {request.url.path}",
+                organization=organization,
+                outcome="denied",
+                permission=permission,
+                message=e.message,
+            )
+            raise
+        return who
+
+    return check

@@ -22,6 +22,7 @@ ADMIN_ONLY = {
     "worker",
     "run",
     "watch",
+    "serve",  # like run: a server process (its pages and endpoints check each caller themselves)
 }
 OPEN = {
     "init",

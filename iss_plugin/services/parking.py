@@ -1,0 +1,73 @@
+"""Parked messages (the dead-letter side of the bus): list them, replay or discard one, audited.
+
+The web dashboard and the JSON API call these; `adapters.bus.parking` does the broker work.
+Replay and discard write an audit row (`parked.replay`, `parked.discard`) after the broker
+confirmed the change; a message that is not there any more is a NotFound and changes nothing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from iss_plugin.adapters.bus.parking import ParkedMessage, ParkedQueues
+from iss_plugin.adapters.bus.topology import build
+from iss_plugin.adapters.db.uow import UnitOfWork
+
+from .audit import record
+
+if TYPE_CHECKING:
+    from iss_plugin.settings import Settings
+
+
+class App(Protocol):
+    """What these functions need of bootstrap.App (services do not import the bootstrap)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def server_id(self) -> str: ...
+
+    def uow(self) -> UnitOfWork: ...
+
+
+__all__ = ["ParkedMessage", "discard", "list_parked", "replay"]
+
+
+def _queues(app: App) -> ParkedQueues:
+    server = app.server_id
+    topology = build(app.settings.bus, export=True, status_for=[server], import_for=[server])
+    return ParkedQueues(app.settings.bus, topology)
+
+
+def list_parked(app: App) -> list[ParkedMessage]:
+    """Every parked message of this server's role queues (export, import, status)."""
+    return _queues(app).messages()
+
+
+def replay(app: App, event_id: str, actor: str) -> ParkedMessage:
+    """Publish the parked message `event_id` again to its original routing key; it leaves the parking queue."""
+    parked = _queues(app).replay(event_id)
+    _audit(app, actor, "parked.replay", parked)
+    return parked
+
+
+def discard(app: App, event_id: str, actor: str) -> ParkedMessage:
+    """Drop the parked message `event_id` for good."""
+    parked = _queues(app).discard(event_id)
+    _audit(app, actor, "parked.discard", parked)
+    return parked
+
+
+def _audit(app: App, actor: str, action: str, parked: ParkedMessage) -> None:
+    record(
+        app.uow(),
+        actor,
+        action,
+        parked.event_id,
+        organization=parked.organization,
+        outcome="success",
+        queue=parked.queue,
+        routing_key=parked.routing_key,
+        event_type=parked.event_type,
+        reason=parked.reason,
+    )

@@ -1,0 +1,129 @@
+"""The read-only pages: overview, destinations, content views, repositories, events, exports and
+imports, audit log. Each needs `view_dashboard` (in the organization asked for, else in at least
+one) and shows only the organizations the caller holds it in."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from iss_plugin.bootstrap import App
+from iss_plugin.domain import policy
+from iss_plugin.services import audit, dashboard, parking
+from iss_plugin.web import health
+from iss_plugin.web.auth import iss_app, require_somewhere
+
+from .render import render
+
+router = APIRouter(include_in_schema=False)
+viewer = require_somewhere(policy.VIEW_DASHBOARD)
+
+
+def visible(who: policy.Identity, organization: str | None = None) -> dashboard.Visible:
+    """What the caller may see, narrowed to `organization` when the page was asked for one."""
+    seen = policy.visible_organizations(who, policy.VIEW_DASHBOARD)
+    if organization:
+        return frozenset({organization}) if seen is None or organization in seen else frozenset()
+    return seen
+
+
+def parked_count(app: App, seen: dashboard.Visible) -> int | None:
+    try:
+        return sum(1 for m in parking.list_parked(app) if seen is None or m.organization in seen)
+    except Exception:  # the bus is down: the overview says so rather than failing
+        return None
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, who: policy.Identity = Depends(viewer), app: App = Depends(iss_app)) -> Response:
+    seen = visible(who)
+    return render(
+        request,
+        "overview.html",
+        title="Overview",
+        o=dashboard.overview(app.uow(), app.server_id, seen),
+        health=health.check(app),
+        parked_count=parked_count(app, seen),
+    )
+
+
+@router.get("/destinations", response_class=HTMLResponse)
+def destinations(
+    request: Request,
+    organization: str | None = None,
+    who: policy.Identity = Depends(viewer),
+    app: App = Depends(iss_app),
+) -> Response:
+    rows = dashboard.destinations(app.uow(), visible(who, organization))
+    per_destination = dashboard.lag_per_destination(rows)
+    max_lag = max((v for v, _ in per_destination.values()), default=0)
+    return render(
+        request, "destinations.html", title="Destinations", rows=rows, per_destination=per_destination, max_lag=max_lag
+    )
+
+
+@router.get("/content-views", response_class=HTMLResponse)
+def content_views(
+    request: Request,
+    organization: str | None = None,
+    who: policy.Identity = Depends(viewer),
+    app: App = Depends(iss_app),
+) -> Response:
+    views = dashboard.content_views(app.uow(), visible(who, organization))
+    return render(request, "content_views.html", title="Content views", views=views)
+
+
+@router.get("/repositories", response_class=HTMLResponse)
+def repositories(
+    request: Request,
+    organization: str | None = None,
+    who: policy.Identity = Depends(viewer),
+    app: App = Depends(iss_app),
+) -> Response:
+    repos = dashboard.repositories(app.uow(), visible(who, organization))
+    return render(request, "repositories.html", title="Repositories", repos=repos)
+
+
+@router.get("/events", response_class=HTMLResponse)
+def events(
+    request: Request,
+    type: str | None = None,
+    organization: str | None = None,
+    who: policy.Identity = Depends(viewer),
+    app: App = Depends(iss_app),
+) -> Response:
+    seen = visible(who)
+    ev = dashboard.events(app.uow(), seen, event_type=type or None, organization=organization or None)
+    organizations = dashboard.overview(app.uow(), app.server_id, seen).organizations
+    return render(
+        request,
+        "events.html",
+        title="Events",
+        ev=ev,
+        event_type=type or "",
+        organization=organization or "",
+        organizations=organizations,
+    )
+
+
+@router.get("/transfers", response_class=HTMLResponse)
+def transfers(
+    request: Request,
+    organization: str | None = None,
+    who: policy.Identity = Depends(viewer),
+    app: App = Depends(iss_app),
+) -> Response:
+    rows = dashboard.transfers(app.uow(), visible(who, organization))
+    return render(request, "transfers.html", title="Exports and imports", rows=rows)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_log(
+    request: Request,
+    organization: str | None = None,
+    who: policy.Identity = Depends(viewer),
+    app: App = Depends(iss_app),
+) -> Response:
+    seen = visible(who, organization)
+    rows = audit.list_audit(app.uow(), organizations=seen, limit=300)
+    return render(request, "audit.html", title="Audit log", rows=rows)
