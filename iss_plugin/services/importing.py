@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from iss_plugin.adapters.backends.base import ImportExpectation
 from iss_plugin.adapters.db import catalog as find
+from iss_plugin.adapters.db.locks import advisory_xact_lock
 from iss_plugin.adapters.db.models import (
     ContentView,
     ContentViewVersion,
@@ -153,6 +154,10 @@ def import_bundle(
                 f"{request.path} is a {manifest.scope.replace('_', ' ')} bundle: use `iss content-import {command}`"
             )
         with uow:
+            # One import per organization at a time (several import workers): the snapshot below
+            # then sees every earlier import committed, so a version, product or repository version
+            # is never made twice. Verifying the bundle above runs in parallel.
+            advisory_xact_lock(uow.session, "iss.import", request.organization)
             org = find.organization(uow.session, request.organization)
             snapshot = snapshot_destination(uow, org, manifest)
             if request.dry_run:

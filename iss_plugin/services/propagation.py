@@ -28,6 +28,7 @@ from iss_plugin.domain.errors import (
 from iss_plugin.domain.jsontypes import JSONObject
 from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
+from iss_plugin.failpoints import failpoint
 
 from . import exporting, importing
 from .idempotency import already_processed, mark_processed
@@ -87,6 +88,7 @@ def on_content_view_published(uow: UnitOfWork, envelope: JSONObject, ctx: Source
             for sub in _subscriptions(uow, data["organization"], content_view=data["content_view"], lock=True):
                 made += [b for b in [propagate(uow, sub, ctx, reason="published", version=data["version"])] if b]
         mark_processed(uow.session, envelope["id"], "export")
+        failpoint("export.before_commit")  # crash tests: bundle written, subscriptions locked, nothing committed
         uow.commit()
         return made
 
@@ -315,7 +317,9 @@ def _subscriptions(
     else:
         q = q.where(Subscription.product == (product or ""), Subscription.repository == (repository or ""))
     q = q.order_by(Subscription.id)
-    return list(uow.session.scalars(q.with_for_update() if lock else q))
+    if lock:  # populate_existing: what the lock waited for, not what this session read before it
+        q = q.with_for_update().execution_options(populate_existing=True)
+    return list(uow.session.scalars(q))
 
 
 # --- source: status ------------------------------------------------------------------------------
