@@ -1,7 +1,7 @@
 """Workers scale horizontally: two export, two status and two import workers per server on one
 PostgreSQL database and one queue each do every piece of work once, with workers killed mid-work.
 
-Five content views published at once (twice) to three destinations: every destination ends with
+Two reconcile loops run every second. Five content views published at once (twice) to three destinations: every destination ends with
 every version exactly once; every (view, version, destination) is exported once. One export worker
 is SIGKILLed while it holds a built bundle and its subscription locks, uncommitted; one import worker
 is SIGKILLed with an import applied and not committed (holding its organization's import lock).
@@ -33,6 +33,7 @@ from .conftest import ACTOR, _another_database, imports, versions, write_config
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 VIEWS = [f"view{i}" for i in range(5)]
 T = 300
+EVERY_SECOND = {"ISS_RECONCILE_INTERVAL_SECONDS": "1"}
 
 
 def _make_views(src: App, root: Path) -> None:
@@ -100,6 +101,8 @@ def test_two_workers_per_role_three_destinations_each_version_once_with_workers_
     live.role("source", "worker", "export", name="source-export-1")
     for i in range(2):
         live.role("source", "worker", "status", name=f"source-status-{i}")
+        # reconcile races the workers for subscriptions that are behind with nothing in flight
+        live.role("source", "run", "--role", "reconcile", name=f"source-reconcile-{i}", env=EVERY_SECOND)
     killed_import = None
     for dst, config in zip(dsts, configs, strict=True):
         live.procs.start(config, "run", "--role", "relay", name=f"{dst.server_id}-relay")
