@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 
 from sqlalchemy import select
 
-from iss_plugin.adapters.bundles.fetch import fetch_bundle, file_sha256
+from iss_plugin.adapters.bundles.fetch import fetch_bundle
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import ContentView, ContentViewVersion, Destination, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
@@ -30,7 +30,7 @@ from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
 from iss_plugin.failpoints import failpoint
 
-from . import exporting, importing
+from . import exporting, fanout, importing
 from .idempotency import already_processed, mark_processed
 from .identity import authorize_account
 from .outbox import add_event
@@ -199,15 +199,27 @@ def propagate(
         )
         marker = latest.digest
     authorize_account(uow, ctx.actor, policy.EXPORT_CONTENT, sub.organization)  # only when there is something to send
-    result = exporting.export_in_transaction(
-        uow,
-        request,
-        out_dir=ctx.exports_path,
-        signer=ctx.signer,
-        server_id=ctx.server_id,
-        actor=ctx.actor,
-        staging_root=ctx.staging_root,
-    )
+    if sub.content_view:  # one bundle for every destination that shares the base (services.fanout)
+        result = fanout.export_once(
+            uow,
+            request,
+            marker,
+            exports_path=ctx.exports_path,
+            signer=ctx.signer,
+            server_id=ctx.server_id,
+            actor=ctx.actor,
+            staging_root=ctx.staging_root,
+        )
+    else:
+        result = exporting.export_in_transaction(
+            uow,
+            request,
+            out_dir=ctx.exports_path,
+            signer=ctx.signer,
+            server_id=ctx.server_id,
+            actor=ctx.actor,
+            staging_root=ctx.staging_root,
+        )
     add_event(
         uow.session,
         ev.BUNDLE_READY,
@@ -231,7 +243,7 @@ def _bundle_ready_data(result: exporting.ExportResult, sub: Subscription, ctx: S
         "location": path.resolve().as_uri(),
         "format": result["format"],
         "size": result["size"],
-        **({"sha256": file_sha256(path)} if path.is_file() else {}),
+        **({"sha256": fanout.bundle_sha256(path)} if path.is_file() else {}),
         "base": None,
         "repositories": [
             {
@@ -369,6 +381,7 @@ def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) 
                     sub.in_flight = sub.in_flight_since = None
                     result = _next_unless_forbidden(uow, sub, ctx, "base_mismatch")
                 else:  # reconcile sends it again after the grace time, longer after each refusal in a row
+                    fanout.retire(uow, data["bundle_id"])
                     sub.in_flight_since = _now()
                     sub.rejections = (sub.rejections or 0) + 1
                     sub.last_rejection = f"{data['reason']}: {data.get('message', '')}"[:1000]

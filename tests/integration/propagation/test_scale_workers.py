@@ -1,11 +1,12 @@
 """Workers scale horizontally: two export, two status and two import workers per server on one
 PostgreSQL database and one queue each do every piece of work once, with workers killed mid-work.
 
-Two reconcile loops run every second. Five content views published at once (twice) to three destinations: every destination ends with
-every version exactly once; every (view, version, destination) is exported once. One export worker
-is SIGKILLed while it holds a built bundle and its subscription locks, uncommitted; one import worker
-is SIGKILLed with an import applied and not committed (holding its organization's import lock).
-Their messages go to the other workers; their transactions roll back."""
+Two reconcile loops run every second. Five content views published at once (twice) to three
+destinations: every destination ends with every version exactly once; every (view, version) is
+exported once (the destinations share their bases) and announced once to each destination. One
+export worker is SIGKILLed while it holds a built bundle and its subscription locks, uncommitted;
+one import worker is SIGKILLed with an import applied and not committed (holding its
+organization's import lock). Their messages go to the other workers; their transactions roll back."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ from iss_plugin.adapters.bus.topology import export_queue_name, import_queue_nam
 from iss_plugin.adapters.db import models as m
 from iss_plugin.adapters.fixtures import build_rpms
 from iss_plugin.bootstrap import App
+from iss_plugin.domain import events as ev
 from iss_plugin.services import catalog, content_views, exporting, importing, subscriptions
 from iss_plugin.settings import BusSettings
 from tests.integration.bus.conftest import drain
 
-from .conftest import ACTOR, _another_database, imports, versions, write_config
+from .conftest import ACTOR, _another_database, imports, outbox, versions, write_config
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 VIEWS = [f"view{i}" for i in range(5)]
@@ -134,8 +136,14 @@ def test_two_workers_per_role_three_destinations_each_version_once_with_workers_
     live.wait(lambda: _settled(src, "2.0"), T, "every subscription acknowledged 2.0")
     time.sleep(1.5)  # anything still on its way would show up now
 
-    exported = Counter((e.content_view, e.version, e.destination) for e in _done_exports(src))
-    assert exported == Counter({(v, n, d.server_id): 1 for v in VIEWS for n in ("1.0", "2.0") for d in dsts})
+    # one bundle per (view, version): the three destinations share their bases (services.fanout)
+    exported = Counter((e.content_view, e.version) for e in _done_exports(src))
+    assert exported == Counter({(v, n): 1 for v in VIEWS for n in ("1.0", "2.0")})
+    announced = Counter(
+        (e.body["data"]["content_view"], e.body["data"]["version"], e.body["data"]["destination"])
+        for e in outbox(src, ev.BUNDLE_READY)
+    )
+    assert announced == Counter({(v, n, d.server_id): 1 for v in VIEWS for n in ("1.0", "2.0") for d in dsts})
     for dst in dsts:
         for view in VIEWS:
             assert versions(dst, view) == ["1.0", "2.0"], dst.server_id
