@@ -30,7 +30,7 @@ from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
 from iss_plugin.failpoints import failpoint
 
-from . import exporting, fanout, importing
+from . import exporting, fanout, importing, multihop
 from .idempotency import already_processed, mark_processed
 from .identity import authorize_account
 from .outbox import add_event
@@ -83,6 +83,8 @@ def on_content_view_published(uow: UnitOfWork, envelope: JSONObject, ctx: Source
     with uow:
         if already_processed(uow.session, envelope["id"], "export"):
             return []
+        if multihop.from_another_server(envelope, ctx.server_id):  # a shared broker: its own workers send it
+            return []
         made: list[Propagated] = []
         if _is_blessed(uow, data["organization"], data["content_view"]):
             for sub in _subscriptions(uow, data["organization"], content_view=data["content_view"], lock=True):
@@ -96,7 +98,9 @@ def on_content_view_published(uow: UnitOfWork, envelope: JSONObject, ctx: Source
 def on_repository_changed(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> list[Propagated]:
     data = envelope["data"]
     with uow:
-        if already_processed(uow.session, envelope["id"], "export"):
+        if already_processed(uow.session, envelope["id"], "export") or multihop.from_another_server(
+            envelope, ctx.server_id
+        ):
             return []
         made = [
             b
@@ -309,7 +313,7 @@ def _is_blessed(uow: UnitOfWork, org_label: str, cv_label: str) -> bool:
         .join(ContentView.organization)
         .where(ContentView.label == cv_label, ContentView.organization.has(label=org_label))
     )
-    return bool(cv and cv.blessed and not cv.import_only)
+    return bool(cv and cv.blessed)  # an imported (import-only) view blessed here is passed on (multihop)
 
 
 def _subscriptions(
@@ -476,6 +480,7 @@ def on_bundle_ready(
             target_server=summary["source_server"],
         )
         mark_processed(tx.session, envelope["id"], "import")
+        multihop.announce_imported(tx, summary, ctx.server_id)  # passed on to this server's subscribers
 
     try:
         # the organization here is what the trusted source maps the bundle's to (checked again on
