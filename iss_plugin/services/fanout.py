@@ -3,8 +3,8 @@ exported once per distinct bundle (organization, content view, base, target, for
 destination's bundle.ready points at that one file. The source signs the bundle; each destination
 verifies the source's signature, so one bundle serves them all (the manifest names no destination).
 
-Bundles live under `<exports>/bundles.shared` (a server id cannot contain a dot, so no destination's
-own directory has that name). A bundle is needed while a subscription has its version in flight
+Bundles live under `<exports>/bundles.shared/key-<fingerprint>` (a server id cannot contain a dot,
+so no destination's own directory has that name; a new signing key starts a new directory). A bundle is needed while a subscription has its version in flight
 (not yet acknowledged); `collect_bundles` removes the others. Building, reusing and collecting one
 bundle take the same advisory lock, so a bundle is never removed between being chosen and the
 commit that puts it in flight, and two workers never build the same one."""
@@ -48,6 +48,11 @@ def shared_dir(exports_path: Path) -> Path:
     return exports_path / SHARED_DIR
 
 
+def key_dir(exports_path: Path, fingerprint: str) -> Path:
+    """Shared bundles signed by one key: after a key rotation, older ones are never reused."""
+    return shared_dir(exports_path) / f"key-{fingerprint.removeprefix('sha256:')[:16]}"
+
+
 def export_once(
     uow: UnitOfWork,
     request: exporting.ExportRequest,
@@ -63,14 +68,15 @@ def export_once(
     same content if its file is still there, else a new one (in the caller's transaction)."""
     base = request.from_version if request.incremental else None
     advisory_xact_lock(uow.session, *_lock_parts(request.organization, request.content_view or "", base, target))
-    found = _reusable(uow, request, target, base)
+    out_dir = key_dir(exports_path, signer.fingerprint)
+    found = _reusable(uow, request, target, base, out_dir)
     if found is not None:
         return found
-    request = replace(request, destination=None, path=shared_dir(exports_path))
+    request = replace(request, destination=None, path=out_dir)
     return exporting.export_in_transaction(
         uow,
         request,
-        out_dir=shared_dir(exports_path),
+        out_dir=out_dir,
         signer=signer,
         server_id=server_id,
         actor=actor,
@@ -91,7 +97,7 @@ def _lock_parts(organization: str, content_view: str, base: str | None, target: 
 
 
 def _reusable(
-    uow: UnitOfWork, request: exporting.ExportRequest, target: str, base: str | None
+    uow: UnitOfWork, request: exporting.ExportRequest, target: str, base: str | None, out_dir: Path
 ) -> exporting.ExportResult | None:
     rows = uow.session.scalars(
         select(ExportRecord)
@@ -109,7 +115,7 @@ def _reusable(
     )
     for r in rows:
         path = Path(r.path or "")
-        if r.path and path.is_file() and path.parent.name == SHARED_DIR:
+        if r.path and path.is_file() and path.parent == out_dir:
             return _result(r, path)
     return None
 
@@ -154,7 +160,7 @@ def collect_bundles(uow: UnitOfWork, exports_path: Path, actor: str) -> list[Col
     for record_id in ids:
         with uow:
             r = uow.session.get(ExportRecord, record_id)
-            if r is None or r.path is None or Path(r.path).parent != shared_dir(exports_path):
+            if r is None or r.path is None or Path(r.path).parent.parent != shared_dir(exports_path):
                 continue
             advisory_xact_lock(uow.session, *_lock_parts(r.organization, r.content_view or "", r.base, r.version or ""))
             if _in_flight(uow, r):

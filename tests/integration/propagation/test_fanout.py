@@ -39,8 +39,9 @@ def test_one_version_to_ten_destinations_is_one_bundle_collected_after_every_ack
     wait_until(lambda: all(versions(d) == ["1.0"] for d in dsts), T, "1.0 on every destination")
     records = exports(src)
     assert [(e.version, e.kind, e.destination) for e in records] == [("1.0", "full", None)]
-    shared = fanout.shared_dir(src.settings.exports_path)
+    shared = fanout.key_dir(src.settings.exports_path, src.signer.fingerprint)
     assert [p.name for p in shared.iterdir()] == [Path(records[0].path).name]
+    assert [p.name for p in fanout.shared_dir(src.settings.exports_path).iterdir()] == [shared.name]
     ready = outbox(src, ev.BUNDLE_READY)
     assert sorted(e.body["data"]["destination"] for e in ready) == sorted(d.server_id for d in dsts)
     assert {e.body["data"]["bundle_id"] for e in ready} == {records[0].bundle_id}
