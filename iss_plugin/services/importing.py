@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from iss_plugin.adapters.backends.base import ImportExpectation
 from iss_plugin.adapters.db import catalog as find
-from iss_plugin.adapters.db.locks import advisory_xact_lock
 from iss_plugin.adapters.db.models import (
     ContentView,
     ContentViewVersion,
@@ -51,6 +50,7 @@ from . import product_keys, repository_sets
 from .audit import audit
 from .catalog import backend_key
 from .content_guard import refuse_red_hat_in_bundle
+from .import_locks import lock_import_targets
 
 Scope = Literal["content_view_version", "repository"]
 
@@ -154,10 +154,10 @@ def import_bundle(
                 f"{request.path} is a {manifest.scope.replace('_', ' ')} bundle: use `iss content-import {command}`"
             )
         with uow:
-            # One import per organization at a time (several import workers): the snapshot below
-            # then sees every earlier import committed, so a version, product or repository version
-            # is never made twice. Verifying the bundle above runs in parallel.
-            advisory_xact_lock(uow.session, "iss.import", request.organization)
+            # Several import workers: imports that write the same view, product or repository wait
+            # for each other here, so the snapshot below sees the earlier one committed and nothing
+            # is made twice (services.import_locks). Verifying the bundle above runs in parallel.
+            lock_import_targets(uow, request.organization, manifest)
             org = find.organization(uow.session, request.organization)
             snapshot = snapshot_destination(uow, org, manifest)
             if request.dry_run:

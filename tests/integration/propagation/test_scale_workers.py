@@ -67,6 +67,12 @@ def _settled(src: App, want: str) -> bool:
     return len(subs) == 3 * len(VIEWS) and all(x.acknowledged == want and x.in_flight is None for x in subs)
 
 
+def _first_round_out(src: App) -> bool:
+    with src.session_factory() as s:
+        subs = list(s.scalars(select(m.Subscription).where(m.Subscription.content_view.in_(VIEWS))))
+    return len(subs) == 3 * len(VIEWS) and all("1.0" in (x.in_flight, x.acknowledged) for x in subs)
+
+
 def _cv_versions(app: App) -> int:
     with app.session_factory() as s:
         return s.scalar(
@@ -127,7 +133,10 @@ def test_two_workers_per_role_three_destinations_each_version_once_with_workers_
         content_views.publish(src.uow(), ORG, view, None, ACTOR, src.server_id)
     live.wait(export_frozen.exists, T, "an export worker frozen before its commit")
     live.procs.kill(killed_export, signal.SIGKILL)
-    for view in VIEWS:  # the second round while the first is still going out
+    # a destination that holds nothing gets the latest version (reconcile's rule): publish the
+    # second round once every first-round bundle is out, so each destination gets both versions
+    live.wait(lambda: _first_round_out(src), T, "every 1.0 bundle out (the killed worker's redone)")
+    for view in VIEWS:  # the second round while the first is still being imported and answered
         _add_packages(src, tmp_path, view, "b")
         content_views.publish(src.uow(), ORG, view, None, ACTOR, src.server_id)
     live.wait(import_frozen.exists, T, "an import worker frozen before its commit")
