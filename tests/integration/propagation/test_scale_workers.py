@@ -5,8 +5,8 @@ Two reconcile loops run every second. Five content views published at once (twic
 destinations: every destination ends with every version exactly once; every (view, version) is
 exported once (the destinations share their bases) and announced once to each destination. One
 export worker is SIGKILLed while it holds a built bundle and its subscription locks, uncommitted;
-one import worker is SIGKILLed with an import applied and not committed (holding its
-organization's import lock). Their messages go to the other workers; their transactions roll back."""
+one import worker is SIGKILLed with an import applied and not committed (holding its import
+locks). Their messages go to the other workers; their transactions roll back."""
 
 from __future__ import annotations
 
