@@ -181,7 +181,7 @@ class _Closer:
 
 def test_two_bundles_of_one_version_imported_at_once_make_it_once(live):
     """Two import workers, two bundles of the same version (a resend overtook the first): the
-    second waits for the first's commit (the organization's import lock) and finds it imported.
+    second waits for the first's commit (the view's import lock) and finds it imported.
     Without the lock both planned against the same snapshot and the second died on a unique key."""
     src, dst = live.src, live.dst
     content_views.publish(src.uow(), ORG, "base", None, ACTOR, src.server_id)
