@@ -23,10 +23,3 @@ def advisory_xact_lock(session: Session, *parts: str) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(*parts)})
-
-
-def try_advisory_xact_lock(session: Session, *parts: str) -> bool:
-    """Take the lock if free (PostgreSQL); True elsewhere."""
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": lock_key(*parts)}))
