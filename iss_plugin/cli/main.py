@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from . import (
+    bundle_commands,
     bus_commands,
     catalog_commands,
     content_commands,
@@ -65,6 +66,7 @@ def _all_commands() -> Iterator[click.Command]:
         transfer_commands,
         bus_commands,
         web_commands,
+        bundle_commands,
     )
     for module in modules:
         yield from module.COMMANDS

@@ -9,7 +9,7 @@ from typing import TypedDict
 
 from sqlalchemy import select
 
-from iss_plugin.adapters.db.models import Destination, ExportRecord
+from iss_plugin.adapters.db.models import Destination, ExportRecord, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.errors import NotAuthenticated, NotFound
 
@@ -36,9 +36,12 @@ class StoredBundle:
 
     bundle_id: str
     organization: str
-    destination: str | None  # the destination's name it was exported for
+    destination: str | None  # the destination's name it was exported for; None: shared (services.fanout)
     format: str  # dir | tgz | iso
     path: Path  # the directory, the archive, or the first chunk
+    content_view: str | None = None
+    product: str | None = None
+    repository: str | None = None
 
 
 def _size(path: Path) -> int | None:
@@ -82,7 +85,28 @@ def stored_bundle(uow: UnitOfWork, bundle_id: str) -> StoredBundle:
         path = Path(r.path)
         if not path.exists():
             raise NotFound(f"bundle '{bundle_id}' is recorded but its files are gone ({path.name})")
-        return StoredBundle(r.bundle_id, r.organization, r.destination, r.format, path)
+        return StoredBundle(
+            r.bundle_id, r.organization, r.destination, r.format, path, r.content_view, r.product, r.repository
+        )
+
+
+def may_fetch(uow: UnitOfWork, destination: str, bundle: StoredBundle) -> bool:
+    """A bundle made for this destination, or a shared one (built once for every destination that
+    shares its base) of content the destination subscribes to."""
+    if bundle.destination is not None:
+        return bundle.destination == destination
+    with uow:
+        subs = uow.session.scalars(
+            select(Subscription)
+            .join(Destination, Subscription.destination_id == Destination.id)
+            .where(Destination.name == destination, Subscription.organization == bundle.organization)
+        )
+        for sub in subs:
+            if bundle.content_view and sub.content_view == bundle.content_view:
+                return True
+            if bundle.repository and (sub.product, sub.repository) == (bundle.product, bundle.repository):
+                return True
+    return False
 
 
 def destination_key(uow: UnitOfWork, server_id: str) -> tuple[str, str]:

@@ -50,6 +50,7 @@ from . import product_keys, repository_sets
 from .audit import audit
 from .catalog import backend_key
 from .content_guard import refuse_red_hat_in_bundle
+from .import_locks import lock_import_targets
 from .unit_checks import check_bundle_units
 
 Scope = Literal["content_view_version", "repository"]
@@ -155,6 +156,10 @@ def import_bundle(
                 f"{request.path} is a {manifest.scope.replace('_', ' ')} bundle: use `iss content-import {command}`"
             )
         with uow:
+            # Several import workers: imports that write the same view, product or repository wait
+            # for each other here, so the snapshot below sees the earlier one committed and nothing
+            # is made twice (services.import_locks). Verifying the bundle above runs in parallel.
+            lock_import_targets(uow, request.organization, manifest)
             org = find.organization(uow.session, request.organization)
             snapshot = snapshot_destination(uow, org, manifest)
             if request.dry_run:

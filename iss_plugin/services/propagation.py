@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 
 from sqlalchemy import select
 
-from iss_plugin.adapters.bundles.fetch import fetch_bundle, file_sha256
+from iss_plugin.adapters.bundles.fetch import fetch_bundle
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import ContentView, ContentViewVersion, Destination, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
@@ -29,8 +29,9 @@ from iss_plugin.domain.errors import (
 from iss_plugin.domain.jsontypes import JSONObject
 from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
+from iss_plugin.failpoints import failpoint
 
-from . import exporting, importing
+from . import exporting, fanout, importing, multihop
 from .idempotency import already_processed, mark_processed
 from .identity import authorize_account
 from .outbox import add_event
@@ -85,11 +86,14 @@ def on_content_view_published(uow: UnitOfWork, envelope: JSONObject, ctx: Source
     with uow:
         if already_processed(uow.session, envelope["id"], "export"):
             return []
+        if multihop.from_another_server(envelope, ctx.server_id):  # a shared broker: its own workers send it
+            return []
         made: list[Propagated] = []
         if _is_blessed(uow, data["organization"], data["content_view"]):
             for sub in _subscriptions(uow, data["organization"], content_view=data["content_view"], lock=True):
                 made += [b for b in [propagate(uow, sub, ctx, reason="published", version=data["version"])] if b]
         mark_processed(uow.session, envelope["id"], "export")
+        failpoint("export.before_commit")  # crash tests: bundle written, subscriptions locked, nothing committed
         uow.commit()
         return made
 
@@ -97,7 +101,9 @@ def on_content_view_published(uow: UnitOfWork, envelope: JSONObject, ctx: Source
 def on_repository_changed(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> list[Propagated]:
     data = envelope["data"]
     with uow:
-        if already_processed(uow.session, envelope["id"], "export"):
+        if already_processed(uow.session, envelope["id"], "export") or multihop.from_another_server(
+            envelope, ctx.server_id
+        ):
             return []
         made = [
             b
@@ -200,15 +206,27 @@ def propagate(
         )
         marker = latest.digest
     authorize_account(uow, ctx.actor, policy.EXPORT_CONTENT, sub.organization)  # only when there is something to send
-    result = exporting.export_in_transaction(
-        uow,
-        request,
-        out_dir=ctx.exports_path,
-        signer=ctx.signer,
-        server_id=ctx.server_id,
-        actor=ctx.actor,
-        staging_root=ctx.staging_root,
-    )
+    if sub.content_view:  # one bundle for every destination that shares the base (services.fanout)
+        result = fanout.export_once(
+            uow,
+            request,
+            marker,
+            exports_path=ctx.exports_path,
+            signer=ctx.signer,
+            server_id=ctx.server_id,
+            actor=ctx.actor,
+            staging_root=ctx.staging_root,
+        )
+    else:
+        result = exporting.export_in_transaction(
+            uow,
+            request,
+            out_dir=ctx.exports_path,
+            signer=ctx.signer,
+            server_id=ctx.server_id,
+            actor=ctx.actor,
+            staging_root=ctx.staging_root,
+        )
     add_event(
         uow.session,
         ev.BUNDLE_READY,
@@ -239,7 +257,7 @@ def _bundle_ready_data(result: exporting.ExportResult, sub: Subscription, ctx: S
         "location": bundle_location(path, result["bundle_id"], ctx.web_base_url),
         "format": result["format"],
         "size": result["size"],
-        **({"sha256": file_sha256(path)} if path.is_file() else {}),
+        **({"sha256": fanout.bundle_sha256(path)} if path.is_file() else {}),
         "base": None,
         "repositories": [
             {
@@ -305,7 +323,7 @@ def _is_blessed(uow: UnitOfWork, org_label: str, cv_label: str) -> bool:
         .join(ContentView.organization)
         .where(ContentView.label == cv_label, ContentView.organization.has(label=org_label))
     )
-    return bool(cv and cv.blessed and not cv.import_only)
+    return bool(cv and cv.blessed)  # an imported (import-only) view blessed here is passed on (multihop)
 
 
 def _subscriptions(
@@ -325,7 +343,9 @@ def _subscriptions(
     else:
         q = q.where(Subscription.product == (product or ""), Subscription.repository == (repository or ""))
     q = q.order_by(Subscription.id)
-    return list(uow.session.scalars(q.with_for_update() if lock else q))
+    if lock:  # populate_existing: what the lock waited for, not what this session read before it
+        q = q.with_for_update().execution_options(populate_existing=True)
+    return list(uow.session.scalars(q))
 
 
 # --- source: status ------------------------------------------------------------------------------
@@ -375,6 +395,7 @@ def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) 
                     sub.in_flight = sub.in_flight_since = None
                     result = _next_unless_forbidden(uow, sub, ctx, "base_mismatch")
                 else:  # reconcile sends it again after the grace time, longer after each refusal in a row
+                    fanout.retire(uow, data["bundle_id"])
                     sub.in_flight_since = _now()
                     sub.rejections = (sub.rejections or 0) + 1
                     sub.last_rejection = f"{data['reason']}: {data.get('message', '')}"[:1000]
@@ -469,6 +490,7 @@ def on_bundle_ready(
             target_server=summary["source_server"],
         )
         mark_processed(tx.session, envelope["id"], "import")
+        multihop.announce_imported(tx, summary, ctx.server_id)  # passed on to this server's subscribers
 
     try:
         # the organization here is what the trusted source maps the bundle's to (checked again on

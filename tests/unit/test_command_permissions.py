@@ -18,6 +18,7 @@ ADMIN_ONLY = {
     "role list",
     "role add-permission",
     "store gc",
+    "bundle gc",
     "relay",
     "worker",
     "run",

@@ -96,5 +96,5 @@ def test_a_destination_fetches_its_bundle_over_http_with_a_signed_request(http_p
     subscriptions.add_destination(src.uow(), "west", "west-1", other.public_pem, ACTOR)
     theirs = request_signing.authorization(other, "west-1", "GET", path)
     r = httpx.get(url, headers={"Authorization": theirs})
-    assert r.status_code == 403 and "not addressed" in r.json()["message"]
+    assert r.status_code == 403 and "neither addressed to destination 'west'" in r.json()["message"]
     assert ready["organization"] == ORG

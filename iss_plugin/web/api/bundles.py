@@ -79,8 +79,10 @@ def _authorize_download(request: Request, app: App, bundle: bundle_files.StoredB
         return
     name, public_pem = bundle_files.destination_key(app.uow(), signed.server_id)
     request_signing.check(signed, public_pem, request.method, request.url.path)
-    if bundle.destination != name:
-        raise Forbidden(f"bundle {bundle.bundle_id} is not addressed to destination '{name}'")
+    if not bundle_files.may_fetch(app.uow(), name, bundle):
+        raise Forbidden(
+            f"bundle {bundle.bundle_id} is neither addressed to destination '{name}' nor shared content it subscribes to"
+        )
 
 
 def _segments(bundle: bundle_files.StoredBundle) -> tuple[list[Segment], str | None, str]:
