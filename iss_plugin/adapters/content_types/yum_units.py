@@ -79,7 +79,9 @@ def _drop_empty(elem: ET.Element) -> None:
 
 def _c14n(elem: ET.Element, out: list[str]) -> None:
     tag = str(elem.tag)
-    attrib = {k: v for k, v in elem.attrib.items() if v}
+    attrib = elem.attrib
+    if attrib and not all(attrib.values()):
+        attrib = {k: v for k, v in attrib.items() if v}
     if attrib:
         items = sorted(attrib.items()) if len(attrib) > 1 else attrib.items()
         out.append("<" + tag + "".join([" " + k + '="' + _attr(v) + '"' for k, v in items]) + ">")
@@ -89,9 +91,10 @@ def _c14n(elem: ET.Element, out: list[str]) -> None:
     if text and (text := text.strip()):
         out.append(_text(text))
     for child in elem:
-        if _is_empty(child) and not (child.tail or "").strip():
-            continue
+        start = len(out)
         _c14n(child, out)
+        if len(out) == start + 2 and out[start][-2:] != '">' and out[start + 1].startswith("</"):
+            del out[start:]  # an empty child (its own empty children already left out): as none
         tail = child.tail
         if tail and (tail := tail.strip()):
             out.append(_text(tail))
