@@ -54,3 +54,27 @@ def test_units_and_digests_agree_between_local_and_pulp_both_ways(tmp_path, rpms
         )
         local.commit()
         assert local.backend.list_units(other, back) == pulp.list_units(key, pv)
+
+
+def test_a_package_only_incremental_into_a_repository_with_units_is_one_modify_and_keeps_them(
+    tmp_path, rpms, pulp1, pulp2
+):
+    key = f"ACME/tools/incr-{uuid.uuid4().hex[:8]}"
+    tree, _ = upstream(tmp_path, rpms)
+    pulp1.ensure_repository(key)
+    v1 = pulp1.sync(key, tree.as_uri())
+    i1 = pulp1.version_info(key, v1)
+    pulp1.export_version(key, v1, None, tmp_path / "full")
+    pulp2.ensure_repository(key)
+    base = pulp2.import_tree(key, tmp_path / "full", ImportExpectation(None, (), i1.digest, i1.package_count))
+    v2 = pulp1.add_packages(key, rpms(2, prefix="later"))
+    i2 = pulp1.version_info(key, v2)
+    assert pulp1.list_units(key, v2) == pulp1.list_units(key, v1)
+    pulp1.export_version(key, v2, v1, tmp_path / "incr")
+    syncs_before = sum("syncing" in doing for doing, _, _ in pulp2.pulp.task_log)
+    got = pulp2.import_tree(key, tmp_path / "incr", ImportExpectation(base, (), i2.digest, i2.package_count))
+    tasks = [doing for doing, _, _ in pulp2.pulp.task_log]
+    assert sum("syncing" in doing for doing in tasks) == syncs_before  # no mirror sync
+    assert any("(+2 -0)" in doing for doing in tasks)
+    assert pulp2.version_info(key, got).digest == i2.digest
+    assert pulp2.list_units(key, got) == pulp1.list_units(key, v2)

@@ -4,8 +4,9 @@ The tree is checked (files, paths, listed packages and their digest against the 
 before Pulp sees it. Packages the tree lists but neither carries nor Pulp holds are a base
 mismatch. Up to MODIFY_IMPORT_LIMIT new package files (and package metadata only), the new files go
 into Pulp (uploads, or for many one sync into the repository's incoming repository) and ONE modify
-task makes the new version: the cost follows the change. Larger changes, or trees whose metadata
-units (errata, comps, modules) the result must hold, are applied by a mirror sync of the tree, hardlinked into the shared import
+task makes the new version: the cost follows the change (it keeps the latest version's metadata
+units: only when the result must hold exactly those). Larger changes, or changes of metadata units
+(errata, comps, modules), are applied by a mirror sync of the tree, hardlinked into the shared import
 directory (Pulp reads only under ALLOWED_IMPORT_PATHS); Pulp does not fetch packages it already
 holds. The resulting version must have the expected digest (its packages and metadata units, read
 back from its publication: pulp/units.py); otherwise it is deleted."""
@@ -22,7 +23,7 @@ from iss_plugin.adapters.backends.pulp.catalog import _SETS
 from iss_plugin.adapters.backends.pulp.client import Entity
 from iss_plugin.adapters.backends.pulp.entities import version_number
 from iss_plugin.adapters.backends.pulp.tree import repomd_types
-from iss_plugin.adapters.backends.pulp.units import _UNITS, PulpUnits, holds_units
+from iss_plugin.adapters.backends.pulp.units import _UNITS, PulpUnits
 from iss_plugin.domain.content_units import MetadataUnit, units_digest, version_digest
 from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError
 from iss_plugin.domain.packages import package_set_digest
@@ -62,11 +63,12 @@ class PulpImport(PulpUnits):
         if absent:
             self._check_held(repo, tree, absent, latest_href, expect)
         to_upload = [u for u in listed if u.sha256 not in latest_set and (tree / u.href).is_file()]
-        # a modify keeps the latest version's units and takes none from the tree: only when the
-        # result holds no units (the tree has none, or the source's digest counts none)
-        no_units = not units and not holds_units(self._read_version(latest_href, repo, latest))
+        # a modify keeps the latest version's units and takes none from the tree: only when those
+        # are the units the result must hold (none, or a change of packages only)
+        held = self._version_units(repo, latest, latest_href, self._read_version(latest_href, repo, latest))
+        same_units = {u.digest for u in units} == {u.digest for u in held}
         beyond_packages = not repomd_types(tree) <= PACKAGE_METADATA
-        if no_units and (len(to_upload) <= self.modify_import_limit or beyond_packages):
+        if same_units and (len(to_upload) <= self.modify_import_limit or (beyond_packages and not units)):
             version = self._apply_by_modify(repo, r, tree, listed)
         else:  # large changes, or metadata units (errata, comps, modules): Pulp's mirror sync
             with self._staged(tree) as staged:
