@@ -176,6 +176,30 @@ def test_canonical_bodies_survive_escapes_and_whitespace_unchanged():
     assert parse_updateinfo(updateinfo_xml([unit]) or b"", "again") == [unit]
 
 
+def test_empty_elements_and_attributes_mean_none_as_pulp_writes_them():
+    """Pulp republishes an advisory with <rights/>, <pushcount/>, <solution/> and src="", a category
+    with an empty <description/>: the same unit as the upstream's, whose digest must not change."""
+    upstream = (
+        b'<updates><update from="x" type="security"><id>A</id><pkglist><collection short="s">'
+        b'<package name="n" epoch="0" version="1" release="1" arch="noarch"><filename>n.rpm</filename>'
+        b"</package></collection></pkglist></update></updates>"
+    )
+    pulp = (
+        b'<updates><update from="x" type="security"><id>A</id><rights></rights><pushcount/><solution/>'
+        b'<empty><inner/></empty><pkglist><collection short="s"><package name="n" epoch="0" version="1" '
+        b'release="1" arch="noarch" src=""><filename>n.rpm</filename></package></collection></pkglist>'
+        b"</update></updates>"
+    )
+    [a], [b] = parse_updateinfo(upstream, "upstream"), parse_updateinfo(pulp, "pulp")
+    assert a == b and "rights" not in b.body and "src=" not in b.body
+    with_text = pulp.replace(b"<pushcount/>", b"<pushcount>1</pushcount>")
+    assert parse_updateinfo(with_text, "pushed")[0].digest != a.digest  # a value still counts
+    category = b"<comps><category><id>c</id><name>c</name>%s</category></comps>"
+    assert parse_comps(category % b"", "u") == parse_comps(category % b"<description></description>", "p")
+    namespaced = b'<updates xmlns:x="urn:x"><update><id>A</id><rights/><x:e/></update></updates>'
+    assert parse_updateinfo(namespaced, "ns")[0].body == "<update><id>A</id></update>"
+
+
 # --- the manifest's optional units summary ----------------------------------------------------------
 
 

@@ -15,6 +15,8 @@
 - sync.py: remotes, syncs, staged local trees, the `<name>#incoming` repository
 - export.py: the filesystem exporter, prepare_export
 - content.py: uploads, bulk upload by sync, the modify task (add/remove packages)
+- units.py: metadata units (advisories, comps, modulemds): read from the published repodata,
+  added by a sync, counted in the version digest
 - imports.py: importing a tree (checks, modify or mirror sync, the result's digest)
 - housekeeping.py: orphan cleanup, deleting a repository
 - watch.py: what the repository watcher reads

@@ -4,10 +4,12 @@ The tree is checked (files, paths, listed packages and their digest against the 
 before Pulp sees it. Packages the tree lists but neither carries nor Pulp holds are a base
 mismatch. Up to MODIFY_IMPORT_LIMIT new package files (and package metadata only), the new files go
 into Pulp (uploads, or for many one sync into the repository's incoming repository) and ONE modify
-task makes the new version: the cost follows the change. Larger changes, or trees with
-errata/comps/modules, are applied by a mirror sync of the tree, hardlinked into the shared import
+task makes the new version: the cost follows the change (it keeps the latest version's metadata
+units: only when the result must hold exactly those). Larger changes, or changes of metadata units
+(errata, comps, modules), are applied by a mirror sync of the tree, hardlinked into the shared import
 directory (Pulp reads only under ALLOWED_IMPORT_PATHS); Pulp does not fetch packages it already
-holds. The resulting version must have the expected digest; otherwise it is deleted."""
+holds. The resulting version must have the expected digest (its packages and metadata units, read
+back from its publication: pulp/units.py); otherwise it is deleted."""
 
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ from typing import TYPE_CHECKING
 from iss_plugin.adapters.backends.base import ImportExpectation
 from iss_plugin.adapters.backends.pulp.catalog import _SETS
 from iss_plugin.adapters.backends.pulp.client import Entity
-from iss_plugin.adapters.backends.pulp.content import PulpContent
 from iss_plugin.adapters.backends.pulp.entities import version_number
 from iss_plugin.adapters.backends.pulp.tree import repomd_types
+from iss_plugin.adapters.backends.pulp.units import _UNITS, PulpUnits
+from iss_plugin.domain.content_units import MetadataUnit, units_digest, version_digest
 from iss_plugin.domain.errors import BackendError, BaseMismatch, BundleIntegrityError
 from iss_plugin.domain.packages import package_set_digest
 
@@ -39,7 +42,7 @@ class TreePackage:
     sha256: str
 
 
-class PulpImport(PulpContent):
+class PulpImport(PulpUnits):
     """Trees in: checked, applied by one modify or by a mirror sync, and the result verified."""
 
     modify_import_limit: int
@@ -47,10 +50,11 @@ class PulpImport(PulpContent):
     def import_tree(self, repo: str, tree: Path, expect: ImportExpectation) -> int:
         tree = Path(tree)
         r = self._repo(repo, fresh=True)
-        listed = _listed_packages(tree, expect)
+        listed, units = _listed_packages(tree, expect)
         latest_href = r["latest_version_href"]
-        if package_set_digest(self._version_set(latest_href)) == expect.target_digest:
-            return version_number(latest_href)  # already there: re-delivery changes nothing
+        latest = version_number(latest_href)
+        if self._digest(repo, latest, latest_href, self._version_set(latest_href), None) == expect.target_digest:
+            return latest  # already there: re-delivery changes nothing
         if expect.base_version is not None:
             self._check_base(repo, r, expect.base_version)
         # packages the tree lists without their file: the latest version or Pulp must hold them
@@ -59,9 +63,14 @@ class PulpImport(PulpContent):
         if absent:
             self._check_held(repo, tree, absent, latest_href, expect)
         to_upload = [u for u in listed if u.sha256 not in latest_set and (tree / u.href).is_file()]
-        if len(to_upload) <= self.modify_import_limit and repomd_types(tree) <= PACKAGE_METADATA:
+        # a modify keeps the latest version's units and takes none from the tree: only when those
+        # are the units the result must hold (none, or a change of packages only)
+        held = self._version_units(repo, latest, latest_href, self._read_version(latest_href, repo, latest))
+        same_units = {u.digest for u in units} == {u.digest for u in held}
+        beyond_packages = not repomd_types(tree) <= PACKAGE_METADATA
+        if same_units and (len(to_upload) <= self.modify_import_limit or (beyond_packages and not units)):
             version = self._apply_by_modify(repo, r, tree, listed)
-        else:  # large changes, or metadata beyond packages (errata, comps, modules): Pulp's mirror sync
+        else:  # large changes, or metadata units (errata, comps, modules): Pulp's mirror sync
             with self._staged(tree) as staged:
                 version = self._sync_from(r, staged.as_uri() + "/", mirror=True, what=str(tree))
         self._check_result(repo, tree, expect, version, latest_href)
@@ -92,11 +101,14 @@ class PulpImport(PulpContent):
 
     def _check_result(self, repo: str, tree: Path, expect: ImportExpectation, version: int, latest_href: str) -> None:
         """The new version must hold the promised packages; a wrong one is deleted again."""
-        got = self._version_set(self._version_href(repo, version))
-        if package_set_digest(got) == expect.target_digest:
+        href = self._version_href(repo, version)
+        got = self._version_set(href)
+        digest = self._digest(repo, version, href, got, None)
+        if digest == expect.target_digest:
             return
         if version != version_number(latest_href):
             _SETS.drop((self.pulp.conn.url, self._version_href(repo, version)))
+            _UNITS.drop((self.pulp.conn.url, self._version_href(repo, version)))
             self.pulp.run(
                 "repositories_rpm_rpm_versions_delete",
                 f"deleting the wrong version {version} of '{repo}'",
@@ -104,9 +116,9 @@ class PulpImport(PulpContent):
             )
             self._repos.pop(self.pulp_name(repo), None)  # its cached latest version is gone
         raise BundleIntegrityError(
-            f"importing {tree} into '{repo}' made {len(got)} packages with digest {package_set_digest(got)}, but "
-            f"the bundle promises {expect.target_count} packages with digest {expect.target_digest}; "
-            "the version was removed again",
+            f"importing {tree} into '{repo}' made {len(got)} packages (package digest {package_set_digest(got)}) "
+            f"with digest {digest} (packages and metadata units), but the bundle promises "
+            f"{expect.target_count} packages with digest {expect.target_digest}; the version was removed again",
         )
 
     def _apply_by_modify(self, repo: str, r: Entity, tree: Path, listed: list[TreePackage]) -> int:
@@ -153,9 +165,12 @@ class PulpImport(PulpContent):
             )
 
 
-def _listed_packages(tree: Path, expect: ImportExpectation) -> list[TreePackage]:
-    """The packages the tree's metadata lists, once the tree and its list pass every check that needs
-    no Pulp: safe entries, sha256 checksums, relative locations, the promised count and digest."""
+def _listed_packages(tree: Path, expect: ImportExpectation) -> tuple[list[TreePackage], list[MetadataUnit]]:
+    """The packages the tree's metadata lists and the metadata units the result must hold, once the
+    tree and its lists pass every check that needs no Pulp: safe entries, sha256 checksums, relative
+    locations, the promised count and digest (of the packages and the tree's units, or of the
+    packages alone from a source that does not count units: then the result holds none)."""
+    from iss_plugin.adapters.content_types import get_content_type, metadata_units_of
     from iss_plugin.adapters.content_types.yum import read_tree_packages
 
     _check_tree(tree)
@@ -169,11 +184,17 @@ def _listed_packages(tree: Path, expect: ImportExpectation) -> list[TreePackage]
         raise BundleIntegrityError(f"{tree} lists packages an import does not accept; nothing was imported", problems)
     checked = [TreePackage(u.href, u.sha256) for u in listed if u.sha256 is not None]  # all of them, now
     shas = [u.sha256 for u in checked]
-    digest = package_set_digest(shas)
+    packages_digest = package_set_digest(shas)
+    holder = metadata_units_of(get_content_type("yum"))
+    units = holder.read_tree_units(tree) if holder is not None else []
+    digest = version_digest(packages_digest, units_digest(u.digest for u in units))
+    if packages_digest == expect.target_digest:
+        units, digest = [], packages_digest
     if digest != expect.target_digest or len(set(shas)) != expect.target_count:
         raise BundleIntegrityError(
-            f"{tree} lists {len(set(shas))} packages with digest {digest}, but the bundle promises "
-            f"{expect.target_count} packages with digest {expect.target_digest}; nothing was imported",
+            f"{tree} lists {len(set(shas))} packages and {len(units)} metadata units with digest {digest}, but "
+            f"the bundle promises {expect.target_count} packages with digest {expect.target_digest}; nothing "
+            "was imported",
             details={
                 "expected_digest": expect.target_digest,
                 "expected_count": expect.target_count,
@@ -181,7 +202,7 @@ def _listed_packages(tree: Path, expect: ImportExpectation) -> list[TreePackage]
                 "count": len(set(shas)),
             },
         )
-    return checked
+    return checked, units
 
 
 def _unsafe_href(u: RemoteUnit) -> str | None:
