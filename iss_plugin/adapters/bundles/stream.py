@@ -481,3 +481,32 @@ _NAME_FIELD = 100
 _MAX_USTAR_NUMBER = 8**11
 # linkname, magic "ustar\0" + version "00", uname, gname, devmajor, devminor, prefix, padding
 _EMPTY_USTAR_TAIL = b"\0" * 100 + tarfile.POSIX_MAGIC + b"\0" * (32 + 32 + 8 + 8 + 155 + 12)
+
+
+def tar_size(entries: Iterable[Entry], *, mtime: int = 0) -> int:
+    """The length of tar_stream(entries, mtime=mtime), from the entries' sizes (nothing is read)."""
+    layout = _TarRuns(mtime, None, 1)
+    total = 0
+    for entry in entries:
+        total += len(layout._headers(entry)) + entry.size + (-entry.size % BLOCK)
+    total += 2 * BLOCK
+    return total + (-total % RECORD)
+
+
+def tar_stream(entries: Iterable[Entry], *, mtime: int = 0) -> Iterator[bytes]:
+    """The bytes of the deterministic (uncompressed) tar holding `entries`: the same bytes for the
+    same entries and file contents, so a range of it can be served again by regenerating it."""
+    for run, _compressible in tar_runs(entries, mtime=mtime):
+        yield bytes(run)  # a copy: the run's buffer is reused for the next one
+
+
+def byte_range(pieces: Iterable[bytes], first: int, last: int) -> Iterator[bytes]:
+    """The bytes first..last (inclusive) of the concatenation of `pieces`."""
+    offset = 0
+    for piece in pieces:
+        end = offset + len(piece)
+        if end > first:
+            yield piece[max(0, first - offset) : last + 1 - offset]
+        offset = end
+        if offset > last:
+            return
