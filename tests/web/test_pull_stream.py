@@ -130,7 +130,7 @@ def test_a_destination_pulls_the_version_then_only_what_it_lacks_and_a_second_pu
 
 
 def test_a_stream_cut_mid_package_leaves_nothing_in_the_store_or_the_catalog(served):
-    src, dst, url = served
+    _src, dst, url = served
     at = middle_of_first_package(dst, url)
     before = files_of(dst)
     with pytest.raises(TransientError, match="broke"):
@@ -139,7 +139,7 @@ def test_a_stream_cut_mid_package_leaves_nothing_in_the_store_or_the_catalog(ser
 
 
 def test_an_interrupted_stream_resumes_with_a_range_request(served):
-    src, dst, url = served
+    _src, dst, url = served
     at = middle_of_first_package(dst, url)
     proxy = Proxy("cut", at, times=1)
     assert pull(dst, url, proxy)["state"] == "imported" and versions(dst) == ["1.0"]
@@ -150,7 +150,7 @@ def test_an_interrupted_stream_resumes_with_a_range_request(served):
 
 @pytest.mark.parametrize("where", ["package", "manifest"])
 def test_flipped_bytes_are_refused_with_a_reason_and_nothing_changes(served, where):
-    src, dst, url = served
+    _src, dst, url = served
     at = middle_of_first_package(dst, url) if where == "package" else 512 + 40  # inside manifest.json
     before = files_of(dst)
     expected = (
@@ -164,10 +164,52 @@ def test_flipped_bytes_are_refused_with_a_reason_and_nothing_changes(served, whe
 
 
 def test_a_wrong_or_unknown_key_gets_no_data(served):
-    src, dst, url = served
+    _src, dst, url = served
     before = files_of(dst)
     with pytest.raises(NotAuthenticated, match="401"):
         pull(dst, url, signer=Signer.generate())
     with pytest.raises(NotAuthenticated, match="401"):
         pull(dst, url, server_id="stranger")
     assert versions(dst) == [] and files_of(dst) == before
+
+
+def test_iss_content_import_sync_through_the_cli(served, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from iss_plugin.cli.main import build_cli
+
+    _src, dst, url = served
+    config = tmp_path / "destination.toml"
+    config.write_text(f'data_dir = "{dst.settings.data_dir}"\nserver_id = "{dst.server_id}"\n')
+
+    def sync(*extra: str):
+        args = ["--config", str(config), "--output", "json", "content-import", "sync", "--from", url]
+        args += ["--organization", ORG, "--content-view", "base", *extra]
+        return CliRunner().invoke(build_cli(), args, catch_exceptions=False)
+
+    first = sync("--version", "1.0")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["state"] == "imported" and versions(dst) == ["1.0"]
+    again = sync("--version", "1.0")
+    assert again.exit_code == 0 and json.loads(again.stdout)["state"] == "already_imported"
+    nowhere = CliRunner().invoke(
+        build_cli(),
+        [
+            "--config",
+            str(config),
+            "content-import",
+            "sync",
+            "--from",
+            f"http://127.0.0.1:{closed_port()}",
+            "--organization",
+            ORG,
+            "--content-view",
+            "base",
+            "--version",
+            "2.0",
+        ],
+        catch_exceptions=False,
+    )
+    assert nowhere.exit_code != 0 and "cannot reach" in nowhere.output and versions(dst) == ["1.0"]
