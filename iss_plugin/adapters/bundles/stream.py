@@ -510,3 +510,22 @@ def byte_range(pieces: Iterable[bytes], first: int, last: int) -> Iterator[bytes
         offset = end
         if offset > last:
             return
+
+
+def tar_stream_from(entries: Sequence[Entry], first: int, *, mtime: int = 0) -> Iterator[bytes]:
+    """tar_stream(entries) from byte `first` on (a resumed download), without reading the files
+    that lie wholly before it: their headers are laid out again, their contents skipped."""
+    layout = _TarRuns(mtime, None, 1)
+    offset, start = 0, len(entries)
+    for k, entry in enumerate(entries):
+        before = (set(layout.made), layout.last_dir)
+        span = len(layout._headers(entry)) + entry.size + (-entry.size % BLOCK)
+        if offset + span > first:
+            layout.made, layout.last_dir = before
+            start = k
+            break
+        offset += span
+    resumed = _TarRuns(mtime, None, 1)
+    resumed.made, resumed.last_dir, resumed.offset = layout.made, layout.last_dir, offset
+    pieces = (bytes(run) for run, _compressible in resumed.runs(entries[start:]))
+    return byte_range(pieces, first - offset, 1 << 62)

@@ -8,7 +8,8 @@ is subscribed to, or by a Bearer token with export_content in the organization.
 
 Resume: the tar is deterministic for a plan (services/streaming.py), its ETag is the manifest's
 sha256 and its length is known before the first byte, so `Range: bytes=a-` (with `If-Range:
-<ETag>`) regenerates the stream and skips to `a` (206). A tar.gz is sent whole (no ranges). The
+<ETag>`) regenerates the stream from `a` (206): the headers before it are laid out again, the
+files wholly before it are not read. A tar.gz is sent whole (no ranges). The
 destination already holding the version (`base` = `version`): 204, no body."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from starlette.background import BackgroundTask
 
 from iss_plugin.adapters.bundles import request_signing
-from iss_plugin.adapters.bundles.stream import byte_range, tar_gz_stream, tar_size, tar_stream
+from iss_plugin.adapters.bundles.stream import byte_range, tar_gz_stream, tar_size, tar_stream_from
 from iss_plugin.adapters.db.models import Destination, Subscription
 from iss_plugin.bootstrap import App
 from iss_plugin.domain import policy
@@ -114,7 +115,8 @@ def stream(
         headers["Accept-Ranges"] = "none"
         body = _closing(tar_gz_stream(planned.entries()), planned)
         return StreamingResponse(body, media_type="application/gzip", headers=headers, background=cleanup)
-    size = tar_size(planned.entries())
+    entries = list(planned.entries())
+    size = tar_size(entries)
     headers["Accept-Ranges"] = "bytes"
     wanted_range = request.headers.get("range")
     if request.headers.get("if-range") not in (None, etag):
@@ -128,7 +130,7 @@ def stream(
     headers["Content-Length"] = str(last - first + 1)
     if span:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    body = _closing(byte_range(tar_stream(planned.entries()), first, last), planned)
+    body = _closing(byte_range(tar_stream_from(entries, first), 0, last - first), planned)
     return StreamingResponse(
         body, status_code=206 if span else 200, media_type="application/x-tar", headers=headers, background=cleanup
     )
