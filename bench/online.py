@@ -113,11 +113,12 @@ def pull_here(dst, url: str, version: str) -> float:
 
 def curl_floor(files: list[Path], served: Path, port: int, into: Path, update: bool) -> float:
     """curl the files (one process, one connection) into `into`, then createrepo_c [--update] there."""
-    cmd = ["curl", "-sS", "--fail"]
-    for f in files:
-        cmd += ["-o", str(into / f.name), f"http://127.0.0.1:{port}/{f.relative_to(served)}"]
+    config = into.parent / "curl.conf"  # thousands of URLs: a config file, not the command line
+    with open(config, "w") as fh:
+        for f in files:
+            fh.write(f'url = "http://127.0.0.1:{port}/{f.relative_to(served)}"\noutput = "{into / f.name}"\n')
     start = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    subprocess.run(["curl", "-sS", "--fail", "-K", str(config)], check=True)
     repo = ["createrepo_c", "-q", "--update", str(into)] if update else ["createrepo_c", "-q", str(into)]
     subprocess.run(repo, check=True)
     return time.perf_counter() - start
