@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from consumers.demo import ORG, make_server, prepare_destination, prepare_source
 from iss_plugin.adapters.bundles import request_signing
 from iss_plugin.adapters.bundles.signing import Signer
-from iss_plugin.services import subscriptions
+from iss_plugin.services import catalog, subscriptions
 from iss_plugin.web.app import create_app
 from tests.integration.propagation.conftest import ACTOR, add_subscriber, publish
 
@@ -113,3 +113,22 @@ def test_unsigned_stranger_stale_replayed_or_unsubscribed_requests_get_no_data(p
     subscriptions.add_destination(src.uow(), "west", "west-1", west.public_pem, ACTOR)
     r = get(client, west, "west-1", version="1.0")
     assert r.status_code == 403 and "not subscribed" in r.json()["message"]
+
+
+def test_a_user_token_needs_export_content_in_the_organization(pair):
+    from tests.web.conftest import tokens_for
+
+    src, _dst, client = pair
+    catalog.create_organization(src.uow(), "Other Corp", "OTHER", ACTOR)
+    tokens = tokens_for(src)
+    query = urllib.parse.urlencode({"organization": ORG, "content_view": "base", "version": "1.0"})
+
+    def as_user(user: str):
+        return client.get(f"{PATH}?{query}", headers={"Authorization": f"Bearer {tokens[user]}"})
+
+    ok = as_user("exporter")
+    assert ok.status_code == 200 and names(ok.content)[0] == "manifest.json"
+    for user in ("viewer", "importer", "other"):
+        r = as_user(user)
+        assert r.status_code == 403 and "manifest" not in r.text, user
+    assert client.get(f"{PATH}?{query}", headers={"Authorization": "Bearer not-a-token"}).status_code == 401
