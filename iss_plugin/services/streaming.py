@@ -17,7 +17,7 @@ import hashlib
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -60,7 +60,6 @@ class PlannedStream:
     files: list[FileEntry]  # in stream order (metadata, then package files)
     sources: dict[str, str]  # package files: where the store keeps them
     staging: Path
-    closed: bool = field(default=False, repr=False)
 
     @property
     def etag(self) -> str:
@@ -77,7 +76,6 @@ class PlannedStream:
             yield Entry(f.path, f.size, self.sources.get(f.path) or root + f.path)
 
     def close(self) -> None:
-        self.closed = True
         shutil.rmtree(self.staging, ignore_errors=True)
 
 

@@ -132,3 +132,20 @@ def test_a_user_token_needs_export_content_in_the_organization(pair):
         r = as_user(user)
         assert r.status_code == 403 and "manifest" not in r.text, user
     assert client.get(f"{PATH}?{query}", headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+
+
+def test_a_repository_streams_from_a_repository_version(pair):
+    from tests.web.conftest import tokens_for
+
+    src, _dst, client = pair
+    catalog.create_organization(src.uow(), "Other Corp", "OTHER", ACTOR)
+    auth = {"Authorization": f"Bearer {tokens_for(src)['exporter']}"}
+    params = {"organization": ORG, "product": "acme-tools", "repository": "utils"}
+    r = client.get(PATH, params=params, headers=auth)
+    assert r.status_code == 200, r.text
+    manifest = json.loads(tarfile.open(fileobj=io.BytesIO(r.content)).extractfile("manifest.json").read())
+    assert manifest["scope"] == "repository" and manifest["kind"] == "full"
+    latest = manifest["repositories"][0]["target"]["version"]
+    assert client.get(PATH, params={**params, "base": str(latest)}, headers=auth).status_code == 204
+    both = client.get(PATH, params={**params, "content_view": "base"}, headers=auth)
+    assert both.status_code == 400 and "not both" in both.json()["message"]

@@ -15,6 +15,7 @@ destination already holding the version (`base` = `version`): 204, no body."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
@@ -101,7 +102,7 @@ def stream(
         repository=repository,
         base=base,
     )
-    wanted = streaming.StreamRequest(**{**wanted.__dict__, "destination": _destination(request, app, wanted)})
+    wanted = replace(wanted, destination=_destination(request, app, wanted))
     planned = streaming.plan_stream(
         app.uow(), wanted, signer=app.signer, server_id=app.server_id, staging_root=app.settings.data_dir / "staging"
     )
