@@ -188,4 +188,38 @@ for _scope in ("version", "repository"):
     _import_command(_scope)
 
 
+@click.option("--from", "source", required=True, help="the source's iss serve, e.g. https://source:8443")
+@click.option("--organization", required=True, help="the organization (its label on the source)")
+@click.option("--content-view", required=True, help="the content view's label")
+@click.option("--version", help="MAJOR.MINOR (default: the source's latest)")
+def _sync(
+    ctx: click.Context,
+    state: State,
+    output: str | None,
+    source: str,
+    organization: str,
+    content_view: str,
+    version: str | None,
+) -> None:
+    """Pull what this server lacks of a content view straight from the source's stream (no bundle on disk)."""
+    from iss_plugin.adapters.bundles.pull import StreamClient
+    from iss_plugin.services import pulling
+
+    app = state.app
+    request = pulling.PullRequest(organization, content_view, VersionNumber.parse(version) if version else None)
+    with StreamClient(source, app.signer, app.server_id) as client:
+        result = pulling.pull_content_view(
+            app.uow(),
+            request,
+            open_stream=client.open,
+            work_dir=app.settings.imports_path,
+            display=f"the stream from {source}",
+            actor=app.settings.actor,
+        )
+    emit(ctx, result)
+
+
+command(content_import, "sync")(_sync)
+
+
 COMMANDS: tuple[click.Command, ...] = (content_export, content_import)

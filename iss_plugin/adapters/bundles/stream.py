@@ -481,3 +481,51 @@ _NAME_FIELD = 100
 _MAX_USTAR_NUMBER = 8**11
 # linkname, magic "ustar\0" + version "00", uname, gname, devmajor, devminor, prefix, padding
 _EMPTY_USTAR_TAIL = b"\0" * 100 + tarfile.POSIX_MAGIC + b"\0" * (32 + 32 + 8 + 8 + 155 + 12)
+
+
+def tar_size(entries: Iterable[Entry], *, mtime: int = 0) -> int:
+    """The length of tar_stream(entries, mtime=mtime), from the entries' sizes (nothing is read)."""
+    layout = _TarRuns(mtime, None, 1)
+    total = 0
+    for entry in entries:
+        total += len(layout._headers(entry)) + entry.size + (-entry.size % BLOCK)
+    total += 2 * BLOCK
+    return total + (-total % RECORD)
+
+
+def tar_stream(entries: Iterable[Entry], *, mtime: int = 0) -> Iterator[bytes]:
+    """The bytes of the deterministic (uncompressed) tar holding `entries`: the same bytes for the
+    same entries and file contents, so a range of it can be served again by regenerating it."""
+    for run, _compressible in tar_runs(entries, mtime=mtime):
+        yield bytes(run)  # a copy: the run's buffer is reused for the next one
+
+
+def byte_range(pieces: Iterable[bytes], first: int, last: int) -> Iterator[bytes]:
+    """The bytes first..last (inclusive) of the concatenation of `pieces`."""
+    offset = 0
+    for piece in pieces:
+        end = offset + len(piece)
+        if end > first:
+            yield piece[max(0, first - offset) : last + 1 - offset]
+        offset = end
+        if offset > last:
+            return
+
+
+def tar_stream_from(entries: Sequence[Entry], first: int, *, mtime: int = 0) -> Iterator[bytes]:
+    """tar_stream(entries) from byte `first` on (a resumed download), without reading the files
+    that lie wholly before it: their headers are laid out again, their contents skipped."""
+    layout = _TarRuns(mtime, None, 1)
+    offset, start = 0, len(entries)
+    for k, entry in enumerate(entries):
+        before = (set(layout.made), layout.last_dir)
+        span = len(layout._headers(entry)) + entry.size + (-entry.size % BLOCK)
+        if offset + span > first:
+            layout.made, layout.last_dir = before
+            start = k
+            break
+        offset += span
+    resumed = _TarRuns(mtime, None, 1)
+    resumed.made, resumed.last_dir, resumed.offset = layout.made, layout.last_dir, offset
+    pieces = (bytes(run) for run, _compressible in resumed.runs(entries[start:]))
+    return byte_range(pieces, first - offset, 1 << 62)
