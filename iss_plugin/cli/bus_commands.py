@@ -21,15 +21,27 @@ def destination() -> None:
 @click.option("--name", required=True)
 @click.option("--server-id", required=True, help="the destination's server id (`iss keys show` there)")
 @click.option("--public-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--online", is_flag=True, help="push each bundle's stream to the destination's --url (no bundle file)")
+@click.option("--url", help="the destination's `iss serve` address (with --online)")
 def destination_add(
-    ctx: click.Context, state: State, output: str | None, name: str, server_id: str, public_key: Path
+    ctx: click.Context,
+    state: State,
+    output: str | None,
+    name: str,
+    server_id: str,
+    public_key: Path,
+    online: bool,
+    url: str | None,
 ) -> None:
     from iss_plugin.adapters.bundles.signing import read_public_key_file
+    from iss_plugin.domain.errors import UsageError
 
+    if online != (url is not None):
+        raise UsageError("--online and --url go together: an online destination is pushed to at its --url")
     emit(
         ctx,
         subscriptions.add_destination(
-            state.app.uow(), name, server_id, read_public_key_file(public_key), state.app.settings.actor
+            state.app.uow(), name, server_id, read_public_key_file(public_key), state.app.settings.actor, url=url
         ),
     )
 

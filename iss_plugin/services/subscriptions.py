@@ -41,18 +41,25 @@ class SubscriptionRow(TypedDict):
     last_rejection: str | None
 
 
-def add_destination(uow: UnitOfWork, name: str, server_id: str, public_pem: str, actor: str) -> DestinationAdded:
+def add_destination(
+    uow: UnitOfWork, name: str, server_id: str, public_pem: str, actor: str, *, url: str | None = None
+) -> DestinationAdded:
+    """`url` (the destination's `iss serve`): an online destination, bundles are pushed to it."""
     from iss_plugin.adapters.bundles.signing import fingerprint_of
 
     check_server_id(server_id, "--server-id")
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise UsageError(f"--url must be the destination's http(s):// address, not '{url}'")
     fingerprint = fingerprint_of(public_pem)
     with uow:
         if uow.session.scalar(
             select(Destination).where((Destination.name == name) | (Destination.server_id == server_id))
         ):
             raise UsageError(f"a destination named '{name}' or with server id '{server_id}' already exists")
-        uow.session.add(Destination(name=name, server_id=server_id, public_key=public_pem))
-        audit(uow.session, actor, "destination.add", name, server_id=server_id, fingerprint=fingerprint)
+        uow.session.add(
+            Destination(name=name, server_id=server_id, public_key=public_pem, online=url is not None, url=url)
+        )
+        audit(uow.session, actor, "destination.add", name, server_id=server_id, fingerprint=fingerprint, url=url)
         uow.commit()
     return {"name": name, "server_id": server_id, "fingerprint": fingerprint}
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -137,6 +138,9 @@ class Destination(Base):
     server_id: Mapped[str] = mapped_column(String(128), unique=True)
     public_key: Mapped[str] = mapped_column(Text)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # online: the export consumer pushes each bundle's stream to <url>/api/v1/imports/push (no file)
+    online: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
 class Subscription(Base):
