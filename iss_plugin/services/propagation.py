@@ -31,7 +31,7 @@ from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
 from iss_plugin.failpoints import failpoint
 
-from . import exporting, fanout, importing, multihop
+from . import exporting, fanout, importing, multihop, streaming
 from .idempotency import already_processed, mark_processed
 from .identity import authorize_account
 from .outbox import add_event
@@ -206,6 +206,8 @@ def propagate(
         )
         marker = latest.digest
     authorize_account(uow, ctx.actor, policy.EXPORT_CONTENT, sub.organization)  # only when there is something to send
+    if dest.online and dest.url and sub.content_view:
+        return _push(uow, sub, ctx, request, marker, reason)
     if sub.content_view:  # one bundle for every destination that shares the base (services.fanout)
         result = fanout.export_once(
             uow,
@@ -237,6 +239,63 @@ def propagate(
     )
     sub.in_flight, sub.in_flight_since = marker, _now()
     return {**result, "destination": dest.server_id, "reason": reason}
+
+
+def _push(
+    uow: UnitOfWork, sub: Subscription, ctx: SourceContext, request: exporting.ExportRequest, marker: str, reason: str
+) -> Propagated | None:
+    """An online destination: the bundle's stream (the entries GET /api/v1/bundles/stream serves)
+    is POSTed to its /api/v1/imports/push, no bundle file is written. Its answer is published into
+    this server's own outbox as if the destination had sent it over the bus (source = the
+    destination's server id, addressed here): the status consumer records it as any other, in this
+    transaction's commit (so a crash before it pushes again, and the destination answers
+    already-imported)."""
+    from iss_plugin.adapters.bundles.push import push_stream
+
+    dest = sub.destination
+    assert dest.url is not None, "an online destination has a url"
+    wanted = streaming.StreamRequest(
+        sub.organization,
+        content_view=request.content_view,
+        version=request.version,
+        base=request.from_version,
+        destination=dest.name,
+    )
+    staging = ctx.staging_root or ctx.exports_path.parent / f".{ctx.exports_path.name}-staging"
+    planned = streaming.plan_stream_in(uow, wanted, signer=ctx.signer, server_id=ctx.server_id, staging_root=staging)
+    if planned is None:
+        return None
+    try:
+        state, answer = push_stream(dest.url, list(planned.entries()), organization=sub.organization, signer=ctx.signer)
+    finally:
+        planned.close()
+    m = planned.manifest  # what was sent: the answer names it whatever the destination could read
+    answer = answer | {"bundle_id": m.bundle_id, "destination": dest.server_id, "source_server": ctx.server_id}
+    answer |= {"content_view": sub.content_view, "version": marker}
+    add_event(
+        uow.session,
+        ev.BUNDLE_IMPORTED if state == "imported" else ev.BUNDLE_REJECTED,
+        answer,
+        source=dest.server_id,
+        subject=planned.manifest.bundle_id,
+        target_server=ctx.server_id,
+    )
+    sub.in_flight, sub.in_flight_since = marker, _now()
+    return {
+        "bundle_id": m.bundle_id,
+        "path": f"{dest.url.rstrip('/')}/api/v1/imports/push",
+        "format": "tar",
+        "kind": m.kind,
+        "organization": sub.organization,
+        "content_view": sub.content_view,
+        "version": marker,
+        "base": request.from_version,
+        "files": [],
+        "size": sum(f.size for f in planned.files),
+        "repositories": {},
+        "destination": dest.server_id,
+        "reason": reason,
+    }
 
 
 def bundle_location(path: Path, bundle_id: str, web_base_url: str | None) -> str:

@@ -84,56 +84,63 @@ def plan_stream(
 ) -> PlannedStream | None:
     """Plan and seal the bundle `request` asks for (only the repodata is staged, under staging_root);
     None when the base is the target itself (the destination holds it already: nothing to send)."""
+    with uow:
+        return plan_stream_in(uow, request, signer=signer, server_id=server_id, staging_root=staging_root)
+
+
+def plan_stream_in(
+    uow: UnitOfWork, request: StreamRequest, *, signer: Signer, server_id: str, staging_root: Path
+) -> PlannedStream | None:
+    """plan_stream in the caller's open unit of work (the export consumer's push)."""
     from iss_plugin.adapters.bundles.writer import seal_manifest
 
     staging_root.mkdir(parents=True, exist_ok=True)
-    with uow:
-        if not isinstance(uow.backend, ExportsByReference):
-            raise UsageError("this server's content backend cannot stream bundles (it does not export by reference)")
-        org = find.organization(uow.session, request.organization)
-        export = _export_request(request)
-        created = None
-        cv_ref: ContentViewRef | None = None
-        if export.scope == "content_view_version":
-            cv, cvv, _, selections = ex._select_content_view(uow, org, replace(export, incremental=False))
-            cv_ref, created = ContentViewRef(cv.label, cv.name, cvv.number), cvv.created
-            base_label = _cv_base(uow, cv, cvv, request.base)
-            if base_label == cvv.number:
-                return None
-            base_pins = {}
-            if base_label is not None:
-                base_cvv = find.content_view_version(uow.session, cv, VersionNumber.parse(base_label))
-                base_pins = {pin.repository_id: pin.backend_version for pin in base_cvv.repositories}
-            selections = [ex.RepoSelection(s.repo, s.target_version, base_pins.get(s.repo.id)) for s in selections]
-        else:
-            selections = ex._select_repository(uow, org, replace(export, incremental=False))
-            target = selections[0].target_version
-            base_version = _repository_base(request.base, target)
-            if base_version == target:
-                return None
-            selections = [replace(selections[0], base_version=base_version)]
-            base_label = f"repository-version-{base_version}" if base_version is not None else None
-        kind: Literal["full", "incremental"] = "incremental" if base_label else "full"
-        bundle_id = str(uuid.uuid5(_NAMESPACE, "|".join(map(str, (server_id, org.label, export, base_label)))))
-        staging = staging_root / f".stream-{uuid.uuid4()}"
-        try:
-            plans, trees = ex._write_trees(uow, selections, staging, ex._no_progress, by_reference=True)
-            ex._write_products_csv(staging, selections)
-            manifest = ex._manifest(
-                bundle_id, server_id, signer.fingerprint, org.label, export, cv_ref, base_label, kind, selections, plans
-            )
-            if created is not None:
-                manifest = replace(manifest, created=ex._aware(created).isoformat().replace("+00:00", "Z"))
-            manifest = with_unit_summaries(
-                uow.backend, manifest, [(s.repo.backend_key, s.target_version, s.base_version) for s in selections]
-            )
-            sources = {path: source for tree in trees for path, source in tree.sources.items()}
-            staged = [FileEntry(PRODUCTS_CSV, *_digest(staging / PRODUCTS_CSV))]
-            known = staged + [f for tree in trees for f in tree.files]
-            manifest, data, signature = seal_manifest(manifest, signer, known)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+    if not isinstance(uow.backend, ExportsByReference):
+        raise UsageError("this server's content backend cannot stream bundles (it does not export by reference)")
+    org = find.organization(uow.session, request.organization)
+    export = _export_request(request)
+    created = None
+    cv_ref: ContentViewRef | None = None
+    if export.scope == "content_view_version":
+        cv, cvv, _, selections = ex._select_content_view(uow, org, replace(export, incremental=False))
+        cv_ref, created = ContentViewRef(cv.label, cv.name, cvv.number), cvv.created
+        base_label = _cv_base(uow, cv, cvv, request.base)
+        if base_label == cvv.number:
+            return None
+        base_pins = {}
+        if base_label is not None:
+            base_cvv = find.content_view_version(uow.session, cv, VersionNumber.parse(base_label))
+            base_pins = {pin.repository_id: pin.backend_version for pin in base_cvv.repositories}
+        selections = [ex.RepoSelection(s.repo, s.target_version, base_pins.get(s.repo.id)) for s in selections]
+    else:
+        selections = ex._select_repository(uow, org, replace(export, incremental=False))
+        target = selections[0].target_version
+        base_version = _repository_base(request.base, target)
+        if base_version == target:
+            return None
+        selections = [replace(selections[0], base_version=base_version)]
+        base_label = f"repository-version-{base_version}" if base_version is not None else None
+    kind: Literal["full", "incremental"] = "incremental" if base_label else "full"
+    bundle_id = str(uuid.uuid5(_NAMESPACE, "|".join(map(str, (server_id, org.label, export, base_label)))))
+    staging = staging_root / f".stream-{uuid.uuid4()}"
+    try:
+        plans, trees = ex._write_trees(uow, selections, staging, ex._no_progress, by_reference=True)
+        ex._write_products_csv(staging, selections)
+        manifest = ex._manifest(
+            bundle_id, server_id, signer.fingerprint, org.label, export, cv_ref, base_label, kind, selections, plans
+        )
+        if created is not None:
+            manifest = replace(manifest, created=ex._aware(created).isoformat().replace("+00:00", "Z"))
+        manifest = with_unit_summaries(
+            uow.backend, manifest, [(s.repo.backend_key, s.target_version, s.base_version) for s in selections]
+        )
+        sources = {path: source for tree in trees for path, source in tree.sources.items()}
+        staged = [FileEntry(PRODUCTS_CSV, *_digest(staging / PRODUCTS_CSV))]
+        known = staged + [f for tree in trees for f in tree.files]
+        manifest, data, signature = seal_manifest(manifest, signer, known)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     files = sorted(manifest.files, key=lambda f: (f.path in sources, f.path))
     return PlannedStream(manifest, data, signature, files, sources, staging)
 
