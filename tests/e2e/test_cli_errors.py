@@ -451,3 +451,20 @@ def test_incremental_repository_export_from_the_target_version(published_source)
         "2999-01-01T00:00",  # the newest version before then: the target
         needles=(f"the base version {target}", "would be empty"),
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (("--online",), "--online and --url go together"),
+        (("--url", "http://dc2:8443"), "--online and --url go together"),
+        (("--online", "--url", "ftp://dc2"), "--url must be the destination's http(s):// address"),
+    ],
+)
+def test_destination_add_online_needs_an_http_url(tmp_path, source, extra, needle):
+    key = tmp_path / "dest.pub"
+    key.write_text(source.json("keys", "show")["public_key"])
+    add = ("destination", "add", "--name", "dc2", "--server-id", "dc2", "--public-key", str(key))
+    fails(source, 2, *add, *extra, needles=(needle,))
+    # nothing was added: the same name is still free
+    assert source.json(*add, "--online", "--url", "https://dc2:8443")["name"] == "dc2"
