@@ -43,7 +43,7 @@ def push_stream(
     target = push_target(organization)
     auth = request_signing.authorization(signer, signer.fingerprint, "POST", target)
     url = base_url.rstrip("/") + target
-    headers = {"Authorization": auth, "Content-Type": "application/x-tar"}
+    headers = {"Authorization": auth, "Content-Type": "application/octet-stream"}
     try:
         with httpx.Client(timeout=_TIMEOUT, transport=transport) as client:
             response = client.post(url, content=tar_stream_from(entries, 0), headers=headers)

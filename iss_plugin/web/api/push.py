@@ -58,7 +58,13 @@ class _Body(io.RawIOBase):
 @router.post(
     "/imports/push",
     responses={200: {"description": '{"state": "imported" | "rejected", "answer": {...}}'}},
-    openapi_extra={"requestBody": {"required": True, "content": {"application/x-tar": {}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the bundle's tar, as GET /api/v1/bundles/stream serves it",
+        }
+    },
 )
 async def push(request: Request, organization: str = Query(max_length=128)) -> JSONResponse:
     """Import a bundle stream a trusted source pushes (its signed request)."""
