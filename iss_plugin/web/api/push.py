@@ -11,6 +11,7 @@ iss.bundle.imported.v1 / iss.bundle.rejected.v1>}, the rejection with its reason
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,7 @@ from fastapi.responses import JSONResponse
 from iss_plugin.adapters.bundles import request_signing
 from iss_plugin.bootstrap import App
 from iss_plugin.domain.errors import NotAuthenticated
+from iss_plugin.domain.jsontypes import JSONObject
 from iss_plugin.services import pushing
 
 from .models import ERRORS
@@ -75,14 +77,22 @@ async def push(request: Request, organization: str = Query(max_length=128)) -> J
     public_pem = await anyio.to_thread.run_sync(pushing.source_key, app.uow(), signed.server_id)
     request_signing.check(signed, public_pem, "POST", signed_target(request.url.path, request.url.query))
     body = io.BufferedReader(_Body(request.stream().__aiter__()), 1 << 20)
-    state, answer = await anyio.to_thread.run_sync(
-        lambda: pushing.receive_push(
-            app.uow(),
-            body,
-            organization,
-            fingerprint=signed.server_id,
-            ctx=app.destination_context(),
-            display=f"the push from {signed.server_id}",
-        )
-    )
+    fingerprint = signed.server_id
+
+    def receive() -> tuple[str, JSONObject]:
+        try:
+            return pushing.receive_push(
+                app.uow(),
+                body,
+                organization,
+                fingerprint=fingerprint,
+                ctx=app.destination_context(),
+                display=f"the push from {fingerprint}",
+            )
+        finally:  # a refusal before the end: read the rest, so the source gets the answer, not a reset
+            with contextlib.suppress(Exception):  # the client gone: nothing to answer
+                while body.read(1 << 20):
+                    pass
+
+    state, answer = await anyio.to_thread.run_sync(receive)
     return JSONResponse({"state": state, "answer": answer})
