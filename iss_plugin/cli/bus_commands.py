@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from iss_plugin.services import propagation, subscriptions
-
 from .output import emit
 from .state import State, command
 
@@ -25,6 +23,7 @@ def destination_add(
     ctx: click.Context, state: State, output: str | None, name: str, server_id: str, public_key: Path
 ) -> None:
     from iss_plugin.adapters.bundles.signing import read_public_key_file
+    from iss_plugin.services import subscriptions
 
     emit(
         ctx,
@@ -48,6 +47,8 @@ def destination_subscribe(
     content_view: str | None,
     repository: str | None,
 ) -> None:
+    from iss_plugin.services import subscriptions
+
     emit(
         ctx,
         subscriptions.subscribe(
@@ -58,6 +59,8 @@ def destination_subscribe(
 
 @command(destination, "list")
 def destination_list(ctx: click.Context, state: State, output: str | None) -> None:
+    from iss_plugin.services import subscriptions
+
     emit(ctx, subscriptions.list_subscriptions(state.app.uow()))
 
 
@@ -71,6 +74,8 @@ def destination_list(ctx: click.Context, state: State, output: str | None) -> No
 def reconcile(ctx: click.Context, state: State, output: str | None, resend_in_flight: bool) -> None:
     """Re-emit every subscription whose destination is behind (nothing in flight for the grace time,
     longer after refusals in a row)."""
+    from iss_plugin.services import propagation
+
     made = propagation.reconcile(state.app.uow(), state.app.source_context(), resend_in_flight=resend_in_flight)
     emit(
         ctx,
