@@ -16,7 +16,6 @@ Prints the ratios; never asserts; goals: incremental <= 1.3x, complete <= 1.5x.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import socket
 import subprocess
