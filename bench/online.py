@@ -4,7 +4,7 @@
 
 One source (a content view over one repository of PACKAGES packages of about PAYLOAD bytes) served
 by uvicorn in its own process on a loopback port; the destination pulls with `iss content-import
-sync` in its own process (its peak RSS from wait4; the server's from /proc/<pid>/status VmHWM).
+sync` in its own process (its peak RSS via a small launcher, see run_child; the server's from /proc/<pid>/status VmHWM).
 1. Complete: the pull of 1.0, against `curl` of the same package files from a loopback HTTP
    server (python -m http.server, threaded) plus `createrepo_c` over them (the floor's metadata).
 2. Incremental: CHANGE-PCT % new packages, published as 2.0; the pull (base 1.0) against `curl` of
@@ -16,7 +16,6 @@ Prints the ratios; never asserts; goals: incremental <= 1.3x, complete <= 1.5x.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import socket
 import subprocess
@@ -69,18 +68,25 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+# The child is started by a small fresh interpreter, which reports the child's peak RSS: a child
+# forked straight from this (large) process would report this process's RSS as its own peak, since
+# Linux carries the pre-exec high-water mark into ru_maxrss (that is how `--help` once read 169 MiB).
+_LAUNCHER = (
+    "import os, resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); sys.stdout.flush();"
+    " os.write(1, b'\\nMAXRSS_KIB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)"
+)
+
+
 def run_child(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
     """(seconds, peak RSS MiB) of one child process; exits on failure."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], cwd=cwd, capture_output=True)
     elapsed = time.perf_counter() - start
+    out = proc.stdout + proc.stderr
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd[:6])}... failed ({proc.returncode}):\n{out.decode(errors='replace')[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    maxrss_kib = int(proc.stdout.rsplit(b"MAXRSS_KIB=", 1)[1].split()[0])
+    return elapsed, maxrss_kib / 1024
 
 
 ISS = [sys.executable, "-c", "from iss_plugin.cli import main; main()"]

@@ -13,12 +13,11 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
 from iss_plugin.cli.output import emit, stderr, stdout, wants_json
 from iss_plugin.cli.state import State, command
 
-from .workers import ROLES
+from .roles import ROLES
 
 if TYPE_CHECKING:
     from .demo import Step, Timeline
@@ -117,6 +116,8 @@ def demo(
 
 
 def _show_demo(ctx: click.Context, quiet: bool, steps: list[Step], timeline: list[Timeline]) -> None:
+    from rich.table import Table
+
     rows = [{"step": s.step, "result": s.result, "detail": s.detail, "seconds": round(s.seconds, 3)} for s in steps]
     times = [
         {

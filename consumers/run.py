@@ -20,7 +20,8 @@ from iss_plugin.services.maintenance import collect_garbage
 from iss_plugin.web.server import BackgroundServer, parse_listen
 from producers.repository_watcher import watch_forever
 
-from .workers import ROLES, make_worker
+from .roles import ROLES
+from .workers import make_worker
 
 log = logging.getLogger(__name__)
 ALL_ROLES = ("relay", *ROLES, "watch", "reconcile")

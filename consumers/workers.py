@@ -10,8 +10,7 @@ from iss_plugin.adapters.bus.topology import build, export_queue_name, import_qu
 from iss_plugin.bootstrap import App
 
 from . import handlers
-
-ROLES = ("export", "import", "status")
+from .roles import ROLES
 
 
 def make_worker(app: App, role: str, *, connection: Any = None) -> EventConsumer:

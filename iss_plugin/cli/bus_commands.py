@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from iss_plugin.services import propagation, subscriptions
-
 from .output import emit
 from .state import State, command
 
@@ -35,6 +33,7 @@ def destination_add(
 ) -> None:
     from iss_plugin.adapters.bundles.signing import read_public_key_file
     from iss_plugin.domain.errors import UsageError
+    from iss_plugin.services import subscriptions
 
     if online != (url is not None):
         raise UsageError("--online and --url go together: an online destination is pushed to at its --url")
@@ -60,6 +59,8 @@ def destination_subscribe(
     content_view: str | None,
     repository: str | None,
 ) -> None:
+    from iss_plugin.services import subscriptions
+
     emit(
         ctx,
         subscriptions.subscribe(
@@ -70,6 +71,8 @@ def destination_subscribe(
 
 @command(destination, "list")
 def destination_list(ctx: click.Context, state: State, output: str | None) -> None:
+    from iss_plugin.services import subscriptions
+
     emit(ctx, subscriptions.list_subscriptions(state.app.uow()))
 
 
@@ -83,6 +86,8 @@ def destination_list(ctx: click.Context, state: State, output: str | None) -> No
 def reconcile(ctx: click.Context, state: State, output: str | None, resend_in_flight: bool) -> None:
     """Re-emit every subscription whose destination is behind (nothing in flight for the grace time,
     longer after refusals in a row)."""
+    from iss_plugin.services import propagation
+
     made = propagation.reconcile(state.app.uow(), state.app.source_context(), resend_in_flight=resend_in_flight)
     emit(
         ctx,

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from iss_plugin.services import catalog, content_views
-
 from .identity import VIEW_PRODUCTS, only_visible
 from .output import emit
 from .state import State, command, source_id
@@ -27,11 +25,15 @@ def organization() -> None:
 @click.option("--name", required=True)
 @click.option("--label", help="default: made from the name")
 def organization_create(ctx: click.Context, state: State, output: str | None, name: str, label: str | None) -> None:
+    from iss_plugin.services import catalog
+
     emit(ctx, catalog.create_organization(state.app.uow(), name, label, state.app.settings.actor))
 
 
 @command(organization, "list")
 def organization_list(ctx: click.Context, state: State, output: str | None) -> None:
+    from iss_plugin.services import catalog
+
     emit(ctx, only_visible(state, VIEW_PRODUCTS, catalog.list_organizations(state.app.uow())))
 
 
@@ -56,6 +58,8 @@ def product_create(
     redhat: bool,
     content_id: str | None,
 ) -> None:
+    from iss_plugin.services import catalog
+
     emit(
         ctx,
         catalog.create_product(
@@ -67,6 +71,8 @@ def product_create(
 @command(product, "list")
 @ORG
 def product_list(ctx: click.Context, state: State, output: str | None, organization: str) -> None:
+    from iss_plugin.services import catalog
+
     rows = catalog.list_repositories(state.app.uow(), organization)
     from iss_plugin.adapters.db import catalog as find
 
@@ -109,6 +115,8 @@ def repository_create(
     url: str | None,
     content_type: str,
 ) -> None:
+    from iss_plugin.services import catalog
+
     emit(
         ctx,
         catalog.create_repository(
@@ -120,6 +128,8 @@ def repository_create(
 @command(repository, "list")
 @ORG
 def repository_list(ctx: click.Context, state: State, output: str | None, organization: str) -> None:
+    from iss_plugin.services import catalog
+
     emit(ctx, catalog.list_repositories(state.app.uow(), organization))
 
 
@@ -127,6 +137,8 @@ def repository_list(ctx: click.Context, state: State, output: str | None, organi
 @ORG
 @REPO
 def repository_info(ctx: click.Context, state: State, output: str | None, organization: str, repository: str) -> None:
+    from iss_plugin.services import catalog
+
     emit(ctx, catalog.repository_info(state.app.uow(), organization, repository))
 
 
@@ -138,6 +150,8 @@ def repository_upload(
     ctx: click.Context, state: State, output: str | None, organization: str, repository: str, files: tuple[Path, ...]
 ) -> None:
     """Upload RPM files, and updateinfo.xml, comps.xml or modules.yaml files, into a new repository version."""
+    from iss_plugin.services import catalog
+
     emit(
         ctx,
         catalog.upload_packages(
@@ -154,6 +168,8 @@ def repository_remove(
     ctx: click.Context, state: State, output: str | None, organization: str, repository: str, nevras: tuple[str, ...]
 ) -> None:
     """Remove packages (by name-version-release.arch) into a new repository version."""
+    from iss_plugin.services import catalog
+
     emit(
         ctx,
         catalog.remove_packages(
@@ -170,6 +186,8 @@ def repository_synchronize(
     ctx: click.Context, state: State, output: str | None, organization: str, repository: str, url: str | None
 ) -> None:
     """Mirror the upstream yum repository, fetching only packages not yet held."""
+    from iss_plugin.services import catalog
+
     emit(
         ctx,
         catalog.synchronize(state.app.uow(), organization, repository, url, state.app.settings.actor, source_id(state)),
@@ -197,6 +215,8 @@ def content_view_create(
     blessed: bool,
     repositories: tuple[str, ...],
 ) -> None:
+    from iss_plugin.services import content_views
+
     emit(
         ctx,
         content_views.create_content_view(
@@ -208,6 +228,8 @@ def content_view_create(
 @command(content_view, "list")
 @ORG
 def content_view_list(ctx: click.Context, state: State, output: str | None, organization: str) -> None:
+    from iss_plugin.services import content_views
+
     emit(ctx, content_views.list_content_views(state.app.uow(), organization))
 
 
@@ -218,6 +240,8 @@ def content_view_list(ctx: click.Context, state: State, output: str | None, orga
 def content_view_bless(
     ctx: click.Context, state: State, output: str | None, organization: str, content_view: str, unbless: bool
 ) -> None:
+    from iss_plugin.services import content_views
+
     emit(
         ctx,
         content_views.set_blessed(state.app.uow(), organization, content_view, not unbless, state.app.settings.actor),
@@ -232,6 +256,8 @@ def content_view_publish(
     ctx: click.Context, state: State, output: str | None, organization: str, content_view: str, description: str | None
 ) -> None:
     """Publish a new version pinning the latest version of each repository."""
+    from iss_plugin.services import content_views
+
     emit(
         ctx,
         content_views.publish(
@@ -251,6 +277,8 @@ def content_view_version() -> None:
 def content_view_version_list(
     ctx: click.Context, state: State, output: str | None, organization: str, content_view: str
 ) -> None:
+    from iss_plugin.services import content_views
+
     rows = content_views.list_versions(state.app.uow(), organization, content_view)
     if ctx.find_root().params.get("output") != "json" and output != "json":
         table = [
@@ -297,6 +325,7 @@ def trust_add(
 ) -> None:
     from iss_plugin.adapters.bundles.signing import read_public_key_file
     from iss_plugin.domain.trust import parse_maps
+    from iss_plugin.services import catalog
 
     mapping = parse_maps(organizations, maps)
     emit(
@@ -309,6 +338,8 @@ def trust_add(
 
 @command(trust, "list")
 def trust_list(ctx: click.Context, state: State, output: str | None) -> None:
+    from iss_plugin.services import catalog
+
     emit(ctx, catalog.list_trusted_sources(state.app.uow()))
 
 
@@ -320,6 +351,8 @@ def manifest() -> None:
 @command(manifest, "import")
 @click.argument("file", type=click.Path(path_type=Path))
 def manifest_import(ctx: click.Context, state: State, output: str | None, file: Path) -> None:
+    from iss_plugin.services import catalog
+
     emit(ctx, catalog.import_entitlement_manifest(state.app.uow(), file, state.app.settings.actor))
 
 

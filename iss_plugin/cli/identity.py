@@ -19,7 +19,6 @@ import click
 
 from iss_plugin.domain import policy
 from iss_plugin.domain.errors import Forbidden, NotAuthenticated
-from iss_plugin.services import audit, identity
 
 Scope = Literal["organization", "server", "any", "self"]
 Row = TypeVar("Row", bound=Mapping[str, Any])
@@ -99,6 +98,8 @@ def permission_for(ctx: click.Context) -> tuple[str, Scope]:
 
 def resolve(state: Any) -> policy.Identity:
     """The acting identity of this process (cached on the CLI state)."""
+    from iss_plugin.services import identity
+
     cached: policy.Identity | None = getattr(state, "identity", None)
     if cached is not None:
         return cached
@@ -130,6 +131,8 @@ def resolve(state: Any) -> policy.Identity:
 
 
 def authorize(state: Any, permission: str, scope: Scope, organization: str | None, what: str) -> policy.Identity:
+    from iss_plugin.services import audit
+
     who = resolve(state)
     try:
         if scope == "organization":
@@ -185,5 +188,7 @@ def only_visible(state: Any, permission: str, rows: list[Row], key: str = "label
 
 def first_administrator(app: Any) -> dict[str, Any]:
     """`iss init`'s last step (unauthenticated: there is nobody to log in as yet)."""
+    from iss_plugin.services import identity
+
     accounts = identity.Bootstrap(app.settings.export_account, app.settings.import_account)
     return identity.bootstrap(app.uow(), app.settings.data_dir / identity.CREDENTIALS_NAME, accounts)

@@ -10,7 +10,6 @@ import click
 
 from iss_plugin.domain import policy
 from iss_plugin.domain.errors import UsageError
-from iss_plugin.services import audit, identity
 
 from .identity import require_self_or_admin, resolve
 from .output import emit
@@ -47,6 +46,8 @@ def user() -> None:
 @click.option("--service-account", is_flag=True, help="no password: acts through tokens (workers, scripts)")
 def user_create(ctx: Ctx, state: Any, output: Out, login: str, admin: bool, service_account: bool) -> None:
     """Create a user; the password is prompted (or ISS_NEW_PASSWORD) unless --service-account."""
+    from iss_plugin.services import identity
+
     password = None
     if not service_account:
         password = os.environ.get("ISS_NEW_PASSWORD") or click.prompt(
@@ -62,6 +63,8 @@ def user_create(ctx: Ctx, state: Any, output: Out, login: str, admin: bool, serv
 
 @command(user, "list")
 def user_list(ctx: Ctx, state: Any, output: Out) -> None:
+    from iss_plugin.services import identity
+
     emit(ctx, identity.list_users(state.app.uow()))
 
 
@@ -73,6 +76,8 @@ def user_list(ctx: Ctx, state: Any, output: Out) -> None:
 def user_grant(
     ctx: Ctx, state: Any, output: Out, login: str, role: str, organization: str | None, all_organizations: bool
 ) -> None:
+    from iss_plugin.services import identity
+
     org = _scope(organization, all_organizations)
     emit(ctx, identity.grant_role(state.app.uow(), login, role, org, state.app.settings.actor))
 
@@ -85,6 +90,8 @@ def user_grant(
 def user_revoke_role(
     ctx: Ctx, state: Any, output: Out, login: str, role: str, organization: str | None, all_organizations: bool
 ) -> None:
+    from iss_plugin.services import identity
+
     org = _scope(organization, all_organizations)
     emit(ctx, identity.revoke_role(state.app.uow(), login, role, org, state.app.settings.actor))
 
@@ -98,11 +105,15 @@ def role() -> None:
 @click.option("--name", required=True)
 @click.option("--permission", "permissions", multiple=True, help=f"one of: {', '.join(policy.PERMISSIONS)}")
 def role_create(ctx: Ctx, state: Any, output: Out, name: str, permissions: tuple[str, ...]) -> None:
+    from iss_plugin.services import identity
+
     emit(ctx, identity.create_role(state.app.uow(), name, tuple(permissions), state.app.settings.actor))
 
 
 @command(role, "list")
 def role_list(ctx: Ctx, state: Any, output: Out) -> None:
+    from iss_plugin.services import identity
+
     emit(ctx, identity.list_roles(state.app.uow()))
 
 
@@ -110,6 +121,8 @@ def role_list(ctx: Ctx, state: Any, output: Out) -> None:
 @click.option("--name", required=True, help="the role")
 @click.option("--permission", required=True, help=f"one of: {', '.join(policy.PERMISSIONS)}")
 def role_add_permission(ctx: Ctx, state: Any, output: Out, name: str, permission: str) -> None:
+    from iss_plugin.services import identity
+
     emit(ctx, identity.add_permission(state.app.uow(), name, permission, state.app.settings.actor))
 
 
@@ -126,6 +139,8 @@ def token_create(
     ctx: Ctx, state: Any, output: Out, login: str | None, name: str | None, expires_days: float | None
 ) -> None:
     """Print a new token, once: it is stored only as a hash."""
+    from iss_plugin.services import identity
+
     login = require_self_or_admin(state, login)
     emit(ctx, identity.create_token(state.app.uow(), login, name, expires_days, state.app.settings.actor))
 
@@ -134,6 +149,8 @@ def token_create(
 @click.option("--user", "login", help="whose token (default: yours)")
 @click.option("--name", required=True)
 def token_revoke(ctx: Ctx, state: Any, output: Out, login: str | None, name: str) -> None:
+    from iss_plugin.services import identity
+
     login = require_self_or_admin(state, login)
     emit(ctx, identity.revoke_token(state.app.uow(), login, name, state.app.settings.actor))
 
@@ -141,6 +158,8 @@ def token_revoke(ctx: Ctx, state: Any, output: Out, login: str | None, name: str
 @command(token, "list")
 @click.option("--user", "login", help="whose tokens (default: yours)")
 def token_list(ctx: Ctx, state: Any, output: Out, login: str | None) -> None:
+    from iss_plugin.services import identity
+
     login = require_self_or_admin(state, login)
     emit(ctx, identity.list_tokens(state.app.uow(), login))
 
@@ -159,6 +178,8 @@ def audit_list(
     ctx: Ctx, state: Any, output: Out, since: str | None, org_filter: str | None, action: str | None, limit: int
 ) -> None:
     """Newest first; users who are not granted every organization see their organizations' entries."""
+    from iss_plugin.services import audit
+
     who = resolve(state)
     visible = policy.visible_organizations(who, policy.VIEW_DASHBOARD)
     if org_filter is not None:

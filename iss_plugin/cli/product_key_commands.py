@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from iss_plugin.domain.errors import UsageError
-from iss_plugin.services import product_keys
 
 from .catalog_commands import product
 from .output import emit
@@ -33,6 +32,8 @@ def product_set_gpg_key(
     remove: bool,
 ) -> None:
     """The public key the product's packages are signed with: imports refuse packages it did not sign."""
+    from iss_plugin.services import product_keys
+
     if (key_file is None) == (not remove):
         raise UsageError("give either --key-file KEY.asc or --remove, not both or neither")
     emit(
@@ -46,6 +47,8 @@ def product_set_gpg_key(
 @PRODUCT
 def product_info(ctx: click.Context, state: State, output: str | None, organization: str, product: str) -> None:
     """One product: its labels, GPG key fingerprints and repositories."""
+    from iss_plugin.services import product_keys
+
     emit(ctx, product_keys.product_info(state.app.uow(), organization, product))
 
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from iss_plugin.bootstrap import App
 from iss_plugin.domain.policy import Identity
-from iss_plugin.settings import load_settings
 
 from .identity import acting
 from .output import handle_errors, output_option
+
+if TYPE_CHECKING:
+    from iss_plugin.bootstrap import App
 
 
 class State:
@@ -27,6 +29,9 @@ class State:
     @property
     def app(self) -> App:
         if self._app is None:
+            from iss_plugin.bootstrap import App  # not at import: `iss --help` stays cheap
+            from iss_plugin.settings import load_settings
+
             self._app = App(load_settings(self.config))
         return self._app
 

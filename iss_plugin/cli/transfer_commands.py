@@ -12,7 +12,6 @@ import click
 
 from iss_plugin.domain.errors import IssError, UsageError
 from iss_plugin.domain.versions import VersionNumber
-from iss_plugin.services import exporting, importing
 
 from .output import emit, progress_bar
 from .state import State, command
@@ -87,6 +86,8 @@ def _run_export(
     from_version: str | None = None,
     since: str | None = None,
 ) -> None:
+    from iss_plugin.services import exporting
+
     if from_version and since:
         raise UsageError("give --from-version or --since, not both")
     if chunk_size_mb is not None and not (math.isfinite(chunk_size_mb) and chunk_size_mb > 0):
@@ -160,6 +161,8 @@ def _import_command(scope: str) -> None:
     def body(
         ctx: click.Context, state: State, output: str | None, organization: str, path: Path, dry_run: bool
     ) -> None:
+        from iss_plugin.services import importing
+
         app = state.app
         if not path.exists():
             raise UsageError(f"{path} does not exist")
