@@ -43,25 +43,46 @@ def caller(request: Request, app: App = Depends(iss_app)) -> policy.Identity:
     return found
 
 
+def authorize(
+    app: App,
+    request: Request,
+    who: policy.Identity,
+    permission: str,
+    organization: str | None,
+    *,
+    somewhere: bool = False,
+) -> None:
+    """The one permission check of the web layer (pages and API): `permission` in `organization`
+    (server-wide when None, or in at least one organization when `somewhere`); a denial is
+    recorded in the audit log before it is raised."""
+    try:
+        if somewhere and not organization:
+            policy.check_somewhere(who, permission)
+        else:
+            policy.check(who, permission, organization)
+    except Forbidden as e:
+        audit.record(
+            app.uow(),
+            who.login,
+            "permission.denied",
+            f"{request.method} {request.url.path}",
+            organization=organization,
+            outcome="denied",
+            permission=permission,
+            message=e.message,
+        )
+        raise
+
+
+def _organization_of(request: Request) -> str | None:
+    return request.path_params.get("organization") or request.query_params.get("organization") or None
+
+
 def require(permission: str) -> Callable[..., policy.Identity]:
     """A dependency: the caller, if it holds `permission` in the request's organization."""
 
     def check(request: Request, who: policy.Identity = Depends(caller), app: App = Depends(iss_app)) -> policy.Identity:
-        organization = request.path_params.get("organization") or request.query_params.get("organization")
-        try:
-            policy.check(who, permission, organization)
-        except Forbidden as e:
-            audit.record(
-                app.uow(),
-                who.login,
-                "permission.denied",
-                f"{request.method} {request.url.path}",
-                organization=organization,
-                outcome="denied",
-                permission=permission,
-                message=e.message,
-            )
-            raise
+        authorize(app, request, who, permission, _organization_of(request))
         return who
 
     return check
@@ -73,24 +94,7 @@ def require_somewhere(permission: str) -> Callable[..., policy.Identity]:
     organization; the page then shows only `policy.visible_organizations(who, permission)`."""
 
     def check(request: Request, who: policy.Identity = Depends(caller), app: App = Depends(iss_app)) -> policy.Identity:
-        organization = request.path_params.get("organization") or request.query_params.get("organization") or None
-        try:
-            if organization:
-                policy.check(who, permission, organization)
-            else:
-                policy.check_somewhere(who, permission)
-        except Forbidden as e:
-            audit.record(
-                app.uow(),
-                who.login,
-                "permission.denied",
-                f"{request.method} {request.url.path}",
-                organization=organization,
-                outcome="denied",
-                permission=permission,
-                message=e.message,
-            )
-            raise
+        authorize(app, request, who, permission, _organization_of(request), somewhere=True)
         return who
 
     return check

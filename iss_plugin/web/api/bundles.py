@@ -20,9 +20,8 @@ from iss_plugin.bootstrap import App
 from iss_plugin.domain import policy
 from iss_plugin.domain.errors import Forbidden
 from iss_plugin.services import bundle_files
-from iss_plugin.web.auth import caller, iss_app
+from iss_plugin.web.auth import authorize, caller, iss_app
 
-from .access import authorize
 from .models import ERRORS, BundleOut
 from .ranges import Segment, Unsatisfiable, parse_range, read_range
 

@@ -8,9 +8,8 @@ from iss_plugin.adapters.bundles.signing import fingerprint_of
 from iss_plugin.bootstrap import App
 from iss_plugin.domain import policy
 from iss_plugin.services import subscriptions
-from iss_plugin.web.auth import caller, iss_app, require
+from iss_plugin.web.auth import authorize, caller, iss_app, require
 
-from .access import authorize
 from .models import ERRORS, DestinationIn, DestinationOut, SubscribedOut, SubscriptionIn, SubscriptionOut
 
 router = APIRouter(prefix="/api/v1", tags=["destinations"], responses=ERRORS)

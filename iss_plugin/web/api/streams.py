@@ -31,9 +31,8 @@ from iss_plugin.domain import policy
 from iss_plugin.domain.errors import Forbidden
 from iss_plugin.domain.versions import VersionNumber
 from iss_plugin.services import bundle_files, streaming
-from iss_plugin.web.auth import caller
+from iss_plugin.web.auth import authorize, caller
 
-from .access import authorize
 from .models import ERRORS
 from .ranges import Unsatisfiable, parse_range
 

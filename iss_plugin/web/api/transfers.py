@@ -14,9 +14,8 @@ from iss_plugin.domain import policy
 from iss_plugin.domain.errors import NotFound, UsageError
 from iss_plugin.domain.versions import VersionNumber
 from iss_plugin.services import bulk_transfer, exporting, importing, tasks
-from iss_plugin.web.auth import caller, iss_app
+from iss_plugin.web.auth import authorize, caller, iss_app
 
-from .access import authorize
 from .models import ERRORS, ExportBody, ImportBody, TaskAccepted, TaskOut
 from .runner import TaskRunner
 

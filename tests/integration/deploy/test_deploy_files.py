@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from iss_plugin.adapters.bus.links import main as links_main
-from tests.conftest import PG_HOST, PG_PORT
+from tests.conftest import IN_CI, PG_HOST, PG_PORT
 from tests.integration.bus.conftest import rabbit_vhost, rabbitmqctl  # noqa: F401 - the vhost fixture
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -29,6 +29,14 @@ HARDENING = {
 }
 
 
+def _need_psql() -> None:
+    """psql is installed by scripts/start-services.sh: missing under CI is a failure, not a skip."""
+    if shutil.which("psql") is None:
+        if IN_CI:
+            pytest.fail("psql is not installed (scripts/start-services.sh installs postgresql-client)")
+        pytest.skip("psql is not installed")
+
+
 def _psql(sql: str) -> str:
     cmd = ["psql", "-h", PG_HOST, "-p", str(PG_PORT), "-U", "postgres", "-tAc", sql]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
@@ -36,8 +44,7 @@ def _psql(sql: str) -> str:
 
 @pytest.mark.postgres
 def test_postgresql_setup_makes_role_database_and_schema_and_runs_again(tmp_path, postgres_server_url):
-    if shutil.which("psql") is None:
-        pytest.skip("psql is not installed")
+    _need_psql()
     name = f"iss_setup_{uuid.uuid4().hex[:8]}"
     config = tmp_path / "settings.toml"
     config.write_text(
@@ -89,8 +96,7 @@ def test_postgresql_setup_makes_role_database_and_schema_and_runs_again(tmp_path
 
 
 def test_postgresql_setup_refuses_a_bad_name_and_creates_nothing():
-    if shutil.which("psql") is None:
-        pytest.skip("psql is not installed")
+    _need_psql()
     env = {**os.environ, "ISS_DB_NAME": "iss; DROP", "ISS_DB_USER": "iss", "PSQL": "false"}
     run = subprocess.run(["sh", str(DEPLOY / "postgresql" / "setup.sh")], env=env, capture_output=True, text=True)
     assert run.returncode == 2
