@@ -225,4 +225,36 @@ def _sync(
 command(content_import, "sync")(_sync)
 
 
+@click.option("--organization", required=True, help="the organization (its label on the source)")
+@click.option("--content-view", required=True, help="the content view's label")
+@click.option("--version", help="MAJOR.MINOR (default: the source's latest)")
+@click.option("--full", is_flag=True, help="ask for all of it, whatever is held here")
+def _request(
+    ctx: click.Context,
+    state: State,
+    output: str | None,
+    organization: str,
+    content_view: str,
+    version: str | None,
+    full: bool,
+) -> None:
+    """Ask the source over the bus for what this server lacks of a content view; its import worker pulls it."""
+    from iss_plugin.services import pull_requests
+
+    app = state.app
+    result = pull_requests.request_export(
+        app.uow(),
+        organization=organization,
+        content_view=content_view,
+        version=VersionNumber.parse(version) if version else None,
+        full=full,
+        server_id=app.server_id,
+        requested_by=app.settings.actor,
+    )
+    emit(ctx, result)
+
+
+command(content_import, "request")(_request)
+
+
 COMMANDS: tuple[click.Command, ...] = (content_export, content_import)

@@ -44,8 +44,8 @@ ADDRESSED_TYPES = (BUNDLE_READY, BUNDLE_IMPORTED, BUNDLE_REJECTED)
 
 # The reason codes of iss.bundle.rejected.v1 (IssError.reason of the matching errors).
 REJECTION_REASONS = ("base_mismatch", "untrusted", "integrity", "rule_violation", "schema", "forbidden")
-EXPORT_REQUEST_REASONS = ("manual", "reconcile", "base_mismatch", "subscription")
-BUNDLE_FORMATS = ("dir", "tgz", "iso")
+EXPORT_REQUEST_REASONS = ("manual", "reconcile", "base_mismatch", "subscription", "requested")
+BUNDLE_FORMATS = ("dir", "tgz", "iso", "tar")  # tar: a stream (bundle.ready `stream`)
 
 SPECVERSION = "1.0"
 DATA_CONTENT_TYPE = "application/json"
@@ -280,6 +280,7 @@ def bundle_ready(
     size: int | None = None,
     chunks: int | None = None,
     manifest_sha256: str | None = None,
+    stream: bool | None = None,
 ) -> JSONObject:
     data = {
         "bundle_id": bundle_id,
@@ -293,7 +294,7 @@ def bundle_ready(
         "format": format,
         "repositories": repositories,
     }
-    return data | _clean({"size": size, "chunks": chunks, "manifest_sha256": manifest_sha256})
+    return data | _clean({"size": size, "chunks": chunks, "manifest_sha256": manifest_sha256, "stream": stream})
 
 
 def bundle_imported(

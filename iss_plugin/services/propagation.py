@@ -31,7 +31,7 @@ from iss_plugin.domain.resend import resend_wait
 from iss_plugin.domain.versions import VersionNumber
 from iss_plugin.failpoints import failpoint
 
-from . import exporting, fanout, importing, multihop, streaming
+from . import exporting, fanout, importing, multihop, pull_requests, pulling, streaming
 from .idempotency import already_processed, mark_processed
 from .identity import authorize_account
 from .outbox import add_event
@@ -134,12 +134,41 @@ def on_export_requested(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContex
                 lock=True,
             )
             for sub in (s for s in subs if s.destination_id == dest.id):
+                if data["reason"] == pull_requests.REQUESTED and sub.content_view and ctx.web_base_url:
+                    made += [b for b in [_announce_stream(uow, sub, ctx, data)] if b]  # a pull: no bundle file
+                    continue
                 if data.get("kind") == "full" or data.get("base") is None:
                     sub.acknowledged = None
                 made += [b for b in [propagate(uow, sub, ctx, reason=data["reason"], force=True)] if b]
         mark_processed(uow.session, envelope["id"], "export")
         uow.commit()
         return made
+
+
+def _announce_stream(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, data: JSONObject) -> Propagated | None:
+    """The destination asked itself (services/pull_requests.py): announce the stream of what it lacks."""
+    assert ctx.web_base_url is not None
+    authorize_account(uow, ctx.actor, policy.EXPORT_CONTENT, sub.organization)
+    made = pull_requests.announce_stream(uow, sub, data, server_id=ctx.server_id, web_base_url=ctx.web_base_url)
+    if made is None:
+        return None
+    sub.in_flight, sub.in_flight_since = str(made.plan.target), _now()
+    ready = made.data
+    return {
+        "bundle_id": made.bundle_id,
+        "path": ready["location"],
+        "format": "tar",
+        "kind": ready["kind"],
+        "organization": sub.organization,
+        "content_view": sub.content_view,
+        "version": ready["version"],
+        "base": str(made.plan.base) if made.plan.base else None,
+        "files": [],
+        "size": 0,
+        "repositories": {},
+        "destination": sub.destination.server_id,
+        "reason": data["reason"],
+    }
 
 
 def propagate(
@@ -557,6 +586,8 @@ def on_bundle_ready(
         request = replace(request, organization=importing.mapped_organization(uow, data["organization"]))
         with uow:
             authorize_account(uow, ctx.actor, policy.IMPORT_CONTENT, request.organization)
+        if data.get("stream"):
+            return _pull_stream(uow, envelope, request, ctx, before_commit)
         request = replace(
             request,
             path=fetch_bundle(
@@ -578,6 +609,54 @@ def on_bundle_ready(
         return {"state": "rejected", "reason": e.reason}
     finally:
         shutil.rmtree(into, ignore_errors=True)
+
+
+def _pull_stream(
+    uow: UnitOfWork,
+    envelope: JSONObject,
+    request: importing.ImportRequest,
+    ctx: DestinationContext,
+    before_commit: Callable[[UnitOfWork, importing.ImportSummary], None],
+) -> importing.ImportSummary | None:
+    """A stream announced (services/pull_requests.py): pulled like `content-import sync`, only what
+    this server lacks, answered like a bundle. A version held already: answered without a byte read."""
+    from iss_plugin.adapters.bundles.pull import StreamClient
+
+    data = envelope["data"]
+    origin = pull_requests.stream_origin(data["location"])
+    if ctx.signer is None:
+        raise IssError("this server has no key to sign its stream request with: run `iss init`")
+    version = VersionNumber.parse(data["version"])
+    wanted = pulling.PullRequest(data["organization"], data["content_view"], version)
+    announced = {k: v for k, v in (request.announced or {}).items() if k != "bundle_id"}  # its base may differ
+    with StreamClient(origin, ctx.signer, ctx.server_id) as client:
+        pulled = pulling.pull_content_view(
+            uow,
+            wanted,
+            open_stream=client.open,
+            work_dir=ctx.imports_path,
+            display=f"the stream from {origin}",
+            actor=ctx.actor,
+            announced=announced,
+            before_commit=before_commit,
+        )
+    if pulled["imported"] is not None:
+        return pulled["imported"]
+    with uow:
+        answer = {k: data[k] for k in ("bundle_id", "source_server", "organization", "content_view", "version")}
+        targets = pull_requests.held_targets(uow, request.organization, data["content_view"], version)
+        answer |= {"destination": ctx.server_id, "already_imported": True, "repositories": targets}
+        add_event(
+            uow.session,
+            ev.BUNDLE_IMPORTED,
+            answer,
+            source=ctx.server_id,
+            subject=data["bundle_id"],
+            target_server=data["source_server"],
+        )
+        mark_processed(uow.session, envelope["id"], "import")
+        uow.commit()
+    return None
 
 
 def _download_signer(ctx: DestinationContext) -> Callable[[str, str], str] | None:

@@ -42,8 +42,18 @@ class PullResult(TypedDict):
 
 
 def pull_content_view(
-    uow: UnitOfWork, request: PullRequest, *, open_stream: OpenStream, work_dir: Path, display: str, actor: str
+    uow: UnitOfWork,
+    request: PullRequest,
+    *,
+    open_stream: OpenStream,
+    work_dir: Path,
+    display: str,
+    actor: str,
+    announced: Mapping[str, object] | None = None,
+    before_commit: Callable[[UnitOfWork, ImportSummary], None] | None = None,
 ) -> PullResult:
+    """`announced` and `before_commit`: as for import_bundle (the import worker pulling a stream an
+    event announced: the signed manifest must agree with the event; the answer commits with the import)."""
     from iss_plugin.adapters.bundles.reader import TrustedKey, _check_signature
     from iss_plugin.adapters.bundles.stream_reader import read_tar_stream
 
@@ -81,9 +91,10 @@ def pull_content_view(
     with opened:
         summary = import_bundle(
             uow,
-            ImportRequest(org_label, opened.root, "content_view_version"),
+            ImportRequest(org_label, opened.root, "content_view_version", announced=announced),
             work_dir=work_dir,
             actor=actor,
+            before_commit=before_commit,
         )
     return result | {"state": str(summary.get("state", "imported")), "base": base, "imported": summary}
 

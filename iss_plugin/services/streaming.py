@@ -121,7 +121,7 @@ def plan_stream_in(
         selections = [replace(selections[0], base_version=base_version)]
         base_label = f"repository-version-{base_version}" if base_version is not None else None
     kind: Literal["full", "incremental"] = "incremental" if base_label else "full"
-    bundle_id = str(uuid.uuid5(_NAMESPACE, "|".join(map(str, (server_id, org.label, export, base_label)))))
+    bundle_id = stream_bundle_id(server_id, org.label, request, base_label)
     staging = staging_root / f".stream-{uuid.uuid4()}"
     try:
         plans, trees = ex._write_trees(uow, selections, staging, ex._no_progress, by_reference=True)
@@ -143,6 +143,12 @@ def plan_stream_in(
         raise
     files = sorted(manifest.files, key=lambda f: (f.path in sources, f.path))
     return PlannedStream(manifest, data, signature, files, sources, staging)
+
+
+def stream_bundle_id(server_id: str, org_label: str, request: StreamRequest, base_label: str | None) -> str:
+    """The id of the bundle a stream of `request` from `base_label` carries (known before it is planned)."""
+    export = _export_request(request)
+    return str(uuid.uuid5(_NAMESPACE, "|".join(map(str, (server_id, org_label, export, base_label)))))
 
 
 def _export_request(request: StreamRequest) -> ex.ExportRequest:

@@ -5,8 +5,11 @@ Per link (one source server, one destination server), in RabbitMQ definitions fo
 - on the source's broker a durable quorum queue `<prefix>.link.<destination>` bound to
   `iss.bundle.ready.<destination>`, and a shovel moving it to the destination broker's exchange
   (the routing key is kept, so the destination's import queue gets it);
-- on the destination's broker `<prefix>.link.<source>` bound to `iss.bundle.imported.<source>` and
-  `iss.bundle.rejected.<source>`, shovelled back to the source broker's exchange (its status queue).
+- on the destination's broker `<prefix>.link.<source>` bound to `iss.bundle.imported.<source>`,
+  `iss.bundle.rejected.<source>` (to the source's status queue) and `iss.export.requested` (a
+  destination's own request, `iss content-import request`: to the source's export queue),
+  shovelled back to the source broker's exchange. A request reaches every source linked to the
+  destination; only one with a subscription of that destination to that view answers.
 
 The link queues hold messages while a shovel is down or deleted; the shovels ack only after the
 other broker confirmed (`on-confirm`), so a shovel restart duplicates at most, never loses (the
@@ -21,7 +24,7 @@ import argparse
 import json
 from dataclasses import dataclass
 
-from iss_plugin.domain.events import BUNDLE_IMPORTED, BUNDLE_READY, BUNDLE_REJECTED, routing_key
+from iss_plugin.domain.events import BUNDLE_IMPORTED, BUNDLE_READY, BUNDLE_REJECTED, EXPORT_REQUESTED, routing_key
 from iss_plugin.domain.jsontypes import JSONObject
 
 
@@ -49,7 +52,8 @@ def link_definitions(
         _side(src, dst, prefix, exchange, destination, [routing_key(BUNDLE_READY, destination)],
               shovel_name(prefix, source, destination)),
         _side(dst, src, prefix, exchange, source,
-              [routing_key(BUNDLE_IMPORTED, source), routing_key(BUNDLE_REJECTED, source)],
+              [routing_key(BUNDLE_IMPORTED, source), routing_key(BUNDLE_REJECTED, source),
+               routing_key(EXPORT_REQUESTED)],
               shovel_name(prefix, destination, source)),
     )  # fmt: skip
 
