@@ -1,0 +1,214 @@
+"""Pull on request (issue 12): the destination asks (`iss content-import request`, its own
+iss.export.requested.v1), the source answers with a stream's location (no bundle file), the
+destination's import worker pulls only what it lacks and answers like for a bundle.
+
+Real RabbitMQ (a throwaway vhost), SQLite, the source's `iss serve` app on a real uvicorn on a
+loopback port, every role of both servers running (consumers.run.Runtime)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select, update
+
+from consumers.demo import CUSTOM_PRODUCT, ORG, make_server, prepare_destination, prepare_source
+from iss_plugin.adapters.db import models as m
+from iss_plugin.adapters.fixtures import build_rpms
+from iss_plugin.bootstrap import App
+from iss_plugin.cli.main import build_cli
+from iss_plugin.domain import events as ev
+from iss_plugin.services import catalog, identity, streaming
+from tests.conftest import closed_port
+from tests.web.test_bus_over_http import Served
+
+from .conftest import ACTOR, CV, add_subscriber, count, imports, outbox, subscription, versions, wait_until
+
+T = 60  # seconds: the flows take a few
+
+
+@pytest.fixture
+def pulling_pair(tmp_path, rabbit_vhost):  # noqa: F811 - the session fixture from the propagation conftest
+    import uuid
+
+    from consumers.run import Runtime
+
+    port = closed_port()
+    tag = uuid.uuid4().hex[:10]
+    bus = {"url": rabbit_vhost, "exchange": f"pull-{tag}", "prefix": f"pull-{tag}", "retry_delays_ms": (200, 400)}
+    src = make_server(tmp_path, "source", bus=bus, web_base_url=f"http://127.0.0.1:{port}")
+    nowhere = tmp_path / "no-shared-files"
+    nowhere.mkdir()
+    dst = make_server(tmp_path, "destination", bus=bus, fetch_roots=[str(nowhere)])
+    prepare_source(src, tmp_path / "rpms", 3, ACTOR)
+    prepare_destination(dst, src, tmp_path, ACTOR)
+    add_subscriber(src, dst, tmp_path)
+    with src.session_factory() as s:  # not passed on by itself: only what the destination asks for goes
+        s.execute(update(m.ContentView).where(m.ContentView.label == CV).values(blessed=False))
+        s.commit()
+    config = tmp_path / "destination.toml"
+    config.write_text(f'data_dir = "{dst.settings.data_dir}"\nserver_id = "{dst.server_id}"\n')
+    runtimes = []
+    try:
+        with Served(src, port):
+            runtimes.append(Runtime(src, ("relay", "export", "status"), relay_poll=0.05).start())
+            runtimes.append(Runtime(dst, ("relay", "import"), relay_poll=0.05).start())
+            yield src, dst, config
+    finally:
+        for r in runtimes:
+            r.shutdown()
+        src.close()
+        dst.close()
+
+
+def publish(app: App) -> str:
+    from iss_plugin.services import content_views
+
+    return content_views.publish(app.uow(), ORG, CV, None, ACTOR, app.server_id)["version"]
+
+
+def request(config: Path, *extra: str, env: dict | None = None, user: str | None = None):
+    args = ["--config", str(config), *(["--user", user] if user else []), "--output", "json"]
+    args += ["content-import", "request", *extra]
+    return CliRunner().invoke(build_cli(), args, env=env, catch_exceptions=False)
+
+
+def files_under(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
+
+
+def store_files(app: App) -> set[str]:
+    """Every file of the server's data directory but its database and credentials."""
+    root = Path(app.settings.data_dir)
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".db" not in p.name}
+
+
+def handled_by_source(src: App, event_id: str) -> bool:
+    return count(src, m.ProcessedEvent, m.ProcessedEvent.event_id == event_id, m.ProcessedEvent.consumer == "export")
+
+
+def test_the_destination_asks_pulls_only_what_it_lacks_and_the_source_writes_no_bundle(pulling_pair, tmp_path):
+    src, dst, config = pulling_pair
+    assert publish(src) == "1.0"
+
+    first = request(config, "--organization", ORG, "--content-view", CV, "--full")  # not here yet: all of it
+    assert first.exit_code == 0, first.output
+    asked = json.loads(first.stdout)
+    assert asked["state"] == "requested" and asked["base"] is None
+    wait_until(lambda: versions(dst) == ["1.0"], T, "1.0 pulled by the destination")
+    wait_until(lambda: subscription(src).acknowledged == "1.0", T, "the source to record the acknowledgement")
+    assert subscription(src).in_flight is None
+
+    ready = [e.body["data"] for e in outbox(src, ev.BUNDLE_READY)]
+    assert len(ready) == 1 and ready[0]["stream"] is True and ready[0]["format"] == "tar"
+    assert ready[0]["location"].startswith(f"{src.settings.web_base_url}/api/v1/bundles/stream?")
+    assert ready[0]["kind"] == "full" and ready[0]["base"] is None
+    request_event = outbox(dst, ev.EXPORT_REQUESTED)[0].body
+    assert request_event["data"]["reason"] == "requested" and request_event["data"]["destination"] == dst.server_id
+    assert request_event["data"]["requested_by"] == "admin"
+
+    # a later version: asked from what it holds, only the new package travels
+    extra = build_rpms(tmp_path / "extra", 1, prefix="late-pkg")
+    catalog.upload_packages(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils", extra, ACTOR, src.server_id)
+    assert publish(src) == "2.0"
+    second = request(config, "--organization", ORG, "--content-view", CV)
+    assert second.exit_code == 0 and json.loads(second.stdout)["base"] == "1.0"
+    wait_until(lambda: versions(dst) == ["1.0", "2.0"], T, "2.0 pulled by the destination")
+    wait_until(lambda: subscription(src).acknowledged == "2.0", T, "the source to record 2.0")
+    ready = [e.body["data"] for e in outbox(src, ev.BUNDLE_READY)]
+    assert ready[1]["kind"] == "incremental" and ready[1]["base"]["content_view_version"] == "1.0"
+    assert "base=1.0" in ready[1]["location"]
+    with dst.session_factory() as s:
+        assert s.scalars(select(m.ImportRecord.kind).order_by(m.ImportRecord.id)).all() == ["full", "incremental"]
+    planned = streaming.plan_stream(
+        src.uow(),
+        streaming.StreamRequest(ORG, content_view=CV, base="1.0"),
+        signer=src.signer,
+        server_id=src.server_id,
+        staging_root=tmp_path / "plan",
+    )
+    assert planned is not None
+    try:
+        assert [Path(p).name for p in planned.sources] == [extra[0].name]  # what the incremental stream carried
+    finally:
+        planned.close()
+
+    # nothing under the source's exports directory, no export record
+    assert files_under(src.settings.exports_path) == []
+    assert count(src, m.ExportRecord) == 0
+
+    # the same request again: the source has nothing to send, nothing changes here
+    before = (store_files(dst), len(imports(dst)), len(outbox(src, ev.BUNDLE_READY)))
+    again = request(config, "--organization", ORG, "--content-view", CV)
+    assert again.exit_code == 0
+    event_id = json.loads(again.stdout)["event_id"]
+    wait_until(lambda: handled_by_source(src, event_id), T, "the source to handle the repeated request")
+    assert (store_files(dst), len(imports(dst)), len(outbox(src, ev.BUNDLE_READY))) == before
+    assert versions(dst) == ["1.0", "2.0"] and subscription(src).in_flight is None
+
+    # a version held here is not asked for at all
+    held = request(config, "--organization", ORG, "--content-view", CV, "--version", "1.0")
+    assert held.exit_code == 0 and json.loads(held.stdout)["state"] == "held"
+    assert len(outbox(dst, ev.EXPORT_REQUESTED)) == 3
+
+
+def test_a_tampered_stream_is_rejected_with_its_reason_and_nothing_enters_the_destination(pulling_pair, tmp_path):
+    src, dst, config = pulling_pair
+    publish(src)
+    planned = streaming.plan_stream(
+        src.uow(),
+        streaming.StreamRequest(ORG, content_view=CV),
+        signer=src.signer,
+        server_id=src.server_id,
+        staging_root=tmp_path / "plan",
+    )
+    assert planned is not None
+    stored = Path(sorted(planned.sources.values())[0])
+    planned.close()
+    data = bytearray(stored.read_bytes())  # the source's store rots: same size, one bit flipped
+    data[len(data) // 2] ^= 0x01
+    stored.chmod(0o644)
+    stored.write_bytes(bytes(data))
+    before = store_files(dst)
+
+    asked = request(config, "--organization", ORG, "--content-view", CV, "--full")
+    assert asked.exit_code == 0, asked.output
+    wait_until(lambda: subscription(src).rejections == 1, T, "the source to record the rejection")
+    sub = subscription(src)
+    assert sub.last_rejection.startswith("integrity: ") and "altered in transit" in sub.last_rejection
+    rejected = outbox(dst, ev.BUNDLE_REJECTED)[0].body["data"]
+    assert rejected["reason"] == "integrity" and rejected["has"] is None
+    assert versions(dst) == [] and store_files(dst) == before
+    with dst.session_factory() as s:
+        assert s.scalars(select(m.ImportRecord.state)).all() == ["rejected"]
+    assert files_under(src.settings.exports_path) == []
+
+
+def test_bad_requests_are_refused_with_a_clear_error_and_publish_nothing(pulling_pair):
+    src, dst, config = pulling_pair
+    unknown_org = request(config, "--organization", "NOPE", "--content-view", CV)
+    assert unknown_org.exit_code != 0 and "organization 'NOPE' is not mapped" in unknown_org.output
+    unknown_view = request(config, "--organization", ORG, "--content-view", "nope")
+    assert unknown_view.exit_code != 0
+    assert "content view 'nope' of organization 'ACME' is not on this server" in unknown_view.output
+    assert "--full" in unknown_view.output
+    bad_version = request(config, "--organization", ORG, "--content-view", CV, "--version", "one")
+    assert bad_version.exit_code != 0
+
+    identity.create_user(dst.uow(), "viewer", "secret-password-1", ACTOR)
+    identity.create_role(dst.uow(), "viewer-role", ("view_products",), ACTOR)
+    identity.grant_role(dst.uow(), "viewer", "viewer-role", ORG, ACTOR)
+    denied = request(
+        config,
+        "--organization",
+        ORG,
+        "--content-view",
+        CV,
+        "--full",
+        user="viewer",
+        env={"ISS_PASSWORD": "secret-password-1"},
+    )
+    assert denied.exit_code != 0 and "import_content" in denied.output
+    assert outbox(dst, ev.EXPORT_REQUESTED) == []
