@@ -8,6 +8,9 @@ loopback port, every role of both servers running (consumers.run.Runtime)."""
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,30 +28,29 @@ from tests.conftest import closed_port
 from tests.web.test_bus_over_http import Served
 
 from .conftest import ACTOR, CV, add_subscriber, count, imports, outbox, subscription, versions, wait_until
+from .test_two_sites import two_vhosts  # noqa: F401 - the fixture
 
 T = 60  # seconds: the flows take a few
 
 
-@pytest.fixture
-def pulling_pair(tmp_path, rabbit_vhost):  # noqa: F811 - the session fixture from the propagation conftest
-    import uuid
-
+@contextmanager
+def pulling_servers(root: Path, src_bus: dict, dst_bus: dict) -> Iterator[tuple[App, App, Path]]:
+    """The source served on a loopback port, both running every role; the view is not blessed, so
+    only what the destination asks for travels. Yields (source, destination, the destination's config)."""
     from consumers.run import Runtime
 
     port = closed_port()
-    tag = uuid.uuid4().hex[:10]
-    bus = {"url": rabbit_vhost, "exchange": f"pull-{tag}", "prefix": f"pull-{tag}", "retry_delays_ms": (200, 400)}
-    src = make_server(tmp_path, "source", bus=bus, web_base_url=f"http://127.0.0.1:{port}")
-    nowhere = tmp_path / "no-shared-files"
+    src = make_server(root, "source", bus=src_bus, web_base_url=f"http://127.0.0.1:{port}")
+    nowhere = root / "no-shared-files"
     nowhere.mkdir()
-    dst = make_server(tmp_path, "destination", bus=bus, fetch_roots=[str(nowhere)])
-    prepare_source(src, tmp_path / "rpms", 3, ACTOR)
-    prepare_destination(dst, src, tmp_path, ACTOR)
-    add_subscriber(src, dst, tmp_path)
-    with src.session_factory() as s:  # not passed on by itself: only what the destination asks for goes
+    dst = make_server(root, "destination", bus=dst_bus, fetch_roots=[str(nowhere)])
+    prepare_source(src, root / "rpms", 3, ACTOR)
+    prepare_destination(dst, src, root, ACTOR)
+    add_subscriber(src, dst, root)
+    with src.session_factory() as s:
         s.execute(update(m.ContentView).where(m.ContentView.label == CV).values(blessed=False))
         s.commit()
-    config = tmp_path / "destination.toml"
+    config = root / "destination.toml"
     config.write_text(f'data_dir = "{dst.settings.data_dir}"\nserver_id = "{dst.server_id}"\n')
     runtimes = []
     try:
@@ -61,6 +63,18 @@ def pulling_pair(tmp_path, rabbit_vhost):  # noqa: F811 - the session fixture fr
             r.shutdown()
         src.close()
         dst.close()
+
+
+def unique_bus(url: str) -> dict:
+    tag = uuid.uuid4().hex[:10]
+    return {"url": url, "exchange": f"pull-{tag}", "prefix": f"pull-{tag}", "retry_delays_ms": (200, 400)}
+
+
+@pytest.fixture
+def pulling_pair(tmp_path, rabbit_vhost):
+    bus = unique_bus(rabbit_vhost)
+    with pulling_servers(tmp_path, bus, bus) as servers:
+        yield servers
 
 
 def publish(app: App) -> str:
@@ -187,7 +201,7 @@ def test_a_tampered_stream_is_rejected_with_its_reason_and_nothing_enters_the_de
 
 
 def test_bad_requests_are_refused_with_a_clear_error_and_publish_nothing(pulling_pair):
-    src, dst, config = pulling_pair
+    _src, dst, config = pulling_pair
     unknown_org = request(config, "--organization", "NOPE", "--content-view", CV)
     assert unknown_org.exit_code != 0 and "organization 'NOPE' is not mapped" in unknown_org.output
     unknown_view = request(config, "--organization", ORG, "--content-view", "nope")
@@ -212,3 +226,35 @@ def test_bad_requests_are_refused_with_a_clear_error_and_publish_nothing(pulling
     )
     assert denied.exit_code != 0 and "import_content" in denied.output
     assert outbox(dst, ev.EXPORT_REQUESTED) == []
+
+
+def test_a_request_crosses_the_link_to_a_source_on_another_broker(tmp_path, two_vhosts):  # noqa: F811
+    """Two sites, two brokers (vhosts) joined only by the link's shovels: the destination's request
+    reaches the source's export queue, the stream's announcement and the answer come back."""
+    from iss_plugin.adapters.bus.links import Side, link_definitions
+    from iss_plugin.adapters.bus.topology import export_queue_name, import_queue_name
+
+    from .test_two_sites import _apply, _consumers, _uri
+
+    tag = uuid.uuid4().hex[:10]
+    src_bus, dst_bus = ({**unique_bus(_uri(v)), "exchange": f"pull-{tag}", "prefix": f"pull-{tag}"} for v in two_vhosts)
+    with pulling_servers(tmp_path, src_bus, dst_bus) as (src, dst, config):
+        prefix = src_bus["prefix"]
+        wait_until(lambda: _consumers(src_bus["url"], export_queue_name(prefix)) >= 1, T, "the source's workers")
+        wait_until(lambda: _consumers(dst_bus["url"], import_queue_name(prefix, dst.server_id)) >= 1, T, "its import")
+        src_side, dst_side = link_definitions(
+            src.server_id,
+            dst.server_id,
+            Side(src_bus["url"], two_vhosts[0]),
+            Side(dst_bus["url"], two_vhosts[1]),
+            exchange=src_bus["exchange"],
+            prefix=prefix,
+        )
+        _apply(src_side)
+        _apply(dst_side)
+        publish(src)
+        asked = request(config, "--organization", ORG, "--content-view", CV, "--full")
+        assert asked.exit_code == 0, asked.output
+        wait_until(lambda: versions(dst) == ["1.0"], T, "1.0 pulled across the link")
+        wait_until(lambda: subscription(src).acknowledged == "1.0", T, "the answer back across the link")
+        assert files_under(src.settings.exports_path) == []
