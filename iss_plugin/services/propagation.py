@@ -24,6 +24,7 @@ from iss_plugin.domain import events as ev
 from iss_plugin.domain import policy
 from iss_plugin.domain.errors import (
     Forbidden,
+    ImportRuleViolation,
     IssError,
 )
 from iss_plugin.domain.jsontypes import JSONObject
@@ -624,6 +625,8 @@ def _pull_stream(
 
     data = envelope["data"]
     origin = pull_requests.stream_origin(data["location"])
+    if not data.get("content_view") or not data.get("version"):
+        raise ImportRuleViolation("a stream is announced for a content view version; this names none; nothing imported")
     if ctx.signer is None:
         raise IssError("this server has no key to sign its stream request with: run `iss init`")
     version = VersionNumber.parse(data["version"])

@@ -258,3 +258,44 @@ def test_a_request_crosses_the_link_to_a_source_on_another_broker(tmp_path, two_
         wait_until(lambda: versions(dst) == ["1.0"], T, "1.0 pulled across the link")
         wait_until(lambda: subscription(src).acknowledged == "1.0", T, "the answer back across the link")
         assert files_under(src.settings.exports_path) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"location": "http://127.0.0.1:9/api/v1/bundles/x/download"}, "is not a source's /api/v1/bundles/stream"),
+        ({"source_server": "impostor"}, "does not match its signed manifest"),
+        ({"content_view": None, "version": None, "product": "p", "repository": "r"}, "names none"),
+    ],
+)
+def test_a_stream_announcement_that_lies_is_rejected_and_nothing_is_imported(pulling_pair, changes, message):
+    """bundle.ready is not signed: what the import worker pulls is checked against the signed manifest."""
+    from iss_plugin.services import propagation
+
+    src, dst, _config = pulling_pair
+    publish(src)
+    data = {
+        "bundle_id": "b-1",
+        "source_server": src.server_id,
+        "destination": dst.server_id,
+        "organization": ORG,
+        "content_view": CV,
+        "version": "1.0",
+        "kind": "full",
+        "base": None,
+        "location": f"{src.settings.web_base_url}/api/v1/bundles/stream?organization={ORG}&content_view={CV}",
+        "format": "tar",
+        "stream": True,
+        "repositories": [
+            {"product": "p", "repository": "r", "package_count": 1, "package_set_digest": "sha256:" + "0" * 64}
+        ],
+    }
+    data = {k: v for k, v in (data | changes).items() if v is not None}
+    before = store_files(dst)
+    answer = propagation.on_bundle_ready(
+        dst.uow(), ev.make_envelope(ev.BUNDLE_READY, src.server_id, data), dst.destination_context()
+    )
+    assert answer is not None and answer["state"] == "rejected"
+    rejected = outbox(dst, ev.BUNDLE_REJECTED)[-1].body["data"]
+    assert message in rejected["message"]
+    assert versions(dst) == [] and store_files(dst) == before
