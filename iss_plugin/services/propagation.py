@@ -149,8 +149,9 @@ def on_export_requested(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContex
 def _announce_stream(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, data: JSONObject) -> Propagated | None:
     """The destination asked itself (services/pull_requests.py): announce the stream of what it lacks."""
     assert ctx.web_base_url is not None
-    authorize_account(uow, ctx.actor, policy.EXPORT_CONTENT, sub.organization)
-    made = pull_requests.announce_stream(uow, sub, data, server_id=ctx.server_id, web_base_url=ctx.web_base_url)
+    made = pull_requests.announce_stream(
+        uow, sub, data, server_id=ctx.server_id, web_base_url=ctx.web_base_url, actor=ctx.actor
+    )
     if made is None:
         return None
     sub.in_flight, sub.in_flight_since = str(made.plan.target), _now()

@@ -19,11 +19,13 @@ from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import ContentView, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain import events as ev
+from iss_plugin.domain import policy
 from iss_plugin.domain.errors import ImportRuleViolation, IssError, NotFound, UsageError
 from iss_plugin.domain.jsontypes import JSONObject
 from iss_plugin.domain.versions import VersionNumber
 
 from .audit import audit
+from .identity import authorize_account
 from .importing import destination_holding, mapped_organization
 from .outbox import add_event
 from .streaming import StreamRequest, stream_bundle_id
@@ -176,10 +178,11 @@ class AnnouncedStream:
 
 
 def announce_stream(
-    uow: UnitOfWork, sub: Subscription, request: JSONObject, *, server_id: str, web_base_url: str
+    uow: UnitOfWork, sub: Subscription, request: JSONObject, *, server_id: str, web_base_url: str, actor: str
 ) -> AnnouncedStream | None:
     """Add the bundle.ready of the stream `sub`'s destination asked for (`request`: the
-    export.requested data), in the caller's transaction. None: nothing to send."""
+    export.requested data), in the caller's transaction. None: nothing to send. The export
+    account `actor` needs export_content in the organization (only when there is something to send)."""
     cv = find.content_view(uow.session, find.organization(uow.session, sub.organization), sub.content_view)
     base = request.get("base") or {}
     held = None if request.get("kind") == "full" else base.get("content_view_version")
@@ -199,6 +202,7 @@ def announce_stream(
             ", ".join(map(str, sorted(available))) or "none",
         )
         return None
+    authorize_account(uow, actor, policy.EXPORT_CONTENT, sub.organization)
     target = find.content_view_version(uow.session, cv, plan.target)
     base_label = str(plan.base) if plan.base else None
     bundle_id = stream_bundle_id(

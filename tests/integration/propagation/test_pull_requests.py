@@ -299,3 +299,24 @@ def test_a_stream_announcement_that_lies_is_rejected_and_nothing_is_imported(pul
     rejected = outbox(dst, ev.BUNDLE_REJECTED)[-1].body["data"]
     assert message in rejected["message"]
     assert versions(dst) == [] and store_files(dst) == before
+
+
+def test_a_stream_announced_again_for_a_version_held_is_answered_without_a_byte_read(pulling_pair):
+    from iss_plugin.services import propagation
+
+    src, dst, config = pulling_pair
+    publish(src)
+    assert request(config, "--organization", ORG, "--content-view", CV, "--full").exit_code == 0
+    wait_until(lambda: subscription(src).acknowledged == "1.0", T, "1.0 pulled and acknowledged")
+    data = outbox(src, ev.BUNDLE_READY)[0].body["data"]
+    before = (store_files(dst), len(imports(dst)))
+    nowhere = f"http://127.0.0.1:{closed_port()}"  # were the source asked, the pull would fail: cannot reach
+    data |= {"location": data["location"].replace(src.settings.web_base_url, nowhere)}
+    again = ev.make_envelope(ev.BUNDLE_READY, src.server_id, data)  # another delivery, another event id
+    assert propagation.on_bundle_ready(dst.uow(), again, dst.destination_context()) is None
+    answer = outbox(dst, ev.BUNDLE_IMPORTED)[-1].body["data"]
+    assert (
+        answer["already_imported"] is True and answer["version"] == "1.0" and answer["bundle_id"] == data["bundle_id"]
+    )
+    assert answer["repositories"] == outbox(dst, ev.BUNDLE_IMPORTED)[0].body["data"]["repositories"]
+    assert (store_files(dst), len(imports(dst))) == before
