@@ -206,7 +206,7 @@ def propagate(
         )
         marker = latest.digest
     authorize_account(uow, ctx.actor, policy.EXPORT_CONTENT, sub.organization)  # only when there is something to send
-    if dest.online and dest.url and sub.content_view:
+    if dest.online and dest.url:
         return _push(uow, sub, ctx, request, marker, reason)
     if sub.content_view:  # one bundle for every destination that shares the base (services.fanout)
         result = fanout.export_once(
@@ -244,8 +244,8 @@ def propagate(
 def _push(
     uow: UnitOfWork, sub: Subscription, ctx: SourceContext, request: exporting.ExportRequest, marker: str, reason: str
 ) -> Propagated | None:
-    """An online destination: the bundle's stream (the entries GET /api/v1/bundles/stream serves)
-    is POSTed to its /api/v1/imports/push, no bundle file is written. Its answer is published into
+    """An online destination: the bundle's stream (the entries GET /api/v1/bundles/stream serves),
+    of a content view version or of a repository's latest version, is POSTed to its /api/v1/imports/push, no bundle file is written. Its answer is published into
     this server's own outbox as if the destination had sent it over the bus (source = the
     destination's server id, addressed here): the status consumer records it as any other, in this
     transaction's commit (so a crash before it pushes again, and the destination answers
@@ -258,7 +258,9 @@ def _push(
         sub.organization,
         content_view=request.content_view,
         version=request.version,
-        base=request.from_version,
+        product=request.product,
+        repository=request.repository,
+        base=request.from_version,  # a version "A.B", or a repository version number
         destination=dest.name,
     )
     staging = ctx.staging_root or ctx.exports_path.parent / f".{ctx.exports_path.name}-staging"
@@ -271,7 +273,12 @@ def _push(
         planned.close()
     m = planned.manifest  # what was sent: the answer names it whatever the destination could read
     answer = answer | {"bundle_id": m.bundle_id, "destination": dest.server_id, "source_server": ctx.server_id}
-    answer |= {"content_view": sub.content_view, "version": marker}
+    for k in ("content_view", "version", "product", "repository"):
+        answer.pop(k, None)
+    if sub.content_view:
+        answer |= {"content_view": sub.content_view, "version": marker}
+    else:  # the status consumer acknowledges a repository by the digest its answer names
+        answer |= {"product": sub.product, "repository": sub.repository}
     add_event(
         uow.session,
         ev.BUNDLE_IMPORTED if state == "imported" else ev.BUNDLE_REJECTED,
@@ -287,8 +294,8 @@ def _push(
         "format": "tar",
         "kind": m.kind,
         "organization": sub.organization,
-        "content_view": sub.content_view,
-        "version": marker,
+        "content_view": sub.content_view or None,
+        "version": marker if sub.content_view else None,
         "base": request.from_version,
         "files": [],
         "size": sum(f.size for f in planned.files),
