@@ -25,6 +25,7 @@ from iss_plugin.domain import policy
 from iss_plugin.domain.errors import (
     Forbidden,
     IssError,
+    TransientError,
 )
 from iss_plugin.domain.jsontypes import JSONObject
 from iss_plugin.domain.resend import resend_wait
@@ -472,11 +473,18 @@ def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) 
 
 def _next_unless_forbidden(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, reason: str) -> Propagated | None:
     """After an answer: an export account that may not export must not undo the acknowledgement
-    recorded with it (the denial is audited; reconcile tries again once it is granted)."""
+    recorded with it (the denial is audited; reconcile tries again once it is granted), nor must an
+    online destination that cannot take the next push right now (down, 5xx, a timeout: the push
+    fails before it changes anything here; nothing is in flight, so reconcile pushes it again)."""
     try:
         return propagate(uow, sub, ctx, reason=reason)
     except Forbidden as e:
         log.warning("%s", e.message)
+        return None
+    except TransientError as e:
+        if not (sub.destination.online and sub.destination.url):
+            raise
+        log.warning("pushing the next bundle to %s failed, reconcile sends it again: %s", sub.destination.name, e)
         return None
 
 

@@ -20,6 +20,7 @@ from iss_plugin.domain import policy
 from iss_plugin.domain.errors import IssError, NotAuthenticated
 from iss_plugin.domain.jsontypes import JSONObject
 from iss_plugin.domain.trust import organization_map
+from iss_plugin.failpoints import failpoint
 
 from . import importing
 from .identity import authorize_account
@@ -62,6 +63,7 @@ def receive_push(
         def seal(manifest: bytes, signature: bytes) -> None:
             _check_signature(manifest, signature, trusted, request.organization)
             bundle.update(_named(manifest))
+            failpoint("push.receiving")  # tests: a destination that stops reading mid-body
 
         opened = read_tar_stream(body, display, ctx.imports_path, seal=seal)
         scope: importing.Scope = "repository" if bundle.get("repository") else "content_view_version"
