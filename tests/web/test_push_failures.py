@@ -37,6 +37,7 @@ from tests.integration.propagation.conftest import (
 from tests.web.test_bus_over_http import Served
 
 ROOT = Path(__file__).resolve().parents[2]
+ISS = [sys.executable, "-c", "from iss_plugin.cli import main; main()"]
 UTILS = f"{CUSTOM_PRODUCT}/utils"
 T = 60
 
@@ -143,8 +144,7 @@ def test_a_next_push_that_fails_keeps_the_acknowledgement_and_reconcile_sends_it
 def _serve(config: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("a") as fh:
         return subprocess.Popen(
-            [sys.executable, "-c", "from iss_plugin.cli import main; main()", "--config", str(config), "serve"]
-            + ["--host", "127.0.0.1", "--port", str(port)],
+            [*ISS, "--config", str(config), "serve", "--host", "127.0.0.1", "--port", str(port)],
             stdout=fh,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **env},
