@@ -145,3 +145,21 @@ def test_an_organization_the_destination_does_not_map_is_refused_and_nothing_imp
     with dst.session_factory() as s:
         assert s.scalars(select(m.ImportRecord.state)).all() == ["rejected"]
         assert s.scalars(select(m.Product.label).where(m.Product.label == "other-tools")).all() == []
+
+
+def test_a_destination_that_lost_the_base_answers_base_mismatch_and_gets_the_whole_repository(online_pair, tmp_path):
+    src, dst, subscribe = online_pair
+    subscribe(UTILS)
+    propagation.reconcile(src.uow(), src.source_context())
+    wait_until(lambda: subscription(src).acknowledged == digest(src, UTILS), T, "utils acknowledged on the source")
+    info = catalog.repository_info(dst.uow(), ORG, UTILS)
+    catalog.remove_packages(dst.uow(), ORG, UTILS, info["packages"][:1], ACTOR, dst.server_id)  # not the base now
+    new = build_rpms(tmp_path / "rpms" / "utils-new", 2, prefix="utils-new-pkg")
+    catalog.upload_packages(src.uow(), ORG, UTILS, new, ACTOR, src.server_id)  # incremental from the lost base
+    wait_until(lambda: subscription(src).acknowledged == digest(src, UTILS), T, "the repository acknowledged again")
+    assert digest(dst, UTILS) == digest(src, UTILS)
+    rejected = outbox(src, "iss.bundle.rejected.v1")[0].body["data"]
+    assert rejected["reason"] == "base_mismatch" and rejected["repository"] == "utils"
+    assert rejected["has"]["repositories"][0]["package_count"] == 2
+    assert [(r.kind, r.state) for r in imports(dst)] == [("full", "imported"), (None, "rejected"), ("full", "imported")]
+    assert subscription(src).rejections == 0 and files_under(src.settings.exports_path) == []
