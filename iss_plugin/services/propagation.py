@@ -273,6 +273,8 @@ def _push(
     finally:
         planned.close()
     m = planned.manifest  # what was sent: the answer names it whatever the destination could read
+    if not sub.content_view:  # the version planned, should one have been added since `marker` was read
+        marker = m.repositories[0].target.package_set_digest
     answer = answer | {"bundle_id": m.bundle_id, "destination": dest.server_id, "source_server": ctx.server_id}
     for k in ("content_view", "version", "product", "repository"):
         answer.pop(k, None)

@@ -163,3 +163,21 @@ def test_a_destination_that_lost_the_base_answers_base_mismatch_and_gets_the_who
     assert rejected["has"]["repositories"][0]["package_count"] == 2
     assert [(r.kind, r.state) for r in imports(dst)] == [("full", "imported"), (None, "rejected"), ("full", "imported")]
     assert subscription(src).rejections == 0 and files_under(src.settings.exports_path) == []
+
+
+def test_the_version_pushed_is_the_one_in_flight_even_if_it_changed_since_it_was_looked_up(online_pair):
+    """propagate reads the latest version, then plans the stream: a version added in between is the
+    one sent, so it is what must be in flight (else its acknowledgement would not clear it)."""
+    from iss_plugin.services.exporting import ExportRequest
+
+    src, _dst, subscribe = online_pair
+    subscribe(UTILS)
+    stale = "sha256:" + "0" * 64
+    with src.uow() as uow:
+        sub = uow.session.scalars(select(m.Subscription)).one()
+        request = ExportRequest(ORG, "repository", incremental=False, product=CUSTOM_PRODUCT, repository="utils")
+        propagation._push(uow, sub, src.source_context(), request, stale, "test")
+        uow.commit()
+    assert subscription(src).in_flight == digest(src, UTILS)
+    wait_until(lambda: subscription(src).acknowledged == digest(src, UTILS), T, "utils acknowledged on the source")
+    assert subscription(src).in_flight is None
