@@ -246,11 +246,11 @@ def _push(
     uow: UnitOfWork, sub: Subscription, ctx: SourceContext, request: exporting.ExportRequest, marker: str, reason: str
 ) -> Propagated | None:
     """An online destination: the bundle's stream (the entries GET /api/v1/bundles/stream serves),
-    of a content view version or of a repository's latest version, is POSTed to its /api/v1/imports/push, no bundle file is written. Its answer is published into
-    this server's own outbox as if the destination had sent it over the bus (source = the
-    destination's server id, addressed here): the status consumer records it as any other, in this
-    transaction's commit (so a crash before it pushes again, and the destination answers
-    already-imported)."""
+    of a content view version or of a repository's latest version, is POSTed to its
+    /api/v1/imports/push, no bundle file is written. Its answer is published into this server's own
+    outbox as if the destination had sent it over the bus (source = the destination's server id,
+    addressed here): the status consumer records it as any other, in this transaction's commit (so
+    a crash before it pushes again, and the destination answers already-imported)."""
     from iss_plugin.adapters.bundles.push import push_stream
 
     dest = sub.destination

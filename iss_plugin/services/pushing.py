@@ -91,9 +91,9 @@ def receive_push(
                 importing.destination_holding(
                     uow,
                     request.organization,
-                    _text(bundle.get("content_view")),
-                    _text(bundle.get("product")),
-                    _text(bundle.get("repository")),
+                    bundle.get("content_view"),
+                    bundle.get("product"),
+                    bundle.get("repository"),
                 )
                 if bundle.get("content_view") or bundle.get("repository")
                 else None
@@ -106,10 +106,6 @@ def receive_push(
             "problems": [p[:4000] for p in e.problems[:1000]],
             "has": has,
         }
-
-
-def _text(value: object) -> str | None:
-    return str(value) if value else None
 
 
 def _named(manifest: bytes) -> JSONObject:
