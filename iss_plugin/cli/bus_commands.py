@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .output import emit
+from .output import emit, wants_json
 from .state import State, command
 
 
@@ -45,6 +45,25 @@ def destination_add(
     )
 
 
+@command(destination, "update")
+@click.option("--name", required=True, help="destination name")
+@click.option("--online", is_flag=True, help="push each bundle's stream to the destination's --url (no bundle file)")
+@click.option("--offline", is_flag=True, help="write bundle files again (announced on the bus); forgets the url")
+@click.option("--url", help="the destination's `iss serve` address (with --online)")
+def destination_update(
+    ctx: click.Context, state: State, output: str | None, name: str, online: bool, offline: bool, url: str | None
+) -> None:
+    """Make a destination online (pushed to at --url) or offline (bundle files)."""
+    from iss_plugin.domain.errors import UsageError
+    from iss_plugin.services import subscriptions
+
+    if online == offline:
+        raise UsageError("give one of --online --url URL or --offline")
+    if online != (url is not None):
+        raise UsageError("--online and --url go together: an online destination is pushed to at its --url")
+    emit(ctx, subscriptions.update_destination(state.app.uow(), name, url, state.app.settings.actor))
+
+
 @command(destination, "subscribe")
 @click.option("--name", "destination_name", required=True, help="destination name")
 @click.option("--organization", required=True)
@@ -71,9 +90,40 @@ def destination_subscribe(
 
 @command(destination, "list")
 def destination_list(ctx: click.Context, state: State, output: str | None) -> None:
+    """Subscriptions (what each destination acknowledged, has in flight, refused) and destinations
+    with none yet; online destinations are pushed to at their url."""
     from iss_plugin.services import subscriptions
 
-    emit(ctx, subscriptions.list_subscriptions(state.app.uow()))
+    rows = subscriptions.list_destinations_and_subscriptions(state.app.uow())
+    if wants_json(ctx) or not rows:
+        emit(ctx, rows)
+        return
+    listed = {r["destination"]: r for r in rows}.values()  # one per destination, in order
+    emit(
+        ctx,
+        [
+            {"name": r["destination"], "server id": r["server_id"], "online": r["online"], "url": r["url"]}
+            for r in listed
+        ],
+        title="Destinations",
+    )
+    subscribed = [
+        {
+            "destination": r["destination"],
+            "organization": r["organization"],
+            "subscribed to": f"content view {r['content_view']}"
+            if r["content_view"]
+            else f"repository {r['repository']}",
+            "acknowledged": r["acknowledged"],
+            "in flight": r["in_flight"],
+            "rejections": r["rejections"],
+            "last rejection": r["last_rejection"],
+        }
+        for r in rows
+        if r["organization"]
+    ]
+    if subscribed:
+        emit(ctx, subscribed, title="Subscriptions")
 
 
 @command(None, "reconcile")

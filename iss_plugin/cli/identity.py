@@ -54,6 +54,7 @@ COMMAND_PERMISSIONS: dict[str, tuple[str, Scope]] = {
     "content-import sync": (policy.IMPORT_CONTENT, "organization"),
     "content-import request": (policy.IMPORT_CONTENT, "organization"),
     "destination add": (policy.MANAGE_DESTINATIONS, "server"),
+    "destination update": (policy.MANAGE_DESTINATIONS, "server"),
     "destination subscribe": (policy.MANAGE_DESTINATIONS, "organization"),
     "destination list": (policy.MANAGE_DESTINATIONS, "server"),
     "reconcile": (policy.MANAGE_DESTINATIONS, "server"),

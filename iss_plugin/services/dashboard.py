@@ -74,6 +74,8 @@ class SubscriptionLag:
     in_flight_since: datetime | None
     rejections: int
     last_rejection: str | None
+    online: bool = False  # the destination is pushed to at `url` (no bundle files)
+    url: str | None = None
 
 
 def destinations(uow: UnitOfWork, visible: Visible, now: datetime | None = None) -> list[SubscriptionLag]:
@@ -119,6 +121,8 @@ def _lag(uow: UnitOfWork, sub: Subscription, now: datetime) -> SubscriptionLag:
         _aware(sub.in_flight_since),
         sub.rejections or 0,
         sub.last_rejection,
+        bool(sub.destination.online),
+        sub.destination.url,
     )
 
 

@@ -26,6 +26,7 @@ from iss_plugin.domain.errors import (
     Forbidden,
     ImportRuleViolation,
     IssError,
+    TransientError,
 )
 from iss_plugin.domain.jsontypes import JSONObject
 from iss_plugin.domain.resend import resend_wait
@@ -237,7 +238,7 @@ def propagate(
         )
         marker = latest.digest
     authorize_account(uow, ctx.actor, policy.EXPORT_CONTENT, sub.organization)  # only when there is something to send
-    if dest.online and dest.url and sub.content_view:
+    if dest.online and dest.url:
         return _push(uow, sub, ctx, request, marker, reason)
     if sub.content_view:  # one bundle for every destination that shares the base (services.fanout)
         result = fanout.export_once(
@@ -275,12 +276,12 @@ def propagate(
 def _push(
     uow: UnitOfWork, sub: Subscription, ctx: SourceContext, request: exporting.ExportRequest, marker: str, reason: str
 ) -> Propagated | None:
-    """An online destination: the bundle's stream (the entries GET /api/v1/bundles/stream serves)
-    is POSTed to its /api/v1/imports/push, no bundle file is written. Its answer is published into
-    this server's own outbox as if the destination had sent it over the bus (source = the
-    destination's server id, addressed here): the status consumer records it as any other, in this
-    transaction's commit (so a crash before it pushes again, and the destination answers
-    already-imported)."""
+    """An online destination: the bundle's stream (the entries GET /api/v1/bundles/stream serves),
+    of a content view version or of a repository's latest version, is POSTed to its
+    /api/v1/imports/push, no bundle file is written. Its answer is published into this server's own
+    outbox as if the destination had sent it over the bus (source = the destination's server id,
+    addressed here): the status consumer records it as any other, in this transaction's commit (so
+    a crash before it pushes again, and the destination answers already-imported)."""
     from iss_plugin.adapters.bundles.push import push_stream
 
     dest = sub.destination
@@ -289,7 +290,9 @@ def _push(
         sub.organization,
         content_view=request.content_view,
         version=request.version,
-        base=request.from_version,
+        product=request.product,
+        repository=request.repository,
+        base=request.from_version,  # a version "A.B", or a repository version number
         destination=dest.name,
     )
     staging = ctx.staging_root or ctx.exports_path.parent / f".{ctx.exports_path.name}-staging"
@@ -301,8 +304,15 @@ def _push(
     finally:
         planned.close()
     m = planned.manifest  # what was sent: the answer names it whatever the destination could read
+    if not sub.content_view:  # the version planned, should one have been added since `marker` was read
+        marker = m.repositories[0].target.package_set_digest
     answer = answer | {"bundle_id": m.bundle_id, "destination": dest.server_id, "source_server": ctx.server_id}
-    answer |= {"content_view": sub.content_view, "version": marker}
+    for k in ("content_view", "version", "product", "repository"):
+        answer.pop(k, None)
+    if sub.content_view:
+        answer |= {"content_view": sub.content_view, "version": marker}
+    else:  # the status consumer acknowledges a repository by the digest its answer names
+        answer |= {"product": sub.product, "repository": sub.repository}
     add_event(
         uow.session,
         ev.BUNDLE_IMPORTED if state == "imported" else ev.BUNDLE_REJECTED,
@@ -318,8 +328,8 @@ def _push(
         "format": "tar",
         "kind": m.kind,
         "organization": sub.organization,
-        "content_view": sub.content_view,
-        "version": marker,
+        "content_view": sub.content_view or None,
+        "version": marker if sub.content_view else None,
         "base": request.from_version,
         "files": [],
         "size": sum(f.size for f in planned.files),
@@ -496,11 +506,18 @@ def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) 
 
 def _next_unless_forbidden(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, reason: str) -> Propagated | None:
     """After an answer: an export account that may not export must not undo the acknowledgement
-    recorded with it (the denial is audited; reconcile tries again once it is granted)."""
+    recorded with it (the denial is audited; reconcile tries again once it is granted), nor must an
+    online destination that cannot take the next push right now (down, 5xx, a timeout: the push
+    fails before it changes anything here; nothing is in flight, so reconcile pushes it again)."""
     try:
         return propagate(uow, sub, ctx, reason=reason)
     except Forbidden as e:
         log.warning("%s", e.message)
+        return None
+    except TransientError as e:
+        if not (sub.destination.online and sub.destination.url):
+            raise
+        log.warning("pushing the next bundle to %s failed, reconcile sends it again: %s", sub.destination.name, e)
         return None
 
 

@@ -20,6 +20,7 @@ from iss_plugin.domain import policy
 from iss_plugin.domain.errors import IssError, NotAuthenticated
 from iss_plugin.domain.jsontypes import JSONObject
 from iss_plugin.domain.trust import organization_map
+from iss_plugin.failpoints import failpoint
 
 from . import importing
 from .identity import authorize_account
@@ -62,12 +63,14 @@ def receive_push(
         def seal(manifest: bytes, signature: bytes) -> None:
             _check_signature(manifest, signature, trusted, request.organization)
             bundle.update(_named(manifest))
+            failpoint("push.receiving")  # tests: a destination that stops reading mid-body
 
         opened = read_tar_stream(body, display, ctx.imports_path, seal=seal)
+        scope: importing.Scope = "repository" if bundle.get("repository") else "content_view_version"
         with opened:
             summary = importing.import_bundle(
                 uow,
-                importing.ImportRequest(request.organization, opened.root, "content_view_version"),
+                importing.ImportRequest(request.organization, opened.root, scope),
                 work_dir=ctx.imports_path,
                 actor=ctx.actor,
             )
@@ -81,11 +84,18 @@ def receive_push(
             "destination": ctx.server_id,
             "organization": organization,
         }
-        answer |= {k: bundle[k] for k in ("content_view", "version") if bundle.get(k)}
+        named = ("content_view", "version", "product", "repository")
+        answer |= {k: bundle[k] for k in named if bundle.get(k)}
         with uow:
             has = (
-                importing.destination_holding(uow, request.organization, bundle.get("content_view"), None, None)
-                if bundle.get("content_view")
+                importing.destination_holding(
+                    uow,
+                    request.organization,
+                    bundle.get("content_view"),
+                    bundle.get("product"),
+                    bundle.get("repository"),
+                )
+                if bundle.get("content_view") or bundle.get("repository")
                 else None
             )
             importing.record_rejection_in(uow, request, e, ctx.actor)
@@ -108,6 +118,9 @@ def _named(manifest: bytes) -> JSONObject:
         named: JSONObject = {"bundle_id": str(m["bundle_id"]), "source_server": str(m["source_server"])}
         if cv:
             named |= {"content_view": str(cv["label"]), "version": str(cv["version"])}
+        elif m.get("scope") == "repository" and m.get("repositories"):
+            repo = m["repositories"][0]
+            named |= {"product": str(repo["product"]), "repository": str(repo["label"])}
         return named
     except (ValueError, KeyError, TypeError, AttributeError):
         return {}

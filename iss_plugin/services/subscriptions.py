@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import TypedDict
 
 from sqlalchemy import select
@@ -19,6 +20,14 @@ class DestinationAdded(TypedDict):
     name: str
     server_id: str
     fingerprint: str
+
+
+class DestinationUpdated(TypedDict):
+    name: str
+    server_id: str
+    online: bool
+    url: str | None
+    changed: bool
 
 
 class Subscribed(TypedDict):
@@ -39,6 +48,23 @@ class SubscriptionRow(TypedDict):
     in_flight: str | None
     rejections: int
     last_rejection: str | None
+    online: bool  # the destination's: bundles are pushed to its url rather than written as files
+    url: str | None
+
+
+def check_push_url(url: str) -> str:
+    """An online destination's `iss serve` address: http(s) with a host (at most 1024 characters)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 1024:
+        raise UsageError(
+            f"--url must be the destination's http(s):// address with a host (e.g. https://dc2.example.com:8443), "
+            f"not '{url}'"
+        )
+    return url
 
 
 def add_destination(
@@ -48,8 +74,8 @@ def add_destination(
     from iss_plugin.adapters.bundles.signing import fingerprint_of
 
     check_server_id(server_id, "--server-id")
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise UsageError(f"--url must be the destination's http(s):// address, not '{url}'")
+    if url is not None:
+        check_push_url(url)
     fingerprint = fingerprint_of(public_pem)
     with uow:
         if uow.session.scalar(
@@ -62,6 +88,38 @@ def add_destination(
         audit(uow.session, actor, "destination.add", name, server_id=server_id, fingerprint=fingerprint, url=url)
         uow.commit()
     return {"name": name, "server_id": server_id, "fingerprint": fingerprint}
+
+
+def update_destination(uow: UnitOfWork, name: str, url: str | None, actor: str) -> DestinationUpdated:
+    """Make a destination online at `url` (bundles are pushed to its `iss serve`), or offline (None:
+    bundle files again). A bundle already in flight is answered or re-sent as before (reconcile)."""
+    if url is not None:
+        check_push_url(url)
+    with uow:
+        d = destination(uow, name)
+        before = {"online": d.online, "url": d.url}
+        d.online, d.url = url is not None, url
+        changed = before != {"online": d.online, "url": d.url}
+        audit(
+            uow.session,
+            actor,
+            "destination.update",
+            name,
+            server_id=d.server_id,
+            online=d.online,
+            url=url,
+            was_online=before["online"],
+            was_url=before["url"],
+        )
+        result: DestinationUpdated = {
+            "name": d.name,
+            "server_id": d.server_id,
+            "online": d.online,
+            "url": d.url,
+            "changed": changed,
+        }
+        uow.commit()
+    return result
 
 
 def destination(uow: UnitOfWork, name: str) -> Destination:
@@ -133,20 +191,65 @@ def list_subscriptions(uow: UnitOfWork) -> list[SubscriptionRow]:
                 "in_flight": s.in_flight,
                 "rejections": s.rejections or 0,
                 "last_rejection": s.last_rejection,
+                "online": s.destination.online,
+                "url": s.destination.url,
             }
             for s in rows
         ]
+
+
+class DestinationOnly(TypedDict):
+    """A destination with no subscription, in `iss destination list`."""
+
+    destination: str
+    server_id: str
+    online: bool
+    url: str | None
+    organization: None
+    content_view: None
+    repository: None
+    acknowledged: None
+    in_flight: None
+    rejections: int
+    last_rejection: None
 
 
 class DestinationRow(TypedDict):
     name: str
     server_id: str
     public_key: str
+    online: bool
+    url: str | None
 
 
 def list_destinations(uow: UnitOfWork) -> list[DestinationRow]:
     with uow:
         return [
-            {"name": d.name, "server_id": d.server_id, "public_key": d.public_key}
+            {"name": d.name, "server_id": d.server_id, "public_key": d.public_key, "online": d.online, "url": d.url}
             for d in uow.session.scalars(select(Destination).order_by(Destination.name))
         ]
+
+
+def list_destinations_and_subscriptions(uow: UnitOfWork) -> list[SubscriptionRow | DestinationOnly]:
+    """`iss destination list`: every subscription, then every destination that has none yet (so
+    one just added, or made online, shows), its subscription columns empty."""
+    rows: list[SubscriptionRow | DestinationOnly] = list(list_subscriptions(uow))
+    subscribed = {r["destination"] for r in rows}
+    for d in list_destinations(uow):
+        if d["name"] not in subscribed:
+            rows.append(
+                {
+                    "destination": d["name"],
+                    "server_id": d["server_id"],
+                    "online": d["online"],
+                    "url": d["url"],
+                    "organization": None,
+                    "content_view": None,
+                    "repository": None,
+                    "acknowledged": None,
+                    "in_flight": None,
+                    "rejections": 0,
+                    "last_rejection": None,
+                }
+            )
+    return rows

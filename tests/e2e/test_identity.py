@@ -85,6 +85,8 @@ def _commands(tmp_path: Path, key: Path, bundle: Path) -> list[tuple[str, str, t
             0,
         ),
         ("manage_destinations", "all", ("destination", "list"), 0),
+        # the permission passes; there is no such destination: a usage error (2), not 4
+        ("manage_destinations", "all", ("destination", "update", "--name", "nowhere", "--offline"), 2),
         ("manage_trust", "all", ("trust", "list"), 0),
         (
             "manage_trust",

@@ -194,3 +194,12 @@ def test_bearer_token_posts_need_no_csrf_token(site):
         )
         assert r.status_code == 303
     assert parking.list_parked(site.app) == []
+
+
+def test_the_destinations_page_shows_whether_a_destination_is_online_and_its_url(client, site):
+    as_user(client, "vera")
+    assert "bundle files" in client.get("/destinations").text
+    url = "https://dc-east.example.com:8443"
+    site.server.run("destination", "update", "--name", "dc-east", "--online", "--url", url)
+    dest = client.get("/destinations").text
+    assert "<td>online<div" in dest and url in dest and "bundle files" not in dest

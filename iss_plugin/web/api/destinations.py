@@ -1,16 +1,26 @@
-"""Destinations and subscriptions: GET/POST /api/v1/destinations and /api/v1/subscriptions."""
+"""Destinations and subscriptions: GET/POST /api/v1/destinations, PATCH /api/v1/destinations/{name}
+(online at a url, or offline) and GET/POST /api/v1/subscriptions."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from iss_plugin.adapters.bundles.signing import fingerprint_of
 from iss_plugin.bootstrap import App
 from iss_plugin.domain import policy
+from iss_plugin.domain.errors import UsageError
 from iss_plugin.services import subscriptions
 from iss_plugin.web.auth import authorize, caller, iss_app, require
 
-from .models import ERRORS, DestinationIn, DestinationOut, SubscribedOut, SubscriptionIn, SubscriptionOut
+from .models import (
+    ERRORS,
+    DestinationIn,
+    DestinationOut,
+    DestinationUpdate,
+    SubscribedOut,
+    SubscriptionIn,
+    SubscriptionOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["destinations"], responses=ERRORS)
 
@@ -20,10 +30,7 @@ def list_destinations(
     who: policy.Identity = Depends(require(policy.MANAGE_DESTINATIONS)), app: App = Depends(iss_app)
 ) -> list[DestinationOut]:
     """Every destination (a server-wide list: manage_destinations in every organization)."""
-    return [
-        DestinationOut(name=d["name"], server_id=d["server_id"], fingerprint=fingerprint_of(d["public_key"]))
-        for d in subscriptions.list_destinations(app.uow())
-    ]
+    return [_out(d) for d in subscriptions.list_destinations(app.uow())]
 
 
 @router.post("/destinations", response_model=DestinationOut, status_code=201)
@@ -32,9 +39,34 @@ def add_destination(
     who: policy.Identity = Depends(require(policy.MANAGE_DESTINATIONS)),
     app: App = Depends(iss_app),
 ) -> DestinationOut:
-    """Add a downstream server by name, server id and its Ed25519 public key."""
-    added = subscriptions.add_destination(app.uow(), body.name, body.server_id, body.public_key, who.login)
-    return DestinationOut(**added)
+    """Add a downstream server by name, server id and its Ed25519 public key (with `url`: online,
+    bundles are pushed to it)."""
+    added = subscriptions.add_destination(
+        app.uow(), body.name, body.server_id, body.public_key, who.login, url=body.url
+    )
+    return DestinationOut(**added, online=body.url is not None, url=body.url)
+
+
+@router.patch("/destinations/{name}", response_model=DestinationOut)
+def update_destination(
+    body: DestinationUpdate,
+    name: str = Path(max_length=128),
+    who: policy.Identity = Depends(require(policy.MANAGE_DESTINATIONS)),
+    app: App = Depends(iss_app),
+) -> DestinationOut:
+    """Make a destination online (`{"online": true, "url": ...}`) or offline (`{"online": false}`)."""
+    if body.online != (body.url is not None):
+        raise UsageError("online and url go together: an online destination is pushed to at its url")
+    subscriptions.update_destination(app.uow(), name, body.url, who.login)
+    [d] = [d for d in subscriptions.list_destinations(app.uow()) if d["name"] == name]
+    return _out(d)
+
+
+def _out(d: subscriptions.DestinationRow) -> DestinationOut:
+    fingerprint = fingerprint_of(d["public_key"])
+    return DestinationOut(
+        name=d["name"], server_id=d["server_id"], fingerprint=fingerprint, online=d["online"], url=d["url"]
+    )
 
 
 @router.get("/subscriptions", response_model=list[SubscriptionOut])

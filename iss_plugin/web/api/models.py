@@ -93,12 +93,25 @@ class DestinationIn(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     server_id: str = Field(min_length=1, max_length=128)
     public_key: str = Field(min_length=1, max_length=10000, description="the destination's ed25519.pub (PEM)")
+    url: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="an online destination: its `iss serve` address; bundles are pushed there (no bundle file)",
+    )
 
 
 class DestinationOut(BaseModel):
     name: str
     server_id: str
     fingerprint: str
+    online: bool = False
+    url: str | None = None
+
+
+class DestinationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    online: bool = Field(description="true: pushed to at `url`; false: bundle files again (the url is forgotten)")
+    url: str | None = Field(default=None, max_length=1024, description="with online: true, the destination's address")
 
 
 class SubscriptionIn(BaseModel):
@@ -127,6 +140,8 @@ class SubscriptionOut(BaseModel):
     in_flight: str | None
     rejections: int
     last_rejection: str | None
+    online: bool
+    url: str | None
 
 
 class HookAccepted(BaseModel):
