@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from iss_plugin.adapters.backends.pulp.client import Params, PulpConnection, Pul
 from iss_plugin.adapters.backends.pulp.export import PulpExport
 from iss_plugin.adapters.backends.pulp.housekeeping import PulpHousekeeping
 from iss_plugin.adapters.backends.pulp.imports import PulpImport
+from iss_plugin.adapters.backends.pulp.receive import PulpPackageReceiver
 from iss_plugin.adapters.backends.pulp.watch import PulpWatch
 from iss_plugin.domain.errors import ConfigError
 
@@ -52,6 +54,11 @@ class PulpBackend(PulpImport, PulpExport, PulpHousekeeping, PulpWatch):
         self.modify_import_limit = modify_import_limit
         self.remote_options = dict(remote_options or {})  # e.g. {"max_retries": 0}: more remote settings
         self._repos = {}
+
+    def package_receiver(self, expected: Collection[str] = ()) -> PulpPackageReceiver:
+        """ReceivesPackages: package files of a stream uploaded one at a time (`expected`: the
+        sha256s the signed manifest lists; those Pulp holds already are not uploaded again)."""
+        return PulpPackageReceiver(self, expected)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> PulpBackend:

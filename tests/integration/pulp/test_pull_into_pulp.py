@@ -1,0 +1,183 @@
+"""Pull (content-import sync) into a destination whose content backend is a real Pulp (instance 2),
+from a local-backend source's stream served by a real uvicorn: each package file goes into Pulp as
+soon as its sha256 is checked (never the whole bundle on disk), then the same import service makes
+the versions and checks their digests. Full, then incremental (only the new package travels), twice
+a no-op, a flipped byte refused with nothing changed in Pulp's repositories or the iss catalog."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from consumers.demo import CUSTOM_PRODUCT, ORG, make_server, prepare_destination, prepare_source
+from iss_plugin.adapters.bundles.pull import StreamClient
+from iss_plugin.adapters.fixtures import build_rpms
+from iss_plugin.domain.errors import BundleIntegrityError
+from iss_plugin.services import catalog, pulling
+from tests.conftest import closed_port
+from tests.integration.propagation.conftest import ACTOR, add_subscriber, pins, publish, versions
+from tests.integration.pulp.support import new_prefix, purge, require_instance
+from tests.web.test_bus_over_http import Served
+
+pytestmark = pytest.mark.pulp
+
+
+class Watched(httpx.SyncByteStream):
+    """The response body as it arrives: kept (to read the tar), a byte flipped at `flip_at`, and at
+    every chunk the .rpm files lying in the destination's work directory counted."""
+
+    def __init__(self, inner: httpx.SyncByteStream, proxy: Proxy) -> None:
+        self.inner, self.proxy = inner, proxy
+
+    def __iter__(self) -> Iterator[bytes]:
+        offset = 0
+        for chunk in self.inner:
+            at = self.proxy.flip_at
+            if at is not None and offset <= at < offset + len(chunk):
+                i = at - offset
+                chunk = chunk[:i] + bytes([chunk[i] ^ 0x01]) + chunk[i + 1 :]
+            offset += len(chunk)
+            self.proxy.body += chunk
+            rpms = [p.stat().st_size for p in self.proxy.work_dir.rglob("*.rpm") if p.is_file()]
+            self.proxy.peak_rpm_files = max(self.proxy.peak_rpm_files, len(rpms))
+            self.proxy.peak_rpm_bytes = max(self.proxy.peak_rpm_bytes, sum(rpms))
+            yield chunk
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Proxy(httpx.BaseTransport):
+    def __init__(self, work_dir: Path, flip_at: int | None = None) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.work_dir, self.flip_at = work_dir, flip_at
+        self.requests: list[httpx.Request] = []
+        self.body = b""
+        self.peak_rpm_files = 0
+        self.peak_rpm_bytes = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        response = self.inner.handle_request(request)
+        if response.status_code != 200:
+            return response
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        return httpx.Response(response.status_code, headers=response.headers, stream=Watched(response.stream, self))
+
+    def rpms(self) -> dict[str, tarfile.TarInfo]:
+        with tarfile.open(fileobj=io.BytesIO(self.body)) as tar:
+            return {m.name: m for m in tar if m.name.endswith(".rpm")}
+
+
+@pytest.fixture
+def pulp_pair(tmp_path):
+    inst = require_instance(2)
+    prefix = new_prefix()
+    port = closed_port()
+    src = make_server(tmp_path, "source")
+    dst = make_server(tmp_path, "destination", backend="pulp", pulp=inst.settings(prefix).pulp.model_dump())
+    prepare_source(src, tmp_path / "rpms", 3, ACTOR)
+    prepare_destination(dst, src, tmp_path, ACTOR)
+    add_subscriber(src, dst, tmp_path)
+    publish(src)
+    try:
+        with Served(src, port):
+            yield src, dst, f"http://127.0.0.1:{port}"
+    finally:
+        purge(inst.backend(repo_prefix=prefix))
+        src.close()
+        dst.close()
+
+
+def pull(dst, url: str, proxy: Proxy):
+    with StreamClient(url, dst.signer, dst.server_id, transport=proxy) as client:
+        return pulling.pull_content_view(
+            dst.uow(),
+            pulling.PullRequest(ORG, "base"),
+            open_stream=client.open,
+            work_dir=dst.settings.imports_path,
+            display=f"the stream from {url}",
+            actor=ACTOR,
+        )
+
+
+def pulp_state(dst) -> dict[str, list[tuple[int, int, str]]]:
+    """Every repository Pulp holds for the destination (under its prefix): its versions' numbers,
+    package counts and digests."""
+    with dst.uow() as uow:
+        backend = uow.backend
+        return {
+            key: [(v.number, v.package_count, v.digest) for v in backend.list_versions(key)]
+            for key in sorted(backend.list_repositories())
+        }
+
+
+def test_pull_into_pulp_full_then_only_the_new_package_twice_a_no_op(pulp_pair, tmp_path):
+    src, dst, url = pulp_pair
+    work_dir = Path(dst.settings.imports_path)
+    proxy = Proxy(work_dir)
+    first = pull(dst, url, proxy)
+    assert first["state"] == "imported" and first["base"] is None and versions(dst) == ["1.0"]
+    assert pins(dst, "1.0") == pins(src, "1.0")  # the same package sets, checked against Pulp's versions
+    sent = proxy.rpms()
+    assert len(sent) == 12  # four repositories of three packages
+    # one package at a time (and the few on their way into Pulp), never the bundle, lay on disk
+    assert 1 <= proxy.peak_rpm_files <= 4 + 1
+    assert proxy.peak_rpm_bytes <= 5 * max(m.size for m in sent.values())
+    assert not list(work_dir.rglob("*.rpm"))  # and nothing is left behind
+    state = pulp_state(dst)
+    for (product, repo), (count, digest) in pins(src, "1.0").items():
+        assert state[f"{ORG}/{product}/{repo}"][-1][1:] == (count, digest)
+
+    again = Proxy(work_dir)
+    assert pull(dst, url, again)["state"] == "already_imported" and versions(dst) == ["1.0"]
+    assert len(again.requests) == 1 and again.body == b""  # asked with base=1.0; the source answered 204
+    assert pulp_state(dst) == state
+
+    late = build_rpms(tmp_path / "late", 1, prefix="late-pkg")
+    catalog.upload_packages(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils", late, ACTOR, src.server_id)
+    publish(src)
+    incremental = Proxy(work_dir)
+    second = pull(dst, url, incremental)
+    assert second["state"] == "imported" and second["base"] == "1.0" and versions(dst) == ["1.0", "2.0"]
+    assert second["imported"] and second["imported"]["kind"] == "incremental"
+    assert [Path(n).name for n in incremental.rpms()] == [late[0].name]  # only the new package travelled
+    assert pins(dst, "2.0") == pins(src, "2.0")
+    after = pulp_state(dst)
+    utils = f"{ORG}/{CUSTOM_PRODUCT}/utils"
+    assert after[utils][-1][1] == state[utils][-1][1] + 1
+    assert {k: v for k, v in after.items() if k != utils} == {k: v for k, v in state.items() if k != utils}
+
+    assert pull(dst, url, Proxy(work_dir))["state"] == "already_imported"
+    assert pulp_state(dst) == after and versions(dst) == ["1.0", "2.0"]
+
+
+def test_a_flipped_byte_in_a_streamed_package_is_refused_and_pulp_shows_nothing_new(pulp_pair, tmp_path):
+    src, dst, url = pulp_pair
+    work_dir = Path(dst.settings.imports_path)
+    assert pull(dst, url, Proxy(work_dir))["state"] == "imported"
+    before = pulp_state(dst)
+    late = build_rpms(tmp_path / "late", 2, prefix="late-pkg")
+    catalog.upload_packages(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils", late, ACTOR, src.server_id)
+    publish(src)
+
+    clean = Proxy(work_dir)  # where the second package's bytes lie in the stream (deterministic)
+    with StreamClient(url, dst.signer, dst.server_id, transport=clean) as client:
+        body = client.open({"organization": ORG, "content_view": "base", "base": "1.0"})
+        assert body is not None
+        body.read()
+    last = max(clean.rpms().values(), key=lambda m: m.offset_data)
+    flipped = Proxy(work_dir, flip_at=last.offset_data + last.size // 2)
+    with pytest.raises(BundleIntegrityError, match="altered in transit") as refused:
+        pull(dst, url, flipped)
+    assert Path(last.name).name in refused.value.message
+    assert versions(dst) == ["1.0"] and pulp_state(dst) == before  # no new version anywhere in Pulp
+    assert not list(work_dir.rglob("*.rpm"))
+
+    assert pull(dst, url, Proxy(work_dir))["state"] == "imported"  # the same pull, unharmed, goes through
+    assert versions(dst) == ["1.0", "2.0"] and pins(dst, "2.0") == pins(src, "2.0")
