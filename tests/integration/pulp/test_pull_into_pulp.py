@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,13 +76,16 @@ class Proxy(httpx.BaseTransport):
 
 
 @pytest.fixture
-def pulp_pair(tmp_path):
+def pulp_pair(tmp_path, request):
+    """(source, destination, url); request.param: (packages per repository, the destination's stream_batch)."""
+    per_repo, stream_batch = request.param
     inst = require_instance(2)
     prefix = new_prefix()
     port = closed_port()
     src = make_server(tmp_path, "source")
-    dst = make_server(tmp_path, "destination", backend="pulp", pulp=inst.settings(prefix).pulp.model_dump())
-    prepare_source(src, tmp_path / "rpms", 3, ACTOR)
+    pulp = inst.settings(prefix).pulp.model_dump() | {"stream_batch": stream_batch}
+    dst = make_server(tmp_path, "destination", backend="pulp", pulp=pulp)
+    prepare_source(src, tmp_path / "rpms", per_repo, ACTOR)
     prepare_destination(dst, src, tmp_path, ACTOR)
     add_subscriber(src, dst, tmp_path)
     publish(src)
@@ -117,6 +121,15 @@ def pulp_state(dst) -> dict[str, list[tuple[int, int, str]]]:
         }
 
 
+def incoming_packages(dst, key: str) -> dict[str, str]:
+    """The packages of a repository's #incoming repository (never in the catalog)."""
+    with dst.uow() as uow:
+        backend = uow.backend
+        r = backend._find_repo(backend.incoming_name(key))
+        return backend._version_set(r["latest_version_href"]) if r else {}
+
+
+@pytest.mark.parametrize("pulp_pair", [(3, 2)], indirect=True, ids=["batches-of-2"])
 def test_pull_into_pulp_full_then_only_the_new_package_twice_a_no_op(pulp_pair, tmp_path):
     src, dst, url = pulp_pair
     work_dir = Path(dst.settings.imports_path)
@@ -126,8 +139,8 @@ def test_pull_into_pulp_full_then_only_the_new_package_twice_a_no_op(pulp_pair, 
     assert pins(dst, "1.0") == pins(src, "1.0")  # the same package sets, checked against Pulp's versions
     sent = proxy.rpms()
     assert len(sent) == 12  # four repositories of three packages
-    # one package at a time (and the few on their way into Pulp), never the bundle, lay on disk
-    assert 1 <= proxy.peak_rpm_files <= 4 + 1
+    # a batch on its way into Pulp, the next one gathering and the file being written, never the bundle
+    assert 1 <= proxy.peak_rpm_files <= 2 * 2 + 1
     assert proxy.peak_rpm_bytes <= 5 * max(m.size for m in sent.values())
     assert not list(work_dir.rglob("*.rpm"))  # and nothing is left behind
     state = pulp_state(dst)
@@ -157,12 +170,15 @@ def test_pull_into_pulp_full_then_only_the_new_package_twice_a_no_op(pulp_pair, 
     assert pulp_state(dst) == after and versions(dst) == ["1.0", "2.0"]
 
 
+@pytest.mark.parametrize("pulp_pair", [(25, 10)], indirect=True, ids=["batches-of-10"])
 def test_a_flipped_byte_in_a_streamed_package_is_refused_and_pulp_shows_nothing_new(pulp_pair, tmp_path):
     src, dst, url = pulp_pair
     work_dir = Path(dst.settings.imports_path)
     assert pull(dst, url, Proxy(work_dir))["state"] == "imported"
+    assert pins(dst, "1.0") == pins(src, "1.0")
     before = pulp_state(dst)
-    late = build_rpms(tmp_path / "late", 2, prefix="late-pkg")
+    # packages Pulp never saw (it keeps what earlier runs left as orphans, and would not take them again)
+    late = build_rpms(tmp_path / "late", 22, prefix=f"late-{uuid.uuid4().hex[:8]}")
     catalog.upload_packages(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils", late, ACTOR, src.server_id)
     publish(src)
 
@@ -176,7 +192,10 @@ def test_a_flipped_byte_in_a_streamed_package_is_refused_and_pulp_shows_nothing_
     with pytest.raises(BundleIntegrityError, match="altered in transit") as refused:
         pull(dst, url, flipped)
     assert Path(last.name).name in refused.value.message
-    assert versions(dst) == ["1.0"] and pulp_state(dst) == before  # no new version anywhere in Pulp
+    # a batch of ten (or two: the second races the refusal) went into utils' #incoming before the
+    # flipped package arrived; no repository got a new version, the catalog is unchanged
+    assert versions(dst) == ["1.0"] and pulp_state(dst) == before
+    assert len(incoming_packages(dst, f"{ORG}/{CUSTOM_PRODUCT}/utils")) in (10, 20)
     assert not list(work_dir.rglob("*.rpm"))
 
     assert pull(dst, url, Proxy(work_dir))["state"] == "imported"  # the same pull, unharmed, goes through
