@@ -13,9 +13,10 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
-from consumers.demo import CUSTOM_PRODUCT, ORG, make_server, prepare_destination, prepare_source
+from consumers.demo import CUSTOM_PRODUCT, ORG, REPOS, make_server, prepare_destination, prepare_source
 from iss_plugin.adapters.bundles.pull import StreamClient
 from iss_plugin.adapters.fixtures import build_rpms
 from iss_plugin.services import catalog, pulling
@@ -34,9 +35,10 @@ class PeakDisk:
         while not self.done.is_set():
             total = 0
             for root in self.roots:
-                for p in root.rglob("*.rpm"):
-                    with contextlib.suppress(OSError):  # gone between listing and stat
-                        total += p.stat().st_size
+                with contextlib.suppress(OSError):  # a directory or file gone while walked
+                    for p in root.rglob("*.rpm"):
+                        with contextlib.suppress(OSError):
+                            total += p.stat().st_size
             self.peak = max(self.peak, total)
             time.sleep(0.01)
 
@@ -57,7 +59,12 @@ def main(per_repo: int) -> None:
         port = closed_port()
         src = make_server(root, "source")
         dst = make_server(root, "destination", backend="pulp", pulp=inst.settings(prefix).pulp.model_dump())
-        prepare_source(src, root / "rpms", per_repo, ACTOR)
+        prepare_source(src, root / "rpms", 1, ACTOR)
+        run = uuid.uuid4().hex[:8]  # packages Pulp never saw (it would not take known ones again)
+        for product, repos in REPOS.items():
+            for repo in repos:
+                files = build_rpms(root / "rpms" / f"{repo}-{run}", per_repo - 1, prefix=f"{repo}-{run}-")
+                catalog.upload_packages(src.uow(), ORG, f"{product}/{repo}", files, ACTOR, src.server_id)
         prepare_destination(dst, src, root, ACTOR)
         add_subscriber(src, dst, root)
         publish(src)
@@ -67,7 +74,7 @@ def main(per_repo: int) -> None:
             with Served(src, port):
                 for label in ("full", "incremental +20"):
                     if label != "full":
-                        late = build_rpms(root / "late", 20, prefix="late-pkg")
+                        late = build_rpms(root / "late", 20, prefix=f"late-{run}-")
                         catalog.upload_packages(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils", late, ACTOR, src.server_id)
                         publish(src)
                     with PeakDisk(Path(dst.settings.imports_path), inst.import_dir) as disk:
