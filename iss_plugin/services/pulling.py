@@ -112,28 +112,23 @@ class PackagesIntoStore:
 
     def start(self, manifest: bytes) -> None:
         """Called once the manifest's signature is checked: decide, and open the receiver."""
-        backend = self.uow.backend
-        if not isinstance(backend, ReceivesPackages):
-            return
         try:
             data = json.loads(manifest)
-            products = data["products"]
-            repositories = data["repositories"]
-            files = data["files"]
+            keyed = any(p.get("gpg_key") for p in data["products"])
             self.trees = [
-                (f"{r['path']}/", backend_key(self.org_label, r["product"], r["label"])) for r in repositories
+                (f"{r['path']}/", backend_key(self.org_label, r["product"], r["label"])) for r in data["repositories"]
             ]
-        except (ValueError, KeyError, TypeError):
+            expected = [str(f["sha256"]) for f in data["files"] if self._repository_of(str(f["path"])) is not None]
+        except (ValueError, KeyError, TypeError, AttributeError):
             return  # the import's schema check says what is wrong
-        if any(isinstance(p, dict) and p.get("gpg_key") for p in products) or self._organization_has_keys():
-            return
-        expected = [str(f["sha256"]) for f in files if self._repository_of(str(f.get("path", ""))) is not None]
-        self.receiver = backend.package_receiver(expected)
-
-    def _organization_has_keys(self) -> bool:
         with self.uow:
+            backend = self.uow.backend
+            if not isinstance(backend, ReceivesPackages):
+                return
             org = find.organization(self.uow.session, self.org_label)
-            return any(p.gpg_key for p in org.products)
+            if keyed or any(p.gpg_key for p in org.products):
+                return  # the import checks package signatures on the files: keep them
+        self.receiver = backend.package_receiver(expected)
 
     def _repository_of(self, path: str) -> str | None:
         if not path.endswith(".rpm"):
