@@ -3,7 +3,7 @@ source's stream over a real uvicorn: wall time of a full pull and of an incremen
 peak bytes of package files lying outside Pulp's store (the destination's import work directory and
 the shared import directory Pulp reads), sampled every 10 ms.
 
-    python -m tests.integration.pulp.measure_pull_into_pulp [packages per repository, default 100]
+    python -m tests.integration.pulp.measure_pull_into_pulp [packages per repository, default 100] [stream_batch]
 """
 
 from __future__ import annotations
@@ -51,14 +51,17 @@ class PeakDisk:
         self.thread.join()
 
 
-def main(per_repo: int) -> None:
+def main(per_repo: int, stream_batch: int | None = None) -> None:
     inst = require_instance(2)
     prefix = new_prefix()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         port = closed_port()
         src = make_server(root, "source")
-        dst = make_server(root, "destination", backend="pulp", pulp=inst.settings(prefix).pulp.model_dump())
+        pulp = inst.settings(prefix).pulp.model_dump()
+        if stream_batch is not None:
+            pulp["stream_batch"] = stream_batch
+        dst = make_server(root, "destination", backend="pulp", pulp=pulp)
         prepare_source(src, root / "rpms", 1, ACTOR)
         run = uuid.uuid4().hex[:8]  # packages Pulp never saw (it would not take known ones again)
         for product, repos in REPOS.items():
@@ -100,4 +103,4 @@ def main(per_repo: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100, int(sys.argv[2]) if len(sys.argv) > 2 else None)
