@@ -200,3 +200,33 @@ def test_a_flipped_byte_in_a_streamed_package_is_refused_and_pulp_shows_nothing_
 
     assert pull(dst, url, Proxy(work_dir))["state"] == "imported"  # the same pull, unharmed, goes through
     assert versions(dst) == ["1.0", "2.0"] and pins(dst, "2.0") == pins(src, "2.0")
+
+
+@pytest.mark.parametrize("pulp_pair", [(3, 100)], indirect=True, ids=["cli"])
+def test_iss_content_import_sync_into_pulp_through_the_cli(pulp_pair, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from iss_plugin.adapters.backends.pulp_instances import settings_toml
+    from iss_plugin.cli.main import build_cli
+
+    src, dst, url = pulp_pair
+    config = tmp_path / "destination.toml"
+    prefix = dst.settings.pulp.repo_prefix
+    config.write_text(
+        f'data_dir = "{dst.settings.data_dir}"\nserver_id = "{dst.server_id}"\n'
+        + settings_toml(require_instance(2), prefix)
+    )
+
+    def sync():
+        args = ["--config", str(config), "--output", "json", "content-import", "sync", "--from", url]
+        return CliRunner().invoke(build_cli(), [*args, "--organization", ORG, "--content-view", "base"])
+
+    first = sync()
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["state"] == "imported" and versions(dst) == ["1.0"]
+    assert pins(dst, "1.0") == pins(src, "1.0")
+    assert not list(Path(dst.settings.imports_path).rglob("*.rpm"))
+    again = sync()
+    assert again.exit_code == 0 and json.loads(again.stdout)["state"] == "already_imported"
