@@ -76,7 +76,22 @@ class Proxy(httpx.BaseTransport):
 
 
 @pytest.fixture
-def pulp_pair(tmp_path, request):
+def unique_rpms(monkeypatch):
+    """The demo source's packages, named for this run: Pulp keeps what earlier runs left (as
+    orphans) and a receiver does not send a package Pulp holds, so they must be new to it."""
+    from iss_plugin.adapters import fixtures
+
+    real, run = fixtures.build_rpms, uuid.uuid4().hex[:8]
+
+    def build(directory, count, prefix="pkg", *args, **kwargs):
+        return real(directory, count, f"{prefix}-{run}-", *args, **kwargs)
+
+    monkeypatch.setattr(fixtures, "build_rpms", build)
+    return run
+
+
+@pytest.fixture
+def pulp_pair(tmp_path, request, unique_rpms):
     """(source, destination, url); request.param: (packages per repository, the destination's stream_batch)."""
     per_repo, stream_batch = request.param
     inst = require_instance(2)
@@ -146,13 +161,14 @@ def test_pull_into_pulp_full_then_only_the_new_package_twice_a_no_op(pulp_pair, 
     state = pulp_state(dst)
     for (product, repo), (count, digest) in pins(src, "1.0").items():
         assert state[f"{ORG}/{product}/{repo}"][-1][1:] == (count, digest)
+        assert len(incoming_packages(dst, f"{ORG}/{product}/{repo}")) == 3  # a batch of two synced, one uploaded
 
     again = Proxy(work_dir)
     assert pull(dst, url, again)["state"] == "already_imported" and versions(dst) == ["1.0"]
     assert len(again.requests) == 1 and again.body == b""  # asked with base=1.0; the source answered 204
     assert pulp_state(dst) == state
 
-    late = build_rpms(tmp_path / "late", 1, prefix="late-pkg")
+    late = build_rpms(tmp_path / "late", 1, prefix=f"late-{uuid.uuid4().hex[:8]}-")
     catalog.upload_packages(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils", late, ACTOR, src.server_id)
     publish(src)
     incremental = Proxy(work_dir)
@@ -230,3 +246,42 @@ def test_iss_content_import_sync_into_pulp_through_the_cli(pulp_pair, tmp_path):
     assert not list(Path(dst.settings.imports_path).rglob("*.rpm"))
     again = sync()
     assert again.exit_code == 0 and json.loads(again.stdout)["state"] == "already_imported"
+
+
+def test_a_bundle_pushed_to_a_pulp_destination_goes_into_pulp_package_by_package(tmp_path, unique_rpms):
+    """Push (the source's export consumer streams to the destination's POST /api/v1/imports/push):
+    the destination on Pulp takes it the same way as a pull."""
+    from iss_plugin.services import subscriptions
+    from tests.integration.propagation.conftest import CV, memory_bus, subscription, wait_until
+    from tests.web.test_push import start_source
+
+    inst = require_instance(2)
+    prefix = new_prefix()
+    port = closed_port()
+    src = make_server(tmp_path, "source", bus=memory_bus())
+    pulp = inst.settings(prefix).pulp.model_dump() | {"stream_batch": 2}
+    dst = make_server(tmp_path, "destination", bus=memory_bus(), backend="pulp", pulp=pulp)
+    prepare_source(src, tmp_path / "rpms", 3, ACTOR)
+    prepare_destination(dst, src, tmp_path, ACTOR)
+    url = f"http://127.0.0.1:{port}"
+    subscriptions.add_destination(src.uow(), "dst", dst.server_id, dst.signer.public_pem, ACTOR, url=url)
+    subscriptions.subscribe(src.uow(), "dst", ORG, CV, None, ACTOR)
+    runtimes: list = []
+    try:
+        with Served(dst, port):
+            start_source(src, runtimes)
+            publish(src)
+            wait_until(lambda: subscription(src).acknowledged == "1.0", 120, "1.0 acknowledged on the source")
+        assert versions(dst) == ["1.0"] and pins(dst, "1.0") == pins(src, "1.0")
+        assert not list(Path(dst.settings.imports_path).rglob("*.rpm"))
+        state = pulp_state(dst)
+        for (product, repo), (count, digest) in pins(src, "1.0").items():
+            assert state[f"{ORG}/{product}/{repo}"][-1][1:] == (count, digest)
+            # went through #incoming (a batch of two synced, the last one uploaded), not from a bundle on disk
+            assert len(incoming_packages(dst, f"{ORG}/{product}/{repo}")) == 3
+    finally:
+        for r in runtimes:
+            r.shutdown()
+        purge(inst.backend(repo_prefix=prefix))
+        src.close()
+        dst.close()
