@@ -190,6 +190,16 @@ def test_pull_into_pulp_full_then_only_the_new_package_twice_a_no_op(pulp_pair, 
 def test_a_flipped_byte_in_a_streamed_package_is_refused_and_pulp_shows_nothing_new(pulp_pair, tmp_path):
     src, dst, url = pulp_pair
     work_dir = Path(dst.settings.imports_path)
+    whole = Proxy(work_dir)
+    with StreamClient(url, dst.signer, dst.server_id, transport=whole) as client:
+        body = client.open({"organization": ORG, "content_view": "base"})
+        assert body is not None
+        body.read()
+    last = max(whole.rpms().values(), key=lambda m: m.offset_data)
+    with pytest.raises(BundleIntegrityError, match="altered in transit"):  # the first pull: batches went in
+        pull(dst, url, Proxy(work_dir, flip_at=last.offset_data + 7))
+    assert versions(dst) == [] and pulp_state(dst) == {}  # not even an empty repository was made
+
     assert pull(dst, url, Proxy(work_dir))["state"] == "imported"
     assert pins(dst, "1.0") == pins(src, "1.0")
     before = pulp_state(dst)
