@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from iss_plugin.domain.errors import ConfigError, UsageError
@@ -30,6 +30,9 @@ class PulpSettings(BaseModel):
     shared_import_dir: Path | None = None  # a path under Pulp's ALLOWED_IMPORT_PATHS
     repo_prefix: str = ""  # prepended to Pulp repository names (several iss servers, or test runs, on one Pulp)
     timeout_seconds: int = 600
+    # package files of a pulled stream gathered for one sync into Pulp; at most two batches lie on
+    # disk outside Pulp's store (smaller: less disk, more Pulp tasks)
+    stream_batch: int = Field(default=100, ge=1)
 
 
 class BusSettings(BaseModel):

@@ -64,6 +64,9 @@ class ImportRequest:
     dry_run: bool = False
     # What the event that announced the bundle said of it: must agree with the signed manifest.
     announced: Mapping[str, object] | None = None
+    # Listed files not under `path`: checked while streamed and stored by the backend already
+    # (services/pulling.py with a ReceivesPackages backend). path -> sha256
+    held: Mapping[str, str] | None = None
 
 
 class BundleTarget(TypedDict):
@@ -146,6 +149,7 @@ def import_bundle(
     # The signature is checked as soon as manifest.json is read: an untrusted or edited archive is
     # refused before the rest of it is read or extracted.
     with open_bundle(Path(request.path), work_dir, trusted=trusted, organization=org_label) as opened:
+        opened.held.update(request.held or {})
         file_problems: list[str] | None = [] if request.dry_run else None
         manifest = verify_bundle(opened, trusted, org_label, file_problems=file_problems)
         _check_mapping(manifest, *sources[manifest.source_key_fingerprint], org_label)

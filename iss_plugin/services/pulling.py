@@ -9,17 +9,20 @@ held already is not asked for again: pulling it twice is a no-op."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypedDict
 
+from iss_plugin.adapters.backends.base import PackageReceiver, ReceivesPackages
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.errors import NotFound
 from iss_plugin.domain.trust import organization_map
 from iss_plugin.domain.versions import VersionNumber
 
+from .catalog import backend_key
 from .importing import ImportRequest, ImportSummary, import_bundle, mapped_organization
 
 # (query parameters of the source's stream) -> its body, or None when the source has nothing to send
@@ -83,9 +86,13 @@ def pull_content_view(
     if body is None:
         return result | {"base": base}
 
+    into_store = PackagesIntoStore(uow, org_label)
+
     def seal(manifest: bytes, signature: bytes) -> None:
         _check_signature(manifest, signature, trusted, org_label)
+        into_store.start(manifest)
 
+<<<<<<< HEAD
     with body:
         opened = read_tar_stream(body, display, work_dir, seal=seal)
     with opened:
@@ -96,7 +103,75 @@ def pull_content_view(
             actor=actor,
             before_commit=before_commit,
         )
+=======
+    try:
+        with body:
+            opened = read_tar_stream(body, display, work_dir, seal=seal, receive=into_store.receive)
+        with opened:
+            into_store.hold()
+            summary = import_bundle(
+                uow,
+                ImportRequest(org_label, opened.root, "content_view_version", held=opened.held),
+                work_dir=work_dir,
+                actor=actor,
+            )
+    finally:
+        into_store.close()
+>>>>>>> h-pulp
     return result | {"state": str(summary.get("state", "imported")), "base": base, "imported": summary}
+
+
+class PackagesIntoStore:
+    """With a backend that takes package files one at a time (ReceivesPackages: Pulp), each package
+    file of the stream goes into the content store as soon as its sha256 is checked, instead of the
+    whole bundle being extracted first (no file larger than a package outside the store). Not when
+    GPG keys are involved (the bundle carries one, or a product of the organization has one): the
+    import checks package signatures on the files, so they are kept as before."""
+
+    def __init__(self, uow: UnitOfWork, org_label: str) -> None:
+        self.uow, self.org_label = uow, org_label
+        self.receiver: PackageReceiver | None = None
+        self.trees: list[tuple[str, str]] = []  # (tree path + "/", backend key)
+
+    def start(self, manifest: bytes) -> None:
+        """Called once the manifest's signature is checked: decide, and open the receiver."""
+        try:
+            data = json.loads(manifest)
+            keyed = any(p.get("gpg_key") for p in data["products"])
+            self.trees = [
+                (f"{r['path']}/", backend_key(self.org_label, r["product"], r["label"])) for r in data["repositories"]
+            ]
+            expected = [str(f["sha256"]) for f in data["files"] if self._repository_of(str(f["path"])) is not None]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return  # the import's schema check says what is wrong
+        with self.uow:
+            backend = self.uow.backend
+            if not isinstance(backend, ReceivesPackages):
+                return
+            org = find.organization(self.uow.session, self.org_label)
+            if keyed or any(p.gpg_key for p in org.products):
+                return  # the import checks package signatures on the files: keep them
+        self.receiver = backend.package_receiver(expected)
+
+    def _repository_of(self, path: str) -> str | None:
+        if not path.endswith(".rpm"):
+            return None
+        return next((key for prefix, key in self.trees if path.startswith(prefix)), None)
+
+    def receive(self, path: str, file: Path, sha256: str) -> bool:
+        repo = self._repository_of(path) if self.receiver is not None else None
+        if self.receiver is None or repo is None:
+            return False
+        self.receiver.put(repo, file, sha256)
+        return True
+
+    def hold(self) -> None:
+        if self.receiver is not None:
+            self.receiver.hold()
+
+    def close(self) -> None:
+        if self.receiver is not None:
+            self.receiver.close()
 
 
 def _held_versions(uow: UnitOfWork, org_label: str, content_view: str) -> list[VersionNumber]:

@@ -25,6 +25,7 @@ from iss_plugin.failpoints import failpoint
 from . import importing
 from .identity import authorize_account
 from .propagation import DestinationContext, _imported_answer
+from .pulling import PackagesIntoStore
 
 
 def source_key(uow: UnitOfWork, fingerprint: str) -> str:
@@ -60,20 +61,27 @@ def receive_push(
                 )
             ]
 
+        into_store = PackagesIntoStore(uow, request.organization)  # a Pulp destination: no bundle on disk
+
         def seal(manifest: bytes, signature: bytes) -> None:
             _check_signature(manifest, signature, trusted, request.organization)
             bundle.update(_named(manifest))
             failpoint("push.receiving")  # tests: a destination that stops reading mid-body
+            into_store.start(manifest)
 
-        opened = read_tar_stream(body, display, ctx.imports_path, seal=seal)
-        scope: importing.Scope = "repository" if bundle.get("repository") else "content_view_version"
-        with opened:
-            summary = importing.import_bundle(
-                uow,
-                importing.ImportRequest(request.organization, opened.root, scope),
-                work_dir=ctx.imports_path,
-                actor=ctx.actor,
-            )
+        try:
+            opened = read_tar_stream(body, display, ctx.imports_path, seal=seal, receive=into_store.receive)
+            scope: importing.Scope = "repository" if bundle.get("repository") else "content_view_version"
+            with opened:
+                into_store.hold()
+                summary = importing.import_bundle(
+                    uow,
+                    importing.ImportRequest(request.organization, opened.root, scope, held=opened.held),
+                    work_dir=ctx.imports_path,
+                    actor=ctx.actor,
+                )
+        finally:
+            into_store.close()
         return "imported", _imported_answer(summary, organization, ctx)
     except IssError as e:
         if e.transient:

@@ -96,3 +96,33 @@ def test_the_manifest_and_its_signature_must_come_first(tmp_path):
     with pytest.raises(BundleIntegrityError, match="must start with manifest.json"):
         read(tmp_path, out)
     assert left(tmp_path) == []
+
+
+def test_a_receiver_takes_each_checked_file_and_the_bundle_records_it_as_held(tmp_path):
+    """With `receive`, a file the receiver takes is its own (here: moved away) and is listed in
+    `held` with its sha256; a file it declines stays under the root; nothing is offered before its
+    sha256 matched the manifest."""
+    taken: dict[str, bytes] = {}
+
+    def receive(path, file, sha256):
+        if not path.endswith(".rpm"):
+            return False
+        assert hashlib.sha256(file.read_bytes()).hexdigest() == sha256
+        taken[path] = file.read_bytes()
+        file.unlink()
+        return True
+
+    body = stream(member("repos", kind=tarfile.DIRTYPE), member("repos/a.rpm", b"x" * 5000), member("b.csv", b"b"))
+    with read_tar_stream(body, "the stream", tmp_path / "work", seal=seal, receive=receive) as opened:
+        assert taken == {"repos/a.rpm": b"x" * 5000}
+        assert opened.held == {"repos/a.rpm": hashlib.sha256(b"x" * 5000).hexdigest()}
+        assert not (opened.root / "repos/a.rpm").exists() and (opened.root / "b.csv").read_bytes() == b"b"
+    assert left(tmp_path) == []
+
+    offered: list[str] = []
+    bad = stream(member("a.rpm", b"1"), member("c.rpm", b"3"), listed=[("a.rpm", b"1"), ("c.rpm", b"2")])
+    with pytest.raises(BundleIntegrityError, match="altered in transit"):
+        read_tar_stream(
+            bad, "the stream", tmp_path / "work", seal=seal, receive=lambda p, f, s: offered.append(p) or False
+        )
+    assert offered == ["a.rpm"] and left(tmp_path) == []

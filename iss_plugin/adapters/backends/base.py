@@ -7,7 +7,7 @@ package set digest (domain.packages.package_set_digest)."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -122,6 +122,32 @@ class ExportsByReference(Protocol):
         sizes while reading). `added`: version_changes(repo, base_version, version).added, if the
         caller has it (saves looking the packages up again). `relative_to`: a directory dest is
         in; the tree's paths are then relative to it instead of to dest."""
+
+
+class PackageReceiver(Protocol):
+    """Package files handed to a backend one at a time, ahead of import_tree (ReceivesPackages)."""
+
+    def put(self, repo: str, path: Path, sha256: str) -> None:
+        """Take the package file at `path` (its sha256 checked already) for the repository `repo`.
+        The receiver owns the file from now on and removes it once its bytes are stored; nothing
+        visible changes (no repository version). May work in the background: `hold` waits."""
+
+    def hold(self) -> None:
+        """Wait for every put; BundleIntegrityError or BackendError if one was refused. What was put
+        then stays (safe from orphan cleanup) until an import_tree uses it."""
+
+    def close(self) -> None:
+        """Stop background work (after hold, or on failure: files not yet stored are dropped)."""
+
+
+@runtime_checkable
+class ReceivesPackages(Protocol):
+    """Optional: a backend that stores package files one at a time before the import, so a streamed
+    bundle never lies on disk outside the content store (only one package at a time). import_tree
+    then gets a tree whose listed package files are absent and finds them in the store by sha256."""
+
+    def package_receiver(self, expected: Collection[str] = ()) -> PackageReceiver:
+        """A receiver for one stream; `expected`: the sha256s of the package files it may carry."""
 
 
 @runtime_checkable

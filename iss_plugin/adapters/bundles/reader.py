@@ -103,6 +103,9 @@ class OpenedBundle:
     chunked: bool = False
     limits: ReadLimits = field(default_factory=ReadLimits)
     temp_dir: Path | None = None  # ours to delete (None when a directory is read in place)
+    # Files the manifest lists that are not under `root`: checked while streamed (sha256 against the
+    # signed manifest) and handed to the content backend (ReceivesPackages). path -> sha256
+    held: dict[str, str] = field(default_factory=dict)
 
     def __enter__(self) -> OpenedBundle:
         return self
@@ -509,6 +512,8 @@ def verify_bundle(
     to_hash: list[FileEntry] = []
     for path, entry in sorted(listed.items()):
         size = files.get(path)
+        if size is None and opened.held.get(path) == entry.sha256:
+            continue  # checked while it was streamed, and stored by the backend
         if size is None:
             problems.append(f"{path}: listed in the manifest but missing from the bundle")
         elif size != entry.size:

@@ -10,7 +10,12 @@ relative paths, no '..', regular files and directories only, no duplicates, size
 limits) and must be a file the signed manifest lists, with its size; each file is hashed while it
 is written under a fresh directory in `work_dir`, and a sha256 other than the manifest's stops the
 stream there. A stream that ends early (a listed file missing or short) is refused. On any refusal
-the directory is removed: nothing of a bad stream remains."""
+the directory is removed: nothing of a bad stream remains.
+
+With `receive(path, file, sha256)`, each file, once its sha256 is checked, is offered to the caller
+(a content backend that stores package files one at a time, ReceivesPackages): when it answers True
+the file is the receiver's (it removes it) and the bundle records it in `held` instead of keeping it
+under its root, so no more than a few package files lie outside the content store at any time."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import os
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +37,9 @@ from .reader import _TAR_KINDS, MAX_SIGNATURE_BYTES, OpenedBundle, Progress, Sea
 
 _BLOCK = 1024 * 1024
 
+# (path in the bundle, the checked file, its sha256) -> True when the receiver took the file
+Receive = Callable[[str, Path, str], bool]
+
 
 def read_tar_stream(
     fh: BinaryIO,
@@ -40,6 +49,7 @@ def read_tar_stream(
     seal: Seal,
     limits: ReadLimits = ReadLimits(),
     progress: Progress | None = None,
+    receive: Receive | None = None,
 ) -> OpenedBundle:
     """The bundle in the (uncompressed, or gzip with mode 'r|gz') tar stream `fh`, checked and
     extracted under a new directory in `work_dir` (an OpenedBundle that removes it when closed)."""
@@ -47,7 +57,8 @@ def read_tar_stream(
     temp = Path(tempfile.mkdtemp(prefix="stream-", dir=work_dir))
     try:
         with tarfile.open(fileobj=fh, mode="r|*") as tar:
-            _StreamExtraction(tar, display, temp, seal, limits, progress).run()
+            extraction = _StreamExtraction(tar, display, temp, seal, limits, progress, receive)
+            extraction.run()
     except BaseException as e:
         _remove_tree(temp)
         if isinstance(e, (tarfile.TarError, EOFError, zlib.error, ValueError)):
@@ -55,15 +66,23 @@ def read_tar_stream(
                 f"{display} is truncated or not a tar stream: {e}; nothing was imported"
             ) from None
         raise
-    return OpenedBundle(Path(display), temp, "tgz", False, limits, temp)
+    return OpenedBundle(Path(display), temp, "tgz", False, limits, temp, extraction.held)
 
 
 class _StreamExtraction:
     def __init__(
-        self, tar: tarfile.TarFile, display: str, dest: Path, seal: Seal, limits: ReadLimits, progress: Progress | None
+        self,
+        tar: tarfile.TarFile,
+        display: str,
+        dest: Path,
+        seal: Seal,
+        limits: ReadLimits,
+        progress: Progress | None,
+        receive: Receive | None = None,
     ) -> None:
         self.tar, self.display, self.dest, self.seal = tar, display, dest, seal
-        self.limits, self.progress = limits, progress
+        self.limits, self.progress, self.receive = limits, progress, receive
+        self.held: dict[str, str] = {}
         self.listed: dict[str, tuple[str, int]] = {}
         self.count = 2  # the manifest and its signature
         self.names: set[str] = set()
@@ -135,6 +154,8 @@ class _StreamExtraction:
                 f"{self.display}: {name} has sha256 {digest}, the signed manifest says {expected[0]}: "
                 "altered in transit; nothing was imported"
             )
+        if self.receive is not None and self.receive(name, target, digest):
+            self.held[name] = digest
 
     def _write(self, ti: tarfile.TarInfo, target: Path) -> str:
         content = self.tar.extractfile(ti)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from iss_plugin.adapters.backends.pulp.client import Params, PulpConnection, Pul
 from iss_plugin.adapters.backends.pulp.export import PulpExport
 from iss_plugin.adapters.backends.pulp.housekeeping import PulpHousekeeping
 from iss_plugin.adapters.backends.pulp.imports import PulpImport
+from iss_plugin.adapters.backends.pulp.receive import PulpPackageReceiver
 from iss_plugin.adapters.backends.pulp.watch import PulpWatch
 from iss_plugin.domain.errors import ConfigError
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
 UPLOAD_THREADS = 4
 BULK_UPLOAD = 20  # from this many files to upload, one sync of a yum tree around them beats one request each
+STREAM_BATCH = 100  # package files of a stream gathered for one sync into Pulp (two batches at most on disk)
 MODIFY_IMPORT_LIMIT = 200  # up to this many new package files, an import is uploads + one modify (follows the change)
 
 _SESSIONS: dict[tuple[str, str, str], PulpSession] = {}
@@ -41,6 +44,7 @@ class PulpBackend(PulpImport, PulpExport, PulpHousekeeping, PulpWatch):
         upload_threads: int = UPLOAD_THREADS,
         bulk_upload: int = BULK_UPLOAD,
         modify_import_limit: int = MODIFY_IMPORT_LIMIT,
+        stream_batch: int = STREAM_BATCH,
         remote_options: Params | None = None,
     ) -> None:
         self.pulp = session
@@ -50,8 +54,14 @@ class PulpBackend(PulpImport, PulpExport, PulpHousekeeping, PulpWatch):
         self.upload_threads = upload_threads
         self.bulk_upload = bulk_upload
         self.modify_import_limit = modify_import_limit
+        self.stream_batch = stream_batch
         self.remote_options = dict(remote_options or {})  # e.g. {"max_retries": 0}: more remote settings
         self._repos = {}
+
+    def package_receiver(self, expected: Collection[str] = ()) -> PulpPackageReceiver:
+        """ReceivesPackages: package files of a stream uploaded one at a time (`expected`: the
+        sha256s the signed manifest lists; those Pulp holds already are not uploaded again)."""
+        return PulpPackageReceiver(self, expected, self.stream_batch)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> PulpBackend:
@@ -69,7 +79,7 @@ class PulpBackend(PulpImport, PulpExport, PulpHousekeeping, PulpWatch):
             session_for(PulpConnection(p.url, p.username, password, p.timeout_seconds)),
             shared_export_dir=p.shared_export_dir,
             shared_import_dir=p.shared_import_dir,
-            **{"repo_prefix": p.repo_prefix, **kwargs},
+            **{"repo_prefix": p.repo_prefix, "stream_batch": p.stream_batch, **kwargs},
         )
 
 
