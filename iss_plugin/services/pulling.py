@@ -92,18 +92,6 @@ def pull_content_view(
         _check_signature(manifest, signature, trusted, org_label)
         into_store.start(manifest)
 
-<<<<<<< HEAD
-    with body:
-        opened = read_tar_stream(body, display, work_dir, seal=seal)
-    with opened:
-        summary = import_bundle(
-            uow,
-            ImportRequest(org_label, opened.root, "content_view_version", announced=announced),
-            work_dir=work_dir,
-            actor=actor,
-            before_commit=before_commit,
-        )
-=======
     try:
         with body:
             opened = read_tar_stream(body, display, work_dir, seal=seal, receive=into_store.receive)
@@ -111,13 +99,15 @@ def pull_content_view(
             into_store.hold()
             summary = import_bundle(
                 uow,
-                ImportRequest(org_label, opened.root, "content_view_version", held=opened.held),
+                ImportRequest(
+                    org_label, opened.root, "content_view_version", announced=announced, held=opened.held
+                ),
                 work_dir=work_dir,
                 actor=actor,
+                before_commit=before_commit,
             )
     finally:
         into_store.close()
->>>>>>> h-pulp
     return result | {"state": str(summary.get("state", "imported")), "base": base, "imported": summary}
 
 
