@@ -99,9 +99,7 @@ def pull_content_view(
             into_store.hold()
             summary = import_bundle(
                 uow,
-                ImportRequest(
-                    org_label, opened.root, "content_view_version", announced=announced, held=opened.held
-                ),
+                ImportRequest(org_label, opened.root, "content_view_version", announced=announced, held=opened.held),
                 work_dir=work_dir,
                 actor=actor,
                 before_commit=before_commit,
