@@ -48,6 +48,10 @@ def partition(shas: Sequence[str]) -> list[tuple[int, int]]:
     return ranges
 
 
+# generated repodata files, content-addressed (<root>/ab/cdef...): derived data like the blocks
+REPODATA_CACHE = "index-cache/repodata"
+
+
 class BlockCache:
     """<root>/ab/<key>: one file per block, written atomically. Derived data: safe to delete."""
 
