@@ -69,7 +69,6 @@ from .checks import (
     manifest_consistency_problems,
     member_problems,
 )
-from .iso import extract_iso_file, open_iso, scan_iso
 from .signing import TrustedKey, fingerprint_of
 from .signing import verify as verify_signature
 
@@ -354,6 +353,8 @@ def _open_iso(
     progress: Progress | None,
     seal: Seal | None,
 ) -> OpenedBundle:
+    from .iso import extract_iso_file, open_iso, scan_iso  # pycdlib: only for an ISO (4 MiB of RSS)
+
     try:
         iso = open_iso(fh)
     except Exception as e:  # pycdlib on a hostile image may raise anything; all of it means "bad image"
@@ -608,7 +609,9 @@ def _hash_problems(root: Path, entries: Sequence[FileEntry], progress: Progress 
             if not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
                 return f"{entry.path}: changed while the bundle was being verified", 0
             h = hashlib.sha256()
-            while block := fh.read(_READ):
+            # blocks no larger than the file: read(_READ) allocates _READ bytes per call, 1 MiB for
+            # each 20 KB package, which the hashing threads' malloc arenas then keep
+            while block := fh.read(min(_READ, st.st_size + 1)):
                 h.update(block)
         digest = h.hexdigest()
         if digest != entry.sha256:

@@ -68,7 +68,6 @@ from .checks import (
     plainly_safe_paths,
 )
 from .chunks import MIN_CHUNK_SIZE, SplitWriter, chunk_names, toc_document
-from .iso import write_iso
 from .materialize import Materializer
 from .signing import Signer
 from .stream import BY_PATH, DEFAULT_COMPRESSLEVEL, Entry, bundle_entries, write_tar_gz
@@ -253,6 +252,8 @@ def _write_archive(
     progress: Callable[[int], None] | None,
 ) -> None:
     if fmt == "iso":
+        from .iso import write_iso  # pycdlib: only for an ISO (4 MiB of RSS on every stream)
+
         write_iso(entries, sink, volume_id=f"ISS_{manifest.bundle_id}", progress=progress)
         return
     write_tar_gz(entries, sink, mtime=_mtime(manifest.created), compresslevel=compresslevel, progress=progress)
