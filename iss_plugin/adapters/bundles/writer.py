@@ -107,28 +107,23 @@ def _to_dict(manifest: BundleManifest) -> JSONObject:
 
 def _canonical(document: JSONObject) -> bytes:
     """json.dumps(document, sort_keys=True, separators=(",", ":")), byte for byte, with the file
-    list (thousands of small dicts) encoded by format: 3x faster than the encoder's sorting."""
-    parts = []
-    for key in sorted(document):
+    list (thousands of small dicts) encoded by format: 3x faster than the encoder's sorting. The
+    pieces are joined once (a join per level held four copies of a 4 MB list at 20,000 files)."""
+    pieces = ["{"]
+    for n, key in enumerate(sorted(document)):
         value = document[key]
+        pieces.append(("," if n else "") + _json_string(key) + ":")
         if key == "files" and all(type(f) is dict and f.keys() == FILE_KEYS for f in value):
-            encoded = (
-                "["
-                + ",".join(
-                    _FILE_JSON
-                    % (
-                        _json_string(f["path"]),
-                        _json_string(f["sha256"]),
-                        f["size"] if type(f["size"]) is int else json.dumps(f["size"]),
-                    )
-                    for f in value
-                )
-                + "]"
-            )
+            pieces.append("[")
+            for i, f in enumerate(value):
+                size = f["size"] if type(f["size"]) is int else json.dumps(f["size"])
+                entry = _FILE_JSON % (_json_string(f["path"]), _json_string(f["sha256"]), size)
+                pieces.append("," + entry if i else entry)
+            pieces.append("]")
         else:
-            encoded = json.dumps(value, sort_keys=True, separators=(",", ":"))
-        parts.append(_json_string(key) + ":" + encoded)
-    return ("{" + ",".join(parts) + "}").encode("utf-8")
+            pieces.append(json.dumps(value, sort_keys=True, separators=(",", ":")))
+    pieces.append("}")
+    return "".join(pieces).encode("utf-8")
 
 
 def seal_manifest(
@@ -146,6 +141,7 @@ def seal_manifest(
     if validate:
         _validate(document)
     data = _canonical(document)
+    del document  # thousands of dicts, not needed while signing
     return manifest, data, signer.sign(data) + b"\n"
 
 

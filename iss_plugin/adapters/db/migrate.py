@@ -77,12 +77,14 @@ def _single_head() -> str | None:
     for path in (MIGRATIONS / "versions").glob("*.py"):
         found: dict[str, object] = {}
         for node in ast.parse(path.read_text(), str(path)).body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                if node.targets[0].id in ("revision", "down_revision"):
-                    try:
-                        found[node.targets[0].id] = ast.literal_eval(node.value)
-                    except ValueError:
-                        return None
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+                continue
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                try:
+                    found[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    return None
         if "revision" not in found or "down_revision" not in found:
             return None
         revision, parent = found["revision"], found["down_revision"]
