@@ -58,7 +58,7 @@ class RepositoryEntry:
     units: UnitSummary | None = None  # the target's metadata units; None: none (older bundles too)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileEntry:
     path: str
     sha256: str

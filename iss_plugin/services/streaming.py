@@ -1,10 +1,10 @@
 """A bundle planned for streaming (phase 3): what a destination lacks, sealed, with no archive on disk.
 
 `plan_stream` plans like an export (the same selection, trees and manifest as services/exporting),
-stages only the repodata (the backend ExportsByReference: package files are read from the store
-where they lie), seals the manifest and lists the bundle's files in stream order: manifest.json,
+stages only products.csv (the backend ExportsByReference: package files are read from the store
+where they lie, and the repodata it writes there too), seals the manifest and lists the bundle's files in stream order: manifest.json,
 its signature, the metadata, then the package files. The caller sends them as a tar and closes the
-plan (which removes the staged metadata).
+plan (which removes what it staged).
 
 The plan is deterministic for a given (source, organization, content view, version, base,
 destination): the bundle id is derived from them and `created` is the version's own time, so the
@@ -82,7 +82,7 @@ class PlannedStream:
 def plan_stream(
     uow: UnitOfWork, request: StreamRequest, *, signer: Signer, server_id: str, staging_root: Path
 ) -> PlannedStream | None:
-    """Plan and seal the bundle `request` asks for (only the repodata is staged, under staging_root);
+    """Plan and seal the bundle `request` asks for (only products.csv is staged, under staging_root);
     None when the base is the target itself (the destination holds it already: nothing to send)."""
     with uow:
         return plan_stream_in(uow, request, signer=signer, server_id=server_id, staging_root=staging_root)
@@ -141,7 +141,9 @@ def plan_stream_in(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    files = sorted(manifest.files, key=lambda f: (f.path in sources, f.path))
+    # the metadata (staged, or kept in the store by the backend) before the package files
+    packages = {f.path for tree in trees for f in tree.files[: tree.new_packages]}
+    files = sorted(manifest.files, key=lambda f: (f.path in packages, f.path))
     return PlannedStream(manifest, data, signature, files, sources, staging)
 
 

@@ -164,7 +164,7 @@ class _StreamExtraction:
         written = 0
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         with os.fdopen(fd, "wb") as out:
-            while block := content.read(_BLOCK):
+            while block := content.read(min(_BLOCK, ti.size - written + 1)):  # no 1 MiB buffer per small file
                 h.update(block)
                 out.write(block)
                 written += len(block)

@@ -68,7 +68,6 @@ from .checks import (
     plainly_safe_paths,
 )
 from .chunks import MIN_CHUNK_SIZE, SplitWriter, chunk_names, toc_document
-from .iso import write_iso
 from .materialize import Materializer
 from .signing import Signer
 from .stream import BY_PATH, DEFAULT_COMPRESSLEVEL, Entry, bundle_entries, write_tar_gz
@@ -108,28 +107,23 @@ def _to_dict(manifest: BundleManifest) -> JSONObject:
 
 def _canonical(document: JSONObject) -> bytes:
     """json.dumps(document, sort_keys=True, separators=(",", ":")), byte for byte, with the file
-    list (thousands of small dicts) encoded by format: 3x faster than the encoder's sorting."""
-    parts = []
-    for key in sorted(document):
+    list (thousands of small dicts) encoded by format: 3x faster than the encoder's sorting. The
+    pieces are joined once (a join per level held four copies of a 4 MB list at 20,000 files)."""
+    pieces = ["{"]
+    for n, key in enumerate(sorted(document)):
         value = document[key]
+        pieces.append(("," if n else "") + _json_string(key) + ":")
         if key == "files" and all(type(f) is dict and f.keys() == FILE_KEYS for f in value):
-            encoded = (
-                "["
-                + ",".join(
-                    _FILE_JSON
-                    % (
-                        _json_string(f["path"]),
-                        _json_string(f["sha256"]),
-                        f["size"] if type(f["size"]) is int else json.dumps(f["size"]),
-                    )
-                    for f in value
-                )
-                + "]"
-            )
+            pieces.append("[")
+            for i, f in enumerate(value):
+                size = f["size"] if type(f["size"]) is int else json.dumps(f["size"])
+                entry = _FILE_JSON % (_json_string(f["path"]), _json_string(f["sha256"]), size)
+                pieces.append("," + entry if i else entry)
+            pieces.append("]")
         else:
-            encoded = json.dumps(value, sort_keys=True, separators=(",", ":"))
-        parts.append(_json_string(key) + ":" + encoded)
-    return ("{" + ",".join(parts) + "}").encode("utf-8")
+            pieces.append(json.dumps(value, sort_keys=True, separators=(",", ":")))
+    pieces.append("}")
+    return "".join(pieces).encode("utf-8")
 
 
 def seal_manifest(
@@ -147,6 +141,7 @@ def seal_manifest(
     if validate:
         _validate(document)
     data = _canonical(document)
+    del document  # thousands of dicts, not needed while signing
     return manifest, data, signer.sign(data) + b"\n"
 
 
@@ -253,6 +248,8 @@ def _write_archive(
     progress: Callable[[int], None] | None,
 ) -> None:
     if fmt == "iso":
+        from .iso import write_iso  # pycdlib: only for an ISO (4 MiB of RSS on every stream)
+
         write_iso(entries, sink, volume_id=f"ISS_{manifest.bundle_id}", progress=progress)
         return
     write_tar_gz(entries, sink, mtime=_mtime(manifest.created), compresslevel=compresslevel, progress=progress)

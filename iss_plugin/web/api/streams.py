@@ -1,10 +1,11 @@
 """GET /api/v1/bundles/stream: a bundle made on the fly from the content store (phase 3).
 
 The body is the bundle's tar (or `format=tgz`): manifest.json and its signature first, then the
-repodata, then only the package files the `base` lacks; nothing is written but the repodata,
-staged while the response lasts. Authorized by a destination's signed request (the path AND query
-are signed, so a captured header opens this one stream only) for a content view or repository it
-is subscribed to, or by a Bearer token with export_content in the organization.
+repodata, then only the package files the `base` lacks; nothing is written outside the content
+store but products.csv, staged while the response lasts (the repodata is kept in the store).
+Authorized by a destination's signed request (the path AND query are signed, so a captured header
+opens this one stream only) for a content view or repository it is subscribed to, or by a Bearer
+token with export_content in the organization.
 
 Resume: the tar is deterministic for a plan (services/streaming.py), its ETag is the manifest's
 sha256 and its length is known before the first byte, so `Range: bytes=a-` (with `If-Range:

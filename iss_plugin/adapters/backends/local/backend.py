@@ -39,7 +39,7 @@ from iss_plugin.adapters.backends.local.catalog import Catalog
 from iss_plugin.adapters.backends.local.export import Exporter
 from iss_plugin.adapters.backends.local.housekeeping import BlobHousekeeper
 from iss_plugin.adapters.backends.local.importing import Importer
-from iss_plugin.adapters.backends.local.index import BlockCache, SetCache
+from iss_plugin.adapters.backends.local.index import REPODATA_CACHE, BlockCache, SetCache
 from iss_plugin.adapters.backends.local.ingest import Ingester
 from iss_plugin.adapters.backends.local.publish import Publisher
 from iss_plugin.adapters.backends.local.sync import Syncer, SyncReport
@@ -83,7 +83,9 @@ class LocalBackend:
         trees = TreeWriter(session, self.blobs, self.index_cache, self._catalog)
         self._importer = Importer(self._catalog, ingester, versions)
         self._syncer = Syncer(self._catalog, ingester, versions, self.blobs, self.download_workers)
-        self._exporter = Exporter(self._catalog, trees, self.blobs, hardlink=hardlink_exports)
+        self._exporter = Exporter(
+            self._catalog, trees, self.blobs, hardlink=hardlink_exports, repodata_root=self.store_root / REPODATA_CACHE
+        )
         self._publisher = Publisher(self._catalog, trees, self.blobs, self.published_root)
         self._housekeeper = BlobHousekeeper(self.blobs, self._catalog, self.new_blobs, self.sets, self.index_cache)
         # Files are not transactional: forget them on commit, delete the unreferenced ones on rollback.

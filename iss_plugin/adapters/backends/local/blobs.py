@@ -67,7 +67,10 @@ class BlobStore:
         h = hashlib.sha256()
         try:
             with open(src, "rb") as fin, open(tmp, "wb") as fout:
-                while chunk := fin.read(BUFSIZE):
+                # blocks no larger than the file (plus one byte, to see it grew): read(BUFSIZE)
+                # allocates 1 MiB for each small package
+                block = min(BUFSIZE, os.fstat(fin.fileno()).st_size + 1)
+                while chunk := fin.read(block):
                     h.update(chunk)
                     fout.write(chunk)
             if h.hexdigest() != sha256:

@@ -1,9 +1,15 @@
 """Exporting a version of the local store: as a yum tree in a directory (package files hardlinked
 or copied there), or by reference (only the metadata written; the package files are read where
-the store keeps them). Only the packages the base version lacks travel."""
+the store keeps them). Only the packages the base version lacks travel.
+
+By reference, the metadata is written inside the store too (its tmp, then the content-addressed
+`index-cache/repodata/ab/cdef...`, derived data pruned with the index cache): a stream of 20,000
+packages stages nothing outside the store larger than one package (issue 12)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,11 +30,14 @@ def _prefix(dest: Path, relative_to: Path | None) -> str:
 
 
 class Exporter:
-    def __init__(self, catalog: Catalog, trees: TreeWriter, blobs: BlobStore, *, hardlink: bool):
+    def __init__(
+        self, catalog: Catalog, trees: TreeWriter, blobs: BlobStore, *, hardlink: bool, repodata_root: Path
+    ) -> None:
         self.catalog = catalog
         self.trees = trees
         self.blobs = blobs
         self.hardlink = hardlink
+        self.repodata_root = repodata_root
 
     def export_version(self, repo: str, version: int, base_version: int | None, dest: Path) -> ExportedTree:
         return self._export(repo, version, base_version, Path(dest), hardlink=self.hardlink)
@@ -53,20 +62,34 @@ class Exporter:
         packages = self.trees.package_files(new, added, repo, version)
         dest = Path(dest)
         created = prepare_export_dir(dest)
+        work = self.blobs.new_tmp_path("repodata")
         try:
-            index = self.trees.write_index(ct, v, shas, dest)
+            index = self.trees.write_index(ct, v, shas, work)
+            kept = {f.path: self._keep(work / f.path, f.sha256) for f in index}
         except BaseException:
             clear_export_dir(dest, remove_self=created)
             raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         prefix = _prefix(dest, relative_to)
         files = [FileEntry(prefix + loc, sha, size) for sha, loc, size in packages]
-        files += [FileEntry(prefix + f.path, f.sha256, f.size) for f in index] if prefix else index
-        return ExportedTree(
-            files=tuple(files),
-            new_packages=len(packages),
-            sources={prefix + loc: self.blobs.file_of(sha) for sha, loc, size in packages},
-            link_sources=self.hardlink,
-        )
+        files += [FileEntry(prefix + f.path, f.sha256, f.size) for f in index]
+        sources = {prefix + loc: self.blobs.file_of(sha) for sha, loc, size in packages}
+        sources.update((prefix + path, source) for path, source in kept.items())
+        return ExportedTree(files=tuple(files), new_packages=len(packages), sources=sources, link_sources=self.hardlink)
+
+    def _keep(self, written: Path, sha256: str) -> str:
+        """A metadata file just written in the store's tmp, moved to its content-addressed place
+        (read-only: a directory bundle may hard-link it); an existing copy is kept, and touched so
+        that pruning the index cache leaves it while it is used."""
+        target = self.repodata_root / sha256[:2] / sha256[2:]
+        if target.is_file():
+            os.utime(target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(written, 0o444)
+            os.replace(written, target)
+        return os.fspath(target)
 
     def _export(self, repo: str, version: int, base_version: int | None, dest: Path, *, hardlink: bool) -> ExportedTree:
         r = self.catalog.repo(repo)

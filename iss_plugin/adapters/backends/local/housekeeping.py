@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from iss_plugin.adapters.backends.local.blobs import BlobStore
 from iss_plugin.adapters.backends.local.catalog import Catalog
-from iss_plugin.adapters.backends.local.index import BlockCache, SetCache
+from iss_plugin.adapters.backends.local.index import REPODATA_CACHE, BlockCache, SetCache
 from iss_plugin.adapters.backends.local.rows import BATCH, P, batched
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class BlobHousekeeper:
         """Delete cached version lists and metadata blocks not written for a while. They are derived
         data: whatever is still needed is rebuilt on next use. Returns how many files went."""
         cutoff, n = time.time() - older_than_seconds, 0
-        for root in (self.sets.root, self.index_cache.root):
+        for root in (self.sets.root, self.index_cache.root, self.blobs.root / REPODATA_CACHE):
             if not root.is_dir():
                 continue
             for f in root.rglob("*"):
