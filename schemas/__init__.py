@@ -56,6 +56,19 @@ def _inline_local_refs(node: Any, root: JSONObject, resolving: tuple[str, ...]) 
     return {k: _inline_local_refs(v, root, resolving) for k, v in node.items()}
 
 
+@cache
+def part_validator(relative: str, pointer: str) -> Validator:
+    """A validator of one part of a schema, `pointer` naming it ("#/$defs/server_id")."""
+    import jsonschema
+
+    schema = load(relative)
+    cls = jsonschema.validators.validator_for(schema)
+    part = _inline_local_refs({"$ref": pointer}, schema, ())
+    if "$ref" in part:
+        raise KeyError(f"{relative} has no {pointer}")
+    return cls(part, format_checker=cls.FORMAT_CHECKER)
+
+
 def problems(relative: str, instance: object) -> list[str]:
     """Every way `instance` breaks the schema, each as 'path: message'."""
     errors = sorted(validator(relative).iter_errors(instance), key=lambda e: list(e.absolute_path))
