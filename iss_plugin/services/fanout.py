@@ -112,6 +112,9 @@ def retire(uow: UnitOfWork, bundle_id: str) -> None:
     r = uow.session.scalar(select(ExportRecord).where(ExportRecord.bundle_id == bundle_id))
     if r is not None and r.destination is None and r.state == "done":
         r.state = "retired"
+    memo = transaction_memo(uow.session)  # nor chosen again for the rest of this transaction
+    for key in [k for k, v in memo.items() if isinstance(v, dict) and v.get("bundle_id") == bundle_id]:
+        del memo[key]
 
 
 def _lock_parts(organization: str, content_view: str, base: str | None, target: str) -> tuple[str, ...]:
