@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from iss_plugin.adapters.bundles.fetch import file_sha256
 from iss_plugin.adapters.db.locks import advisory_xact_lock
+from iss_plugin.adapters.db.memo import transaction_memo
 from iss_plugin.adapters.db.models import ExportRecord, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 
@@ -65,13 +66,34 @@ def export_once(
     staging_root: Path | None = None,
 ) -> exporting.ExportResult:
     """The bundle of `request` (a content view version, `target` its number): an earlier one of the
-    same content if its file is still there, else a new one (in the caller's transaction)."""
+    same content if its file is still there, else a new one (in the caller's transaction). Asked
+    again in the same transaction (the next subscriber), the answer is the one already given: its
+    lock is held and its file is there until the transaction ends."""
     base = request.from_version if request.incremental else None
-    advisory_xact_lock(uow.session, *_lock_parts(request.organization, request.content_view or "", base, target))
+    parts = _lock_parts(request.organization, request.content_view or "", base, target)
     out_dir = key_dir(exports_path, signer.fingerprint)
-    found = _reusable(uow, request, target, base, out_dir)
-    if found is not None:
-        return found
+    key = (*parts, request.fmt, str(out_dir))
+    known: exporting.ExportResult | None = transaction_memo(uow.session).get(key)
+    if known is not None:
+        return exporting.ExportResult(**known)
+    advisory_xact_lock(uow.session, *parts)
+    found = _reusable(uow, request, target, base, out_dir) or _export(
+        uow, request, out_dir, signer=signer, server_id=server_id, actor=actor, staging_root=staging_root
+    )
+    transaction_memo(uow.session)[key] = found
+    return exporting.ExportResult(**found)
+
+
+def _export(
+    uow: UnitOfWork,
+    request: exporting.ExportRequest,
+    out_dir: Path,
+    *,
+    signer: Signer,
+    server_id: str,
+    actor: str,
+    staging_root: Path | None,
+) -> exporting.ExportResult:
     request = replace(request, destination=None, path=out_dir)
     return exporting.export_in_transaction(
         uow,
@@ -90,6 +112,9 @@ def retire(uow: UnitOfWork, bundle_id: str) -> None:
     r = uow.session.scalar(select(ExportRecord).where(ExportRecord.bundle_id == bundle_id))
     if r is not None and r.destination is None and r.state == "done":
         r.state = "retired"
+    memo = transaction_memo(uow.session)  # nor chosen again for the rest of this transaction
+    for key in [k for k, v in memo.items() if isinstance(v, dict) and v.get("bundle_id") == bundle_id]:
+        del memo[key]
 
 
 def _lock_parts(organization: str, content_view: str, base: str | None, target: str) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.identity_models import ApiToken, Role, RolePermission, User, UserRole
+from iss_plugin.adapters.db.memo import transaction_memo
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain import policy
 from iss_plugin.domain.errors import Forbidden, NotAuthenticated, NotFound, UsageError
@@ -386,10 +387,15 @@ def authorize_account(uow: UnitOfWork, login: str, permission: str, organization
     """A worker's check, inside the caller's unit of work: Forbidden (reason `forbidden`) when the
     service account `login` lacks `permission` in `organization`. The denial is audited with the
     caller's transaction, or after it rolled back (SQLite allows one writer: not from a second
-    session while it is open)."""
+    session while it is open). A grant is read once per transaction (a fan-out to a hundred
+    subscriptions asks a hundred times); a refusal is checked and audited every time."""
+    key = ("authorized", login, permission, organization)
+    if key in transaction_memo(uow.session):
+        return
     who = load_identity(uow.session, login)
     try:
         policy.check(who, permission, organization)
+        transaction_memo(uow.session)[key] = True  # after the read: the transaction has begun
     except Forbidden as e:
         # in the caller's transaction if it commits (a status handler goes on), else in one of its own
         audit(

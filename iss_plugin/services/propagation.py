@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypedDict
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from iss_plugin.adapters.bundles.fetch import fetch_bundle
 from iss_plugin.adapters.db import catalog as find
+from iss_plugin.adapters.db.memo import transaction_memo
 from iss_plugin.adapters.db.models import ContentView, ContentViewVersion, Destination, Subscription
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain import events as ev
@@ -196,7 +198,7 @@ def propagate(
     if sub.in_flight and not force:
         return None
     if sub.content_view:
-        cv = find.content_view(uow.session, find.organization(uow.session, sub.organization), sub.content_view)
+        cv = _content_view(uow, sub.organization, sub.content_view)
         target = _next_version(cv, sub.acknowledged, version, force)
         if target is None:
             return None
@@ -417,6 +419,16 @@ def _has_older_version(cv: ContentView, version: str, than: str) -> bool:
     return any((v.major, v.minor) == (want.major, want.minor) for v in cv.versions) and want < VersionNumber.parse(than)
 
 
+def _content_view(uow: UnitOfWork, org_label: str, cv_label: str) -> ContentView:
+    """Read once per transaction: a fan-out asks for the same view (and its versions) per subscriber."""
+    memo = transaction_memo(uow.session)
+    key = ("content_view", org_label, cv_label)
+    if key not in memo:
+        memo[key] = find.content_view(uow.session, find.organization(uow.session, org_label), cv_label)
+    cv: ContentView = memo[key]
+    return cv
+
+
 def _is_blessed(uow: UnitOfWork, org_label: str, cv_label: str) -> bool:
     cv = uow.session.scalar(
         select(ContentView)
@@ -442,7 +454,7 @@ def _subscriptions(
         q = q.where(Subscription.content_view == content_view)
     else:
         q = q.where(Subscription.product == (product or ""), Subscription.repository == (repository or ""))
-    q = q.order_by(Subscription.id)
+    q = q.order_by(Subscription.id).options(selectinload(Subscription.destination))  # one query, not one each
     if lock:  # populate_existing: what the lock waited for, not what this session read before it
         q = q.with_for_update().execution_options(populate_existing=True)
     return list(uow.session.scalars(q))
