@@ -58,7 +58,7 @@ class PlannedStream:
     manifest_bytes: bytes
     signature: bytes
     files: list[FileEntry]  # in stream order (metadata, then package files)
-    sources: dict[str, str]  # package files: where the store keeps them
+    sources: dict[str, str]  # files the store keeps (package files, repodata): where
     staging: Path
 
     @property
