@@ -6,8 +6,8 @@ its growth per package. The issue's bound is 150 MB at 20,000 packages; what thi
 (docs/operations.md, Benchmarks) is pinned here with a little room, so that a regression (a list of
 every package held twice, an eager import, a future per file) fails: the peak at LARGE packages and
 the growth per package of each side. Meanwhile no file larger than the largest package appears
-outside the content store on the source (its staging, imports and exports) nor in either
-process's temporary directory."""
+outside the content store on either side (their staging, imports and exports: the destination
+extracts the stream in its store) nor in either process's temporary directory."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def test_pull_and_serve_stay_bounded(tmp_path):
     content_views.publish(src.uow(), ORG, "base", None, ACTOR, src.server_id)  # 1.0: SMALL packages
     catalog.upload_packages(src.uow(), ORG, repo, rpms[SMALL:], ACTOR, src.server_id)
     content_views.publish(src.uow(), ORG, "base", None, ACTOR, src.server_id)  # 2.0: LARGE packages
-    configs = []
+    configs, destination_dirs = [], []
     for name in ("destination-a", "destination-b"):
         dst = make_server(tmp_path, name)
         prepare_destination(dst, src, tmp_path / name, ACTOR)
@@ -129,6 +129,7 @@ def test_pull_and_serve_stay_bounded(tmp_path):
         config = tmp_path / f"{name}.toml"
         config.write_text(f'data_dir = "{dst.settings.data_dir}"\nserver_id = "{name}"\n')
         configs.append(config)
+        destination_dirs += [dst.settings.data_dir / d for d in ("staging", "imports", "exports")]
 
     temp = tmp_path / "process-tmp"  # TMPDIR of both processes
     temp.mkdir()
@@ -146,7 +147,7 @@ def test_pull_and_serve_stay_bounded(tmp_path):
             except OSError:
                 assert time.monotonic() < deadline and server.poll() is None, "the source did not start"
                 time.sleep(0.1)
-        outside_store = [temp, *(src.settings.data_dir / d for d in ("staging", "imports", "exports"))]
+        outside_store = [temp, *(src.settings.data_dir / d for d in ("staging", "imports", "exports")), *destination_dirs]
         for d in outside_store:
             d.mkdir(parents=True, exist_ok=True)
         with LargestFile(outside_store) as largest:
