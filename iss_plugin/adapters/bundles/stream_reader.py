@@ -27,7 +27,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from iss_plugin.domain.errors import BundleIntegrityError
 from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME
@@ -179,7 +179,7 @@ def _one_at_a_time(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     """The members of a tar read as a stream, without the TarInfo list tarfile keeps of every member
     it has read (hundreds of bytes each: MiBs at 20,000 packages; a stream is not read twice)."""
     while (ti := tar.next()) is not None:
-        tar.members.clear()
+        tar.members.clear()  # type: ignore[attr-defined]  # typeshed omits TarFile.members
         yield ti
 
 
@@ -206,7 +206,7 @@ def _file_tuple(pairs: list[tuple[str, object]]) -> object:
     return dict(pairs)
 
 
-def _as_file(entry: object) -> tuple[object, object, object]:
+def _as_file(entry: object) -> tuple[Any, Any, Any]:
     """A files[] item: the tuple _file_tuple made, or an object with more keys (its schema is checked later)."""
     if isinstance(entry, tuple):
         return entry
