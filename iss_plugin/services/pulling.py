@@ -3,7 +3,8 @@
 The base is the newest version of the content view held here (the destination says what it has,
 the source sends only what the base lacks). The stream is read once, checked while it arrives
 (adapters/bundles/stream_reader.py: the signature before anything else, every file's sha256 before
-it is kept), extracted under the import work directory, then imported by the same service as any
+it is kept), extracted in the backend's work area inside its content store (ReceivesInStore: the
+local store) or else under the import work directory, then imported by the same service as any
 bundle (services/importing.py: atomic; its temporary files removed whatever happens). A version
 held already is not asked for again: pulling it twice is a no-op."""
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypedDict
 
-from iss_plugin.adapters.backends.base import PackageReceiver, ReceivesPackages
+from iss_plugin.adapters.backends.base import PackageReceiver, ReceivesInStore, ReceivesPackages
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.errors import NotFound
@@ -64,6 +65,7 @@ def pull_content_view(
     with uow:
         held = _held_versions(uow, org_label, request.content_view)
         rows = find.trusted_sources(uow.session)
+        stream_dir = stream_work_dir(uow, work_dir)
         trusted = [
             TrustedKey(
                 t.name, t.public_key, t.fingerprint, tuple(sorted(set(organization_map(t.organizations).values())))
@@ -94,7 +96,7 @@ def pull_content_view(
 
     try:
         with body:
-            opened = read_tar_stream(body, display, work_dir, seal=seal, receive=into_store.receive)
+            opened = read_tar_stream(body, display, stream_dir, seal=seal, receive=into_store.receive)
         with opened:
             into_store.hold()
             summary = import_bundle(
@@ -107,6 +109,14 @@ def pull_content_view(
     finally:
         into_store.close()
     return result | {"state": str(summary.get("state", "imported")), "base": base, "imported": summary}
+
+
+def stream_work_dir(uow: UnitOfWork, work_dir: Path) -> Path:
+    """Where a stream is extracted (inside an open `uow`): the backend's work area in its content
+    store when it has one (the repodata and package files then never lie outside the store), else
+    `work_dir`."""
+    backend = uow.backend
+    return backend.incoming_dir() if isinstance(backend, ReceivesInStore) else work_dir
 
 
 class PackagesIntoStore:
@@ -123,6 +133,9 @@ class PackagesIntoStore:
 
     def start(self, manifest: bytes) -> None:
         """Called once the manifest's signature is checked: decide, and open the receiver."""
+        with self.uow:
+            if not isinstance(self.uow.backend, ReceivesPackages):
+                return  # the local store: the manifest is not parsed here (MiBs at 20,000 files)
         try:
             data = json.loads(manifest)
             keyed = any(p.get("gpg_key") for p in data["products"])

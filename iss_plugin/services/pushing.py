@@ -25,7 +25,7 @@ from iss_plugin.failpoints import failpoint
 from . import importing
 from .identity import authorize_account
 from .propagation import DestinationContext, _imported_answer
-from .pulling import PackagesIntoStore
+from .pulling import PackagesIntoStore, stream_work_dir
 
 
 def source_key(uow: UnitOfWork, fingerprint: str) -> str:
@@ -55,6 +55,7 @@ def receive_push(
             t = uow.session.scalar(select(TrustedSource).where(TrustedSource.fingerprint == fingerprint))
             if t is None:
                 raise NotAuthenticated(f"no trusted source with key fingerprint '{fingerprint}' is known here")
+            stream_dir = stream_work_dir(uow, ctx.imports_path)
             trusted = [
                 TrustedKey(
                     t.name, t.public_key, t.fingerprint, tuple(sorted(set(organization_map(t.organizations).values())))
@@ -70,7 +71,7 @@ def receive_push(
             into_store.start(manifest)
 
         try:
-            opened = read_tar_stream(body, display, ctx.imports_path, seal=seal, receive=into_store.receive)
+            opened = read_tar_stream(body, display, stream_dir, seal=seal, receive=into_store.receive)
             scope: importing.Scope = "repository" if bundle.get("repository") else "content_view_version"
             with opened:
                 into_store.hold()

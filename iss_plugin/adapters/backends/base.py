@@ -151,6 +151,16 @@ class ReceivesPackages(Protocol):
 
 
 @runtime_checkable
+class ReceivesInStore(Protocol):
+    """Optional: a backend with a work area inside its content store (same filesystem), where a
+    streamed bundle is extracted instead of the import work directory: its repodata and package
+    files then never lie outside the content store, and the package files enter it by rename."""
+
+    def incoming_dir(self) -> Path:
+        """A directory inside the store for bundles being received (created if missing)."""
+
+
+@runtime_checkable
 class HoldsMetadataUnits(Protocol):
     """Optional: a backend whose versions hold metadata units besides packages (advisories, comps
     entries, modulemd documents: domain.content_units), when the repository's content type has

@@ -25,9 +25,9 @@ import os
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from iss_plugin.domain.errors import BundleIntegrityError
 from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME
@@ -89,7 +89,7 @@ class _StreamExtraction:
         self.total = 0
 
     def run(self) -> None:
-        members = iter(self.tar)
+        members = _one_at_a_time(self.tar)
         manifest = self._sealed(next(members, None), MANIFEST_NAME, self.limits.max_manifest_bytes)
         signature = self._sealed(next(members, None), SIGNATURE_NAME, MAX_SIGNATURE_BYTES)
         self.seal(manifest, signature)  # an untrusted or edited manifest stops the stream here
@@ -175,10 +175,41 @@ class _StreamExtraction:
         return h.hexdigest()
 
 
+def _one_at_a_time(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The members of a tar read as a stream, without the TarInfo list tarfile keeps of every member
+    it has read (hundreds of bytes each: MiBs at 20,000 packages; a stream is not read twice)."""
+    while (ti := tar.next()) is not None:
+        tar.members.clear()  # type: ignore[attr-defined]  # typeshed omits TarFile.members
+        yield ti
+
+
 def _listed_files(manifest: bytes, display: str) -> dict[str, tuple[str, int]]:
-    """path -> (sha256, size) of the (already signature-checked) manifest; its schema is checked later."""
+    """path -> (sha256, size) of the (already signature-checked) manifest; its schema is checked later.
+    Each file's object becomes its tuple as it is parsed: the whole document's dicts (one per file)
+    are never held at once."""
     try:
-        files = json.loads(manifest)["files"]
-        return {str(f["path"]): (str(f["sha256"]), int(f["size"])) for f in files}
-    except (ValueError, KeyError, TypeError) as e:
+        files = json.loads(manifest, object_pairs_hook=_file_tuple)["files"]
+        return {str(f[0]): (str(f[1]), int(f[2])) for f in map(_as_file, files)}
+    except (ValueError, KeyError, TypeError, IndexError) as e:
         raise BundleIntegrityError(f"{display}: manifest.json does not list its files: {e}") from None
+
+
+_FILE_KEYS = ("path", "sha256", "size")
+
+
+def _file_tuple(pairs: list[tuple[str, object]]) -> object:
+    """A {"path", "sha256", "size"} object (in any key order) as (path, sha256, size); others as dicts."""
+    if len(pairs) == 3:
+        found = dict(pairs)
+        if found.keys() == set(_FILE_KEYS):
+            return (found["path"], found["sha256"], found["size"])
+    return dict(pairs)
+
+
+def _as_file(entry: object) -> tuple[Any, Any, Any]:
+    """A files[] item: the tuple _file_tuple made, or an object with more keys (its schema is checked later)."""
+    if isinstance(entry, tuple):
+        return entry
+    if isinstance(entry, dict):
+        return (entry["path"], entry["sha256"], entry["size"])
+    raise TypeError(f"a files entry is {type(entry).__name__}, not an object")

@@ -17,15 +17,17 @@ import re
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
-
-import createrepo_c as cr
 
 from iss_plugin.adapters.content_types import CompressedBlock, Fetch, RemoteUnit, Unit
 from iss_plugin.domain.content_units import MetadataUnit
 from iss_plugin.domain.errors import BackendError, BundleIntegrityError, RejectedInput
 from iss_plugin.domain.manifest import FileEntry
 from iss_plugin.domain.packages import Package, standard_location
+
+if TYPE_CHECKING:
+    import createrepo_c as cr
 
 CHANGELOG_LIMIT = 10
 GZIP_LEVEL = 6
@@ -55,6 +57,44 @@ def gzip_member(data: bytes) -> bytes:
     return c.compress(data) + c.flush()
 
 
+def _createrepo_c_version() -> str:
+    """createrepo_c's version without importing it (11 MiB of a process that only writes repodata
+    from cached blocks, such as a source serving a stream); the module's own when not installed as
+    a distribution."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("createrepo_c")
+    except PackageNotFoundError:
+        import createrepo_c
+
+        return str(createrepo_c.VERSION)
+
+
+def repomd_xml(revision: str, records: Sequence[tuple[str, str, int, int, int]]) -> bytes:
+    """repomd.xml for (type, sha256, size, open size, timestamp) records of repodata/<sha256>-<type>.xml.gz,
+    byte for byte what createrepo_c's Repomd.xml_dump writes for them (tests/unit compare the two)."""
+    from xml.sax.saxutils import escape
+
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<repomd xmlns="http://linux.duke.edu/metadata/repo" xmlns:rpm="http://linux.duke.edu/metadata/rpm">',
+        f"  <revision>{escape(revision)}</revision>",
+    ]
+    for md, digest, size, open_size, timestamp in records:
+        lines += [
+            f'  <data type="{md}">',
+            f'    <checksum type="sha256">{digest}</checksum>',
+            f'    <location href="{REPODATA}/{digest}-{md}.xml.gz"/>',
+            f"    <timestamp>{timestamp}</timestamp>",
+            f"    <size>{size}</size>",
+            f"    <open-size>{open_size}</open-size>",
+            "  </data>",
+        ]
+    lines.append("</repomd>\n")
+    return "\n".join(lines).encode("utf-8")
+
+
 def rpm_filename(pkg: cr.Package) -> str:
     return f"{pkg.name}-{pkg.version}-{pkg.release}.{pkg.arch}.rpm"
 
@@ -63,7 +103,7 @@ class YumContentType:
     """Registered as `yum` in the entry point group iss_plugin.content_types."""
 
     name = "yum"
-    format_version = f"yum-1/createrepo_c-{cr.VERSION}"
+    format_version = f"yum-1/createrepo_c-{_createrepo_c_version()}"
     md_types = MD_TYPES
     _last_tree_units: tuple[tuple[str, str], tuple[MetadataUnit, ...]] | None = None
 
@@ -74,6 +114,8 @@ class YumContentType:
         The location is the standard one for the package's canonical file name, whatever the file
         is called on disk, and the chunk's file time is the build time: the same file gives the
         same chunks on every server."""
+        import createrepo_c as cr
+
         try:
             pkg = cr.package_from_rpm(str(path), cr.SHA256, "", None, CHANGELOG_LIMIT)
         except Exception as e:  # createrepo_c raises its own error type or OSError
@@ -166,23 +208,15 @@ class YumContentType:
             for f in outs:
                 f.close()
 
-        repomd = cr.Repomd()
-        repomd.revision = revision
         files: list[FileEntry] = []
+        records = []
         for i, md in enumerate(MD_TYPES):
             digest = hashes[i].hexdigest()
             href = f"{REPODATA}/{digest}-{md}.xml.gz"
             os.replace(tmp_paths[i], dest / href)
-            rec = cr.RepomdRecord(md)
-            rec.location_href = href
-            rec.checksum = digest
-            rec.checksum_type = "sha256"
-            rec.size = sizes[i]
-            rec.size_open = open_sizes[i]
-            rec.timestamp = timestamp
-            repomd.set_record(rec)
+            records.append((md, digest, sizes[i], open_sizes[i], timestamp))
             files.append(FileEntry(href, digest, sizes[i]))
-        data = repomd.xml_dump().encode("utf-8")
+        data = repomd_xml(revision, records)
         (repodata / "repomd.xml").write_bytes(data)
         files.append(FileEntry(f"{REPODATA}/repomd.xml", hashlib.sha256(data).hexdigest(), len(data)))
         return files
@@ -246,6 +280,8 @@ class YumContentType:
         base = url if url.endswith("/") else url + "/"
         repomd_path = workdir / "repomd.xml"
         fetch(urljoin(base, f"{REPODATA}/repomd.xml"), repomd_path, None, None, None)
+        import createrepo_c as cr
+
         try:
             repomd = cr.Repomd(str(repomd_path))
         except Exception as e:
@@ -284,9 +320,12 @@ class YumContentType:
         return units
 
 
-def write_repodata(repodata: Path, packages: Sequence[cr.Package], compression: int = cr.GZ_COMPRESSION) -> None:
+def write_repodata(repodata: Path, packages: Sequence[cr.Package], compression: int | None = None) -> None:
     """repodata/ for these packages with createrepo_c's own writers: primary, filelists, other and
-    repomd.xml (sha256, checksum-named files)."""
+    repomd.xml (sha256, checksum-named files); gzip unless `compression` says otherwise."""
+    import createrepo_c as cr
+
+    compression = cr.GZ_COMPRESSION if compression is None else compression
     repodata.mkdir(parents=True, exist_ok=True)
     suffix = cr.compression_suffix(compression)
     paths = {name: repodata / f"{name}.xml{suffix}" for name in ("primary", "filelists", "other")}

@@ -116,7 +116,7 @@ def stream(
         headers["Accept-Ranges"] = "none"
         body = _closing(tar_gz_stream(planned.entries()), planned)
         return StreamingResponse(body, media_type="application/gzip", headers=headers, background=cleanup)
-    entries = list(planned.entries())
+    entries = planned.laid_out()
     size = tar_size(entries)
     headers["Accept-Ranges"] = "bytes"
     wanted_range = request.headers.get("range")

@@ -92,6 +92,13 @@ class LocalBackend:
         event.listen(session, "after_commit", self._housekeeper.after_commit)
         event.listen(session, "after_rollback", self._housekeeper.after_rollback)
 
+    def incoming_dir(self) -> Path:
+        """ReceivesInStore: streamed bundles are extracted in <store>/incoming (not <store>/tmp, whose
+        stale files housekeeping removes one by one), so their files enter the store by rename."""
+        incoming = self.store_root / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        return incoming
+
     # === repositories and versions ==============================================================
     def ensure_repository(self, repo: str, content_type: str = DEFAULT) -> None:
         self._catalog.ensure_repository(repo, content_type)

@@ -84,22 +84,24 @@ class Importer:
         return self.versions.commit(r, self.catalog.snapshot(r, r.latest_version), [], set(), units=merged)
 
 
-def tree_unit_files(ct: ContentType, tree: Path) -> list[Path]:
-    """The unit files of a tree to import, sorted; anything an import does not accept is an error."""
+def tree_unit_files(ct: ContentType, tree: Path) -> list[str]:
+    """The unit files of a tree to import (paths as str: at 20,000 packages a list of Path objects,
+    and the path parts pathlib interns, weigh MiBs), sorted; anything an import does not accept is
+    an error."""
     if not tree.is_dir():
         raise BundleIntegrityError(f"{tree} is not a directory holding a yum tree")
     found, problems = [], []
-    for dirpath, dirnames, filenames in os.walk(tree):
-        d = Path(dirpath)
+    top = os.fspath(tree)
+    for dirpath, dirnames, filenames in os.walk(top):
         for name in dirnames:
-            if (d / name).is_symlink():
-                problems.append(f"{(d / name).relative_to(tree)} is a symbolic link")
+            if os.path.islink(os.path.join(dirpath, name)):
+                problems.append(f"{os.path.relpath(os.path.join(dirpath, name), top)} is a symbolic link")
         for name in filenames:
-            p = d / name
-            rel = p.relative_to(tree).as_posix()
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, top)  # POSIX paths: already /-separated
             if not ct.is_unit_path(rel):
                 continue
-            if p.is_symlink() or not p.is_file():
+            if os.path.islink(p) or not os.path.isfile(p):
                 problems.append(f"{rel} is not a regular file")
                 continue
             found.append(p)

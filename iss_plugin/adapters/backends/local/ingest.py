@@ -44,14 +44,15 @@ class Ingester:
         self.catalog = catalog
         self.new_blobs = new_blobs  # shared with the backend: blobs created in the current transaction
 
-    def ingest(self, ct: ContentType, paths: Sequence[Path], *, mode: Mode) -> list[Item]:
+    def ingest(self, ct: ContentType, paths: Sequence[Path | str], *, mode: Mode) -> list[Item]:
         """Read each file's header, store the file and its row; every unreadable file is reported at
-        once. mode: copy (the caller's files), move (a staging dir the caller gives up)."""
+        once. mode: copy (the caller's files), move (a staging dir the caller gives up). Path
+        objects are made a batch at a time (thousands of them weigh MiBs)."""
         items: dict[str, Item] = {}
         problems: list[str] = []
         for batch in batched(list(paths)):
             units: list[tuple[Path, Unit]] = []
-            for path in batch:
+            for path in map(Path, batch):
                 try:
                     units.append((path, ct.read_unit(path)))
                 except BackendError as e:

@@ -99,12 +99,12 @@ class VersionWriter:
                 .where(C.repository_id == r.id, C.version_removed.is_(None), C.package_id.in_(batch))
                 .values(version_removed=number)
             )
-        if new_items:
+        for added in batched(new_items):  # not 20,000 parameter dicts (and the driver's copy) at once
             self.session.execute(
                 insert(CONTENT),
                 [
                     {"repository_id": r.id, "package_id": pid, "version_added": number, "version_removed": None}
-                    for pid, _, _ in new_items
+                    for pid, _, _ in added
                 ],
             )
         if units is not None and new_units != latest_units:
