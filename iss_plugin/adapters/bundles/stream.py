@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import operator
 import os
 import queue
@@ -37,6 +38,7 @@ from typing import BinaryIO, NamedTuple
 from iss_plugin.domain.errors import IssError
 from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry
 
+_log = logging.getLogger(__name__)
 RUN_SIZE = 1024 * 1024  # tar bytes gathered before they are checksummed and framed
 OUTPUT_CHUNK = 1024 * 1024
 BLOCK = tarfile.BLOCKSIZE  # 512
@@ -80,17 +82,53 @@ class Entry(NamedTuple):
 
     path: str  # relative, '/'-separated
     size: int
-    source: Path | str | None = None  # a file on disk ...
+    source: Path | str | None = None  # a file on disk, or an http(s) URL read as it is sent ...
     data: bytes | None = None  # ... or small content held in memory (manifest.json, its signature)
 
     def open_fd(self) -> int:
         """A raw descriptor on the source file (cheaper than a file object, thousands of times over).
         A missing or unreadable source is an IssError naming the entry."""
         assert self.source is not None, f"entry {self.path} has no source file"
+        if isinstance(self.source, str) and self.source.startswith(URL_SCHEMES):
+            return _url_fd(self.path, self.source)
         try:
             return os.open(self.source, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise unreadable(self.path, self.source, e) from None
+
+
+URL_SCHEMES = ("http://", "https://")
+_URL_CHUNK = 64 * 1024
+
+
+def _url_fd(path: str, url: str) -> int:
+    """The read end of a pipe a thread fills with the body of GET `url` (memory: one chunk and the
+    pipe). An answer other than 200 or a broken download ends the pipe early: the reader then
+    finds the entry short and aborts the stream (IssError), after the cause is logged."""
+    import httpx
+
+    read_fd, write_fd = os.pipe()
+    os.set_inheritable(read_fd, False)
+
+    def pump() -> None:
+        try:
+            with httpx.stream("GET", url, timeout=60.0) as response:
+                if response.status_code != 200:
+                    _log.error("%s: %s answered %s", path, url, response.status_code)
+                    return
+                for chunk in response.iter_bytes(_URL_CHUNK):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(write_fd, view) :]
+        except BrokenPipeError:
+            pass  # the reader stopped (the stream was aborted or closed)
+        except (httpx.HTTPError, OSError) as e:
+            _log.error("%s: cannot read %s: %s", path, url, e)
+        finally:
+            os.close(write_fd)
+
+    threading.Thread(target=pump, name="iss-url-source", daemon=True).start()
+    return read_fd
 
 
 def unreadable(path: str, source: Path | str | None, error: OSError) -> IssError:
