@@ -65,7 +65,9 @@ class PulpStreamExport(PulpPlacement, PulpCatalog):
         except BaseException:
             clear_export_dir(dest, remove_self=created)
             raise
-        prefix = "" if relative_to is None or Path(relative_to) == dest else dest.relative_to(relative_to).as_posix() + "/"
+        prefix = (
+            "" if relative_to is None or Path(relative_to) == dest else dest.relative_to(relative_to).as_posix() + "/"
+        )
         packages = sorted(added, key=lambda p: p.location)
         files = [FileEntry(prefix + p.location, p.sha256, p.size) for p in packages]
         files += [FileEntry(prefix + path, sha, size) for path, sha, size in repodata]
@@ -83,7 +85,7 @@ class PulpStreamExport(PulpPlacement, PulpCatalog):
         base_url = self._stream_distribution(publication)
         repodata = [self._download(base_url, REPOMD)]
         root = ElementTree.fromstring(self._cached(repodata[0][1]).read_bytes())
-        hrefs = sorted({loc.get("href") for loc in root.iter(f"{_REPO_NS}location") if loc.get("href")})
+        hrefs = sorted({str(loc.get("href")) for loc in root.iter(f"{_REPO_NS}location") if loc.get("href")})
         repodata += [self._download(base_url, href) for href in hrefs]
         found = (base_url, sorted(repodata))
         with _PUBLISHED_LOCK:
@@ -106,7 +108,9 @@ class PulpStreamExport(PulpPlacement, PulpCatalog):
         else:
             href = href_of(dist)
         read: Entity = self.pulp.call(
-            "distributions_rpm_rpm_read", "reading a stream distribution", parameters={"rpm_rpm_distribution_href": href}
+            "distributions_rpm_rpm_read",
+            "reading a stream distribution",
+            parameters={"rpm_rpm_distribution_href": href},
         )
         base_url: str = read["base_url"]
         return base_url if base_url.endswith("/") else base_url + "/"
