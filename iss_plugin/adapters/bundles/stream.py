@@ -90,7 +90,7 @@ class Entry(NamedTuple):
         A missing or unreadable source is an IssError naming the entry."""
         assert self.source is not None, f"entry {self.path} has no source file"
         if isinstance(self.source, str) and self.source.startswith(URL_SCHEMES):
-            return _url_fd(self.path, self.source)
+            return _url_fd(self.path, self.source, self.size)
         try:
             return os.open(self.source, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
@@ -101,10 +101,11 @@ URL_SCHEMES = ("http://", "https://")
 _URL_CHUNK = 64 * 1024
 
 
-def _url_fd(path: str, url: str) -> int:
+def _url_fd(path: str, url: str, size: int) -> int:
     """The read end of a pipe a thread fills with the body of GET `url` (memory: one chunk and the
-    pipe). An answer other than 200 or a broken download ends the pipe early: the reader then
-    finds the entry short and aborts the stream (IssError), after the cause is logged."""
+    pipe). An answer other than 200, a broken download or a body longer than `size` ends the pipe
+    short of `size` bytes: the reader then aborts the stream (IssError), after the cause is logged.
+    (A pipe reads short anywhere, so the reader could not tell a body that is too long itself.)"""
     import httpx
 
     read_fd, write_fd = os.pipe()
@@ -116,10 +117,18 @@ def _url_fd(path: str, url: str) -> int:
                 if response.status_code != 200:
                     _log.error("%s: %s answered %s", path, url, response.status_code)
                     return
+                left = size
                 for chunk in response.iter_bytes(_URL_CHUNK):
+                    too_long = len(chunk) > left
+                    if too_long:
+                        _log.error("%s: %s is longer than the %d bytes expected", path, url, size)
+                        chunk = chunk[: max(0, left - 1)]
+                    left -= len(chunk)
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(write_fd, view) :]
+                    if too_long:
+                        return
         except BrokenPipeError:
             pass  # the reader stopped (the stream was aborted or closed)
         except (httpx.HTTPError, OSError) as e:
