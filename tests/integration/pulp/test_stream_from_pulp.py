@@ -128,3 +128,44 @@ def test_a_pulp_source_streams_full_then_incremental_then_nothing(pulp_source, t
         assert nothing.exit_code == 0 and json.loads(nothing.stdout)["state"] == "already_imported"
     assert versions(dst) == ["1.0", "2.0"]
     print(f"pulp source: full pull {full_seconds:.1f} s, incremental pull {incremental_seconds:.1f} s")
+
+
+def test_a_pulp_source_pushes_to_an_online_destination(tmp_path):
+    """Push (the source's export consumer streams to the destination's POST /api/v1/imports/push)
+    from a source on Pulp to a local-backend destination online."""
+    from iss_plugin.services import subscriptions
+    from tests.integration.propagation.conftest import CV, memory_bus, subscription, wait_until
+    from tests.web.test_push import start_source
+
+    inst = require_instance(1)
+    prefix = new_prefix()
+    port = closed_port()
+    src = make_server(
+        tmp_path, "source", bus=memory_bus(), backend="pulp", pulp=inst.settings(prefix).pulp.model_dump()
+    )
+    dst = make_server(tmp_path, "destination", bus=memory_bus())
+    prepare_source(src, tmp_path / f"rpms-{uuid.uuid4().hex[:8]}", 3, ACTOR)
+    prepare_destination(dst, src, tmp_path, ACTOR)
+    url = f"http://127.0.0.1:{port}"
+    subscriptions.add_destination(src.uow(), "dst", dst.server_id, dst.signer.public_pem, ACTOR, url=url)
+    subscriptions.subscribe(src.uow(), "dst", ORG, CV, None, ACTOR)
+    runtimes: list = []
+    backend = inst.backend(repo_prefix=prefix)
+    try:
+        with Served(dst, port):
+            start_source(src, runtimes)
+            publish(src)
+            wait_until(lambda: subscription(src).acknowledged == "1.0", 120, "1.0 acknowledged on the source")
+            late = build_rpms(tmp_path / "late", 1, prefix=f"late-{uuid.uuid4().hex[:8]}-")
+            catalog.upload_packages(src.uow(), ORG, f"{CUSTOM_PRODUCT}/utils", late, ACTOR, src.server_id)
+            publish(src)
+            wait_until(lambda: subscription(src).acknowledged == "2.0", 120, "2.0 acknowledged on the source")
+        assert versions(dst) == ["1.0", "2.0"]
+        assert pins(dst, "1.0") == pins(src, "1.0") and pins(dst, "2.0") == pins(src, "2.0")
+    finally:
+        for r in runtimes:
+            r.shutdown()
+        purge(backend)
+        _drop_stream_distributions(backend)
+        src.close()
+        dst.close()
