@@ -48,18 +48,8 @@ def pulp_source(tmp_path):
             yield src, dst, f"http://127.0.0.1:{port}"
     finally:
         purge(backend)
-        _drop_stream_distributions(backend)
         src.close()
         dst.close()
-
-
-def _drop_stream_distributions(backend) -> None:
-    """The stream distributions whose publication went with the purged repositories."""
-    for d in backend.pulp.list("distributions_rpm_rpm_list", "listing", {"name__startswith": "iss-stream-"}):
-        if not d.get("publication"):
-            backend.pulp.call(
-                "distributions_rpm_rpm_delete", "deleting", parameters={"rpm_rpm_distribution_href": d["pulp_href"]}
-            )
 
 
 def _sync(dst, url: str, config: Path):
@@ -166,6 +156,5 @@ def test_a_pulp_source_pushes_to_an_online_destination(tmp_path):
         for r in runtimes:
             r.shutdown()
         purge(backend)
-        _drop_stream_distributions(backend)
         src.close()
         dst.close()
