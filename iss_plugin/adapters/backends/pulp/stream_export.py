@@ -99,12 +99,19 @@ class PulpStreamExport(PulpPlacement, PulpCatalog):
             "distributions_rpm_rpm_list", "finding a stream distribution", {"name": name}
         )
         if dist is None:
-            task = self.pulp.run(
-                "distributions_rpm_rpm_create",
-                f"distributing publication {publication} for streaming",
-                body={"name": name, "base_path": name, "publication": publication},
-            )
-            href = first_created(task)
+            try:
+                href = first_created(
+                    self.pulp.run(
+                        "distributions_rpm_rpm_create",
+                        f"distributing publication {publication} for streaming",
+                        body={"name": name, "base_path": name, "publication": publication},
+                    )
+                )
+            except BackendError:  # a concurrent stream of the same version made it first
+                dist = self.pulp.first("distributions_rpm_rpm_list", "finding a stream distribution", {"name": name})
+                if dist is None:
+                    raise
+                href = href_of(dist)
         else:
             href = href_of(dist)
         read: Entity = self.pulp.call(
