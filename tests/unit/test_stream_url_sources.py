@@ -86,3 +86,19 @@ def test_a_url_source_of_the_wrong_size_aborts_the_stream(server, path, size, me
     with pytest.raises(IssError, match=message) as e:
         b"".join(tar_stream(entries))
     assert "P/x/x.rpm" in e.value.message
+
+
+def test_an_abandoned_stream_stops_the_downloads_it_started_ahead(server):
+    import time
+
+    entries = [Entry("manifest.json", 2, data=b"{}")]
+    entries += [Entry(f"P/b/big-{i}.rpm", len(BIG), server + "/big.rpm") for i in range(10)]
+    stream = tar_stream(entries)
+    next(stream)
+    next(stream)
+    assert any(t.name == "iss-url-source" for t in threading.enumerate())  # downloading ahead
+    stream.close()  # the client went away
+    deadline = time.monotonic() + 10
+    while any(t.name == "iss-url-source" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "iss-url-source" for t in threading.enumerate())

@@ -21,6 +21,7 @@ ends with a full flush, so no block refers back across it.
 
 from __future__ import annotations
 
+import collections
 import functools
 import io
 import logging
@@ -33,10 +34,13 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from iss_plugin.domain.errors import IssError
 from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry
+
+if TYPE_CHECKING:
+    import httpx
 
 _log = logging.getLogger(__name__)
 RUN_SIZE = 1024 * 1024  # tar bytes gathered before they are checksummed and framed
@@ -89,7 +93,7 @@ class Entry(NamedTuple):
         """A raw descriptor on the source file (cheaper than a file object, thousands of times over).
         A missing or unreadable source is an IssError naming the entry."""
         assert self.source is not None, f"entry {self.path} has no source file"
-        if isinstance(self.source, str) and self.source.startswith(URL_SCHEMES):
+        if _is_url(self.source):
             return _url_fd(self.path, self.source, self.size)
         try:
             return os.open(self.source, os.O_RDONLY | os.O_CLOEXEC)
@@ -98,7 +102,29 @@ class Entry(NamedTuple):
 
 
 URL_SCHEMES = ("http://", "https://")
+URL_AHEAD = 4  # URL sources downloading at once while a stream is written
+
+
+def _is_url(source: Path | str | None) -> bool:
+    return isinstance(source, str) and source.startswith(URL_SCHEMES)
+
+
 _URL_CHUNK = 64 * 1024
+
+
+_CLIENT: list[httpx.Client] = []
+_CLIENT_LOCK = threading.Lock()
+
+
+def _url_client() -> httpx.Client:
+    """One client for URL sources in the process (connections kept alive between packages)."""
+    import httpx  # only a stream with URL sources needs it
+
+    with _CLIENT_LOCK:
+        if not _CLIENT:
+            limits = httpx.Limits(max_connections=4 * URL_AHEAD, max_keepalive_connections=2 * URL_AHEAD)
+            _CLIENT.append(httpx.Client(timeout=60.0, limits=limits))
+        return _CLIENT[0]
 
 
 def _url_fd(path: str, url: str, size: int) -> int:
@@ -106,14 +132,12 @@ def _url_fd(path: str, url: str, size: int) -> int:
     pipe). An answer other than 200, a broken download or a body longer than `size` ends the pipe
     short of `size` bytes: the reader then aborts the stream (IssError), after the cause is logged.
     (A pipe reads short anywhere, so the reader could not tell a body that is too long itself.)"""
-    import httpx
-
     read_fd, write_fd = os.pipe()
     os.set_inheritable(read_fd, False)
 
     def pump() -> None:
         try:
-            with httpx.stream("GET", url, timeout=60.0) as response:
+            with _url_client().stream("GET", url) as response:
                 if response.status_code != 200:
                     _log.error("%s: %s answered %s", path, url, response.status_code)
                     return
@@ -131,7 +155,7 @@ def _url_fd(path: str, url: str, size: int) -> int:
                         return
         except BrokenPipeError:
             pass  # the reader stopped (the stream was aborted or closed)
-        except (httpx.HTTPError, OSError) as e:
+        except Exception as e:  # the pump's thread ends here whatever happened; the reader aborts
             _log.error("%s: cannot read %s: %s", path, url, e)
         finally:
             os.close(write_fd)
@@ -281,8 +305,38 @@ class _TarRuns:
         self.compressible = True  # the mode of what the buffer holds
         self.made: set[str] = set()  # directories with an entry already
         self.last_dir = ""
+        self.opened: dict[int, int] = {}  # id(entry) -> a descriptor opened ahead (URL sources)
 
     def runs(self, entries: Iterable[Entry]) -> Iterator[tuple[memoryview, bool]]:
+        try:
+            yield from self._runs(self._ahead(entries))
+        finally:
+            for fd in self.opened.values():  # an aborted stream: the pumps see a broken pipe and stop
+                os.close(fd)
+            self.opened.clear()
+
+    def _ahead(self, entries: Iterable[Entry]) -> Iterator[Entry]:
+        """The entries, with the downloads of the next URL_AHEAD URL sources started already (each
+        holds at most its pipe and one chunk): one request at a time would wait on every one."""
+        window: collections.deque[Entry] = collections.deque()
+        for entry in entries:
+            window.append(entry)
+            if len(window) > URL_AHEAD:
+                yield self._opening(window)
+        while window:
+            yield self._opening(window)
+
+    def _opening(self, window: collections.deque[Entry]) -> Entry:
+        for upcoming in window:
+            if id(upcoming) not in self.opened and _is_url(upcoming.source) and upcoming.data is None:
+                self.opened[id(upcoming)] = upcoming.open_fd()
+        return window.popleft()
+
+    def _open(self, entry: Entry) -> int:
+        fd = self.opened.pop(id(entry), None)
+        return entry.open_fd() if fd is None else fd
+
+    def _runs(self, entries: Iterable[Entry]) -> Iterator[tuple[memoryview, bool]]:
         for entry in entries:
             # Headers travel in their entry's mode: switching modes costs a full deflate flush, and
             # entries sorted by path keep RPMs (stored) and metadata (deflated) in long runs.
@@ -353,7 +407,7 @@ class _TarRuns:
         view, start = self.view, self.fill + len(head)
         view[self.fill : start] = head
         end, stop = start, start + entry.size + 1  # +1: notice a file that grew
-        fd = entry.open_fd()
+        fd = self._open(entry)
         try:
             while n := os.readv(fd, [view[end:stop]]):
                 end += n
@@ -372,7 +426,7 @@ class _TarRuns:
 
     def _put_file(self, entry: Entry) -> Iterator[tuple[memoryview, bool]]:
         """Read the source straight into the buffer; one read per file that fits."""
-        fd = entry.open_fd()
+        fd = self._open(entry)
         try:
             remaining = entry.size
             while True:
