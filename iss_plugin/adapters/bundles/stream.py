@@ -94,7 +94,7 @@ class Entry(NamedTuple):
         A missing or unreadable source is an IssError naming the entry."""
         assert self.source is not None, f"entry {self.path} has no source file"
         if _is_url(self.source):
-            return _url_fd(self.path, self.source, self.size)
+            return _url_fd(self.path, str(self.source), self.size)
         try:
             return os.open(self.source, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
