@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar
 
 from sqlalchemy import select
 
-from iss_plugin.adapters.backends.base import ExportedTree, ExportsByReference, VersionInfo, version_changes
+from iss_plugin.adapters.backends.base import (
+    ExportedTree,
+    ExportsByReference,
+    StreamsByReference,
+    VersionInfo,
+    version_changes,
+)
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import (
     ContentView,
@@ -433,15 +439,23 @@ def _aware(t: datetime) -> datetime:
 
 
 def _write_trees(
-    uow: UnitOfWork, selections: list[RepoSelection], staging: Path, progress: Progress, *, by_reference: bool = False
+    uow: UnitOfWork,
+    selections: list[RepoSelection],
+    staging: Path,
+    progress: Progress,
+    *,
+    by_reference: bool = False,
+    for_stream: bool = False,
 ) -> tuple[list[RepositoryExportPlan], list[ExportedTree]]:
     """Plan each repository and let the backend write its tree under staging/repos/<product>/<repo>.
-    by_reference: the backend leaves package files where they are (the trees' `sources`).
+    by_reference: the backend leaves package files where they are (the trees' `sources`);
+    for_stream: they may be URLs (StreamsByReference), for a stream only.
     The trees come back with paths relative to `staging`."""
     plans: list[RepositoryExportPlan] = []
     trees: list[ExportedTree] = []
     staging.mkdir(parents=True)
     exporter = uow.backend if by_reference and isinstance(uow.backend, ExportsByReference) else None
+    streamer = uow.backend if for_stream and isinstance(uow.backend, StreamsByReference) else None
     for i, s in enumerate(selections):
         progress("export repositories", i, len(selections))
         key = s.repo.backend_key
@@ -461,6 +475,10 @@ def _write_trees(
         dest.mkdir(parents=True)
         if exporter is not None:
             tree = exporter.export_version_by_reference(
+                key, s.target_version, s.base_version, dest, added=changes.added, relative_to=staging
+            )
+        elif streamer is not None:
+            tree = streamer.stream_version_by_reference(
                 key, s.target_version, s.base_version, dest, added=changes.added, relative_to=staging
             )
         else:

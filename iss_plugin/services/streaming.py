@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from iss_plugin.adapters.backends.base import ExportsByReference
+from iss_plugin.adapters.backends.base import ExportsByReference, StreamsByReference
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.models import ContentView, ContentViewVersion
 from iss_plugin.adapters.db.uow import UnitOfWork
@@ -105,7 +105,7 @@ def plan_stream_in(
     from iss_plugin.adapters.bundles.writer import seal_manifest
 
     staging_root.mkdir(parents=True, exist_ok=True)
-    if not isinstance(uow.backend, ExportsByReference):
+    if not isinstance(uow.backend, (ExportsByReference, StreamsByReference)):
         raise UsageError("this server's content backend cannot stream bundles (it does not export by reference)")
     org = find.organization(uow.session, request.organization)
     export = _export_request(request)
@@ -134,7 +134,7 @@ def plan_stream_in(
     bundle_id = stream_bundle_id(server_id, org.label, request, base_label)
     staging = staging_root / f".stream-{uuid.uuid4()}"
     try:
-        plans, trees = ex._write_trees(uow, selections, staging, ex._no_progress, by_reference=True)
+        plans, trees = ex._write_trees(uow, selections, staging, ex._no_progress, by_reference=True, for_stream=True)
         ex._write_products_csv(staging, selections)
         manifest = ex._manifest(
             bundle_id, server_id, signer.fingerprint, org.label, export, cv_ref, base_label, kind, selections, plans

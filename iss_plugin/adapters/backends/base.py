@@ -124,6 +124,26 @@ class ExportsByReference(Protocol):
         in; the tree's paths are then relative to it instead of to dest."""
 
 
+@runtime_checkable
+class StreamsByReference(Protocol):
+    """Optional: a backend whose files can be read, while a stream is sent, from where it serves
+    them (Pulp: its content app). Only streams use it: a tree's `sources` may then be http(s) URLs,
+    which a directory bundle or an ISO cannot take (adapters/bundles/stream.py reads them)."""
+
+    def stream_version_by_reference(
+        self,
+        repo: str,
+        version: int,
+        base_version: int | None,
+        dest: Path,
+        *,
+        added: Sequence[Package] | None = None,
+        relative_to: Path | None = None,
+    ) -> ExportedTree:
+        """ExportsByReference.export_version_by_reference, for a stream: every file of the tree
+        (repodata too) has a source, a file or a URL; nothing is written under dest."""
+
+
 class PackageReceiver(Protocol):
     """Package files handed to a backend one at a time, ahead of import_tree (ReceivesPackages)."""
 

@@ -21,8 +21,10 @@ ends with a full flush, so no block refers back across it.
 
 from __future__ import annotations
 
+import collections
 import functools
 import io
+import logging
 import operator
 import os
 import queue
@@ -32,11 +34,15 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from iss_plugin.domain.errors import IssError
 from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry
 
+if TYPE_CHECKING:
+    import httpx
+
+_log = logging.getLogger(__name__)
 RUN_SIZE = 1024 * 1024  # tar bytes gathered before they are checksummed and framed
 OUTPUT_CHUNK = 1024 * 1024
 BLOCK = tarfile.BLOCKSIZE  # 512
@@ -80,17 +86,82 @@ class Entry(NamedTuple):
 
     path: str  # relative, '/'-separated
     size: int
-    source: Path | str | None = None  # a file on disk ...
+    source: Path | str | None = None  # a file on disk, or an http(s) URL read as it is sent ...
     data: bytes | None = None  # ... or small content held in memory (manifest.json, its signature)
 
     def open_fd(self) -> int:
         """A raw descriptor on the source file (cheaper than a file object, thousands of times over).
         A missing or unreadable source is an IssError naming the entry."""
         assert self.source is not None, f"entry {self.path} has no source file"
+        if _is_url(self.source):
+            return _url_fd(self.path, str(self.source), self.size)
         try:
             return os.open(self.source, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise unreadable(self.path, self.source, e) from None
+
+
+URL_SCHEMES = ("http://", "https://")
+URL_AHEAD = 4  # URL sources downloading at once while a stream is written
+
+
+def _is_url(source: Path | str | None) -> bool:
+    return isinstance(source, str) and source.startswith(URL_SCHEMES)
+
+
+_URL_CHUNK = 64 * 1024
+
+
+_CLIENT: list[httpx.Client] = []
+_CLIENT_LOCK = threading.Lock()
+
+
+def _url_client() -> httpx.Client:
+    """One client for URL sources in the process (connections kept alive between packages)."""
+    import httpx  # only a stream with URL sources needs it
+
+    with _CLIENT_LOCK:
+        if not _CLIENT:
+            limits = httpx.Limits(max_connections=4 * URL_AHEAD, max_keepalive_connections=2 * URL_AHEAD)
+            _CLIENT.append(httpx.Client(timeout=60.0, limits=limits))
+        return _CLIENT[0]
+
+
+def _url_fd(path: str, url: str, size: int) -> int:
+    """The read end of a pipe a thread fills with the body of GET `url` (memory: one chunk and the
+    pipe). An answer other than 200, a broken download or a body longer than `size` ends the pipe
+    short of `size` bytes: the reader then aborts the stream (IssError), after the cause is logged.
+    (A pipe reads short anywhere, so the reader could not tell a body that is too long itself.)"""
+    read_fd, write_fd = os.pipe()
+    os.set_inheritable(read_fd, False)
+
+    def pump() -> None:
+        try:
+            with _url_client().stream("GET", url) as response:
+                if response.status_code != 200:
+                    _log.error("%s: %s answered %s", path, url, response.status_code)
+                    return
+                left = size
+                for chunk in response.iter_bytes(_URL_CHUNK):
+                    too_long = len(chunk) > left
+                    if too_long:
+                        _log.error("%s: %s is longer than the %d bytes expected", path, url, size)
+                        chunk = chunk[: max(0, left - 1)]
+                    left -= len(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(write_fd, view) :]
+                    if too_long:
+                        return
+        except BrokenPipeError:
+            pass  # the reader stopped (the stream was aborted or closed)
+        except Exception as e:  # the pump's thread ends here whatever happened; the reader aborts
+            _log.error("%s: cannot read %s: %s", path, url, e)
+        finally:
+            os.close(write_fd)
+
+    threading.Thread(target=pump, name="iss-url-source", daemon=True).start()
+    return read_fd
 
 
 def unreadable(path: str, source: Path | str | None, error: OSError) -> IssError:
@@ -234,8 +305,38 @@ class _TarRuns:
         self.compressible = True  # the mode of what the buffer holds
         self.made: set[str] = set()  # directories with an entry already
         self.last_dir = ""
+        self.opened: dict[int, int] = {}  # id(entry) -> a descriptor opened ahead (URL sources)
 
     def runs(self, entries: Iterable[Entry]) -> Iterator[tuple[memoryview, bool]]:
+        try:
+            yield from self._runs(self._ahead(entries))
+        finally:
+            for fd in self.opened.values():  # an aborted stream: the pumps see a broken pipe and stop
+                os.close(fd)
+            self.opened.clear()
+
+    def _ahead(self, entries: Iterable[Entry]) -> Iterator[Entry]:
+        """The entries, with the downloads of the next URL_AHEAD URL sources started already (each
+        holds at most its pipe and one chunk): one request at a time would wait on every one."""
+        window: collections.deque[Entry] = collections.deque()
+        for entry in entries:
+            window.append(entry)
+            if len(window) > URL_AHEAD:
+                yield self._opening(window)
+        while window:
+            yield self._opening(window)
+
+    def _opening(self, window: collections.deque[Entry]) -> Entry:
+        for upcoming in window:
+            if id(upcoming) not in self.opened and _is_url(upcoming.source) and upcoming.data is None:
+                self.opened[id(upcoming)] = upcoming.open_fd()
+        return window.popleft()
+
+    def _open(self, entry: Entry) -> int:
+        fd = self.opened.pop(id(entry), None)
+        return entry.open_fd() if fd is None else fd
+
+    def _runs(self, entries: Iterable[Entry]) -> Iterator[tuple[memoryview, bool]]:
         for entry in entries:
             # Headers travel in their entry's mode: switching modes costs a full deflate flush, and
             # entries sorted by path keep RPMs (stored) and metadata (deflated) in long runs.
@@ -306,7 +407,7 @@ class _TarRuns:
         view, start = self.view, self.fill + len(head)
         view[self.fill : start] = head
         end, stop = start, start + entry.size + 1  # +1: notice a file that grew
-        fd = entry.open_fd()
+        fd = self._open(entry)
         try:
             while n := os.readv(fd, [view[end:stop]]):
                 end += n
@@ -325,7 +426,7 @@ class _TarRuns:
 
     def _put_file(self, entry: Entry) -> Iterator[tuple[memoryview, bool]]:
         """Read the source straight into the buffer; one read per file that fits."""
-        fd = entry.open_fd()
+        fd = self._open(entry)
         try:
             remaining = entry.size
             while True:

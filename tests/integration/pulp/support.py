@@ -42,6 +42,16 @@ def purge(backend: PulpBackend) -> None:
     assert backend.repo_prefix, "purge needs a prefix: it would delete every repository"
     for key in backend.list_repositories():
         backend.delete_repository(key)
+    # stream distributions (adapters/backends/pulp/stream_export.py) whose publication went with them
+    for d in backend.pulp.list(
+        "distributions_rpm_rpm_list", "listing stream distributions", {"name__startswith": "iss-stream-"}
+    ):
+        if not d.get("publication"):
+            backend.pulp.call(
+                "distributions_rpm_rpm_delete",
+                "deleting a stream distribution",
+                parameters={"rpm_rpm_distribution_href": d["pulp_href"]},
+            )
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from iss_plugin.adapters.backends.pulp.export import PulpExport
 from iss_plugin.adapters.backends.pulp.housekeeping import PulpHousekeeping
 from iss_plugin.adapters.backends.pulp.imports import PulpImport
 from iss_plugin.adapters.backends.pulp.receive import PulpPackageReceiver
+from iss_plugin.adapters.backends.pulp.stream_export import PulpStreamExport
 from iss_plugin.adapters.backends.pulp.watch import PulpWatch
 from iss_plugin.domain.errors import ConfigError
 
@@ -29,7 +30,7 @@ _SESSIONS: dict[tuple[str, str, str], PulpSession] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
-class PulpBackend(PulpImport, PulpExport, PulpHousekeeping, PulpWatch):
+class PulpBackend(PulpImport, PulpExport, PulpStreamExport, PulpHousekeeping, PulpWatch):
     """ContentBackend over a Pulp 3 server with pulp_rpm."""
 
     name = "pulp"
@@ -46,6 +47,7 @@ class PulpBackend(PulpImport, PulpExport, PulpHousekeeping, PulpWatch):
         modify_import_limit: int = MODIFY_IMPORT_LIMIT,
         stream_batch: int = STREAM_BATCH,
         remote_options: Params | None = None,
+        stream_cache_dir: Path | None = None,
     ) -> None:
         self.pulp = session
         self.shared_export_dir = Path(shared_export_dir) if shared_export_dir else None
@@ -57,6 +59,7 @@ class PulpBackend(PulpImport, PulpExport, PulpHousekeeping, PulpWatch):
         self.stream_batch = stream_batch
         self.remote_options = dict(remote_options or {})  # e.g. {"max_retries": 0}: more remote settings
         self._repos = {}
+        self.stream_cache_dir = Path(stream_cache_dir) if stream_cache_dir else None  # repodata of streams
 
     def package_receiver(self, expected: Collection[str] = ()) -> PulpPackageReceiver:
         """ReceivesPackages: package files of a stream uploaded one at a time (`expected`: the
@@ -79,7 +82,12 @@ class PulpBackend(PulpImport, PulpExport, PulpHousekeeping, PulpWatch):
             session_for(PulpConnection(p.url, p.username, password, p.timeout_seconds)),
             shared_export_dir=p.shared_export_dir,
             shared_import_dir=p.shared_import_dir,
-            **{"repo_prefix": p.repo_prefix, "stream_batch": p.stream_batch, **kwargs},
+            **{
+                "repo_prefix": p.repo_prefix,
+                "stream_batch": p.stream_batch,
+                "stream_cache_dir": settings.store_path / "pulp-cache" / "repodata",
+                **kwargs,
+            },
         )
 
 
