@@ -16,6 +16,7 @@ Prints the ratios; never asserts; goals: incremental <= 1.3x, complete <= 1.5x.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import subprocess
@@ -29,12 +30,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# before createrepo_c loads librpm (fixtures, uploads): as the `iss` command does
+from iss_plugin.cli.noise import use_empty_rpm_config_if_missing  # noqa: E402
+
+use_empty_rpm_config_if_missing()
+
 from bench.export_import import build_packages  # noqa: E402
 from consumers.demo import CUSTOM_PRODUCT, ORG, import_into, make_server, prepare_destination  # noqa: E402
 from iss_plugin.domain.versions import VersionNumber  # noqa: E402
 from iss_plugin.services import catalog, content_views, exporting, subscriptions  # noqa: E402
 
 ACTOR = "bench"
+# the createrepo_c command the project's venv installs (pip's createrepo_c), else the machine's
+CREATEREPO_C = shutil.which("createrepo_c", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}") or (
+    "createrepo_c"
+)
 REPO = "utils"
 SERVE = (
     "import sys, uvicorn; from iss_plugin.bootstrap import App; from iss_plugin.settings import load_settings;"
@@ -125,7 +135,7 @@ def curl_floor(files: list[Path], served: Path, port: int, into: Path, update: b
             fh.write(f'url = "http://127.0.0.1:{port}/{f.relative_to(served)}"\noutput = "{into / f.name}"\n')
     start = time.perf_counter()
     subprocess.run(["curl", "-sS", "--fail", "-K", str(config)], check=True)
-    repo = ["createrepo_c", "-q", "--update", str(into)] if update else ["createrepo_c", "-q", str(into)]
+    repo = [CREATEREPO_C, "-q", "--update", str(into)] if update else [CREATEREPO_C, "-q", str(into)]
     subprocess.run(repo, check=True)
     return time.perf_counter() - start
 

@@ -46,6 +46,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# before createrepo_c loads librpm (fixtures, uploads): as the `iss` command does
+from iss_plugin.cli.noise import use_empty_rpm_config_if_missing  # noqa: E402
+
+use_empty_rpm_config_if_missing()
+
 from sqlalchemy import func, select  # noqa: E402
 
 from consumers.demo import CUSTOM_PRODUCT, ORG, make_server, prepare_destination, prepare_source  # noqa: E402
