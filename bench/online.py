@@ -252,9 +252,12 @@ def main() -> int:
             missed = "  GOAL MISSED" if ratio > goal else ""
             print(f"{what:24}{pull:11.2f}s{floor:11.2f}s{ratio:7.2f}x{disk:15.2f}s  (goal <= {goal}x){missed}")
         print(f"iss content-import sync as a process: {cli_full:.2f}s complete, {cli_inc:.2f}s incremental")
-        print(f"peak RSS: destination pull {rss_full:.0f} MiB (complete), {rss_inc:.0f} MiB (incremental);")
-        print(f"          the same `iss` process doing nothing (--help): {rss_idle:.0f} MiB")
-        print(f"          source server {src_rss_full:.0f} MiB after complete, {src_rss:.0f} MiB at the end")
+        print(f"peak RSS: destination pull {rss_full:.1f} MiB (complete), {rss_inc:.1f} MiB (incremental);")
+        print(f"          the same `iss` process doing nothing (--help): {rss_idle:.1f} MiB")
+        print(f"          source server {src_rss_full:.1f} MiB after complete, {src_rss:.1f} MiB at the end")
+        worst = max(rss_full, rss_inc, src_rss_full, src_rss) * 2**20 / 1e6
+        verdict = "met" if worst < 150 else "MISSED"
+        print(f"          the larger side {worst:.1f} MB (goal: under 150 MB on both sides: {verdict})")
         return 0
     finally:
         for p in (server, http):

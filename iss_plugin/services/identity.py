@@ -388,7 +388,8 @@ def authorize_account(uow: UnitOfWork, login: str, permission: str, organization
     service account `login` lacks `permission` in `organization`. The denial is audited with the
     caller's transaction, or after it rolled back (SQLite allows one writer: not from a second
     session while it is open). A grant is read once per transaction (a fan-out to a hundred
-    subscriptions asks a hundred times); a refusal is checked and audited every time."""
+    subscriptions asks a hundred times), so a revoke committed elsewhere meanwhile applies from
+    the account's next transaction; a refusal is checked and audited every time."""
     key = ("authorized", login, permission, organization)
     if key in transaction_memo(uow.session):
         return

@@ -122,8 +122,12 @@ def _url_client() -> httpx.Client:
 
     with _CLIENT_LOCK:
         if not _CLIENT:
-            limits = httpx.Limits(max_connections=4 * URL_AHEAD, max_keepalive_connections=2 * URL_AHEAD)
-            _CLIENT.append(httpx.Client(timeout=60.0, limits=limits))
+            # no cap on connections: each stream holds up to URL_AHEAD + 1 answers open while its
+            # destination reads, and a capped pool would make the next concurrent stream wait out
+            # the pool timeout and abort. Redirects are followed: Pulp on object storage answers
+            # content with a redirect to the storage.
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=2 * URL_AHEAD)
+            _CLIENT.append(httpx.Client(timeout=60.0, limits=limits, follow_redirects=True))
         return _CLIENT[0]
 
 

@@ -7,9 +7,11 @@ exports and publications hardlink them."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -116,17 +118,35 @@ class BlobStore:
                     yield sha, f
 
     def remove_stale_tmp(self, min_age_seconds: float) -> int:
-        if not self.tmp.is_dir():
-            return 0
+        """Remove what a crashed process left in <store>/tmp and <store>/incoming (streams extracted
+        in the store): files, and directories nothing under which was written for min_age_seconds."""
         now, n = time.time(), 0
-        for f in self.tmp.iterdir():
-            try:
-                if now - f.lstat().st_mtime >= min_age_seconds:
-                    f.unlink()
+        for area in (self.tmp, self.root / "incoming"):
+            if not area.is_dir():
+                continue
+            for f in area.iterdir():
+                try:
+                    if now - _newest_mtime(f) < min_age_seconds:
+                        continue
+                    if f.is_dir() and not f.is_symlink():
+                        shutil.rmtree(f)
+                    else:
+                        f.unlink()
                     n += 1
-            except FileNotFoundError:
-                pass
+                except FileNotFoundError:
+                    pass
         return n
+
+
+def _newest_mtime(path: Path) -> float:
+    """A directory's age is its newest entry's: a stream still being extracted writes deep in it."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for root, dirs, files in os.walk(path):
+            for name in (*dirs, *files):
+                with contextlib.suppress(FileNotFoundError):
+                    newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+    return newest
 
 
 class Placer:

@@ -104,7 +104,9 @@ class PulpStreamExport(PulpPlacement, PulpCatalog):
                     self.pulp.run(
                         "distributions_rpm_rpm_create",
                         f"distributing publication {publication} for streaming",
-                        body={"name": name, "base_path": name, "publication": publication},
+                        # hidden: not listed at the content app's root; its base path names the
+                        # publication's random id (a content guard iss can satisfy is a follow-up)
+                        body={"name": name, "base_path": name, "publication": publication, "hidden": True},
                     )
                 )
             except BackendError:  # a concurrent stream of the same version made it first
@@ -133,7 +135,7 @@ class PulpStreamExport(PulpPlacement, PulpCatalog):
         tmp.parent.mkdir(parents=True, exist_ok=True)
         h, size = hashlib.sha256(), 0
         try:
-            with httpx.stream("GET", base_url + path, timeout=60.0) as r, open(tmp, "wb") as f:
+            with httpx.stream("GET", base_url + path, timeout=60.0, follow_redirects=True) as r, open(tmp, "wb") as f:
                 if r.status_code != 200:
                     raise BackendError(f"Pulp's content app answered {r.status_code} for {base_url + path}")
                 for chunk in r.iter_bytes(_DOWNLOAD_CHUNK):
