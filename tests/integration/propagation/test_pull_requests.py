@@ -229,7 +229,7 @@ def test_bad_requests_are_refused_with_a_clear_error_and_publish_nothing(pulling
     assert outbox(dst, ev.EXPORT_REQUESTED) == []
 
 
-def test_a_request_crosses_the_link_to_a_source_on_another_broker(tmp_path, two_vhosts):  # noqa: F811
+def crosses_the_link(tmp_path, two_vhosts):  # noqa: F811  (run from test_two_sites.py, see there)
     """Two sites, two brokers (vhosts) joined only by the link's shovels: the destination's request
     reaches the source's export queue, the stream's announcement and the answer come back."""
     from iss_plugin.adapters.bus.links import Side, link_definitions
