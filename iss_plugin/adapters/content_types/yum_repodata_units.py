@@ -12,14 +12,16 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import createrepo_c as cr
-
+from iss_plugin.adapters.content_types.repomd import parse_repomd
 from iss_plugin.adapters.content_types.yum_units import PARSERS, comps_xml, modules_yaml, updateinfo_xml
 from iss_plugin.domain.content_units import MetadataUnit
 from iss_plugin.domain.errors import BackendError, IssError, RejectedInput
 from iss_plugin.domain.manifest import FileEntry
+
+if TYPE_CHECKING:  # createrepo_c is loaded only to write (reading must not pay for librpm)
+    import createrepo_c as cr
 
 REPODATA = "repodata"
 MAX_OPEN_SIZE = 2 << 30  # a decompressed metadata file larger than this is refused (a bomb)
@@ -48,6 +50,8 @@ def _open(path: Path) -> BinaryIO:
 def read_metadata_bytes(path: Path, where: str) -> bytes:
     """The decompressed bytes of a metadata file (plain, gz, xz, bz2, zst), at most MAX_OPEN_SIZE."""
     if path.name.endswith((".zst", ".zck")):
+        import createrepo_c as cr
+
         with tempfile.TemporaryDirectory() as tmp:
             plain = Path(tmp) / "plain"
             try:
@@ -71,8 +75,8 @@ def read_repomd_units(
     """The units of the updateinfo, comps and modules files a repomd.xml lists (none: []).
     `bad`: the error for an unreadable repomd.xml (a remote's: BackendError; a bundle's: rejected)."""
     try:
-        repomd = cr.Repomd(str(repomd_path))
-    except Exception as e:
+        repomd = parse_repomd(repomd_path.read_bytes())
+    except (OSError, ValueError) as e:
         raise bad(f"{where}/repodata/repomd.xml is not a valid repomd.xml: {e}") from None
     units: list[MetadataUnit] = []
     for what, types in RECORDS.items():
@@ -80,8 +84,7 @@ def read_repomd_units(
         if rec is None:
             continue
         href = rec.location_href
-        size = int(rec.size) if rec.size else None
-        local = open_record(rec.type, href, rec.checksum_type, rec.checksum, size)
+        local = open_record(rec.type, href, rec.checksum_type, rec.checksum, rec.size or None)
         units.extend(PARSERS[what](read_metadata_bytes(local, f"{where}/{href}"), f"{where}/{href}"))
     return units
 
@@ -116,6 +119,8 @@ def _gzip(data: bytes) -> bytes:
 
 
 def _record(dest: Path, kind: str, name: str, data: bytes, open_data: bytes, timestamp: int) -> cr.RepomdRecord:
+    import createrepo_c as cr
+
     digest = hashlib.sha256(data).hexdigest()
     href = f"{REPODATA}/{digest}-{name}"
     (dest / href).write_bytes(data)
@@ -145,6 +150,8 @@ def write_units(dest: Path, units: Iterable[MetadataUnit], timestamp: int) -> li
         records.append(_record(dest, "modules", "modules.yaml.gz", _gzip(modules), modules, timestamp))
     if not records:
         return []
+    import createrepo_c as cr
+
     repomd_path = dest / REPODATA / "repomd.xml"
     repomd = cr.Repomd(str(repomd_path))
     files = []
