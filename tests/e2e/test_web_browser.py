@@ -19,7 +19,7 @@ import pytest
 
 from iss_plugin.services import parking
 from tests.conftest import IN_CI
-from tests.integration.bus.conftest import rabbit_vhost  # noqa: F401  (fixture)
+from tests.integration.bus.conftest import rabbit_vhost, session_vhost  # noqa: F401  (fixtures)
 
 from .test_identity import PASSWORD
 from .web_setup import prepare

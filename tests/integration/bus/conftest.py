@@ -50,7 +50,7 @@ def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def rabbit_vhost():
+def session_vhost():
     """amqp:// URL of a vhost made for this test session and deleted at its end."""
     require_service("RabbitMQ", RABBIT_HOST, RABBIT_PORT)
     if shutil.which("rabbitmqctl") is None:
@@ -65,6 +65,33 @@ def rabbit_vhost():
         yield f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{vhost}"
     finally:
         rabbitmqctl("delete_vhost", vhost, check=False)
+
+
+@pytest.fixture
+def rabbit_vhost(session_vhost):
+    """The session's vhost; every queue in it is deleted after each test. Each quorum queue reserves
+    file handles of the broker's budget (~930 under the usual nofile limit of 1024): a session's
+    worth of queues left behind exhausted it, and the broker then stalled every new connection
+    and every rabbitmqctl command (seen in CI: AMQP handshake timeouts, add_vhost hanging)."""
+    yield session_vhost
+    delete_all_queues(session_vhost)
+
+
+def delete_all_queues(url: str) -> None:
+    import pika
+
+    vhost = url.rsplit("/", 1)[1]
+    listed = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "--quiet", "name", check=False)
+    names = listed.stdout.split()
+    if not names:
+        return
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = conn.channel()
+        for name in names:
+            channel.queue_delete(name)
+    finally:
+        conn.close()
 
 
 def unique_bus(url: str, **overrides) -> BusSettings:

@@ -16,7 +16,7 @@ import pytest
 
 from iss_plugin.adapters.bus.links import main as links_main
 from tests.conftest import IN_CI, PG_HOST, PG_PORT
-from tests.integration.bus.conftest import rabbit_vhost, rabbitmqctl  # noqa: F401 - the vhost fixture
+from tests.integration.bus.conftest import rabbit_vhost, rabbitmqctl, session_vhost  # noqa: F401 - the vhost fixtures
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"

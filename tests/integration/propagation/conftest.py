@@ -27,7 +27,7 @@ from iss_plugin.adapters.db import models as m
 from iss_plugin.bootstrap import App
 from iss_plugin.services import content_views, subscriptions
 from tests.conftest import IN_CI
-from tests.integration.bus.conftest import rabbit_vhost, wait_for  # noqa: F401 - the vhost fixture, shared
+from tests.integration.bus.conftest import rabbit_vhost, session_vhost, wait_for  # noqa: F401 - the vhost fixtures, shared
 
 ROOT = Path(__file__).resolve().parents[3]
 ISS = [sys.executable, "-c", "from iss_plugin.cli import main; main()"]

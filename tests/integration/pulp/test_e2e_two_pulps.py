@@ -39,7 +39,7 @@ from iss_plugin.cli.main import build_cli
 from iss_plugin.domain.packages import package_set_digest
 from iss_plugin.services import content_views
 from iss_plugin.settings import load_settings
-from tests.integration.bus.conftest import rabbit_vhost  # noqa: F401 - the throwaway vhost fixture
+from tests.integration.bus.conftest import rabbit_vhost, session_vhost  # noqa: F401 - the throwaway vhost fixtures
 from tests.integration.propagation.conftest import (
     LivePair,
     Processes,
