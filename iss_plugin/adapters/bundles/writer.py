@@ -78,6 +78,7 @@ _HASH_READ = 1024 * 1024
 _WRITE_BUFFER = 1024 * 1024
 _FILE_JSON = '{"path":%s,"sha256":%s,"size":%s}'  # keys in sorted order; %s of an int is its JSON
 _json_string = json.encoder.encode_basestring_ascii  # what json.dumps uses (ensure_ascii)
+_FILES_PER_WRITE = 1000
 
 
 @dataclass(frozen=True)
@@ -107,23 +108,34 @@ def _to_dict(manifest: BundleManifest) -> JSONObject:
 
 def _canonical(document: JSONObject) -> bytes:
     """json.dumps(document, sort_keys=True, separators=(",", ":")), byte for byte, with the file
-    list (thousands of small dicts) encoded by format: 3x faster than the encoder's sorting. The
-    pieces are joined once (a join per level held four copies of a 4 MB list at 20,000 files)."""
-    pieces = ["{"]
+    list (thousands of small dicts) encoded by format: 3x faster than the encoder's sorting. Every
+    piece is ASCII (ensure_ascii), so the file list is encoded batch by batch into one buffer whose
+    bytes are returned without a copy: a list of 20,000 strings, their join and its encoding held
+    ~10 MB at once, which set the source's peak RSS while it planned a stream (issue 12)."""
+    out = io.BytesIO()
+    out.write(b"{")
     for n, key in enumerate(sorted(document)):
         value = document[key]
-        pieces.append(("," if n else "") + _json_string(key) + ":")
+        out.write((("," if n else "") + _json_string(key) + ":").encode("ascii"))
         if key == "files" and all(type(f) is dict and f.keys() == FILE_KEYS for f in value):
-            pieces.append("[")
-            for i, f in enumerate(value):
-                size = f["size"] if type(f["size"]) is int else json.dumps(f["size"])
-                entry = _FILE_JSON % (_json_string(f["path"]), _json_string(f["sha256"]), size)
-                pieces.append("," + entry if i else entry)
-            pieces.append("]")
+            out.write(b"[")
+            for start in range(0, len(value), _FILES_PER_WRITE):
+                batch = value[start : start + _FILES_PER_WRITE]
+                text = ",".join(
+                    _FILE_JSON
+                    % (
+                        _json_string(f["path"]),
+                        _json_string(f["sha256"]),
+                        f["size"] if type(f["size"]) is int else json.dumps(f["size"]),
+                    )
+                    for f in batch
+                )
+                out.write((("," if start else "") + text).encode("ascii"))
+            out.write(b"]")
         else:
-            pieces.append(json.dumps(value, sort_keys=True, separators=(",", ":")))
-    pieces.append("}")
-    return "".join(pieces).encode("utf-8")
+            out.write(json.dumps(value, sort_keys=True, separators=(",", ":")).encode("ascii"))
+    out.write(b"}")
+    return out.getvalue()
 
 
 def seal_manifest(
