@@ -141,18 +141,20 @@ def plan_stream_in(
         )
         if created is not None:
             manifest = replace(manifest, created=ex._aware(created).isoformat().replace("+00:00", "Z"))
+        del plans  # their Package values (MiBs at 20,000): the manifest keeps their counts
         manifest = with_unit_summaries(
             uow.backend, manifest, [(s.repo.backend_key, s.target_version, s.base_version) for s in selections]
         )
         sources = {path: source for tree in trees for path, source in tree.sources.items()}
         staged = [FileEntry(PRODUCTS_CSV, *_digest(staging / PRODUCTS_CSV))]
         known = staged + [f for tree in trees for f in tree.files]
+        packages = {f.path for tree in trees for f in tree.files[: tree.new_packages]}
+        del trees  # before sealing, the plan's high-water mark (the lists above share their values)
         manifest, data, signature = seal_manifest(manifest, signer, known)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     # the metadata (staged, or kept in the store by the backend) before the package files
-    packages = {f.path for tree in trees for f in tree.files[: tree.new_packages]}
     files = sorted(manifest.files, key=lambda f: (f.path in packages, f.path))
     return PlannedStream(manifest, data, signature, files, sources, staging)
 

@@ -251,7 +251,8 @@ SCREEN_PATHS = [
 def test_the_bulk_file_screen_never_passes_what_the_item_check_refuses(bad):
     """file_entry_problems screens all items at once and checks item by item only on suspicion:
     whatever one odd item does, the result is the item-by-item one."""
-    from iss_plugin.adapters.bundles.checks import _file_entry_problems_each, file_entry_problems
+    from iss_plugin.adapters.bundles.checks import _file_entry_problems_each, file_entry_problems, file_value_problems
+    from iss_plugin.domain.manifest import FileEntry
 
     good = [{"path": f"repos/p/r/Packages/{i}.rpm", "sha256": f"{i:064x}", "size": i} for i in range(50)]
     variants = [
@@ -263,6 +264,9 @@ def test_the_bulk_file_screen_never_passes_what_the_item_check_refuses(bad):
     for odd in variants:
         files = [*good[:20], odd, *good[20:]]
         assert file_entry_problems(files) == _file_entry_problems_each(files)
+        if len(odd) == 3:  # the writer's own values, screened as columns: the same answer
+            values = [FileEntry(f["path"], f["sha256"], f["size"]) for f in files]
+            assert file_value_problems(values) == _file_entry_problems_each(files)
 
 
 @pytest.mark.parametrize(
@@ -284,4 +288,5 @@ def test_the_bulk_consistency_screen_gives_the_path_by_path_answer(extra):
     d["files"] += [{"path": p, "sha256": "0" * 64, "size": 1} for p in extra]
     expected = _file_consistency_problems_each([f["path"] for f in d["files"]], ["repos/p/r/"])
     assert manifest_consistency_problems(d) == expected
+    assert manifest_consistency_problems({**d, "files": []}, [f["path"] for f in d["files"]]) == expected
     assert (expected == []) == (extra == [])

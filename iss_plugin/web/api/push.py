@@ -25,7 +25,6 @@ from iss_plugin.adapters.bundles import request_signing
 from iss_plugin.bootstrap import App
 from iss_plugin.domain.errors import NotAuthenticated
 from iss_plugin.domain.jsontypes import JSONObject
-from iss_plugin.services import pushing
 
 from .models import ERRORS
 from .streams import signed_target
@@ -70,6 +69,10 @@ class _Body(io.RawIOBase):
 )
 async def push(request: Request, organization: str = Query(max_length=128)) -> JSONResponse:
     """Import a bundle stream a trusted source pushes (its signed request)."""
+    # here, not at import: the import machinery (importing, pulling, httpx) costs a server that
+    # only serves streams several MiB of RSS (issue 12's bound)
+    from iss_plugin.services import pushing
+
     app: App = request.app.state.iss
     signed = request_signing.parse(request.headers.get("authorization", ""))
     if signed is None:

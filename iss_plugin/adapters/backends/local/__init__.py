@@ -1,6 +1,5 @@
 """The embedded local content backend (docs/architecture.md §7, "local"); see backend.py."""
 
 from iss_plugin.adapters.backends.local.backend import LocalBackend
-from iss_plugin.adapters.backends.local.sync import SyncReport
 
-__all__ = ["LocalBackend", "SyncReport"]
+__all__ = ["LocalBackend"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -42,13 +43,15 @@ from iss_plugin.adapters.backends.local.importing import Importer
 from iss_plugin.adapters.backends.local.index import REPODATA_CACHE, BlockCache, SetCache
 from iss_plugin.adapters.backends.local.ingest import Ingester
 from iss_plugin.adapters.backends.local.publish import Publisher
-from iss_plugin.adapters.backends.local.sync import Syncer, SyncReport
 from iss_plugin.adapters.backends.local.trees import TreeWriter
 from iss_plugin.adapters.backends.local.units import UnitCatalog
 from iss_plugin.adapters.backends.local.versions import VersionWriter
 from iss_plugin.adapters.content_types import DEFAULT
 from iss_plugin.domain.content_units import MetadataUnit
 from iss_plugin.domain.packages import Package
+
+if TYPE_CHECKING:
+    from iss_plugin.adapters.backends.local.sync import SyncReport
 
 
 class LocalBackend:
@@ -82,7 +85,7 @@ class LocalBackend:
         versions = VersionWriter(session, self.sets, self._catalog)
         trees = TreeWriter(session, self.blobs, self.index_cache, self._catalog)
         self._importer = Importer(self._catalog, ingester, versions)
-        self._syncer = Syncer(self._catalog, ingester, versions, self.blobs, self.download_workers)
+        self._ingester, self._versions = ingester, versions
         self._exporter = Exporter(
             self._catalog, trees, self.blobs, hardlink=hardlink_exports, repodata_root=self.store_root / REPODATA_CACHE
         )
@@ -134,7 +137,12 @@ class LocalBackend:
         return self._importer.add_units(repo, units)
 
     def sync(self, repo: str, url: str, *, mirror: bool = True) -> int:
-        self.last_sync = self._syncer.sync(repo, url, mirror=mirror)
+        # imported here: the syncer's HTTP client (httpx) is a few MiB a server streaming bundles
+        # does not need (issue 12's bound on the source's RSS)
+        from iss_plugin.adapters.backends.local.sync import Syncer
+
+        syncer = Syncer(self._catalog, self._ingester, self._versions, self.blobs, self.download_workers)
+        self.last_sync = syncer.sync(repo, url, mirror=mirror)
         return self.last_sync.version
 
     def import_tree(self, repo: str, tree: Path, expect: ImportExpectation, *, take_files: bool = False) -> int:
