@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from iss_plugin.domain.manifest import MANIFEST_NAME, PRODUCTS_CSV, SIGNATURE_NAME
+from iss_plugin.domain.manifest import MANIFEST_NAME, PRODUCTS_CSV, SIGNATURE_NAME, FileEntry
 from schemas import JSONObject
 
 MemberKind = Literal["file", "dir", "symlink", "hardlink", "chrdev", "blkdev", "fifo", "socket", "other"]
@@ -178,7 +178,7 @@ def manifest_consistency_problems(data: JSONObject) -> list[str]:
     for (product, label), n in seen.items():
         if n > 1:
             problems.append(f"repositories: '{product}/{label}' is listed {n} times")
-    paths = [f["path"] for f in data["files"]]
+    paths = [f.path if isinstance(f, FileEntry) else f["path"] for f in data["files"]]  # reader: FileEntry
     if not _files_plainly_consistent(paths, tuple(repo_paths)):
         problems += _file_consistency_problems_each(paths, repo_paths)
     return problems
