@@ -4,6 +4,7 @@ validation needs `jsonschema`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -71,5 +72,29 @@ def part_validator(relative: str, pointer: str) -> Validator:
 
 def problems(relative: str, instance: object) -> list[str]:
     """Every way `instance` breaks the schema, each as 'path: message'."""
-    errors = sorted(validator(relative).iter_errors(instance), key=lambda e: list(e.absolute_path))
-    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}" for e in errors]
+    return _shown(_located(validator(relative), instance, []))
+
+
+def problems_item_by_item(relative: str, instance: JSONObject, key: str, items: Iterable[object]) -> list[str]:
+    """problems(relative, {**instance, key: list(items)}), the same list, without the whole
+    document's decoded form at once: the rest of the document is checked with `key` an empty array,
+    then each item alone against the schema's properties/<key>/items (a manifest's 20,000 files[]
+    entries as dicts, and jsonschema's walk over them, weigh MiBs). Only for an array whose schema
+    is no more than a type and an items rule: nothing else looks at it as a whole."""
+    rule = load(relative)["properties"][key]
+    if set(rule) - {"type", "items", "description"} or rule.get("type") != "array":
+        raise ValueError(f"{relative}: properties/{key} says more than what each item is")
+    found = _located(validator(relative), {**instance, key: []}, [])
+    item_validator = part_validator(relative, f"#/properties/{key}/items")
+    for i, item in enumerate(items):
+        found += _located(item_validator, item, [key, i])
+    return _shown(found)
+
+
+def _located(checker: Validator, instance: object, prefix: list[str | int]) -> list[tuple[list[str | int], str]]:
+    return [([*prefix, *e.absolute_path], e.message) for e in checker.iter_errors(instance)]
+
+
+def _shown(found: list[tuple[list[str | int], str]]) -> list[str]:
+    found.sort(key=lambda located: located[0])  # stable: jsonschema's order among errors at one path
+    return [f"{'/'.join(str(p) for p in path) or '(top)'}: {message}" for path, message in found]

@@ -130,7 +130,7 @@ class BundleManifest:
                 )
                 for r in d["repositories"]
             ),
-            files=tuple(FileEntry(**f) for f in d["files"]),
+            files=tuple(f if isinstance(f, FileEntry) else FileEntry(**f) for f in d["files"]),
             destination=d.get("destination"),
             format=d.get("format", FORMAT),
             extra=d.get("extra", {}),

@@ -179,8 +179,8 @@ def manifest_consistency_problems(data: JSONObject, paths: Sequence[str] | None 
     for (product, label), n in seen.items():
         if n > 1:
             problems.append(f"repositories: '{product}/{label}' is listed {n} times")
-    if paths is None:
-        paths = [f["path"] for f in data["files"]]
+    if paths is None:  # the reader's entries are FileEntry values, a dict's are dicts
+        paths = [f.path if isinstance(f, FileEntry) else f["path"] for f in data["files"]]
     if not _files_plainly_consistent(paths, tuple(repo_paths)):
         problems += _file_consistency_problems_each(paths, repo_paths)
     return problems

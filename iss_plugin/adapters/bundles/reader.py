@@ -495,7 +495,7 @@ def verify_bundle(
     # 2. the schema
     if schema:
         problems = [f"(top): key '{k}' appears more than once in an object" for k in duplicates]
-        problems += schemas.problems(MANIFEST_SCHEMA, data)
+        problems += _schema_problems(data)
         if not problems:
             problems = manifest_consistency_problems(data)
         if problems:
@@ -560,9 +560,17 @@ def _check_signature(
 
 
 def _parse_manifest(raw: bytes) -> tuple[object, list[str]]:
+    """(the manifest's JSON, the keys that appear more than once in one of its objects). An object
+    written as iss writes a files[] entry, {"path": .., "sha256": .., "size": ..} in that order,
+    becomes a FileEntry as it is parsed (whatever its values hold: the schema checks them later),
+    not a dict: 20,000 dicts weigh MiBs more. Outside the files[] array they are dicts again."""
     duplicates: list[str] = []
+    made = [0]
 
-    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+    def pairs(items: list[tuple[str, object]]) -> object:
+        if len(items) == 3 and (items[0][0], items[1][0], items[2][0]) == _FILE_KEYS:
+            made[0] += 1
+            return FileEntry(items[0][1], items[1][1], items[2][1])  # type: ignore[arg-type]
         d: dict[str, object] = {}
         for k, v in items:
             if k in d:
@@ -574,9 +582,44 @@ def _parse_manifest(raw: bytes) -> tuple[object, list[str]]:
         raise ValueError(f"{name} is not JSON")
 
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_constant=no_constants), duplicates
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_constant=no_constants)
+        files = data.get("files") if isinstance(data, dict) else None
+        if made[0] == (sum(isinstance(f, FileEntry) for f in files) if isinstance(files, list) else 0):
+            return data, duplicates  # every FileEntry is a files[] entry (and none holds another)
+        # one elsewhere: the document as parsed, the files[] entries aside
+        if not isinstance(data, dict) or not isinstance(files, list):
+            return _plain(data), duplicates
+        kept = [f if isinstance(f, FileEntry) and not _holds_entry(f) else _plain(f) for f in files]
+        return {k: kept if k == "files" else _plain(v) for k, v in data.items()}, duplicates
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise BundleIntegrityError(f"manifest.json is not valid JSON: {_reason(e)}") from None
+
+
+_FILE_KEYS = ("path", "sha256", "size")
+
+
+def _plain(value: object) -> object:
+    """`value` with each FileEntry _parse_manifest made back as the object it was parsed from."""
+    if isinstance(value, FileEntry):
+        return {"path": _plain(value.path), "sha256": _plain(value.sha256), "size": _plain(value.size)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _holds_entry(entry: FileEntry) -> bool:
+    return any(isinstance(v, (FileEntry, dict, list)) for v in (entry.path, entry.sha256, entry.size))
+
+
+def _schema_problems(data: object) -> list[str]:
+    """schemas.problems(MANIFEST_SCHEMA, data) with every files[] entry as the object it was parsed
+    from, one entry at a time (the problems are the same, in the same order)."""
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(files, list):
+        return schemas.problems(MANIFEST_SCHEMA, data)
+    return schemas.problems_item_by_item(MANIFEST_SCHEMA, data, "files", map(_plain, files))
 
 
 def _trusted_key(trusted: Sequence[TrustedKey], fingerprint: str, organization: str) -> TrustedKey:

@@ -20,20 +20,19 @@ under its root, so no more than a few package files lie outside the content stor
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tarfile
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from iss_plugin.domain.errors import BundleIntegrityError
-from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry
 
 from .checks import Member, ReadLimits, capped, member_problems
-from .reader import _TAR_KINDS, MAX_SIGNATURE_BYTES, OpenedBundle, Progress, Seal, _remove_tree
+from .reader import _TAR_KINDS, MAX_SIGNATURE_BYTES, OpenedBundle, Progress, Seal, _parse_manifest, _remove_tree
 
 _BLOCK = 1024 * 1024
 
@@ -83,7 +82,7 @@ class _StreamExtraction:
         self.tar, self.display, self.dest, self.seal = tar, display, dest, seal
         self.limits, self.progress, self.receive = limits, progress, receive
         self.held: dict[str, str] = {}
-        self.listed: dict[str, tuple[str, int]] = {}
+        self.listed: dict[str, FileEntry] = {}
         self.count = 2  # the manifest and its signature
         self.names: set[str] = set()
         self.total = 0
@@ -144,14 +143,14 @@ class _StreamExtraction:
             target.mkdir(mode=0o755, parents=True, exist_ok=True)
             return
         expected = self.listed.get(name)
-        if expected is None or expected[1] != ti.size:
-            what = "is not listed in the signed manifest" if expected is None else f"is not {expected[1]} bytes"
+        if expected is None or expected.size != ti.size:
+            what = "is not listed in the signed manifest" if expected is None else f"is not {expected.size} bytes"
             raise BundleIntegrityError(f"{self.display}: {name} {what}; nothing was imported")
         target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         digest = self._write(ti, target)
-        if digest != expected[0]:
+        if digest != expected.sha256:
             raise BundleIntegrityError(
-                f"{self.display}: {name} has sha256 {digest}, the signed manifest says {expected[0]}: "
+                f"{self.display}: {name} has sha256 {digest}, the signed manifest says {expected.sha256}: "
                 "altered in transit; nothing was imported"
             )
         if self.receive is not None and self.receive(name, target, digest):
@@ -183,33 +182,27 @@ def _one_at_a_time(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         yield ti
 
 
-def _listed_files(manifest: bytes, display: str) -> dict[str, tuple[str, int]]:
-    """path -> (sha256, size) of the (already signature-checked) manifest; its schema is checked later.
-    Each file's object becomes its tuple as it is parsed: the whole document's dicts (one per file)
-    are never held at once."""
+def _listed_files(manifest: bytes, display: str) -> dict[str, FileEntry]:
+    """path -> its entry in the (already signature-checked) manifest; its schema is checked later.
+    The entries are parsed as FileEntry (reader._parse_manifest), not as 20,000 dicts."""
     try:
-        files = json.loads(manifest, object_pairs_hook=_file_tuple)["files"]
-        return {str(f[0]): (str(f[1]), int(f[2])) for f in map(_as_file, files)}
+        data, _ = _parse_manifest(manifest)
+        if not isinstance(data, dict) or not isinstance(data["files"], list):
+            raise TypeError("files is not an array")
+        return {entry.path: entry for entry in map(_as_entry, data["files"])}
+    except BundleIntegrityError as e:
+        raise BundleIntegrityError(f"{display}: {e.message}") from None
     except (ValueError, KeyError, TypeError, IndexError) as e:
         raise BundleIntegrityError(f"{display}: manifest.json does not list its files: {e}") from None
 
 
-_FILE_KEYS = ("path", "sha256", "size")
-
-
-def _file_tuple(pairs: list[tuple[str, object]]) -> object:
-    """A {"path", "sha256", "size"} object (in any key order) as (path, sha256, size); others as dicts."""
-    if len(pairs) == 3:
-        found = dict(pairs)
-        if found.keys() == set(_FILE_KEYS):
-            return (found["path"], found["sha256"], found["size"])
-    return dict(pairs)
-
-
-def _as_file(entry: object) -> tuple[Any, Any, Any]:
-    """A files[] item: the tuple _file_tuple made, or an object with more keys (its schema is checked later)."""
-    if isinstance(entry, tuple):
-        return entry
-    if isinstance(entry, dict):
-        return (entry["path"], entry["sha256"], entry["size"])
-    raise TypeError(f"a files entry is {type(entry).__name__}, not an object")
+def _as_entry(entry: object) -> FileEntry:
+    """A files[] item as a FileEntry of a str path, a str sha256 and an int size (or TypeError,
+    ValueError or KeyError); the schema check says later what else is wrong with it."""
+    if isinstance(entry, FileEntry):
+        path, sha256, size = entry.path, entry.sha256, entry.size
+    elif isinstance(entry, dict):
+        path, sha256, size = entry["path"], entry["sha256"], entry["size"]
+    else:
+        raise TypeError(f"a files entry is {type(entry).__name__}, not an object")
+    return FileEntry(str(path), str(sha256), int(size))

@@ -166,6 +166,19 @@ def test_manifest_failing_its_schema_lists_every_problem(sandbox, signer, truste
     assert "repositories/0/target/package_set_digest: 'md5:abc'" in text
 
 
+def test_a_bad_files_entry_deep_in_a_big_manifest_is_refused_with_its_path(sandbox, signer, trusted, good):
+    def bury(d):  # files[] entries are checked one at a time: the 2,500th is still reported
+        d["files"] += [
+            {"path": f"repos/tools/utils/Packages/p/p{i}.rpm", "sha256": f"{i:064x}", "size": i} for i in range(3000)
+        ]
+        d["files"][2500]["sha256"] = "not-a-digest"
+        return d
+
+    evil = edit_tgz(good, sandbox / "deep.tar.gz", manifest=bury, sign_with=signer)
+    e = refused_on_verify(sandbox, evil, trusted, SchemaViolation)
+    assert e.problems == [r"files/2500/sha256: 'not-a-digest' does not match '^(?!.*\\n)[0-9a-f]{64}$'"]
+
+
 def test_manifest_whose_parts_do_not_agree(sandbox, signer, trusted, good):
     def orphan(d):
         d["repositories"][1]["product"] = "ghost"
