@@ -1,7 +1,8 @@
 """Automatic propagation (the bus issue): what the export, import and status consumers and the
 reconcile pass do. Each handler runs in one unit of work: its state change, the events it emits
 (through the outbox) and the processed event id commit together, so a redelivered event has no
-second effect."""
+second effect. A push to an online destination commits before it (the push runs with no
+transaction open, see _push)."""
 
 from __future__ import annotations
 
@@ -282,8 +283,16 @@ def _push(
     of a content view version or of a repository's latest version, is POSTed to its
     /api/v1/imports/push, no bundle file is written. Its answer is published into this server's own
     outbox as if the destination had sent it over the bus (source = the destination's server id,
-    addressed here): the status consumer records it as any other, in this transaction's commit (so
-    a crash before it pushes again, and the destination answers already-imported)."""
+    addressed here): the status consumer records it as any other.
+
+    The push (minutes for a large one) runs with no transaction open, so this server's database is
+    not locked meanwhile: what the caller did so far and the in-flight marker are committed first,
+    the answer goes into a new transaction the caller commits. The marker, not a row lock, keeps
+    reconcile from pushing the same concurrently. A crash during the push loses nothing: reconcile
+    pushes again once the committed marker is older than the grace time (a repeat is answered
+    already-imported); the caller's event, not marked processed yet, is redelivered and finds it in
+    flight. A push that fails puts the marker back, committed, before it raises: nothing is in
+    flight, as before, and what the caller did before the push stays committed."""
     from iss_plugin.adapters.bundles.push import push_stream
 
     dest = sub.destination
@@ -301,13 +310,19 @@ def _push(
     planned = streaming.plan_stream_in(uow, wanted, signer=ctx.signer, server_id=ctx.server_id, staging_root=staging)
     if planned is None:
         return None
-    try:
-        state, answer = push_stream(dest.url, list(planned.entries()), organization=sub.organization, signer=ctx.signer)
-    finally:
-        planned.close()
-    m = planned.manifest  # what was sent: the answer names it whatever the destination could read
+    m = planned.manifest  # what is sent: the answer names it whatever the destination could read
     if not sub.content_view:  # the version planned, should one have been added since `marker` was read
         marker = m.repositories[0].target.package_set_digest
+    before = sub.in_flight, sub.in_flight_since
+    sub.in_flight, sub.in_flight_since = marker, _now()
+    try:
+        uow.commit()
+        state, answer = push_stream(dest.url, list(planned.entries()), organization=sub.organization, signer=ctx.signer)
+    except Exception:
+        _put_back_in_flight(uow, sub, marker, before)
+        raise
+    finally:
+        planned.close()
     answer = answer | {"bundle_id": m.bundle_id, "destination": dest.server_id, "source_server": ctx.server_id}
     for k in ("content_view", "version", "product", "repository"):
         answer.pop(k, None)
@@ -323,7 +338,6 @@ def _push(
         subject=planned.manifest.bundle_id,
         target_server=ctx.server_id,
     )
-    sub.in_flight, sub.in_flight_since = marker, _now()
     return {
         "bundle_id": m.bundle_id,
         "path": f"{dest.url.rstrip('/')}/api/v1/imports/push",
@@ -339,6 +353,17 @@ def _push(
         "destination": dest.server_id,
         "reason": reason,
     }
+
+
+def _put_back_in_flight(
+    uow: UnitOfWork, sub: Subscription, marker: str, before: tuple[str | None, datetime | None]
+) -> None:
+    """A push that failed: the in-flight marker as it was before it, unless it changed meanwhile."""
+    uow.rollback()
+    uow.session.refresh(sub, with_for_update=True)
+    if sub.in_flight == marker:
+        sub.in_flight, sub.in_flight_since = before
+    uow.commit()
 
 
 def bundle_location(path: Path, bundle_id: str, web_base_url: str | None) -> str:
@@ -520,7 +545,7 @@ def _next_unless_forbidden(uow: UnitOfWork, sub: Subscription, ctx: SourceContex
     """After an answer: an export account that may not export must not undo the acknowledgement
     recorded with it (the denial is audited; reconcile tries again once it is granted), nor must an
     online destination that cannot take the next push right now (down, 5xx, a timeout: the push
-    fails before it changes anything here; nothing is in flight, so reconcile pushes it again)."""
+    puts back its in-flight marker; nothing is in flight, so reconcile pushes it again)."""
     try:
         return propagate(uow, sub, ctx, reason=reason)
     except Forbidden as e:

@@ -2,16 +2,19 @@
 5xx, or one that stops reading mid-body until the source's push times out, changes nothing on the
 source (nothing in flight, no answer recorded, no bundle file) and reconcile pushes it again once
 the destination is back; a failed push of the NEXT bundle does not undo the acknowledgement the
-status consumer is recording. Real uvicorn on loopback: in this process, or `iss serve` in its own
+status consumer is recording. The source's database stays writable while a push waits for the
+destination. Real uvicorn on loopback: in this process, or `iss serve` in its own
 process (frozen by a fail point, then killed)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -199,3 +202,34 @@ def test_a_destination_that_stops_reading_mid_body_times_out_and_reconcile_sends
         _stop(served)
     assert subscription(src).acknowledged == digest(src) == digest(dst)
     assert [r.state for r in imports(dst)] == ["imported"]
+
+
+def test_the_source_database_is_not_locked_while_a_push_is_in_progress(pair, tmp_path, monkeypatch):
+    src, dst = pair
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}"
+    config = tmp_path / "destination.toml"
+    config.write_text(f'data_dir = "{dst.settings.data_dir}"\nserver_id = "{dst.server_id}"\n')
+    subscriptions.add_destination(src.uow(), "dst", dst.server_id, dst.signer.public_pem, ACTOR, url=url)
+    subscriptions.subscribe(src.uow(), "dst", ORG, None, UTILS, ACTOR)
+    marker, log = tmp_path / "frozen", tmp_path / "serve.log"
+    frozen = _serve(config, port, {ENV_NAME: "push.receiving", ENV_FILE: str(marker)}, log)
+    try:
+        wait_until(lambda: _up(url), T, f"iss serve on {url}\n{log.read_text() if log.exists() else ''}")
+        monkeypatch.setattr(push, "_TIMEOUT", httpx.Timeout(T))
+        pushing = ThreadPoolExecutor(1).submit(propagation.reconcile, src.uow(), src.source_context())
+        wait_until(marker.exists, T, "the destination read the manifest, then stopped reading")
+        path = src.settings.db_url.removeprefix("sqlite:///")
+        assert Path(path).is_file(), src.settings.db_url
+        db = sqlite3.connect(path, timeout=1, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")  # another command, worker or request writing here
+            db.execute("ROLLBACK")
+        finally:
+            db.close()
+        assert subscription(src).in_flight == digest(src)  # what keeps reconcile from pushing it again
+        assert propagation.reconcile(src.uow(), src.source_context()) == []
+    finally:
+        _stop(frozen)
+    assert pushing.result(T) == []  # the push failed: logged, the marker put back
+    nothing_changed_on_the_source(src)
