@@ -80,8 +80,10 @@ class BrokenImports:
 
 
 @pytest.fixture
-def pair(tmp_path):
-    src = make_server(tmp_path, "source", bus=memory_bus())
+def pair(tmp_path, database_url):
+    """(source, destination); the source's database on SQLite and on PostgreSQL (the failed push
+    puts its in-flight marker back under a row lock)."""
+    src = make_server(tmp_path, "source", bus=memory_bus(), database_url=database_url)
     dst = make_server(tmp_path, "destination", bus=memory_bus())
     prepare_source(src, tmp_path / "rpms", 3, ACTOR)
     prepare_destination(dst, src, tmp_path, ACTOR)
@@ -219,17 +221,32 @@ def test_the_source_database_is_not_locked_while_a_push_is_in_progress(pair, tmp
         monkeypatch.setattr(push, "_TIMEOUT", httpx.Timeout(T))
         pushing = ThreadPoolExecutor(1).submit(propagation.reconcile, src.uow(), src.source_context())
         wait_until(marker.exists, T, "the destination read the manifest, then stopped reading")
-        path = src.settings.db_url.removeprefix("sqlite:///")
-        assert Path(path).is_file(), src.settings.db_url
-        db = sqlite3.connect(path, timeout=1, isolation_level=None)
-        try:
-            db.execute("BEGIN IMMEDIATE")  # another command, worker or request writing here
-            db.execute("ROLLBACK")
-        finally:
-            db.close()
+        _lock_for_writing_within_a_second(src)  # another command, worker or request writing here
         assert subscription(src).in_flight == digest(src)  # what keeps reconcile from pushing it again
         assert propagation.reconcile(src.uow(), src.source_context()) == []
     finally:
         _stop(frozen)
     assert pushing.result(T) == []  # the push failed: logged, the marker put back
     nothing_changed_on_the_source(src)
+
+
+def _lock_for_writing_within_a_second(app: App) -> None:
+    """What another writer needs while the push is in progress: SQLite's write lock, or the
+    subscription rows' locks on PostgreSQL. Raises if they are held for over a second."""
+    url = app.settings.db_url
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        assert Path(path).is_file(), url
+        db = sqlite3.connect(path, timeout=1, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+        finally:
+            db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        conn.execute("SET lock_timeout = '1s'")
+        conn.execute("SELECT id FROM subscriptions FOR UPDATE").fetchall()
+        conn.rollback()
