@@ -172,12 +172,7 @@ def _up(url: str) -> bool:
 
 def test_a_destination_that_stops_reading_mid_body_times_out_and_reconcile_sends_again(pair, tmp_path, monkeypatch):
     src, dst = pair
-    port = closed_port()
-    url = f"http://127.0.0.1:{port}"
-    config = tmp_path / "destination.toml"
-    config.write_text(f'data_dir = "{dst.settings.data_dir}"\nserver_id = "{dst.server_id}"\n')
-    subscriptions.add_destination(src.uow(), "dst", dst.server_id, dst.signer.public_pem, ACTOR, url=url)
-    subscriptions.subscribe(src.uow(), "dst", ORG, None, UTILS, ACTOR)
+    port, url, config = _online_subscriber(src, dst, tmp_path)
     marker, log = tmp_path / "frozen", tmp_path / "serve.log"
     frozen = _serve(config, port, {ENV_NAME: "push.receiving", ENV_FILE: str(marker)}, log)
     try:
@@ -208,12 +203,7 @@ def test_a_destination_that_stops_reading_mid_body_times_out_and_reconcile_sends
 
 def test_the_source_database_is_not_locked_while_a_push_is_in_progress(pair, tmp_path, monkeypatch):
     src, dst = pair
-    port = closed_port()
-    url = f"http://127.0.0.1:{port}"
-    config = tmp_path / "destination.toml"
-    config.write_text(f'data_dir = "{dst.settings.data_dir}"\nserver_id = "{dst.server_id}"\n')
-    subscriptions.add_destination(src.uow(), "dst", dst.server_id, dst.signer.public_pem, ACTOR, url=url)
-    subscriptions.subscribe(src.uow(), "dst", ORG, None, UTILS, ACTOR)
+    port, url, config = _online_subscriber(src, dst, tmp_path)
     marker, log = tmp_path / "frozen", tmp_path / "serve.log"
     frozen = _serve(config, port, {ENV_NAME: "push.receiving", ENV_FILE: str(marker)}, log)
     try:
@@ -250,3 +240,15 @@ def _lock_for_writing_within_a_second(app: App) -> None:
         conn.execute("SET lock_timeout = '1s'")
         conn.execute("SELECT id FROM subscriptions FOR UPDATE").fetchall()
         conn.rollback()
+
+
+def _online_subscriber(src: App, dst: App, tmp_path: Path) -> tuple[int, str, Path]:
+    """dst as an online destination of src (its `iss serve` to start on the port), subscribed to
+    the utils repository: (port, url, dst's config file)."""
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}"
+    config = tmp_path / "destination.toml"
+    config.write_text(f'data_dir = "{dst.settings.data_dir}"\nserver_id = "{dst.server_id}"\n')
+    subscriptions.add_destination(src.uow(), "dst", dst.server_id, dst.signer.public_pem, ACTOR, url=url)
+    subscriptions.subscribe(src.uow(), "dst", ORG, None, UTILS, ACTOR)
+    return port, url, config
