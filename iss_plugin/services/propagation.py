@@ -1,8 +1,10 @@
 """Automatic propagation (the bus issue): what the export, import and status consumers and the
 reconcile pass do. Each handler runs in one unit of work: its state change, the events it emits
 (through the outbox) and the processed event id commit together, so a redelivered event has no
-second effect. A push to an online destination commits before it (the push runs with no
-transaction open, see _push)."""
+second effect. A push to an online destination commits its claim before it and its answer after
+it (the push runs with no transaction open, see _push); a handler's subscriptions not reached yet
+are then locked and read again as their turn comes (_one_by_one), so exactly one worker pushes a
+version to a subscription."""
 
 from __future__ import annotations
 
