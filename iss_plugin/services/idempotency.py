@@ -83,3 +83,19 @@ def process_once(
 def _processed_now(make_uow: Callable[[], UnitOfWork], event_id: str, consumer: str) -> bool:
     with make_uow() as uow:
         return already_processed(uow.session, event_id, consumer)
+
+
+def commit_processed(uow: UnitOfWork, event_id: str, consumer: str) -> bool:
+    """Record the event and commit the caller's transaction with it. False: another worker committed
+    the same event first (a redelivery handled twice at once): this transaction is rolled back. It
+    holds nothing the other did not do: what either worker acts on it locks first and marks (in
+    flight), so the other one waited and then skipped it. Any other integrity error is raised."""
+    mark_processed(uow.session, event_id, consumer)
+    try:
+        uow.commit()
+    except IntegrityError:
+        uow.rollback()
+        if already_processed(uow.session, event_id, consumer):
+            return False
+        raise
+    return True

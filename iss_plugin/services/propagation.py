@@ -1,15 +1,17 @@
 """Automatic propagation (the bus issue): what the export, import and status consumers and the
 reconcile pass do. Each handler runs in one unit of work: its state change, the events it emits
 (through the outbox) and the processed event id commit together, so a redelivered event has no
-second effect. A push to an online destination commits before it (the push runs with no
-transaction open, see _push)."""
+second effect. A push to an online destination commits its claim before it and its answer after
+it (the push runs with no transaction open, see _push); a handler's subscriptions not reached yet
+are then locked and read again as their turn comes (_one_by_one), so exactly one worker pushes a
+version to a subscription."""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +39,7 @@ from iss_plugin.domain.versions import VersionNumber
 from iss_plugin.failpoints import failpoint
 
 from . import exporting, fanout, importing, multihop, pull_requests, pulling, streaming
-from .idempotency import already_processed, mark_processed
+from .idempotency import already_processed, commit_processed, mark_processed
 from .identity import authorize_account
 from .outbox import add_event
 
@@ -95,11 +97,11 @@ def on_content_view_published(uow: UnitOfWork, envelope: JSONObject, ctx: Source
             return []
         made: list[Propagated] = []
         if _is_blessed(uow, data["organization"], data["content_view"]):
-            for sub in _subscriptions(uow, data["organization"], content_view=data["content_view"], lock=True):
+            subs = _subscriptions(uow, data["organization"], content_view=data["content_view"], lock=True)
+            for sub in _one_by_one(uow, subs):
                 made += [b for b in [propagate(uow, sub, ctx, reason="published", version=data["version"])] if b]
-        mark_processed(uow.session, envelope["id"], "export")
         failpoint("export.before_commit")  # crash tests: bundle written, subscriptions locked, nothing committed
-        uow.commit()
+        commit_processed(uow, envelope["id"], "export")
         return made
 
 
@@ -110,15 +112,11 @@ def on_repository_changed(uow: UnitOfWork, envelope: JSONObject, ctx: SourceCont
             envelope, ctx.server_id
         ):
             return []
-        made = [
-            b
-            for sub in _subscriptions(
-                uow, data["organization"], product=data["product"], repository=data["repository"], lock=True
-            )
-            if (b := propagate(uow, sub, ctx, reason="repository_changed"))
-        ]
-        mark_processed(uow.session, envelope["id"], "export")
-        uow.commit()
+        subs = _subscriptions(
+            uow, data["organization"], product=data["product"], repository=data["repository"], lock=True
+        )
+        made = [b for sub in _one_by_one(uow, subs) if (b := propagate(uow, sub, ctx, reason="repository_changed"))]
+        commit_processed(uow, envelope["id"], "export")
         return made
 
 
@@ -138,15 +136,14 @@ def on_export_requested(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContex
                 repository=data.get("repository"),
                 lock=True,
             )
-            for sub in (s for s in subs if s.destination_id == dest.id):
+            for sub in _one_by_one(uow, [s for s in subs if s.destination_id == dest.id]):
                 if data["reason"] == pull_requests.REQUESTED and sub.content_view and ctx.web_base_url:
                     made += [b for b in [_announce_stream(uow, sub, ctx, data)] if b]  # a pull: no bundle file
                     continue
                 if data.get("kind") == "full" or data.get("base") is None:
                     sub.acknowledged = None
                 made += [b for b in [propagate(uow, sub, ctx, reason=data["reason"], force=True)] if b]
-        mark_processed(uow.session, envelope["id"], "export")
-        uow.commit()
+        commit_processed(uow, envelope["id"], "export")
         return made
 
 
@@ -285,14 +282,20 @@ def _push(
     outbox as if the destination had sent it over the bus (source = the destination's server id,
     addressed here): the status consumer records it as any other.
 
+    `sub` must be locked in the caller's current transaction and read under that lock (handlers
+    walk their subscriptions with `_one_by_one`, reconcile locks one per transaction): that lock,
+    the caller's check that nothing is in flight and the marker set here, committed, are the claim.
+    Exactly one worker pushes a version to a subscription: any other (a second export worker, the
+    status worker, reconcile) waits for the lock and then finds the marker, and skips it.
+
     The push (minutes for a large one) runs with no transaction open, so this server's database is
     not locked meanwhile: what the caller did so far and the in-flight marker are committed first,
-    the answer goes into a new transaction the caller commits. The marker, not a row lock, keeps
-    reconcile from pushing the same concurrently. A crash during the push loses nothing: reconcile
-    pushes again once the committed marker is older than the grace time (a repeat is answered
-    already-imported); the caller's event, not marked processed yet, is redelivered and finds it in
-    flight. A push that fails puts the marker back, committed, before it raises: nothing is in
-    flight, as before, and what the caller did before the push stays committed."""
+    the answer is committed in a transaction of its own after it. The marker, not a row lock,
+    keeps others from pushing the same concurrently. A crash during the push loses nothing:
+    reconcile pushes again once the committed marker is older than the grace time (a repeat is
+    answered already-imported); the caller's event, not marked processed yet, is redelivered and
+    finds it in flight. A push that fails puts the marker back, committed, before it raises:
+    nothing is in flight, as before, and what the caller did before the push stays committed."""
     from iss_plugin.adapters.bundles.push import push_stream
 
     dest = sub.destination
@@ -338,6 +341,7 @@ def _push(
         subject=planned.manifest.bundle_id,
         target_server=ctx.server_id,
     )
+    uow.commit()  # the answer, on its own: whatever the caller does next cannot lose it
     return {
         "bundle_id": m.bundle_id,
         "path": f"{dest.url.rstrip('/')}/api/v1/imports/push",
@@ -482,7 +486,39 @@ def _subscriptions(
     q = q.order_by(Subscription.id).options(selectinload(Subscription.destination))  # one query, not one each
     if lock:  # populate_existing: what the lock waited for, not what this session read before it
         q = q.with_for_update().execution_options(populate_existing=True)
-    return list(uow.session.scalars(q))
+    subs = list(uow.session.scalars(q))
+    if lock:
+        _held_locks(uow).update(s.id for s in subs)
+    return subs
+
+
+def _held_locks(uow: UnitOfWork) -> set[int]:
+    """The ids of the subscriptions locked in the current transaction (a commit releases them all)."""
+    held: set[int] = transaction_memo(uow.session).setdefault("locked_subscriptions", set())
+    return held
+
+
+def _one_by_one(uow: UnitOfWork, subs: list[Subscription]) -> Iterator[Subscription]:
+    """Each of `subs` (loaded with `lock=True`) as its turn comes: locked in the transaction current
+    then and read under that lock. A push to an online destination commits its claim before it
+    runs, which releases the locks of every subscription the loop has not reached yet: a concurrent
+    worker or reconcile may have claimed one since, so it is locked and read again (by SELECT ...
+    FOR UPDATE; on SQLite the transaction's write lock) before this handler decides anything about
+    it. One that is gone (its destination removed) is skipped. Until a commit nothing is re-read:
+    a fan-out to offline destinations costs no query more."""
+    for sub in subs:
+        if sub.id in _held_locks(uow):
+            yield sub
+            continue
+        again = uow.session.scalar(
+            select(Subscription)
+            .where(Subscription.id == sub.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if again is not None:
+            _held_locks(uow).add(again.id)
+            yield again
 
 
 # --- source: status ------------------------------------------------------------------------------
@@ -509,7 +545,7 @@ def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) 
                 )
                 if s.destination_id == dest.id
             ]
-            for sub in subs:
+            for sub in _one_by_one(uow, subs):
                 if envelope["type"] == ev.BUNDLE_IMPORTED:
                     if sub.content_view:
                         if _is_newer(data.get("version"), sub.acknowledged):  # a late, older answer does not go back
@@ -536,8 +572,7 @@ def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) 
                     sub.in_flight_since = _now()
                     sub.rejections = (sub.rejections or 0) + 1
                     sub.last_rejection = f"{data['reason']}: {data.get('message', '')}"[:1000]
-        mark_processed(uow.session, envelope["id"], "status")
-        uow.commit()
+        commit_processed(uow, envelope["id"], "status")
         return result
 
 
