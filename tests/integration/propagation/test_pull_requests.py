@@ -266,7 +266,8 @@ def crosses_the_link(tmp_path, two_vhosts):  # noqa: F811  (run from test_two_si
     [
         ({"location": "http://127.0.0.1:9/api/v1/bundles/x/download"}, "is not a source's /api/v1/bundles/stream"),
         ({"source_server": "impostor"}, "does not match its signed manifest"),
-        ({"content_view": None, "version": None, "product": "p", "repository": "r"}, "names none"),
+        ({"content_view": None, "version": None}, "names neither"),
+        ({"content_view": None, "version": None, "product": "p", "repository": "r"}, "is not subscribed to p/r"),
     ],
 )
 def test_a_stream_announcement_that_lies_is_rejected_and_nothing_is_imported(pulling_pair, changes, message):
