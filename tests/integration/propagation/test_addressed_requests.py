@@ -84,6 +84,10 @@ def request(config: Path, *extra: str, organization: str = ORG):
     return CliRunner().invoke(build_cli(), args, catch_exceptions=False)
 
 
+def trust(config: Path, *args: str):
+    return CliRunner().invoke(build_cli(), ["--config", str(config), "--output", "json", "trust", *args])
+
+
 def handled(app: App, event_id: str) -> int:
     return count(app, m.ProcessedEvent, m.ProcessedEvent.event_id == event_id, m.ProcessedEvent.consumer == "export")
 
@@ -173,9 +177,34 @@ def test_a_request_without_a_clear_source_is_refused_and_nothing_is_published(si
     assert bad_path.exit_code == 2 and "give PRODUCT/REPOSITORY" in bad_path.output
     assert outbox(sites.dst, ev.EXPORT_REQUESTED) == []
 
+    # the server id a trusted source is asked under: `iss trust add --server-id` (else its name)
+    key = sites.config.parent / "b.pub"
+    key.write_text(sites.b.signer.public_pem)
+    bad = trust(
+        sites.config, "add", "--name", "source-b", "--public-key", str(key), "--organization", ORG, "--server-id", "a.b"
+    )
+    assert bad.exit_code == 2 and "--server-id 'a.b' is not valid" in bad.output
+    listed = {t["name"]: t["server_id"] for t in json.loads(trust(sites.config, "list").stdout)}
+    assert listed == {"source": "source", "source-b": "source-b"}
     # an entry of the same source server under another name (a key rotation) does not make it ambiguous
-    catalog.add_trusted_source(sites.dst.uow(), "source-b", sites.b.signer.public_pem, [ORG], ACTOR, server_id="other")
+    assert (
+        trust(
+            sites.config,
+            "add",
+            "--name",
+            "source-b",
+            "--public-key",
+            str(key),
+            "--organization",
+            ORG,
+            "--server-id",
+            "other",
+        ).exit_code
+        == 0
+    )
     catalog.add_trusted_source(sites.dst.uow(), "source", sites.a.signer.public_pem, [ORG], ACTOR, server_id="other")
+    listed = {t["name"]: t["server_id"] for t in json.loads(trust(sites.config, "list").stdout)}
+    assert listed == {"source": "other", "source-b": "other"}
     one = request(sites.config, "--content-view", "base", "--full")
     assert one.exit_code == 0, one.output
     assert json.loads(one.stdout)["source_server"] == "other"
