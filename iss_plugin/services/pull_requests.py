@@ -130,11 +130,14 @@ def request_export(
             KnownSource(t.name, t.address, organization_map(t.organizations)) for t in find.trusted_sources(uow.session)
         ]
     target = choose_source(known, organization, source)
-    check_server_id(
-        target.server_id,
-        f"the server id of trusted source '{target.name}' (set it: iss trust add --name {target.name} "
-        "--public-key KEY --server-id ID)",
-    )
+    try:
+        check_server_id(target.server_id)
+    except UsageError:
+        raise UsageError(
+            f"trusted source '{target.name}' has no server id a request can be addressed to ('{target.server_id}', "
+            "its name); nothing was requested; record its server id: "
+            f"iss trust add --name {target.name} --public-key KEY --organization {organization} --server-id ID"
+        ) from None
     org_label = target.organization
     what = content_view or f"{product}/{repo}"
     with uow:

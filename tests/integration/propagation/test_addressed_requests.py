@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from consumers.demo import ORG, make_server, prepare_destination, prepare_source
+from iss_plugin.adapters.bundles.signing import Signer
 from iss_plugin.adapters.bus.links import Side, link_definitions, link_queue_name
 from iss_plugin.adapters.bus.topology import export_queue_name
 from iss_plugin.adapters.db import models as m
@@ -171,44 +172,35 @@ def test_a_request_without_a_clear_source_is_refused_and_nothing_is_published(si
     assert lab.exit_code == 2 and "trusted source 'source-b' does not map organization 'ACME-Lab'" in lab.output
     assert "iss trust add --name source-b" in lab.output
 
+    other_key = Signer.generate().public_pem
+    catalog.add_trusted_source(sites.dst.uow(), "b.example", other_key, [ORG], ACTOR)  # no server id
+    dotted = request(sites.config, "--content-view", "base", "--full", "--source", "b.example")
+    assert dotted.exit_code == 2 and "trusted source 'b.example' has no server id" in dotted.output
+    assert "--server-id ID" in dotted.output
+
     both = request(sites.config, "--content-view", "base", "--repository", "p/r")
     assert both.exit_code == 2 and "exactly one of --content-view CV or --repository PRODUCT/REPO" in both.output
     bad_path = request(sites.config, "--repository", "no-slash", "--source", "source")
     assert bad_path.exit_code == 2 and "give PRODUCT/REPOSITORY" in bad_path.output
     assert outbox(sites.dst, ev.EXPORT_REQUESTED) == []
 
-    # the server id a trusted source is asked under: `iss trust add --server-id` (else its name)
-    key = sites.config.parent / "b.pub"
-    key.write_text(sites.b.signer.public_pem)
-    bad = trust(
-        sites.config, "add", "--name", "source-b", "--public-key", str(key), "--organization", ORG, "--server-id", "a.b"
-    )
+    # the server id a trusted source is asked under: `iss trust add --server-id` (else its name),
+    # here a second entry (another key: a key rotation) of the server source-b
+    key = sites.config.parent / "other.pub"
+    key.write_text(other_key)
+    add = ["add", "--name", "b.example", "--public-key", str(key), "--organization", ORG, "--server-id"]
+    bad = trust(sites.config, *add, "a.b")
     assert bad.exit_code == 2 and "--server-id 'a.b' is not valid" in bad.output
+    assert trust(sites.config, *add, "source-b").exit_code == 0
     listed = {t["name"]: t["server_id"] for t in json.loads(trust(sites.config, "list").stdout)}
-    assert listed == {"source": "source", "source-b": "source-b"}
-    # an entry of the same source server under another name (a key rotation) does not make it ambiguous
-    assert (
-        trust(
-            sites.config,
-            "add",
-            "--name",
-            "source-b",
-            "--public-key",
-            str(key),
-            "--organization",
-            ORG,
-            "--server-id",
-            "other",
-        ).exit_code
-        == 0
-    )
-    catalog.add_trusted_source(sites.dst.uow(), "source", sites.a.signer.public_pem, [ORG], ACTOR, server_id="other")
-    listed = {t["name"]: t["server_id"] for t in json.loads(trust(sites.config, "list").stdout)}
-    assert listed == {"source": "other", "source-b": "other"}
-    one = request(sites.config, "--content-view", "base", "--full")
-    assert one.exit_code == 0, one.output
-    assert json.loads(one.stdout)["source_server"] == "other"
-    assert [e.routing_key for e in outbox(sites.dst, ev.EXPORT_REQUESTED)] == ["iss.export.requested.other"]
+    assert listed == {"b.example": "source-b", "source": "source", "source-b": "source-b"}
+    still = request(sites.config, "--content-view", "base", "--full")  # two servers map ACME still
+    assert still.exit_code == 2 and "b.example (server source-b, into ACME)" in still.output
+    assert outbox(sites.dst, ev.EXPORT_REQUESTED) == []
+    rotated = request(sites.config, "--content-view", "base", "--full", "--source", "b.example")
+    assert rotated.exit_code == 0, rotated.output
+    assert json.loads(rotated.stdout)["source_server"] == "source-b"
+    assert [e.routing_key for e in outbox(sites.dst, ev.EXPORT_REQUESTED)] == ["iss.export.requested.source-b"]
 
 
 def test_a_link_carries_only_requests_addressed_to_its_upstream_source(rabbit_vhost):  # noqa: F811
