@@ -17,7 +17,11 @@ def make_worker(app: App, role: str, *, connection: Any = None) -> EventConsumer
     """`connection`: a kombu Connection (default: one to the configured bus)."""
     bus, server = app.settings.bus, app.server_id
     if role == "export":
-        topology, queue, table = build(bus, export=True), export_queue_name(bus.prefix), handlers.export_handlers(app)
+        topology, queue, table = (
+            build(bus, export_for=[server]),
+            export_queue_name(bus.prefix),
+            handlers.export_handlers(app),
+        )
     elif role == "import":
         topology, queue, table = (
             build(bus, import_for=[server]),

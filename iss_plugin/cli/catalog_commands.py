@@ -305,6 +305,10 @@ def trust() -> None:
 @command(trust, "add")
 @click.option("--name", required=True, help="a name for the source server")
 @click.option(
+    "--server-id",
+    help="the source's iss server id (`iss content-import request` addresses it); default: kept, or --name",
+)
+@click.option(
     "--public-key",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -319,6 +323,7 @@ def trust_add(
     state: State,
     output: str | None,
     name: str,
+    server_id: str | None,
     public_key: Path,
     organizations: tuple[str, ...],
     maps: tuple[str, ...],
@@ -331,7 +336,12 @@ def trust_add(
     emit(
         ctx,
         catalog.add_trusted_source(
-            state.app.uow(), name, read_public_key_file(public_key), mapping, state.app.settings.actor
+            state.app.uow(),
+            name,
+            read_public_key_file(public_key),
+            mapping,
+            state.app.settings.actor,
+            server_id=server_id,
         ),
     )
 

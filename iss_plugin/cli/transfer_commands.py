@@ -226,19 +226,28 @@ command(content_import, "sync")(_sync)
 
 
 @click.option("--organization", required=True, help="the organization (its label on the source)")
-@click.option("--content-view", required=True, help="the content view's label")
-@click.option("--version", help="MAJOR.MINOR (default: the source's latest)")
+@click.option("--content-view", help="the content view's label")
+@click.option("--repository", metavar="PRODUCT/REPO", help="a repository (labels), instead of a content view")
+@click.option("--version", help="MAJOR.MINOR of the content view (default: the source's latest)")
 @click.option("--full", is_flag=True, help="ask for all of it, whatever is held here")
+@click.option(
+    "--source",
+    metavar="NAME",
+    help="the trusted source to ask (`iss trust list`); default: the one that maps the organization",
+)
 def _request(
     ctx: click.Context,
     state: State,
     output: str | None,
     organization: str,
-    content_view: str,
+    content_view: str | None,
+    repository: str | None,
     version: str | None,
     full: bool,
+    source: str | None,
 ) -> None:
-    """Ask the source over the bus for what this server lacks of a content view; its import worker pulls it."""
+    """Ask a trusted source over the bus for what this server lacks of a content view or a repository;
+    its import worker pulls it."""
     from iss_plugin.services import pull_requests
 
     app = state.app
@@ -246,8 +255,10 @@ def _request(
         app.uow(),
         organization=organization,
         content_view=content_view,
+        repository=repository,
         version=VersionNumber.parse(version) if version else None,
         full=full,
+        source=source,
         server_id=app.server_id,
         requested_by=app.settings.actor,
     )

@@ -8,7 +8,9 @@ addressed to, when there is one:
 
     iss.content_view.published          -> the source's export queue
     iss.repository.changed              -> the source's export queue
-    iss.export.requested                -> the source's export queue
+    iss.export.requested.<source>       -> that source's export queue (a destination's request;
+                                           `iss.export.requested` alone: an older destination's,
+                                           addressed to no source, see UNADDRESSED_EXPORT_REQUESTED)
     iss.bundle.ready.<destination>      -> that destination's import queue
     iss.bundle.imported.<source>        -> that source's status queue
     iss.bundle.rejected.<source>        -> that source's status queue
@@ -40,7 +42,11 @@ EVENT_TYPES = (
 )
 
 # Event types addressed to one server: routing_key() needs `target_server` for them.
-ADDRESSED_TYPES = (BUNDLE_READY, BUNDLE_IMPORTED, BUNDLE_REJECTED)
+ADDRESSED_TYPES = (BUNDLE_READY, BUNDLE_IMPORTED, BUNDLE_REJECTED, EXPORT_REQUESTED)
+
+# What destinations before addressed requests published (no source named): a source's export
+# queue still takes it (each source acts only for its own subscriptions), links never carry it.
+UNADDRESSED_EXPORT_REQUESTED = "iss.export.requested"
 
 # The reason codes of iss.bundle.rejected.v1 (IssError.reason of the matching errors).
 REJECTION_REASONS = ("base_mismatch", "untrusted", "integrity", "rule_violation", "schema", "forbidden")
@@ -96,7 +102,8 @@ def routing_key(event_type: str, target_server: str | None = None) -> str:
     """Topic routing key: the type without its version, plus the addressed server when there is one.
 
     bundle.ready is addressed to the destination; bundle.imported and bundle.rejected are
-    answers addressed to the source server that sent the bundle."""
+    answers addressed to the source server that sent the bundle; export.requested to the source
+    the destination asks."""
     base = event_type.rsplit(".", 1)[0]
     if target_server is not None and (not target_server or any(c in target_server for c in "*# ")):
         raise ValueError(f"server id {target_server!r} cannot be part of a routing key")
@@ -248,10 +255,14 @@ def export_requested(
     kind: str = "auto",
     base: JSONObject | None = None,
     requested_by: str | None = None,
+    source_server: str | None = None,
 ) -> JSONObject:
+    """`source_server`: the source asked (its routing key names it too); absent in an older
+    destination's request, which any source it reaches may answer."""
     data = {
         "organization": organization,
         "destination": destination,
+        **_clean({"source_server": source_server}),
         **_scope(content_view, version, product, repository),
         "kind": kind,
         "base": base,

@@ -4,6 +4,7 @@ source carries a mapping {source organization: destination organization}. Pure."
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from .errors import UntrustedSource, UsageError
 
@@ -49,3 +50,60 @@ def destination_organization(source_name: str, mapping: Mapping[str, str], sourc
             details={"source": source_name, "organization": source_organization},
         )
     return dest
+
+
+@dataclass(frozen=True)
+class KnownSource:
+    """A trusted source as a request sees it: its name here, the server id requests are addressed
+    to, and its organization map."""
+
+    name: str
+    server_id: str
+    organizations: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RequestTarget:
+    name: str  # the trusted source's name here
+    server_id: str  # what the request is addressed to
+    organization: str  # the organization here its organization maps to
+
+
+def choose_source(sources: Iterable[KnownSource], organization: str, named: str | None) -> RequestTarget:
+    """The trusted source a destination's request for `organization` (its label on the source)
+    goes to: `named` (a trusted source's name, `--source`), else the one source server whose map
+    has the organization (entries of one server, such as an old and a new key during a key
+    rotation, count once, when they map it alike). Raises UsageError saying what to do."""
+    known = list(sources)
+    names = ", ".join(f"{s.name} (server {s.server_id})" for s in known) or "none"
+    if named is not None:
+        chosen = next((s for s in known if s.name == named), None)
+        if chosen is None:
+            raise UsageError(
+                f"--source '{named}' is not a trusted source here (trusted: {names}); nothing was requested; "
+                "see `iss trust list`"
+            )
+        if organization not in chosen.organizations:
+            raise UsageError(
+                f"trusted source '{named}' does not map organization '{organization}' to one here; nothing was "
+                f"requested; add the mapping: iss trust add --name {named} --public-key KEY --map {organization}=LOCAL_ORG"
+            )
+        return RequestTarget(chosen.name, chosen.server_id, chosen.organizations[organization])
+    mapping = [s for s in known if organization in s.organizations]
+    if not mapping:
+        raise UsageError(
+            f"organization '{organization}' is not mapped to one here by any trusted source ({names}); nothing was "
+            f"requested; see `iss trust list`, or add the mapping: iss trust add ... --map {organization}=LOCAL_ORG"
+        )
+    targets = {(s.server_id, s.organizations[organization]) for s in mapping}
+    if len(targets) > 1:
+        which = ", ".join(
+            f"{s.name} (server {s.server_id}, into {s.organizations[organization]})"
+            for s in sorted(mapping, key=lambda s: s.name)
+        )
+        raise UsageError(
+            f"organization '{organization}' is fed by several trusted sources here: {which}; nothing was requested; "
+            "name the one to ask with --source NAME"
+        )
+    first = sorted(mapping, key=lambda s: s.name)[0]
+    return RequestTarget(first.name, first.server_id, first.organizations[organization])

@@ -23,7 +23,7 @@ from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.content_rules import check_sync_url
 from iss_plugin.domain.content_units import unit_counts
 from iss_plugin.domain.errors import RejectedInput, SchemaViolation, UsageError
-from iss_plugin.domain.labels import check_label, make_label
+from iss_plugin.domain.labels import check_label, check_server_id, make_label
 from iss_plugin.domain.trust import organization_map
 
 from . import sync_urls, unit_uploads
@@ -101,6 +101,7 @@ class Synchronized(TypedDict):
 
 class TrustedSourceRow(TypedDict):
     name: str
+    server_id: str  # the source's server id: a request (`content-import request`) is addressed to it
     fingerprint: str
     organizations: dict[str, str]  # source organization -> organization here
 
@@ -323,13 +324,22 @@ def synchronize(uow: UnitOfWork, org_label: str, path: str, url: str | None, act
 
 
 def add_trusted_source(
-    uow: UnitOfWork, name: str, public_pem: str, organizations: Sequence[str] | Mapping[str, str], actor: str
+    uow: UnitOfWork,
+    name: str,
+    public_pem: str,
+    organizations: Sequence[str] | Mapping[str, str],
+    actor: str,
+    *,
+    server_id: str | None = None,
 ) -> TrustedSourceRow:
-    """`organizations`: {source organization: destination organization}; labels alone map to themselves."""
+    """`organizations`: {source organization: destination organization}; labels alone map to themselves.
+    `server_id`: the source's iss server id (default: kept, or the name for a new source)."""
     from iss_plugin.adapters.bundles.signing import fingerprint_of
 
     fingerprint = fingerprint_of(public_pem)
     mapping = organization_map(organizations)
+    if server_id is not None:
+        check_server_id(server_id, "--server-id")
     with uow:
         for label in sorted(set(mapping.values())):
             find.organization(uow.session, label)
@@ -342,15 +352,19 @@ def add_trusted_source(
             uow.session.add(ts)
         ts.public_key, ts.fingerprint = public_pem, fingerprint
         ts.organizations = dict(sorted((organization_map(ts.organizations) | mapping).items()))
-        audit(uow.session, actor, "trust.add", name, fingerprint=fingerprint, organizations=mapping)
+        if server_id is not None:
+            ts.server_id = server_id
+        audit(
+            uow.session, actor, "trust.add", name, fingerprint=fingerprint, organizations=mapping, server_id=ts.address
+        )
         uow.commit()
-        return {"name": name, "fingerprint": fingerprint, "organizations": ts.organizations}
+        return {"name": name, "server_id": ts.address, "fingerprint": fingerprint, "organizations": ts.organizations}
 
 
 def list_trusted_sources(uow: UnitOfWork) -> list[TrustedSourceRow]:
     with uow:
         return [
-            {"name": t.name, "fingerprint": t.fingerprint, "organizations": t.organizations}
+            {"name": t.name, "server_id": t.address, "fingerprint": t.fingerprint, "organizations": t.organizations}
             for t in find.trusted_sources(uow.session)
         ]
 

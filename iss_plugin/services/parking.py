@@ -35,7 +35,7 @@ __all__ = ["ParkedMessage", "discard", "list_parked", "replay"]
 
 def _queues(app: App) -> ParkedQueues:
     server = app.server_id
-    topology = build(app.settings.bus, export=True, status_for=[server], import_for=[server])
+    topology = build(app.settings.bus, export_for=[server], status_for=[server], import_for=[server])
     return ParkedQueues(app.settings.bus, topology)
 
 

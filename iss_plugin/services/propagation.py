@@ -121,7 +121,20 @@ def on_repository_changed(uow: UnitOfWork, envelope: JSONObject, ctx: SourceCont
 
 
 def on_export_requested(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> list[Propagated]:
+    """A bundle (or, asked by the destination itself, a stream) for the subscriptions of the
+    requesting destination. A request addressed to another source is not acted on (a binding left
+    over, or a message moved by hand); one addressed to none (an older destination's) is."""
     data = envelope["data"]
+    addressed = data.get("source_server")
+    if addressed is not None and addressed != ctx.server_id:
+        log.warning(
+            "export request %s of %s is addressed to source %s, not to this server (%s): not acted on",
+            envelope["id"],
+            data["destination"],
+            addressed,
+            ctx.server_id,
+        )
+        return []
     with uow:
         if already_processed(uow.session, envelope["id"], "export"):
             return []
@@ -137,7 +150,7 @@ def on_export_requested(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContex
                 lock=True,
             )
             for sub in _one_by_one(uow, [s for s in subs if s.destination_id == dest.id]):
-                if data["reason"] == pull_requests.REQUESTED and sub.content_view and ctx.web_base_url:
+                if data["reason"] == pull_requests.REQUESTED and ctx.web_base_url:
                     made += [b for b in [_announce_stream(uow, sub, ctx, data)] if b]  # a pull: no bundle file
                     continue
                 if data.get("kind") == "full" or data.get("base") is None:
@@ -155,7 +168,7 @@ def _announce_stream(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, dat
     )
     if made is None:
         return None
-    sub.in_flight, sub.in_flight_since = str(made.plan.target), _now()
+    sub.in_flight, sub.in_flight_since = made.marker, _now()
     ready = made.data
     return {
         "bundle_id": made.bundle_id,
@@ -163,9 +176,9 @@ def _announce_stream(uow: UnitOfWork, sub: Subscription, ctx: SourceContext, dat
         "format": "tar",
         "kind": ready["kind"],
         "organization": sub.organization,
-        "content_view": sub.content_view,
-        "version": ready["version"],
-        "base": str(made.plan.base) if made.plan.base else None,
+        "content_view": sub.content_view or None,
+        "version": ready.get("version"),
+        "base": made.base,
         "files": [],
         "size": 0,
         "repositories": {},
@@ -715,29 +728,53 @@ def _pull_stream(
 
     data = envelope["data"]
     origin = pull_requests.stream_origin(data["location"])
-    if not data.get("content_view") or not data.get("version"):
-        raise ImportRuleViolation("a stream is announced for a content view version; this names none; nothing imported")
+    content_view = bool(data.get("content_view") and data.get("version"))
+    if not content_view and not (data.get("product") and data.get("repository")):
+        raise ImportRuleViolation(
+            "a stream is announced for a content view version or a repository; this names neither; nothing imported"
+        )
     if ctx.signer is None:
         raise IssError("this server has no key to sign its stream request with: run `iss init`")
-    version = VersionNumber.parse(data["version"])
-    wanted = pulling.PullRequest(data["organization"], data["content_view"], version)
     announced = {k: v for k, v in (request.announced or {}).items() if k != "bundle_id"}  # its base may differ
+    display = f"the stream from {origin}"
     with StreamClient(origin, ctx.signer, ctx.server_id) as client:
-        pulled = pulling.pull_content_view(
-            uow,
-            wanted,
-            open_stream=client.open,
-            work_dir=ctx.imports_path,
-            display=f"the stream from {origin}",
-            actor=ctx.actor,
-            announced=announced,
-            before_commit=before_commit,
-        )
-    if pulled["imported"] is not None:
-        return pulled["imported"]
+        if content_view:
+            version = VersionNumber.parse(data["version"])
+            wanted = pulling.PullRequest(data["organization"], data["content_view"], version)
+            imported = pulling.pull_content_view(
+                uow,
+                wanted,
+                open_stream=client.open,
+                work_dir=ctx.imports_path,
+                display=display,
+                actor=ctx.actor,
+                announced=announced,
+                before_commit=before_commit,
+            )["imported"]
+        else:  # the source's version the stream starts from: named by its announcement only
+            imported = pulling.pull_repository(
+                uow,
+                data["organization"],
+                data["product"],
+                data["repository"],
+                pull_requests.stream_base(data["location"]),
+                open_stream=client.open,
+                work_dir=ctx.imports_path,
+                display=display,
+                actor=ctx.actor,
+                announced=announced,
+                before_commit=before_commit,
+            )
+    if imported is not None:
+        return imported
     with uow:
-        answer = {k: data[k] for k in ("bundle_id", "source_server", "organization", "content_view", "version")}
-        targets = pull_requests.held_targets(uow, request.organization, data["content_view"], version)
+        if content_view:
+            answer = {k: data[k] for k in ("bundle_id", "source_server", "organization", "content_view", "version")}
+            targets = pull_requests.held_targets(uow, request.organization, data["content_view"], version)
+        else:
+            answer = {k: data[k] for k in ("bundle_id", "source_server", "organization", "product", "repository")}
+            has = importing.destination_holding(uow, request.organization, None, data["product"], data["repository"])
+            targets = [dict(r) for r in has["repositories"]] if has else []
         answer |= {"destination": ctx.server_id, "already_imported": True, "repositories": targets}
         add_event(
             uow.session,

@@ -1,4 +1,5 @@
-"""Pull (phase 3): a destination asks a source's stream for the content view version it lacks.
+"""Pull (phase 3): a destination asks a source's stream for the content view version it lacks
+(or, announced by the source for a request, a repository's latest version).
 
 The base is the newest version of the content view held here (the destination says what it has,
 the source sends only what the base lacks). The stream is read once, checked while it arrives
@@ -24,7 +25,7 @@ from iss_plugin.domain.trust import organization_map
 from iss_plugin.domain.versions import VersionNumber
 
 from .catalog import backend_key
-from .importing import ImportRequest, ImportSummary, import_bundle, mapped_organization
+from .importing import ImportRequest, ImportSummary, Scope, import_bundle, mapped_organization
 
 # (query parameters of the source's stream) -> its body, or None when the source has nothing to send
 OpenStream = Callable[[Mapping[str, str]], BinaryIO | None]
@@ -58,20 +59,9 @@ def pull_content_view(
 ) -> PullResult:
     """`announced` and `before_commit`: as for import_bundle (the import worker pulling a stream an
     event announced: the signed manifest must agree with the event; the answer commits with the import)."""
-    from iss_plugin.adapters.bundles.reader import TrustedKey, _check_signature
-    from iss_plugin.adapters.bundles.stream_reader import read_tar_stream
-
     org_label = mapped_organization(uow, request.organization)
     with uow:
         held = _held_versions(uow, org_label, request.content_view)
-        rows = find.trusted_sources(uow.session)
-        stream_dir = stream_work_dir(uow, work_dir)
-        trusted = [
-            TrustedKey(
-                t.name, t.public_key, t.fingerprint, tuple(sorted(set(organization_map(t.organizations).values())))
-            )
-            for t in rows
-        ]
     result = PullResult(
         state="already_imported", organization=org_label, content_view=request.content_view, base=None, imported=None
     )
@@ -84,10 +74,88 @@ def pull_content_view(
         params["version"] = str(request.version)
     if base:
         params["base"] = base
+    summary = _pull(
+        uow,
+        org_label,
+        params,
+        "content_view_version",
+        open_stream=open_stream,
+        work_dir=work_dir,
+        display=display,
+        actor=actor,
+        announced=announced,
+        before_commit=before_commit,
+    )
+    if summary is None:
+        return result | {"base": base}
+    return result | {"state": str(summary.get("state", "imported")), "base": base, "imported": summary}
+
+
+def pull_repository(
+    uow: UnitOfWork,
+    organization: str,
+    product: str,
+    repository: str,
+    base: int | None,
+    *,
+    open_stream: OpenStream,
+    work_dir: Path,
+    display: str,
+    actor: str,
+    announced: Mapping[str, object] | None = None,
+    before_commit: Callable[[UnitOfWork, ImportSummary], None] | None = None,
+) -> ImportSummary | None:
+    """A repository's latest version from the source's stream, relative to the source's version
+    `base` (its number on the source, which the destination cannot know: the source's announcement
+    names it; the signed manifest's base digest must be what is held here, else the import refuses
+    it as base_mismatch). None: the source had nothing to send (the base is its latest)."""
+    params = {"organization": organization, "product": product, "repository": repository}
+    if base is not None:
+        params["base"] = str(base)
+    return _pull(
+        uow,
+        mapped_organization(uow, organization),
+        params,
+        "repository",
+        open_stream=open_stream,
+        work_dir=work_dir,
+        display=display,
+        actor=actor,
+        announced=announced,
+        before_commit=before_commit,
+    )
+
+
+def _pull(
+    uow: UnitOfWork,
+    org_label: str,
+    params: Mapping[str, str],
+    scope: Scope,
+    *,
+    open_stream: OpenStream,
+    work_dir: Path,
+    display: str,
+    actor: str,
+    announced: Mapping[str, object] | None,
+    before_commit: Callable[[UnitOfWork, ImportSummary], None] | None,
+) -> ImportSummary | None:
+    """Read the stream `params` ask for (signature first, each file checked as it arrives) and
+    import it into `org_label`. None: the source had nothing to send."""
+    from iss_plugin.adapters.bundles.reader import TrustedKey, _check_signature
+    from iss_plugin.adapters.bundles.stream_reader import read_tar_stream
+
+    with uow:
+        rows = find.trusted_sources(uow.session)
+        stream_dir = stream_work_dir(uow, work_dir)
+        trusted = [
+            TrustedKey(
+                t.name, t.public_key, t.fingerprint, tuple(sorted(set(organization_map(t.organizations).values())))
+            )
+            for t in rows
+        ]
     body = open_stream(params)
     if body is None:
-        return result | {"base": base}
-
+        return None
     into_store = PackagesIntoStore(uow, org_label)
 
     def seal(manifest: bytes, signature: bytes) -> None:
@@ -99,16 +167,15 @@ def pull_content_view(
             opened = read_tar_stream(body, display, stream_dir, seal=seal, receive=into_store.receive)
         with opened:
             into_store.hold()
-            summary = import_bundle(
+            return import_bundle(
                 uow,
-                ImportRequest(org_label, opened.root, "content_view_version", announced=announced, held=opened.held),
+                ImportRequest(org_label, opened.root, scope, announced=announced, held=opened.held),
                 work_dir=work_dir,
                 actor=actor,
                 before_commit=before_commit,
             )
     finally:
         into_store.close()
-    return result | {"state": str(summary.get("state", "imported")), "base": base, "imported": summary}
 
 
 def stream_work_dir(uow: UnitOfWork, work_dir: Path) -> Path:

@@ -6,10 +6,16 @@ Per link (one source server, one destination server), in RabbitMQ definitions fo
   `iss.bundle.ready.<destination>`, and a shovel moving it to the destination broker's exchange
   (the routing key is kept, so the destination's import queue gets it);
 - on the destination's broker `<prefix>.link.<source>` bound to `iss.bundle.imported.<source>`,
-  `iss.bundle.rejected.<source>` (to the source's status queue) and `iss.export.requested` (a
-  destination's own request, `iss content-import request`: to the source's export queue),
-  shovelled back to the source broker's exchange. A request reaches every source linked to the
-  destination; only one with a subscription of that destination to that view answers.
+  `iss.bundle.rejected.<source>` (to the source's status queue) and `iss.export.requested.<source>`
+  (a destination's own request addressed to that source, `iss content-import request`: to its
+  export queue), shovelled back to the source broker's exchange.
+
+A link carries only what is addressed to the server on its other side: two sites linked both ways
+(each a source of the other) pass nothing back and forth. The unaddressed `iss.export.requested`
+of destinations older than addressed requests is never carried (links made before carried it to
+every linked source, and round in circles between sites linked both ways): `obsolete_bindings`
+names that binding, for operators to delete from links made before (importing definitions only
+adds bindings).
 
 The link queues hold messages while a shovel is down or deleted; the shovels ack only after the
 other broker confirmed (`on-confirm`), so a shovel restart duplicates at most, never loses (the
@@ -24,7 +30,14 @@ import argparse
 import json
 from dataclasses import dataclass
 
-from iss_plugin.domain.events import BUNDLE_IMPORTED, BUNDLE_READY, BUNDLE_REJECTED, EXPORT_REQUESTED, routing_key
+from iss_plugin.domain.events import (
+    BUNDLE_IMPORTED,
+    BUNDLE_READY,
+    BUNDLE_REJECTED,
+    EXPORT_REQUESTED,
+    UNADDRESSED_EXPORT_REQUESTED,
+    routing_key,
+)
 from iss_plugin.domain.jsontypes import JSONObject
 
 
@@ -53,9 +66,25 @@ def link_definitions(
               shovel_name(prefix, source, destination)),
         _side(dst, src, prefix, exchange, source,
               [routing_key(BUNDLE_IMPORTED, source), routing_key(BUNDLE_REJECTED, source),
-               routing_key(EXPORT_REQUESTED)],
+               routing_key(EXPORT_REQUESTED, source)],
               shovel_name(prefix, destination, source)),
     )  # fmt: skip
+
+
+def obsolete_bindings(source: str, dst: Side, *, exchange: str = "iss", prefix: str = "iss") -> list[JSONObject]:
+    """Bindings a link made by an older iss has on the destination's broker and this one no longer
+    makes: the unaddressed export request (`rabbitmqadmin delete binding ...`, or the management
+    API's DELETE /api/bindings/<vhost>/e/<exchange>/q/<link queue>/<routing key>)."""
+    return [
+        {
+            "source": exchange,
+            "vhost": dst.vhost,
+            "destination": link_queue_name(prefix, source),
+            "destination_type": "queue",
+            "routing_key": UNADDRESSED_EXPORT_REQUESTED,
+            "arguments": {},
+        }
+    ]
 
 
 def _side(here: Side, there: Side, prefix: str, exchange: str, toward: str, keys: list[str], name: str) -> JSONObject:
@@ -113,15 +142,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exchange", default="iss")
     p.add_argument("--prefix", default="iss")
     a = p.parse_args(argv)
+    dst_side = Side(a.destination_uri, a.destination_vhost)
     src_defs, dst_defs = link_definitions(
         a.source,
         a.destination,
         Side(a.source_uri, a.source_vhost),
-        Side(a.destination_uri, a.destination_vhost),
+        dst_side,
         exchange=a.exchange,
         prefix=a.prefix,
     )
-    print(json.dumps({"source_broker": src_defs, "destination_broker": dst_defs}, indent=2))
+    obsolete = {
+        "destination_broker": {"bindings": obsolete_bindings(a.source, dst_side, exchange=a.exchange, prefix=a.prefix)}
+    }
+    print(json.dumps({"source_broker": src_defs, "destination_broker": dst_defs, "delete": obsolete}, indent=2))
     return 0
 
 

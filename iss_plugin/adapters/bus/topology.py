@@ -3,7 +3,9 @@
     <exchange>                  durable topic exchange; alternate exchange <exchange>.unroutable
     <exchange>.unroutable       fanout -> quorum queue <prefix>.unroutable (nothing is dropped silently)
     <prefix>.export             quorum; iss.content_view.published, iss.repository.changed,
-                                iss.export.requested                          (on the source)
+                                iss.export.requested.<server> (a request addressed to this
+                                source), iss.export.requested (an older destination's
+                                unaddressed request)                          (on the source)
     <prefix>.import.<server>    quorum; iss.bundle.ready.<server>             (on a destination)
     <prefix>.status.<server>    quorum; iss.bundle.imported.<server>,
                                 iss.bundle.rejected.<server>                  (on the source)
@@ -41,6 +43,7 @@ from iss_plugin.domain.events import (
     CONTENT_VIEW_PUBLISHED,
     EXPORT_REQUESTED,
     REPOSITORY_CHANGED,
+    UNADDRESSED_EXPORT_REQUESTED,
     routing_key,
 )
 from schemas import JSONObject
@@ -163,29 +166,41 @@ def status_queue_name(prefix: str, server_id: str) -> str:
     return f"{prefix}.status.{server_id}"
 
 
+def export_routing_keys(sources: Iterable[str]) -> list[str]:
+    """What an export queue of `sources` takes: publishes, repository changes, the export requests
+    addressed to them, and an older destination's unaddressed request (the queue ends a request's
+    way, so taking it loops nothing; links never carry it, see links.py)."""
+    return [
+        routing_key(CONTENT_VIEW_PUBLISHED),
+        routing_key(REPOSITORY_CHANGED),
+        *(routing_key(EXPORT_REQUESTED, s) for s in sources),
+        UNADDRESSED_EXPORT_REQUESTED,
+    ]
+
+
 def _role_queue(role: str, name: str, keys: Iterable[str], delays: tuple[int, ...]) -> RoleQueue:
     retry = tuple((d, f"{name}.retry.{d}ms") for d in delays)
     return RoleQueue(role, name, tuple(keys), retry, f"{name}.parked")
 
 
 def build(
-    bus: BusNames, *, export: bool = False, status_for: Iterable[str] = (), import_for: Iterable[str] = ()
+    bus: BusNames,
+    *,
+    export: bool = False,
+    export_for: Iterable[str] = (),
+    status_for: Iterable[str] = (),
+    import_for: Iterable[str] = (),
 ) -> Topology:
-    """The topology for settings.bus: the export queue (a source), status queues of source servers,
-    import queues of destination servers."""
+    """The topology for settings.bus: the export queue (a source; `export_for`: the source server
+    ids whose addressed export requests it takes, so `export_for` alone makes it too), status queues
+    of source servers, import queues of destination servers."""
     delays = tuple(int(d) for d in bus.retry_delays_ms) or (1000,)
     if any(d <= 0 for d in delays) or bus.max_attempts < 1:
         raise ValueError("retry delays must be positive and max_attempts at least 1")
     queues: list[RoleQueue] = []
-    if export:
-        queues.append(
-            _role_queue(
-                EXPORT,
-                export_queue_name(bus.prefix),
-                [routing_key(CONTENT_VIEW_PUBLISHED), routing_key(REPOSITORY_CHANGED), routing_key(EXPORT_REQUESTED)],
-                delays,
-            )
-        )
+    sources = list(dict.fromkeys(export_for))
+    if export or sources:
+        queues.append(_role_queue(EXPORT, export_queue_name(bus.prefix), export_routing_keys(sources), delays))
     for server in dict.fromkeys(status_for):
         queues.append(
             _role_queue(
@@ -316,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="SERVER_ID",
-        help="a source server: the export queue and its status queue",
+        help="a source server: the export queue (with its addressed requests) and its status queue",
     )
     parser.add_argument(
         "--destination", action="append", default=[], metavar="SERVER_ID", help="a destination server: its import queue"
@@ -333,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     bus = _Bus(
         args.exchange, args.prefix, tuple(int(x) for x in args.retry_delays_ms.split(",") if x), args.max_attempts
     )
-    topology = build(bus, export=bool(args.source), status_for=args.source, import_for=args.destination)
+    topology = build(bus, export_for=args.source, status_for=args.source, import_for=args.destination)
     json.dump(definitions(topology, args.vhost), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -173,6 +173,13 @@ class TrustedSource(Base):
     # {source organization: destination organization} it may feed (a list of labels before 0005)
     organizations: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the source's iss server id (export requests are addressed to it); null: `name` (migration 0011)
+    server_id: Mapped[str | None] = mapped_column(String(128), nullable=True, default=None)
+
+    @property
+    def address(self) -> str:
+        """The server id a request to this source is addressed to."""
+        return self.server_id or self.name
 
 
 class Entitlement(Base):

@@ -67,7 +67,7 @@ def test_each_event_type_reaches_its_role_queue(any_bus):
 
 def test_definitions_file_is_the_generated_topology():
     generated = T.definitions(
-        T.build(BusSettings(), export=True, status_for=["source-1"], import_for=["destination-1"])
+        T.build(BusSettings(), export_for=["source-1"], status_for=["source-1"], import_for=["destination-1"])
     )
     assert json.loads(DEFINITIONS.read_text()) == generated
 
@@ -95,5 +95,7 @@ def test_definitions_imported_by_an_operator_agree_with_declare(rabbit_vhost):
 
     assert wait_for(lambda: wanted <= listed(), timeout=60)  # the import is asynchronous
     bus = BusSettings(url=rabbit_vhost)  # the defaults the file was generated with
-    declare_all(bus, export=True, status_for=["source-1"], import_for=["destination-1"])  # no PRECONDITION_FAILED
+    declare_all(
+        bus, export_for=["source-1"], status_for=["source-1"], import_for=["destination-1"]
+    )  # no PRECONDITION_FAILED
     assert listed() >= wanted

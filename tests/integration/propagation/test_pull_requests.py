@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ from iss_plugin.adapters.fixtures import build_rpms
 from iss_plugin.bootstrap import App
 from iss_plugin.cli.main import build_cli
 from iss_plugin.domain import events as ev
-from iss_plugin.services import catalog, identity, streaming
+from iss_plugin.domain.errors import IssError
+from iss_plugin.services import catalog, identity, streaming, subscriptions
 from tests.conftest import closed_port
 from tests.web.test_bus_over_http import Served
 
@@ -169,6 +171,98 @@ def test_the_destination_asks_pulls_only_what_it_lacks_and_the_source_writes_no_
     assert len(outbox(dst, ev.EXPORT_REQUESTED)) == 3
 
 
+def repository_digest(app: App, path: str) -> str | None:
+    try:
+        return catalog.repository_info(app.uow(), ORG, path)["package_set_digest"]
+    except IssError:
+        return None
+
+
+def repository_subscription(app: App) -> m.Subscription:
+    with app.session_factory() as s:
+        return s.scalars(select(m.Subscription).where(m.Subscription.repository != "")).one()
+
+
+def test_a_repository_asked_for_is_streamed_pulled_and_imported_and_the_source_writes_no_bundle(pulling_pair, tmp_path):
+    src, dst, config = pulling_pair
+    path = f"{CUSTOM_PRODUCT}/utils"
+    changes = [e.event_id for e in outbox(src, ev.REPOSITORY_CHANGED)]  # the uploads that made the source
+    wait_until(lambda: all(handled_by_source(src, e) for e in changes), T, "the source's own changes handled")
+    subscriptions.subscribe(src.uow(), dst.server_id, ORG, None, path, ACTOR)  # so only the request sends it
+    first_digest = repository_digest(src, path)
+
+    first = request(config, "--organization", ORG, "--repository", path, "--full")
+    assert first.exit_code == 0, first.output
+    asked = json.loads(first.stdout)
+    assert (asked["state"], asked["product"], asked["repository"], asked["base"]) == (
+        "requested",
+        CUSTOM_PRODUCT,
+        "utils",
+        None,
+    )
+    assert asked["source"] == "source" and asked["source_server"] == src.server_id
+    wait_until(lambda: repository_digest(dst, path) == first_digest, T, "the repository pulled by the destination")
+    wait_until(lambda: repository_subscription(src).acknowledged == first_digest, T, "the acknowledgement")
+    assert repository_subscription(src).in_flight is None
+    ready = [e.body["data"] for e in outbox(src, ev.BUNDLE_READY)]
+    assert len(ready) == 1 and ready[0]["stream"] is True and ready[0]["format"] == "tar"
+    assert (ready[0]["product"], ready[0]["repository"], ready[0]["kind"]) == (CUSTOM_PRODUCT, "utils", "full")
+    assert ready[0]["location"].startswith(f"{src.settings.web_base_url}/api/v1/bundles/stream?")
+    assert "base=" not in ready[0]["location"]
+
+    # a later version, whose bundle file the source sent is lost on the way (in flight, so the
+    # source's own export skips it): the destination asks from what it holds, only the new package travels
+    with src.session_factory() as s:
+        s.execute(
+            update(m.Subscription)
+            .where(m.Subscription.repository != "")
+            .values(in_flight="sha256:" + "1" * 64, in_flight_since=datetime.now(UTC))
+        )
+        s.commit()
+    extra = build_rpms(tmp_path / "extra", 1, prefix="late-pkg")
+    catalog.upload_packages(src.uow(), ORG, path, extra, ACTOR, src.server_id)
+    second_digest = repository_digest(src, path)
+    changed = outbox(src, ev.REPOSITORY_CHANGED)[-1].event_id
+    wait_until(lambda: handled_by_source(src, changed), T, "the source's export to pass the change by")
+    assert len(outbox(src, ev.BUNDLE_READY)) == 1
+    second = request(config, "--organization", ORG, "--repository", path)
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["base"] == first_digest
+    wait_until(lambda: repository_digest(dst, path) == second_digest, T, "the new version pulled")
+    wait_until(lambda: repository_subscription(src).acknowledged == second_digest, T, "the new acknowledgement")
+    ready = [e.body["data"] for e in outbox(src, ev.BUNDLE_READY)]
+    assert ready[1]["kind"] == "incremental" and "base=" in ready[1]["location"]
+    assert ready[1]["base"]["repositories"][0]["package_set_digest"] == first_digest
+    assert [(i.content_view, i.kind, i.state) for i in imports(dst)] == [
+        (None, "full", "imported"),
+        (None, "incremental", "imported"),
+    ]
+    assert "late-pkg" in " ".join(catalog.repository_info(dst.uow(), ORG, path)["packages"])
+
+    # nothing under the source's exports directory, no export record
+    assert files_under(src.settings.exports_path) == []
+    assert count(src, m.ExportRecord) == 0
+
+    # held already: the source has nothing to send, nothing changes here
+    before = (store_files(dst), len(imports(dst)), len(outbox(src, ev.BUNDLE_READY)))
+    again = request(config, "--organization", ORG, "--repository", path)
+    assert again.exit_code == 0
+    event_id = json.loads(again.stdout)["event_id"]
+    wait_until(lambda: handled_by_source(src, event_id), T, "the source to handle the repeated request")
+    assert (store_files(dst), len(imports(dst)), len(outbox(src, ev.BUNDLE_READY))) == before
+
+
+def test_a_repository_not_here_is_asked_for_only_in_full(pulling_pair):
+    _src, dst, config = pulling_pair
+    missing = request(config, "--organization", ORG, "--repository", f"{CUSTOM_PRODUCT}/utils")
+    assert missing.exit_code == 2
+    assert f"repository '{CUSTOM_PRODUCT}/utils' of organization 'ACME' is not on this server" in missing.output
+    assert "--full" in missing.output
+    versioned = request(config, "--organization", ORG, "--repository", f"{CUSTOM_PRODUCT}/utils", "--version", "1.0")
+    assert versioned.exit_code == 2 and "--version is a content view's" in versioned.output
+    assert outbox(dst, ev.EXPORT_REQUESTED) == []
+
+
 def test_a_tampered_stream_is_rejected_with_its_reason_and_nothing_enters_the_destination(pulling_pair, tmp_path):
     src, dst, config = pulling_pair
     publish(src)
@@ -266,7 +360,8 @@ def crosses_the_link(tmp_path, two_vhosts):  # noqa: F811  (run from test_two_si
     [
         ({"location": "http://127.0.0.1:9/api/v1/bundles/x/download"}, "is not a source's /api/v1/bundles/stream"),
         ({"source_server": "impostor"}, "does not match its signed manifest"),
-        ({"content_view": None, "version": None, "product": "p", "repository": "r"}, "names none"),
+        ({"content_view": None, "version": None}, "names neither"),
+        ({"content_view": None, "version": None, "product": "p", "repository": "r"}, "is not subscribed to p/r"),
     ],
 )
 def test_a_stream_announcement_that_lies_is_rejected_and_nothing_is_imported(pulling_pair, changes, message):
