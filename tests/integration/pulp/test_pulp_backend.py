@@ -414,3 +414,13 @@ def test_threads_share_one_parse_of_pulps_api_description(pulp1):
     assert seen["api"] is not first  # its own context and requests session
     assert seen["api"].api_spec is first.api_spec and seen["api"].operations is first.operations
     assert seen["status"]["versions"]
+
+
+def test_an_operation_outside_the_kept_part_of_the_api_description_is_a_clear_error(pulp1):
+    """The description keeps the operation families iss calls (pulp/client.py USED_OPERATIONS); one
+    it dropped (or Pulp lacks) is named, not a KeyError from deep inside pulp-glue."""
+    assert "users_list" not in pulp1.pulp.ctx.api.operations
+    assert "repositories_rpm_rpm_list" in pulp1.pulp.ctx.api.operations
+    with pytest.raises(BackendError) as e:
+        pulp1.pulp.call("users_list", "listing Pulp's users")
+    assert "users_list" in str(e.value) and "USED_OPERATIONS" in str(e.value) and not e.value.transient
