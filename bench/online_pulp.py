@@ -1,6 +1,7 @@
 """Online pull into a Pulp destination (issue 12, points 4 and 5): figures from one run. Not a test.
 
     .venv/bin/python bench/online_pulp.py [--packages 2000] [--change-pct 1] [--payload 20000] [--stream-batch 100]
+                                          [--peak-stacks FILE]
 
 Needs the two Pulp servers of deploy/pulp (`deploy/pulp/pulpctl start --instances 2`).
 One source (local store; a content view over one repository of PACKAGES packages of about PAYLOAD
@@ -83,11 +84,14 @@ class DiskWatch:
         self._thread.join()
 
 
-def pull(config: Path, url: str, version: str, watch: DiskWatch) -> tuple[float, float]:
+PEAK_STACKS = [sys.executable, str(ROOT / "bench" / "peak_stack.py")]
+
+
+def pull(config: Path, url: str, version: str, watch: DiskWatch, iss: list[str]) -> tuple[float, float]:
     """`iss content-import sync` into Pulp 2 in its own process, watched: (seconds, peak RSS MiB)."""
     args = ["--config", str(config), "content-import", "sync", "--from", url, "--organization", ORG]
     with watch:
-        return run_child([*ISS, *args, "--content-view", "base", "--version", version])
+        return run_child([*iss, *args, "--content-view", "base", "--version", version])
 
 
 def pulp_floor(backend, key: str, url: str) -> float:
@@ -108,6 +112,7 @@ def main() -> int:
     ap.add_argument("--change-pct", type=float, default=1.0)
     ap.add_argument("--payload", type=int, default=20000)
     ap.add_argument("--stream-batch", type=int, default=None, help="pulp.stream_batch (default: iss's)")
+    ap.add_argument("--peak-stacks", metavar="FILE", help="write the pulls' stacks at their RSS peak to FILE")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     pulps = [find_instance(n) for n in (1, 2)]
@@ -115,6 +120,10 @@ def main() -> int:
         if problem := reachable(inst):
             raise SystemExit(f"{problem}; start it with: deploy/pulp/pulpctl start --instances 2")
     floor_pulp, dest_pulp = pulps
+    iss = ISS
+    if args.peak_stacks:  # bench/peak_stack.py: where the destination's RSS peaks
+        os.environ["ISS_PEAK_REPORT"] = str(Path(args.peak_stacks).resolve())
+        iss = PEAK_STACKS
     run = uuid.uuid4().hex[:8]  # package names neither Pulp has seen
     prefix = f"bench{run}/"
     tmp = Path(tempfile.mkdtemp(prefix="iss-online-pulp-"))
@@ -172,7 +181,7 @@ def main() -> int:
         )
         outside = (dst.settings.imports_path, dest_pulp.import_dir)
         watch_full = DiskWatch(*outside)
-        pull_full, rss_full = pull(config, url, "1.0", watch_full)
+        pull_full, rss_full = pull(config, url, "1.0", watch_full, iss)
         floor_key = f"{CUSTOM_PRODUCT}/{REPO}"
         floor_backend.ensure_repository(floor_key)
         floor_full = pulp_floor(floor_backend, floor_key, f"http://127.0.0.1:{http_port}/floor/")
@@ -184,7 +193,7 @@ def main() -> int:
             os.link(f, floor / f.name)
         subprocess.run([CREATEREPO_C, "-q", "--update", str(floor)], check=True)
         watch_inc = DiskWatch(*outside)
-        pull_inc, rss_inc = pull(config, url, "2.0", watch_inc)
+        pull_inc, rss_inc = pull(config, url, "2.0", watch_inc, iss)
         floor_inc = pulp_floor(floor_backend, floor_key, f"http://127.0.0.1:{http_port}/floor/")
         src_rss = peak_rss_mb(server.pid)
         dest_key = backend_key(ORG, CUSTOM_PRODUCT, REPO)

@@ -276,48 +276,67 @@ class YumContentType:
 
     # --- reading a remote repository ----------------------------------------------------------
     def read_remote_index(self, url: str, fetch: Fetch, workdir: Path) -> list[RemoteUnit]:
-        """The packages a yum repository at url lists (from repomd.xml and primary.xml.*)."""
+        """The packages a yum repository at url lists (from repomd.xml and primary.xml.*), read
+        without createrepo_c (content_types/primary.py) but for a zstd-compressed primary.xml."""
+        from iss_plugin.adapters.content_types.repomd import parse_repomd
+
         base = url if url.endswith("/") else url + "/"
         repomd_path = workdir / "repomd.xml"
         fetch(urljoin(base, f"{REPODATA}/repomd.xml"), repomd_path, None, None, None)
-        import createrepo_c as cr
-
         try:
-            repomd = cr.Repomd(str(repomd_path))
-        except Exception as e:
+            records = parse_repomd(repomd_path.read_bytes())
+        except (OSError, ValueError) as e:
             raise BackendError(f"{base}{REPODATA}/repomd.xml is not a valid repomd.xml: {e}") from None
-        if "primary" not in repomd:
+        if "primary" not in records:
             raise BackendError(f"{base}{REPODATA}/repomd.xml lists no primary metadata; is {url} a yum repository?")
-        rec = repomd["primary"]
+        rec = records["primary"]
         href = rec.location_href
         primary_url = urljoin(rec.location_base or base, href)
         primary_path = workdir / os.path.basename(href)
         fetch(primary_url, primary_path, rec.checksum_type, rec.checksum, rec.size or None)
-        units: list[RemoteUnit] = []
+        return _read_primary_file(primary_path, primary_url)
 
-        def on_package(pkg: cr.Package) -> None:
-            units.append(
-                RemoteUnit(
-                    href=pkg.location_href,
-                    base_url=pkg.location_base or None,
-                    checksum_type=(pkg.checksum_type or "").lower(),
-                    checksum=(pkg.pkgId or "").lower(),
-                    size=int(pkg.size_package or 0),
-                    nevra=pkg.nevra(),
-                )
+
+def _read_primary_file(primary_path: Path, where: str) -> list[RemoteUnit]:
+    from iss_plugin.adapters.content_types.primary import open_compressed, read_primary
+
+    if primary_path.name.endswith((".zst", ".zck")):
+        return _read_primary_with_createrepo_c(primary_path, where)
+    try:
+        with open_compressed(primary_path) as fh:
+            return list(read_primary(fh))
+    except ValueError as e:
+        raise BackendError(f"cannot parse {where}: {e}") from None
+
+
+def _read_primary_with_createrepo_c(primary_path: Path, primary_url: str) -> list[RemoteUnit]:
+    import createrepo_c as cr
+
+    units: list[RemoteUnit] = []
+
+    def on_package(pkg: cr.Package) -> None:
+        units.append(
+            RemoteUnit(
+                href=pkg.location_href,
+                base_url=pkg.location_base or None,
+                checksum_type=(pkg.checksum_type or "").lower(),
+                checksum=(pkg.pkgId or "").lower(),
+                size=int(pkg.size_package or 0),
+                nevra=pkg.nevra(),
             )
+        )
 
-        warnings: list[str] = []
+    warnings: list[str] = []
 
-        def on_warning(kind: int, message: str) -> bool:
-            warnings.append(str(message))
-            return True
+    def on_warning(kind: int, message: str) -> bool:
+        warnings.append(str(message))
+        return True
 
-        try:
-            cr.xml_parse_primary(str(primary_path), pkgcb=on_package, warningcb=on_warning, do_files=False)
-        except Exception as e:
-            raise BackendError(f"cannot parse {primary_url}: {e}", warnings) from None
-        return units
+    try:
+        cr.xml_parse_primary(str(primary_path), pkgcb=on_package, warningcb=on_warning, do_files=False)
+    except Exception as e:
+        raise BackendError(f"cannot parse {primary_url}: {e}", warnings) from None
+    return units
 
 
 def write_repodata(repodata: Path, packages: Sequence[cr.Package], compression: int | None = None) -> None:
@@ -351,14 +370,19 @@ def write_repodata(repodata: Path, packages: Sequence[cr.Package], compression: 
 
 
 def read_tree_packages(tree: Path) -> list[RemoteUnit]:
-    """The packages a local yum tree's repodata lists, read with createrepo_c's own parser."""
-    import shutil
-    import tempfile
-    from urllib.parse import urlsplit
-    from urllib.request import url2pathname
+    """The packages a local yum tree's repodata lists, read in place (no copy of its metadata)."""
+    from iss_plugin.adapters.content_types.repomd import parse_repomd
 
-    def fetch_local(url: str, dest: Path, *_: str | int | None) -> None:
-        shutil.copyfile(url2pathname(urlsplit(url).path), dest)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return YumContentType().read_remote_index(tree.resolve().as_uri(), fetch_local, Path(tmp))
+    root = tree.resolve()
+    repomd = root / REPODATA / "repomd.xml"
+    try:
+        records = parse_repomd(repomd.read_bytes())
+    except (OSError, ValueError) as e:
+        raise BackendError(f"{repomd} is not a readable repomd.xml: {e}") from None
+    rec = records.get("primary")
+    if rec is None:
+        raise BackendError(f"{repomd} lists no primary metadata; is {tree} a yum tree?")
+    primary = (root / rec.location_href).resolve()
+    if rec.location_base or not primary.is_relative_to(root) or not primary.is_file():
+        raise BackendError(f"{repomd}: its primary metadata {rec.location_href!r} is not a file inside the tree")
+    return _read_primary_file(primary, str(primary))

@@ -393,3 +393,34 @@ def test_store_gc_removes_what_no_repository_holds_once_it_is_old_enough(pulp1, 
     assert pulp1._content_by_sha(sorted(shas(dropped))) == {}
     assert set(pulp1._content_by_sha(sorted(shas(kept)))) == shas(kept)
     assert {p.sha256 for p in pulp1.list_packages(REPO, 1)} == shas(kept)
+
+
+def test_threads_share_one_parse_of_pulps_api_description(pulp1):
+    """A context per thread (a streamed import runs two), one parse of the API description (~17 MiB
+    each with pulp_rpm): the second thread's context holds the first one's parse and works."""
+    import threading
+
+    pulp1.pulp.call("status_read", "reading Pulp's status")  # this thread's context
+    first = pulp1.pulp.ctx.api
+    seen = {}
+
+    def other_thread() -> None:
+        seen["status"] = pulp1.pulp.call("status_read", "reading Pulp's status from another thread")
+        seen["api"] = pulp1.pulp.ctx.api
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join()
+    assert seen["api"] is not first  # its own context and requests session
+    assert seen["api"].api_spec is first.api_spec and seen["api"].operations is first.operations
+    assert seen["status"]["versions"]
+
+
+def test_an_operation_outside_the_kept_part_of_the_api_description_is_a_clear_error(pulp1):
+    """The description keeps the operation families iss calls (pulp/client.py USED_OPERATIONS); one
+    it dropped (or Pulp lacks) is named, not a KeyError from deep inside pulp-glue."""
+    assert "users_list" not in pulp1.pulp.ctx.api.operations
+    assert "repositories_rpm_rpm_list" in pulp1.pulp.ctx.api.operations
+    with pytest.raises(BackendError) as e:
+        pulp1.pulp.call("users_list", "listing Pulp's users")
+    assert "users_list" in str(e.value) and "USED_OPERATIONS" in str(e.value) and not e.value.transient

@@ -7,10 +7,15 @@
   errors, timeouts and 5xx answers, permanent otherwise. A failed task carries Pulp's own error text.
 - Tasks: pulp-glue polls a task once a second; `wait_task` polls from 50 ms with a short backoff, so a
   0.2 s task costs about 0.25 s of wall time instead of 1 s.
+- Memory: a pulp-glue context per thread (requests sessions are not shared across threads), but the
+  API description parsed once per process (_SharedSpecAPI), and only the operations of the families
+  iss calls (USED_OPERATIONS): the whole of Pulp's (2.5 MB of JSON with pulp_rpm) held about 17 MiB
+  per parse, and a streamed import runs two threads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -22,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from pulp_glue.common import context as glue_context
 from pulp_glue.common.context import PulpContext, PulpEntityContext
 from pulp_glue.common.exceptions import PulpException, PulpHTTPError
+from pulp_glue.common.openapi import OpenAPI
 
 from iss_plugin.domain.errors import BackendError
 
@@ -44,8 +51,100 @@ _TRANSIENT_TEXT = re.compile(
 )
 
 
+# The operation families iss calls (operation ids start with one of these); the rest of Pulp's API
+# description (users, roles, content guards, ACS, domains, other plugins...) is dropped when parsed.
+USED_OPERATIONS = (
+    "artifacts_",
+    "content_rpm_",
+    "distributions_rpm_",
+    "exporters_core_",
+    "importers_core_",
+    "login",
+    "orphans_",
+    "publications_rpm_",
+    "remotes_rpm_",
+    "repositories_",
+    "repository_versions_",
+    "rpm_",
+    "status_",
+    "task_groups_",
+    "tasks_",
+    "uploads_",
+)
+_SCHEMA_REF = "#/components/schemas/"
+
+
+def used_part(spec: dict[str, Any]) -> dict[str, Any]:
+    """The API description with only the paths of USED_OPERATIONS and the schemas they refer to."""
+    paths = {}
+    for path, item in spec.get("paths", {}).items():
+        kept = {
+            k: op
+            for k, op in item.items()
+            if not (isinstance(op, dict) and "operationId" in op) or op["operationId"].startswith(USED_OPERATIONS)
+        }
+        if any(isinstance(op, dict) and "operationId" in op for op in kept.values()):
+            paths[path] = kept
+    schemas = spec.get("components", {}).get("schemas", {})
+    referred: set[str] = set()
+    todo: list[Any] = [paths]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(_SCHEMA_REF):
+                name = ref.removeprefix(_SCHEMA_REF)
+                if name not in referred and name in schemas:
+                    referred.add(name)
+                    todo.append(schemas[name])
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    components = dict(spec.get("components", {}), schemas={k: v for k, v in schemas.items() if k in referred})
+    return dict(spec, paths=paths, components=components)
+
+
+def _patched_used_part(spec: Any) -> Any:
+    return used_part(glue_context._patch_api_hook(spec))
+
+
+class _SharedSpecAPI(OpenAPI):
+    """pulp-glue's OpenAPI whose parse of the API description (the used part) is shared by every
+    instance made from the same text (per thread, per login): the parse is read-only once made."""
+
+    _parses: dict[bytes, tuple[Any, ...]] = {}
+    _lock = threading.Lock()
+    KEEP = 4  # different descriptions kept (a Pulp per URL; a new one after an upgrade)
+
+    def _parse_api(self, data: bytes) -> None:
+        key = hashlib.sha256(data).digest()
+        with self._lock:
+            parsed = self._parses.get(key)
+            if parsed is None:
+                super()._parse_api(data)
+                parsed = (self._api_spec, self.api_spec, self.openapi_version, self.operations)
+                while len(self._parses) >= self.KEEP:
+                    del self._parses[next(iter(self._parses))]
+                self._parses[key] = parsed
+        self._api_spec, self.api_spec, self.openapi_version, self.operations = parsed
+
+
 class _Context(PulpContext):
-    """pulp-glue's context with the echo and prompt it leaves abstract (quiet, never asks)."""
+    """pulp-glue's context with the echo and prompt it leaves abstract (quiet, never asks), and its
+    API description shared between contexts (_SharedSpecAPI)."""
+
+    @property
+    def api(self) -> OpenAPI:
+        if self._api is None:
+            # as PulpContext.api (pulp-glue 0.41), with the shared parse; iss passes no username
+            # or password here (it logs in itself) and declares no plugin requirements
+            self._api = _SharedSpecAPI(
+                doc_path=f"{self._api_root}api/{self._api_version}/docs/api.json",
+                verify_ssl=self.verify_ssl,
+                patch_api_hook=_patched_used_part,
+                **self._api_kwargs,
+            )
+        return self._api
 
     def echo(self, message: str, nl: bool = True, err: bool = False) -> None:
         return None
@@ -173,6 +272,7 @@ class PulpSession:
     # --- calls ------------------------------------------------------------------------------------
     def call(self, operation: str, doing: str, *, parameters: Params | None = None, body: Params | None = None) -> Any:
         """One API call. Tasks are returned unfinished (wait with wait_task)."""
+        self._known(operation)
         for attempt in (1, 2):
             try:
                 return self.ctx.call(operation, non_blocking=True, parameters=parameters, body=body)
@@ -187,12 +287,21 @@ class PulpSession:
                 raise translate(e, doing) from None
         raise AssertionError("unreachable")
 
+    def _known(self, operation: str) -> None:
+        if operation not in self.ctx.api.operations:
+            raise BackendError(
+                f"Pulp operation '{operation}' is not in the part of Pulp's API description iss keeps "
+                "(a defect of iss: its family belongs in pulp/client.py USED_OPERATIONS), or Pulp at "
+                f"{self.conn.url} lacks it (pulp_rpm not installed?)"
+            )
+
     def operation_url(self, operation: str) -> tuple[str, str]:
         """(method, absolute URL) of an operation without path parameters, from the API description
         (looked up once: a pulp-glue context per upload thread would parse the description again)."""
         with self._cookie_lock:
             found = self._operation_urls.get(operation)
         if found is None:
+            self._known(operation)
             method, url_path = self.ctx.api.operations[operation]
             found = (method.upper(), self.conn.url.rstrip("/") + url_path)
             with self._cookie_lock:

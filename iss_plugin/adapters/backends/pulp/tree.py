@@ -73,7 +73,6 @@ def write_repo_around(root: Path, files: Sequence[Path]) -> list[str]:
 
 def repomd_types(tree: Path) -> set[str]:
     """The metadata types a tree's repomd.xml lists (primary, filelists, other, updateinfo, ...)."""
-    import createrepo_c as cr
+    from iss_plugin.adapters.content_types.repomd import parse_repomd
 
-    repomd = cr.Repomd(str(tree / "repodata" / "repomd.xml"))
-    return {rec.type for rec in repomd.records}
+    return set(parse_repomd((tree / "repodata" / "repomd.xml").read_bytes()))
