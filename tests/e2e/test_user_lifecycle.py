@@ -225,7 +225,15 @@ def test_bad_role_updates_exit_2_and_change_nothing(server):
     server.run("role", "create", "--name", "Mine", "--permission", "view_products")
     before = snapshot(server)
     r = server.run(
-        "role", "update", "--name", "Mine", "--add-permission", "export", "--remove-permission", "view_product", expect=2
+        "role",
+        "update",
+        "--name",
+        "Mine",
+        "--add-permission",
+        "export",
+        "--remove-permission",
+        "view_product",
+        expect=2,
     )
     assert "role 'Mine' was not changed" in r.output
     assert "'export' is not a permission" in r.output and "'view_product' is not a permission" in r.output
