@@ -215,6 +215,8 @@ def revoke_role(uow: UnitOfWork, login: str, role_name: str, organization: str |
             raise NotFound(f"user '{login}' does not hold role '{role_name}' in {where} (see `iss user list`)")
         for r in held:
             user.roles.remove(r)
+        if policy.ADMIN in {p.permission for p in role.permissions}:
+            _keep_an_administrator(uow.session, f"revoking role '{role_name}' from '{login}'")
         audit(uow.session, actor, "user.revoke", login, organization=organization, role=role_name)
         uow.commit()
         return {"login": login, "role": role_name, "organization": organization or "*", "changed": True}

@@ -186,6 +186,10 @@ def test_an_administrator_by_role_is_counted_and_kept(server):
     assert "removing 'admin' from role 'boss-0' would leave this server without an enabled administrator" in r.output
     assert "iss user create --login NAME --admin" in r.output
     act(server, "boss", "user", "update", "--login", "boss", "--disable", expect=2)
+    r = act(
+        server, "boss", "user", "revoke-role", "--user", "boss", "--role", "boss-0", "--all-organizations", expect=2
+    )
+    assert "revoking role 'boss-0' from 'boss' would leave this server without an enabled administrator" in r.output
     assert snapshot(server) == before
     act(server, "boss", "user", "update", "--login", "admin", "--enable")
     act(server, "boss", "role", "update", "--name", "boss-0", "--remove-permission", "admin")  # admin is back
