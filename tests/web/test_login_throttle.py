@@ -90,7 +90,8 @@ def test_a_success_resets_the_login_counter(web):
         for _ in range(2):  # the count starts again: two more failures are not three
             assert attempt(client, "carol", "wrong").status_code == 401
         assert attempt(client, "carol", PASSWORD).status_code == 303
-        for _ in range(3):  # and three in a row after the reset still lock the login
+    with browser(web, "10.0.0.3") as client:  # (10.0.0.1 is near its own address limit now)
+        for _ in range(3):  # three in a row after the reset still lock the login
             assert attempt(client, "carol", "wrong").status_code == 401
         assert attempt(client, "carol", PASSWORD).status_code == 429
 
