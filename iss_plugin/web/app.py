@@ -17,8 +17,8 @@ from iss_plugin.bootstrap import App
 from iss_plugin.domain.errors import IssError, NotAuthenticated
 
 from .errors import status_of
-from .throttle import LoginThrottle
 from .security import SESSION_COOKIE, CsrfMiddleware, SecureCookieMiddleware, session_secret
+from .throttle import LoginThrottle
 
 SESSION_MAX_AGE = 12 * 3600  # seconds; a browser session lasts a working day
 

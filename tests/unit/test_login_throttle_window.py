@@ -16,7 +16,7 @@ class Clock:
 def test_window_slides_and_retry_after_counts_down():
     clock = Clock()
     t = LoginThrottle(3, 10, 60, clock=clock)
-    for step in range(3):
+    for _ in range(3):
         assert t.refusal("alice", "a") is None
         started = t.failed("alice", "a")
         clock.now += 10
