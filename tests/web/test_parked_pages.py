@@ -96,10 +96,13 @@ def test_a_page_reads_only_the_queues_it_lies_in(server):
     statuses = park(server, status_queue_name, 3, "status")
     first = parking.parked_page(server, 0, 5)
     assert [m.event_id for m in first.messages] == exported[:5]
-    assert (first.total, first.read) == (15, 12)  # export's queue only: the status queue is not read
+    assert (first.total, first.read) == (15, 12)  # export's queue (a full turn keeps its order); status's not read
     last = parking.parked_page(server, 12, 5)
     assert [m.event_id for m in last.messages] == statuses
     assert last.read == 3  # export's queue lies wholly before the page: counted, not read
+    middle = parking.parked_page(server, 5, 5)
+    assert [m.event_id for m in middle.messages] == exported[5:10] and middle.read == 12
+    assert [m.event_id for m in parking.list_parked(server)] == exported + statuses  # nothing moved
     assert parking.parked_count(server) == 15
 
 
