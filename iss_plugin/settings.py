@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     foreman_hook_secret_file: Path | None = None  # shared secret of POST /api/v1/hooks/foreman (unset: the hook is off)
     web_listen: str = "127.0.0.1:8080"  # host:port of `iss serve` and of the dashboard inside `iss run`
     web_secure_cookies: bool = False  # session cookie always `Secure` (it is whenever the request is https)
+    # login throttling of the dashboard's password form (per process, in memory; 0 turns a limit off)
+    web_login_max_failures: int = Field(default=5, ge=0)  # failed logins for one login within the window
+    web_login_max_failures_per_address: int = Field(default=20, ge=0)  # failed logins from one client address
+    web_login_window_seconds: int = Field(default=900, ge=1)  # the sliding window both limits count in
     reconcile_interval_seconds: int = 60
     reconcile_grace_seconds: int = 300
     fetch_roots: tuple[Path, ...] = ()  # file:// bundle locations an import worker accepts (empty: any local path)

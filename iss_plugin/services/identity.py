@@ -111,14 +111,16 @@ def _role(session: Session, name: str) -> Role:
 # --- authentication --------------------------------------------------------------------------------
 
 
-def authenticate_password(uow: UnitOfWork, login: str, password: str) -> policy.Identity:
+def authenticate_password(uow: UnitOfWork, login: str, password: str, *, address: str | None = None) -> policy.Identity:
+    """`address`: the web client's address, recorded with a failure (the CLI has none)."""
     with uow:
         user = uow.session.scalar(select(User).where(User.login == login))
         matches = password_matches(user.password_hash if user is not None else None, password)
         ok = user is not None and not user.disabled and matches
         identity = identity_of(user) if ok and user is not None else None
     if identity is None:
-        record(uow, login, "login.failed", login, outcome="denied", method="password")
+        where = {"address": address} if address is not None else {}
+        record(uow, login, "login.failed", login, outcome="denied", method="password", **where)
         raise NotAuthenticated(
             f"login as '{login}' failed: wrong password, unknown or disabled user; "
             "check the login and password (ISS_PASSWORD for scripts)"

@@ -6,9 +6,11 @@ confirmed the change; a message that is not there any more is a NotFound and cha
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections import Counter
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from iss_plugin.adapters.bus.parking import ParkedMessage, ParkedQueues
+from iss_plugin.adapters.bus.parking import ParkedMessage, ParkedPage, ParkedQueues
 from iss_plugin.adapters.bus.topology import build
 from iss_plugin.adapters.db.uow import UnitOfWork
 
@@ -30,7 +32,18 @@ class App(Protocol):
     def uow(self) -> UnitOfWork: ...
 
 
-__all__ = ["ParkedMessage", "discard", "list_parked", "replay"]
+K = TypeVar("K", bound=Hashable)
+
+__all__ = [
+    "ParkedMessage",
+    "ParkedPage",
+    "discard",
+    "list_parked",
+    "parked_count",
+    "parked_page",
+    "parked_tally",
+    "replay",
+]
 
 
 def _queues(app: App) -> ParkedQueues:
@@ -40,8 +53,24 @@ def _queues(app: App) -> ParkedQueues:
 
 
 def list_parked(app: App) -> list[ParkedMessage]:
-    """Every parked message of this server's role queues (export, import, status)."""
+    """Every parked message of this server's role queues (export, import, status): reads them all
+    (tests, small queues); the dashboard reads `parked_page`."""
     return _queues(app).messages()
+
+
+def parked_count(app: App) -> int:
+    """How many messages the parking queues hold, counted by the broker (no message read)."""
+    return _queues(app).count()
+
+
+def parked_tally(app: App, key: Callable[[ParkedMessage], K]) -> Counter[K]:
+    """Parked messages counted per `key` (reads every message, keeps only the counts)."""
+    return _queues(app).tally(key)
+
+
+def parked_page(app: App, offset: int, limit: int) -> ParkedPage:
+    """At most `limit` parked messages from `offset` on, and the total counted without reading."""
+    return _queues(app).page(offset, limit)
 
 
 def replay(app: App, event_id: str, actor: str) -> ParkedMessage:

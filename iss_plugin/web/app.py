@@ -18,6 +18,7 @@ from iss_plugin.domain.errors import IssError, NotAuthenticated
 
 from .errors import status_of
 from .security import SESSION_COOKIE, CsrfMiddleware, SecureCookieMiddleware, session_secret
+from .throttle import LoginThrottle
 
 SESSION_MAX_AGE = 12 * 3600  # seconds; a browser session lasts a working day
 
@@ -43,6 +44,10 @@ def create_app(app: App) -> FastAPI:
     web = FastAPI(title="iss", version=version("iss"), docs_url="/api/docs", openapi_url="/api/v1/openapi.json")
     web.state.iss = app
     web.state.templates = environment()
+    s = app.settings
+    web.state.login_throttle = LoginThrottle(
+        s.web_login_max_failures, s.web_login_max_failures_per_address, s.web_login_window_seconds
+    )
 
     # last added runs first: secure-cookie flag, then the session, then CSRF (which reads the session)
     web.add_middleware(CsrfMiddleware)

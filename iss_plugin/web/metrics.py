@@ -49,10 +49,8 @@ class DatabaseCollector:
     def _parked(self) -> Iterator[Metric]:
         parked = GaugeMetricFamily("iss_parked_messages", "Messages in parking queues", labels=["queue", "reason"])
         try:
-            counts: dict[tuple[str, str], int] = {}
-            for m in parking.list_parked(self.app):
-                key = (m.origin_queue, m.reason or "unknown")
-                counts[key] = counts.get(key, 0) + 1
+            # every message read, none kept (the counter only): bounded memory whatever is parked
+            counts = parking.parked_tally(self.app, lambda m: (m.origin_queue, m.reason or "unknown"))
             for (queue, reason), n in sorted(counts.items()):
                 parked.add_metric([queue, reason], n)
             up = 1.0

@@ -120,6 +120,9 @@ class Message(Protocol):
     @property
     def properties(self) -> Mapping[str, object]: ...
 
+    @property
+    def delivery_tag(self) -> Any: ...  # an int on AMQP, a uuid string on kombu memory://
+
     def ack(self) -> None: ...
 
     def reject(self, requeue: bool = False) -> None: ...

@@ -28,8 +28,13 @@ def visible(who: policy.Identity, organization: str | None = None) -> dashboard.
 
 
 def parked_count(app: App, seen: dashboard.Visible) -> int | None:
+    """The broker's count for a user who sees every organization (nothing read); for others, a
+    tally per organization (every message read, none kept)."""
     try:
-        return sum(1 for m in parking.list_parked(app) if seen is None or m.organization in seen)
+        if seen is None:
+            return parking.parked_count(app)
+        per_organization = parking.parked_tally(app, lambda m: m.organization)
+        return sum(n for organization, n in per_organization.items() if organization in seen)
     except Exception:  # the bus is down: the overview says so rather than failing
         return None
 
