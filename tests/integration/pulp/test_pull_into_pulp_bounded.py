@@ -32,10 +32,10 @@ pytestmark = pytest.mark.pulp
 
 ACTOR = "test"
 PACKAGES, BATCH = 300, 50
-# measured on the project's machine at 300 packages: 121.5 MiB in an install without the test tools,
-# ~126 MiB in the development venv (147-155 MiB before: createrepo_c loaded, Pulp's whole API
-# description parsed once per thread); growth from 300 to 5,000 packages was under 5 MiB
-PEAK_MIB = 138.0
+# measured on the project's machine at 300 packages: ~109 MiB in the development venv (132 MiB with
+# createrepo_c loaded in the process and Pulp's whole API description parsed, 147-155 MiB with it
+# parsed once per thread); the growth from 300 to 5,000 packages was under 5 MiB (bench/online_pulp.py)
+PEAK_MIB = 125.0
 ISS = (
     "import atexit, os, sys;"
     "atexit.register(lambda: os.write(2, b'\\nCREATEREPO_C=%d\\n' % ('createrepo_c' in sys.modules)));"
