@@ -76,7 +76,8 @@ COMMAND_PERMISSIONS: dict[str, tuple[str, Scope]] = {
     "token create": (policy.ADMIN, "self"),
     "token revoke": (policy.ADMIN, "self"),
     "token list": (policy.ADMIN, "self"),
-    # user, role, store gc, relay, worker, run, watch, serve: admin (the default). Made with
+    # user (create, list, grant, revoke-role, update, delete), role (create, list, add-permission,
+    # update), store gc, relay, worker, run, watch, serve: admin (the default). Made with
     # command(..., authenticated=False), so open to anyone who can read the settings: init, db upgrade
     # (before there is a schema to hold users), keys show (the public key); demo runs its own
     # throwaway servers.

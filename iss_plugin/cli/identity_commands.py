@@ -96,6 +96,38 @@ def user_revoke_role(
     emit(ctx, identity.revoke_role(state.app.uow(), login, role, org, state.app.settings.actor))
 
 
+@command(user, "update")
+@click.option("--login", required=True)
+@click.option(
+    "--disable/--enable",
+    "disable",
+    default=None,
+    help="refuse (or allow again) the user's password, tokens and dashboard sessions, from the next request",
+)
+def user_update(ctx: Ctx, state: Any, output: Out, login: str, disable: bool | None) -> None:
+    """Disable or enable a user (grants and tokens are kept: enabling restores them)."""
+    from iss_plugin.services import identity
+
+    if disable is None:
+        raise UsageError(f"user update --login {login}: give --disable or --enable; nothing was changed")
+    emit(ctx, identity.set_user_disabled(state.app.uow(), login, disable, state.app.settings.actor))
+
+
+@command(user, "delete")
+@click.option("--login", required=True)
+def user_delete(ctx: Ctx, state: Any, output: Out, login: str) -> None:
+    """Delete a user, its grants and its tokens; its audit entries stay (they name the login)."""
+    from iss_plugin.services import identity
+
+    emit(ctx, identity.delete_user(state.app.uow(), login, state.app.settings.actor, worker_accounts(state)))
+
+
+def worker_accounts(state: Any) -> dict[str, str]:
+    """The service accounts the workers act as (login -> the setting naming it): not deletable."""
+    settings = state.app.settings
+    return {settings.import_account: "import_account", settings.export_account: "export_account"}
+
+
 @click.group()
 def role() -> None:
     """Roles: named sets of permissions (administrators only)."""
@@ -124,6 +156,17 @@ def role_add_permission(ctx: Ctx, state: Any, output: Out, name: str, permission
     from iss_plugin.services import identity
 
     emit(ctx, identity.add_permission(state.app.uow(), name, permission, state.app.settings.actor))
+
+
+@command(role, "update")
+@click.option("--name", required=True, help="the role")
+@click.option("--add-permission", "add", multiple=True, help="repeatable; one of the permissions above")
+@click.option("--remove-permission", "remove", multiple=True, help="repeatable")
+def role_update(ctx: Ctx, state: Any, output: Out, name: str, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
+    """Add and remove permissions of a role (not a built-in one); every holder has them at once."""
+    from iss_plugin.services import identity
+
+    emit(ctx, identity.update_role(state.app.uow(), name, tuple(add), tuple(remove), state.app.settings.actor))
 
 
 @click.group()

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, TypedDict
 
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.uow import UnitOfWork
-from iss_plugin.domain.errors import IssError, UsageError
+from iss_plugin.domain import policy
+from iss_plugin.domain.errors import Forbidden, IssError, UsageError
 from iss_plugin.domain.jsontypes import JSONObject
 
 from . import exporting, importing, tasks
+from .identity import authorize_account
 
 if TYPE_CHECKING:
     from iss_plugin.adapters.bundles.signing import Signer
@@ -70,9 +72,25 @@ def check_export_targets(uow: UnitOfWork, requests: Sequence[exporting.ExportReq
                 find.repository(uow.session, org, r.product or "", r.repository or "")
 
 
+def still_permitted(new_uow: UowFactory, task_id: str, actor: str, permission: str, organization: str) -> bool:
+    """A task runs only if its submitter still holds the permission when it starts: one accepted
+    before its user was disabled or deleted, or lost the permission, fails (reason `forbidden`,
+    the denial audited) instead of running on the grants it had when it was queued."""
+    uow = new_uow()
+    try:
+        with uow:
+            authorize_account(uow, actor, permission, organization)
+    except Forbidden as e:
+        tasks.finish(new_uow(), task_id, None, f"refused when it started: {e.message}", e.reason)
+        return False
+    return True
+
+
 def run_export_task(
     new_uow: UowFactory, task_id: str, requests: Sequence[exporting.ExportRequest], env: ExportEnv, actor: str
 ) -> None:
+    if requests and not still_permitted(new_uow, task_id, actor, policy.EXPORT_CONTENT, requests[0].organization):
+        return
     tasks.mark_running(new_uow(), task_id)
     written: list[WrittenBundle] = []
     failed: list[FailedItem] = []
@@ -114,6 +132,8 @@ def run_export_task(
 def run_import_task(
     new_uow: UowFactory, task_id: str, request: importing.ImportRequest, work_dir: Path, actor: str
 ) -> None:
+    if not still_permitted(new_uow, task_id, actor, policy.IMPORT_CONTENT, request.organization):
+        return
     tasks.mark_running(new_uow(), task_id)
     try:
         summary = importing.import_bundle(new_uow(), request, work_dir=work_dir, actor=actor)

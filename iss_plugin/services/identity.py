@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -214,9 +215,108 @@ def revoke_role(uow: UnitOfWork, login: str, role_name: str, organization: str |
             raise NotFound(f"user '{login}' does not hold role '{role_name}' in {where} (see `iss user list`)")
         for r in held:
             user.roles.remove(r)
+        if policy.ADMIN in {p.permission for p in role.permissions}:
+            _keep_an_administrator(uow.session, f"revoking role '{role_name}' from '{login}'")
         audit(uow.session, actor, "user.revoke", login, organization=organization, role=role_name)
         uow.commit()
         return {"login": login, "role": role_name, "organization": organization or "*", "changed": True}
+
+
+def session_stamp(uow: UnitOfWork, login: str) -> str:
+    """What a dashboard session records besides the login: the user's id and creation time, so a
+    cookie of a deleted user never authenticates a later user of the same login (SQLite may
+    reuse the id)."""
+    with uow:
+        return _stamp(_user(uow.session, login))
+
+
+def _stamp(user: User) -> str:
+    return f"{user.id}/{_aware(user.created).isoformat()}"
+
+
+def authenticate_session(uow: UnitOfWork, login: str, stamp: str | None) -> policy.Identity:
+    """The identity of a signed session cookie, read afresh on every request: refused (and
+    audited) once its user is disabled or deleted."""
+    with uow:
+        user = uow.session.scalar(select(User).where(User.login == login))
+        problem = None
+        if user is None or stamp != _stamp(user):
+            problem = f"user '{login}' no longer exists"
+        elif user.disabled:
+            problem = f"user '{login}' is disabled"
+        if user is not None and problem is None:
+            return identity_of(user)
+    record(uow, login, "login.failed", login, outcome="denied", method="session", problem=problem)
+    raise NotAuthenticated(f"your session ended: {problem}; log in again (or ask an administrator)")
+
+
+def _enabled_administrators(session: Session) -> list[str]:
+    users = session.scalars(select(User).where(User.disabled.is_(False)).order_by(User.login))
+    return [u.login for u in users if identity_of(u).is_admin]
+
+
+def _keep_an_administrator(session: Session, change: str) -> None:
+    """Raise (the caller's unit of work rolls back) when `change`, flushed, leaves no enabled administrator."""
+    session.flush()
+    if not _enabled_administrators(session):
+        raise UsageError(
+            f"{change} would leave this server without an enabled administrator; nothing was changed. "
+            "Make another administrator first: iss user create --login NAME --admin "
+            "(or iss user grant --user NAME --role Administrator --all-organizations)"
+        )
+
+
+def _refuse_self(login: str, actor: str, verb: str) -> None:
+    if login == actor:
+        raise UsageError(
+            f"you cannot {verb} yourself ('{login}'); nothing was changed. "
+            f"Log in as another administrator to {verb} '{login}'"
+        )
+
+
+def set_user_disabled(uow: UnitOfWork, login: str, disabled: bool, actor: str) -> dict[str, Any]:
+    """Disable (or enable again) a user. A disabled user's password, tokens and dashboard sessions
+    are refused from the next request on (each is checked against the database every time); its
+    grants and tokens are kept, so enabling restores them. Refused for yourself and for the last
+    enabled administrator."""
+    if disabled:
+        _refuse_self(login, actor, "disable")
+    with uow:
+        user = _user(uow.session, login)
+        changed = user.disabled != disabled
+        if changed:
+            user.disabled = disabled
+            if disabled:
+                _keep_an_administrator(uow.session, f"disabling '{login}'")
+            audit(uow.session, actor, "user.disable" if disabled else "user.enable", login)
+        uow.commit()
+        return {"login": login, "disabled": disabled, "changed": changed}
+
+
+def delete_user(uow: UnitOfWork, login: str, actor: str, protected: Mapping[str, str]) -> dict[str, Any]:
+    """Delete a user with its grants and tokens. The audit log keeps its rows (they hold the login as
+    text). Refused for yourself, for the last enabled administrator, and for the service accounts
+    the workers act as (`protected`: login -> the setting that names it)."""
+    _refuse_self(login, actor, "delete")
+    if login in protected:
+        setting = protected[login]
+        raise UsageError(
+            f"user '{login}' is the service account a worker acts as (setting {setting}); nothing was changed. "
+            f"Set {setting} to another account and restart the workers first, "
+            f"or stop it acting with: iss user update --login {login} --disable"
+        )
+    with uow:
+        user = _user(uow.session, login)
+        roles = sorted(f"{r.role.name}@{r.organization or '*'}" for r in user.roles)
+        tokens = list(uow.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)))
+        for t in tokens:
+            uow.session.delete(t)
+        uow.session.delete(user)
+        _keep_an_administrator(uow.session, f"deleting '{login}'")
+        names = sorted(t.name for t in tokens)
+        audit(uow.session, actor, "user.delete", login, admin=user.admin, roles=roles, tokens=names)
+        uow.commit()
+    return {"login": login, "deleted": True, "roles_removed": roles, "tokens_deleted": names}
 
 
 # --- roles -----------------------------------------------------------------------------------------
@@ -260,6 +360,38 @@ def add_permission(uow: UnitOfWork, name: str, permission: str, actor: str) -> d
             audit(uow.session, actor, "role.add_permission", name, permission=permission)
         uow.commit()
         return {"name": name, "builtin": False, "permissions": sorted(p.permission for p in role.permissions)}
+
+
+def update_role(
+    uow: UnitOfWork, name: str, add: tuple[str, ...], remove: tuple[str, ...], actor: str
+) -> dict[str, Any]:
+    """Add and remove permissions of a role you made (the built-in roles are locked, as Foreman's
+    are). Every holder has the new set from its next request or message: grants are read from the
+    database per request, command and worker transaction, never cached beyond one."""
+    if not add and not remove:
+        raise UsageError("give --add-permission and/or --remove-permission; nothing was changed")
+    problems = policy.unknown_permissions(sorted(set(add) | set(remove)))
+    problems += [f"'{p}' is both added and removed" for p in sorted(set(add) & set(remove))]
+    if problems:
+        raise UsageError(f"role '{name}' was not changed", problems)
+    with uow:
+        role = _role(uow.session, name)
+        if role.builtin:
+            raise UsageError(
+                f"role '{name}' is built in and cannot change; nothing was changed. "
+                f"Create your own: iss role create --name NAME --permission ... (see `iss role list` for '{name}')"
+            )
+        held = {p.permission for p in role.permissions}
+        added, removed = sorted(set(add) - held), sorted(set(remove) & held)
+        role.permissions = [p for p in role.permissions if p.permission not in removed]
+        role.permissions += [RolePermission(permission=p) for p in added]
+        if added or removed:
+            if policy.ADMIN in removed:
+                _keep_an_administrator(uow.session, f"removing 'admin' from role '{name}'")
+            audit(uow.session, actor, "role.update", name, added=added, removed=removed)
+        uow.commit()
+        permissions = sorted((held | set(added)) - set(removed))
+        return {"name": name, "builtin": False, "permissions": permissions, "added": added, "removed": removed}
 
 
 # --- tokens ----------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Who is calling: the FastAPI dependencies every page and endpoint uses.
 
 `caller` finds the identity from an `Authorization: Bearer <token>` header (API tokens of
-`iss token create`) or from the signed session cookie the login page sets (see `SESSION_KEY`);
+`iss token create`) or from the signed session cookie the login page sets (see `SESSION_KEY`),
+both checked against the database on every request (a disabled or deleted user is refused at once);
 `require(permission)` checks a permission through domain/policy.py, in the organization named
 by the request's `organization` path or query parameter (server-wide when there is none), and
 records a denial in the audit log."""
@@ -18,6 +19,7 @@ from iss_plugin.domain.errors import Forbidden, NotAuthenticated
 from iss_plugin.services import audit, identity
 
 SESSION_KEY = "login"  # request.session[SESSION_KEY]: the login of a signed-in browser session
+SESSION_STAMP = "user"  # request.session[SESSION_STAMP]: identity.session_stamp of that user (id and creation)
 
 
 def iss_app(request: Request) -> App:
@@ -35,8 +37,12 @@ def caller(request: Request, app: App = Depends(iss_app)) -> policy.Identity:
     if scheme.lower() == "bearer" and token.strip():
         found = identity.authenticate_token(app.uow(), token.strip(), "the Authorization header")
     elif "session" in request.scope and request.session.get(SESSION_KEY):
-        with app.uow() as uow:
-            found = identity.load_identity(uow.session, str(request.session[SESSION_KEY]))
+        login, stamp = str(request.session[SESSION_KEY]), request.session.get(SESSION_STAMP)
+        try:
+            found = identity.authenticate_session(app.uow(), login, stamp)
+        except NotAuthenticated:
+            request.session.clear()  # the response deletes the cookie
+            raise
     else:
         raise NotAuthenticated("log in first (the login page), or send Authorization: Bearer <token>")
     request.state.identity = found

@@ -260,3 +260,55 @@ def test_an_import_of_garbage_is_a_failed_task(api):
     )
     task = api.task(r.headers["location"], "importer")
     assert task["state"] == "failed" and task["reason"] in ("integrity", "rejected", "usage"), task
+
+
+def test_a_task_queued_before_its_user_lost_the_permission_does_not_run(api):
+    """Accepted (checked) while the exporter held export_content, started after a disable or a
+    removed permission: the task fails as forbidden, writes nothing, and the denial is audited."""
+    from iss_plugin.services import bulk_transfer, exporting, identity
+
+    app = api.app
+    identity.create_role(app.uow(), "Exports", ("export_content",), "test")
+    identity.create_user(app.uow(), "eve", None, "test")
+    identity.grant_role(app.uow(), "eve", "Exports", ORG, "test")
+    env = bulk_transfer.ExportEnv(out_dir=app.settings.exports_path, signer=app.signer, server_id=app.server_id)
+    requests = [
+        exporting.ExportRequest(organization=ORG, scope="content_view_version", incremental=False, content_view="base")
+    ]
+    exports_before = count(app, m.ExportRecord)
+    for lose, regain in (
+        (
+            lambda: identity.set_user_disabled(app.uow(), "eve", True, "admin"),
+            lambda: identity.set_user_disabled(app.uow(), "eve", False, "admin"),
+        ),
+        (
+            lambda: identity.update_role(app.uow(), "Exports", (), ("export_content",), "admin"),
+            lambda: identity.update_role(app.uow(), "Exports", ("export_content",), (), "admin"),
+        ),
+    ):
+        task = tasks.create(app.uow(), "export", ORG, "eve", {"content_views": ["base"]})
+        lose()
+        bulk_transfer.run_export_task(app.uow, task["id"], requests, env, "eve")
+        done = tasks.get(app.uow(), task["id"])
+        assert done["state"] == "failed" and done["reason"] == "forbidden", done
+        assert "refused when it started" in done["error"] and "export_content" in done["error"]
+        assert count(app, m.ExportRecord) == exports_before
+        regain()
+    with app.session_factory() as s:
+        denied = s.scalars(select(m.AuditLog).where(m.AuditLog.actor == "eve")).all()
+    assert [(d.action, d.outcome) for d in denied if d.action == "permission.denied"] == [
+        ("permission.denied", "denied")
+    ] * 2
+
+
+def test_an_import_task_of_a_disabled_user_does_not_run(api, tmp_path):
+    from iss_plugin.services import bulk_transfer, identity, importing
+
+    app = api.app
+    task = tasks.create(app.uow(), "import", ORG, "importer", {"path": "b.tgz"})
+    identity.set_user_disabled(app.uow(), "importer", True, "admin")
+    job = importing.ImportRequest(organization=ORG, path=tmp_path / "b.tgz", scope="content_view_version")
+    bulk_transfer.run_import_task(app.uow, task["id"], job, app.settings.imports_path, "importer")
+    done = tasks.get(app.uow(), task["id"])
+    assert done["state"] == "failed" and done["reason"] == "forbidden" and "import_content" in done["error"], done
+    assert count(app, m.ImportRecord) == 0

@@ -6,12 +6,12 @@ from fastapi import FastAPI
 
 from iss_plugin.bootstrap import App
 
-from . import bundles, destinations, hooks, push, streams, transfers, uploads
+from . import bundles, destinations, hooks, push, streams, transfers, uploads, users
 from .runner import TaskRunner
 
 
 def install_api(web: FastAPI, app: App) -> None:
-    for module in (transfers, bundles, streams, push, uploads, destinations, hooks):
+    for module in (transfers, bundles, streams, push, uploads, destinations, hooks, users):
         web.include_router(module.router)
     web.state.bundle_digests = bundles.DigestCache()
     pool = TaskRunner(app)

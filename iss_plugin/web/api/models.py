@@ -152,6 +152,40 @@ class HookAccepted(BaseModel):
     version: str
 
 
+class UserOut(BaseModel):
+    login: str
+    admin: bool
+    service_account: bool
+    disabled: bool
+    roles: list[str] = Field(description="ROLE@ORGANIZATION ('*': every organization)")
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    disabled: bool = Field(
+        description="true: the user's password, tokens and sessions are refused from the next request"
+    )
+
+
+class UserDeleted(BaseModel):
+    login: str
+    deleted: bool
+    roles_removed: list[str]
+    tokens_deleted: list[str]
+
+
+class RoleOut(BaseModel):
+    name: str
+    builtin: bool
+    permissions: list[str]
+
+
+class RoleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    add_permissions: list[str] = Field(default=[], max_length=64)
+    remove_permissions: list[str] = Field(default=[], max_length=64)
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": text}
     for code, text in (

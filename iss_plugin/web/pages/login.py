@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from iss_plugin.bootstrap import App
 from iss_plugin.domain.errors import NotAuthenticated
 from iss_plugin.services import identity
-from iss_plugin.web.auth import SESSION_KEY, iss_app
+from iss_plugin.web.auth import SESSION_KEY, SESSION_STAMP, iss_app
 from iss_plugin.web.security import CSRF_KEY, csrf_token
 
 from .render import render
@@ -52,6 +52,7 @@ def login(
         )
     request.session.clear()  # a fresh session (and CSRF token) for the new login
     request.session[SESSION_KEY] = who.login
+    request.session[SESSION_STAMP] = identity.session_stamp(app.uow(), who.login)
     request.session.pop(CSRF_KEY, None)
     csrf_token(request.session)
     return RedirectResponse(safe_next(next), status_code=303)
