@@ -123,9 +123,10 @@ def user_delete(ctx: Ctx, state: Any, output: Out, login: str) -> None:
 
 
 def worker_accounts(state: Any) -> dict[str, str]:
-    """The service accounts the workers act as (login -> the setting naming it): not deletable."""
+    from iss_plugin.services import identity
+
     settings = state.app.settings
-    return {settings.import_account: "import_account", settings.export_account: "export_account"}
+    return identity.worker_accounts(settings.export_account, settings.import_account)
 
 
 @click.group()

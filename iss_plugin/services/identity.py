@@ -295,6 +295,11 @@ def set_user_disabled(uow: UnitOfWork, login: str, disabled: bool, actor: str) -
         return {"login": login, "disabled": disabled, "changed": changed}
 
 
+def worker_accounts(export_account: str, import_account: str) -> dict[str, str]:
+    """The service accounts the workers act as (login -> the setting naming it): not deletable."""
+    return {import_account: "import_account", export_account: "export_account"}
+
+
 def delete_user(uow: UnitOfWork, login: str, actor: str, protected: Mapping[str, str]) -> dict[str, Any]:
     """Delete a user with its grants and tokens. The audit log keeps its rows (they hold the login as
     text). Refused for yourself, for the last enabled administrator, and for the service accounts

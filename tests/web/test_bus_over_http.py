@@ -29,8 +29,11 @@ from tests.integration.propagation.conftest import (
 
 
 class Served:
-    def __init__(self, app, port: int) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning"))
+    """An iss app (or, with `asgi`, any ASGI callable) served by uvicorn on loopback while entered."""
+
+    def __init__(self, app, port: int, *, asgi=None) -> None:
+        served = asgi if asgi is not None else create_app(app)
+        self.server = uvicorn.Server(uvicorn.Config(served, host="127.0.0.1", port=port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Served:

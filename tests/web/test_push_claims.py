@@ -17,7 +17,6 @@ from typing import Any
 
 import anyio
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from consumers.demo import ORG, make_server, prepare_destination, prepare_source
@@ -28,6 +27,7 @@ from iss_plugin.services import propagation, subscriptions
 from iss_plugin.web.app import create_app
 from tests.conftest import closed_port
 from tests.integration.propagation.conftest import ACTOR, CV, memory_bus, outbox, publish, versions, wait_until
+from tests.web.test_bus_over_http import Served
 
 N = 3  # online destinations subscribed to the content view
 T = 60
@@ -54,17 +54,14 @@ class CountingDestination:
                     await anyio.to_thread.run_sync(hold.wait, T)
             await inner(scope, receive, send)
 
-        self.server = uvicorn.Server(uvicorn.Config(counting, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.served = Served(app, self.port, asgi=counting)
 
     def __enter__(self) -> CountingDestination:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 20, "uvicorn to start")
+        self.served.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
+        self.served.__exit__(*exc)
 
 
 @pytest.fixture

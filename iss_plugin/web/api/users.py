@@ -42,8 +42,7 @@ def delete_user(
 ) -> UserDeleted:
     """Delete a user with its grants and tokens (its audit entries stay). Not yourself, not the
     last enabled administrator, not a service account a worker acts as."""
-    settings = app.settings
-    workers = {settings.import_account: "import_account", settings.export_account: "export_account"}
+    workers = identity.worker_accounts(app.settings.export_account, app.settings.import_account)
     return UserDeleted(**identity.delete_user(app.uow(), login, who.login, workers))
 
 
