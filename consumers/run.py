@@ -49,7 +49,12 @@ class Runtime:
             self.workers.append(worker)
             self._thread(f"worker-{role}", worker.run)
         if "relay" in roles:
-            relay = relay_from_settings(self.app.settings, self.app.session_factory, poll_interval=self.relay_poll)
+            relay = relay_from_settings(
+                self.app.settings,
+                self.app.session_factory,
+                queues_of=[w.topology for w in self.workers],
+                poll_interval=self.relay_poll,
+            )
             self._thread("relay", lambda: relay.run_forever(self.stop))
         if "watch" in roles:
             self._thread("watch", lambda: watch_forever(self.app, self.stop, self.watch_interval))

@@ -24,7 +24,15 @@ from iss_plugin.adapters.fixtures import build_rpms
 from iss_plugin.bootstrap import App
 from iss_plugin.services import catalog, propagation, subscriptions
 from tests.conftest import closed_port
-from tests.integration.propagation.conftest import ACTOR, imports, memory_bus, outbox, subscription, wait_until
+from tests.integration.propagation.conftest import (
+    ACTOR,
+    imports,
+    memory_bus,
+    outbox,
+    subscription,
+    wait_own_changes_handled,
+    wait_until,
+)
 from tests.web.test_bus_over_http import Served
 
 UTILS = f"{CUSTOM_PRODUCT}/utils"
@@ -71,6 +79,7 @@ def online_pair(tmp_path):
     try:
         with Served(dst, port):
             runtimes.append(Runtime(src, ("relay", "export", "status"), relay_poll=0.05).start())
+            wait_own_changes_handled(src)
             yield src, dst, subscribe
     finally:
         for r in runtimes:

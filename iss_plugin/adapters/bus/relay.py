@@ -32,6 +32,8 @@ from .publisher import OutgoingMessage, Publisher, PublishError, Ticket, make_pu
 if TYPE_CHECKING:
     from iss_plugin.settings import Settings
 
+    from .topology import Topology
+
 log = logging.getLogger(__name__)
 
 MARK_CHUNK = 500
@@ -196,16 +198,24 @@ class OutboxRelay:
 
 
 def relay_from_settings(
-    settings: Settings, session_factory: sessionmaker[Session], **kwargs: Unpack[RelayOptions]
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    *,
+    queues_of: Sequence[Topology] = (),
+    **kwargs: Unpack[RelayOptions],
 ) -> OutboxRelay:
     """A relay for settings.bus: pika streaming confirms for amqp://, kombu for memory://.
 
-    Declares the exchange (and its alternate exchange and unroutable queue) first."""
+    Declares the exchange (and its alternate exchange and unroutable queue) first, and the queues
+    of `queues_of` (the workers of the same process): an event relayed before its worker had bound
+    its queue would go to the unroutable queue instead (the first start of `iss run`)."""
     from .connection import make_kombu_connection
     from .topology import build, declare
 
     bus = settings.bus
     with make_kombu_connection(bus) as conn:
         declare(conn, build(bus))
+        for topology in queues_of:
+            declare(conn, topology)
     kwargs.setdefault("confirm_timeout", bus.confirm_timeout)
     return OutboxRelay(session_factory, make_publisher(bus), **kwargs)

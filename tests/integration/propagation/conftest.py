@@ -120,6 +120,20 @@ def wait_until(cond: Callable[[], bool], timeout: float, what: str, interval: fl
         raise AssertionError(f"waited {timeout:.0f} s for {what}")
 
 
+def wait_own_changes_handled(app: App, timeout: float = 60) -> None:
+    """Until the export worker has handled every iss.repository.changed.v1 the server's set-up wrote
+    (prepare_source's uploads). A repository subscription made before that races the worker: its
+    push may come from the worker's handling of a set-up event instead of the test's own action."""
+    changes = [e.event_id for e in outbox(app, "iss.repository.changed.v1")]
+
+    def handled() -> bool:
+        return count(
+            app, m.ProcessedEvent, m.ProcessedEvent.event_id.in_(changes), m.ProcessedEvent.consumer == "export"
+        ) == len(changes)
+
+    wait_until(handled, timeout, "the server's own repository changes handled by its export worker")
+
+
 # --- servers ---------------------------------------------------------------------------------------
 
 

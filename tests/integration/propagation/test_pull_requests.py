@@ -29,7 +29,18 @@ from iss_plugin.services import catalog, identity, streaming, subscriptions
 from tests.conftest import closed_port
 from tests.web.test_bus_over_http import Served
 
-from .conftest import ACTOR, CV, add_subscriber, count, imports, outbox, subscription, versions, wait_until
+from .conftest import (
+    ACTOR,
+    CV,
+    add_subscriber,
+    count,
+    imports,
+    outbox,
+    subscription,
+    versions,
+    wait_own_changes_handled,
+    wait_until,
+)
 from .test_two_sites import two_vhosts  # noqa: F401 - the fixture
 
 T = 60  # seconds: the flows take a few
@@ -186,8 +197,7 @@ def repository_subscription(app: App) -> m.Subscription:
 def test_a_repository_asked_for_is_streamed_pulled_and_imported_and_the_source_writes_no_bundle(pulling_pair, tmp_path):
     src, dst, config = pulling_pair
     path = f"{CUSTOM_PRODUCT}/utils"
-    changes = [e.event_id for e in outbox(src, ev.REPOSITORY_CHANGED)]  # the uploads that made the source
-    wait_until(lambda: all(handled_by_source(src, e) for e in changes), T, "the source's own changes handled")
+    wait_own_changes_handled(src)  # the uploads that made the source
     subscriptions.subscribe(src.uow(), dst.server_id, ORG, None, path, ACTOR)  # so only the request sends it
     first_digest = repository_digest(src, path)
 
