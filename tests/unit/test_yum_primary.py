@@ -96,3 +96,28 @@ def test_a_broken_primary_file_is_a_backend_error_naming_it(tmp_path):
     # the repomd.xml checksum no longer matches, but fetch_local does not check: the parser must refuse
     with pytest.raises(BackendError, match="cannot parse .*primary"):
         YumContentType().read_remote_index(tree.as_uri(), fetch_local, tmp_path)
+
+
+def test_the_digests_of_many_packages_hold_no_second_copy_of_each():
+    """A pull into Pulp keeps every listed unit and every unit's sha256 at once (imports.py): the
+    digests must be the units' own strings, and the checksum type one string for all of them."""
+    import tracemalloc
+
+    rows = "".join(
+        f'<package type="rpm"><name>p{i}</name><arch>noarch</arch><version epoch="0" ver="1" rel="1"/>'
+        f'<checksum type="sha256" pkgid="YES">{i:064x}</checksum><size package="1"/>'
+        f'<location href="p{i}.rpm"/></package>'
+        for i in range(2000)
+    )
+    document = f'<metadata xmlns="http://linux.duke.edu/metadata/common" packages="2000">{rows}</metadata>'
+    units = list(read_primary(io.BytesIO(document.encode())))
+    assert all(u.sha256 is u.checksum for u in units)
+    assert len({id(u.checksum_type) for u in units}) == 1
+
+    tracemalloc.start()
+    try:
+        digests = [u.sha256 for u in units]
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(digests) == 2000 and held < 2000 * 64  # the list's pointers, no 113-byte string each

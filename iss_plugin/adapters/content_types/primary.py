@@ -9,6 +9,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -82,7 +83,7 @@ def _package(el: Element) -> RemoteUnit:
     return RemoteUnit(
         href=href,
         base_url=location.get(XML_BASE) or None,
-        checksum_type=(checksum.get("type") or "").lower(),
+        checksum_type=sys.intern((checksum.get("type") or "").lower()),  # one string for all of them
         checksum=(checksum.text or "").strip().lower(),
         size=package_size,
         nevra=nevra,
