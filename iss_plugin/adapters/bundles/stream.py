@@ -114,6 +114,19 @@ _URL_CHUNK = 64 * 1024
 
 _CLIENT: list[httpx.Client] = []
 _CLIENT_LOCK = threading.Lock()
+_HEADERS_UNDER: dict[str, dict[str, str]] = {}  # URL prefix -> headers sent with each GET under it
+
+
+def send_headers_under(prefix: str, headers: Mapping[str, str]) -> None:
+    """Send `headers` with every URL source read under `prefix` (a content guard's secret: Pulp's
+    content app answers the stream distributions' files only to a request that carries it)."""
+    with _CLIENT_LOCK:
+        _HEADERS_UNDER[prefix] = dict(headers)
+
+
+def headers_for(url: str) -> dict[str, str]:
+    with _CLIENT_LOCK:
+        return next((h for prefix, h in _HEADERS_UNDER.items() if url.startswith(prefix)), {})
 
 
 def _url_client() -> httpx.Client:
@@ -141,7 +154,7 @@ def _url_fd(path: str, url: str, size: int) -> int:
 
     def pump() -> None:
         try:
-            with _url_client().stream("GET", url) as response:
+            with _url_client().stream("GET", url, headers=headers_for(url)) as response:
                 if response.status_code != 200:
                     _log.error("%s: %s answered %s", path, url, response.status_code)
                     return

@@ -120,6 +120,67 @@ def test_a_pulp_source_streams_full_then_incremental_then_nothing(pulp_source, t
     print(f"pulp source: full pull {full_seconds:.1f} s, incremental pull {incremental_seconds:.1f} s")
 
 
+def test_the_stream_distributions_answer_only_iss_and_gc_removes_them(pulp_source, tmp_path):
+    """The packages a stream reads from Pulp's content app are behind a header content guard: a
+    request without iss's header gets 403. `iss store gc` deletes stream distributions older than
+    its minimum age; the next stream of the version makes its distribution again."""
+    import httpx
+
+    from iss_plugin.adapters.backends.pulp.stream_export import STREAM_GUARD_HEADER, STREAM_PREFIX
+    from iss_plugin.adapters.bundles.stream import headers_for
+
+    src, dst, url = pulp_source
+    params = {"organization": ORG, "content_view": "base"}
+    status, whole, _ = _stream(dst, url, params)
+    assert status == 200
+    with src.uow() as uow:
+        backend = uow.backend  # its Pulp client outlives the unit of work
+    repositories = tuple(backend._repo(key)["pulp_href"] for key in backend.list_repositories())
+    ours = [
+        d
+        for d in backend.pulp.list("distributions_rpm_rpm_list", "", {"name__startswith": STREAM_PREFIX})
+        if d.get("publication") and _version_of(backend, d["publication"]).startswith(repositories)
+    ]
+    assert len(ours) == 4  # one per repository of the view's version
+    with tarfile.open(fileobj=io.BytesIO(whole)) as tar:
+        member = next(m.name for m in tar if m.name.endswith(".rpm"))
+    location = member[member.index("Packages/") :]  # the stream reads base_url + the package's location
+    package = next(
+        d["base_url"] + location
+        for d in ours
+        if any(p["location_href"] == Path(location).name for p in _packages_of(backend, d["publication"]))
+    )
+    assert httpx.get(package).status_code == 403  # anyone else: refused
+    assert httpx.get(package, headers={STREAM_GUARD_HEADER: "guess"}).status_code == 403
+    assert set(headers_for(package)) == {STREAM_GUARD_HEADER}
+    assert httpx.get(package, headers=headers_for(package)).status_code == 200
+
+    def left() -> list[bool]:
+        return [backend.pulp.first("distributions_rpm_rpm_list", "", {"name": d["name"]}) is not None for d in ours]
+
+    backend.remove_stream_distributions(3600)
+    assert all(left())  # younger than the minimum age: kept
+    time.sleep(1)
+    assert backend.remove_stream_distributions(0.5) >= 4  # CI runs tests one at a time: no stream was using one
+    assert not any(left())
+    status, again, _ = _stream(dst, url, params)  # made again, at the same place
+    assert status == 200 and again == whole
+    assert all(left())
+
+
+def _version_of(backend, publication: str) -> str:
+    return str(
+        backend.pulp.call(
+            "publications_rpm_rpm_read", "a publication", parameters={"rpm_rpm_publication_href": publication}
+        )["repository_version"]
+    )
+
+
+def _packages_of(backend, publication: str) -> list[dict]:
+    version = _version_of(backend, publication)
+    return list(backend.pulp.list("content_rpm_packages_list", "packages", {"repository_version": version}))
+
+
 def test_a_pulp_source_pushes_to_an_online_destination(tmp_path):
     """Push (the source's export consumer streams to the destination's POST /api/v1/imports/push)
     from a source on Pulp to a local-backend destination online."""

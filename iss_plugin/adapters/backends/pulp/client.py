@@ -52,10 +52,11 @@ _TRANSIENT_TEXT = re.compile(
 
 
 # The operation families iss calls (operation ids start with one of these); the rest of Pulp's API
-# description (users, roles, content guards, ACS, domains, other plugins...) is dropped when parsed.
+# description (users, roles, other content guards, ACS, domains, other plugins...) is dropped when parsed.
 USED_OPERATIONS = (
     "artifacts_",
     "content_rpm_",
+    "contentguards_core_header_",
     "distributions_rpm_",
     "exporters_core_",
     "importers_core_",

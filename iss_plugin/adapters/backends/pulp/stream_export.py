@@ -6,12 +6,20 @@ downloaded once each into the iss store's cache (`<data dir>/store/pulp-cache/re
 content-addressed) so the manifest can carry their sha256; the package files stay in Pulp and
 the tree's `sources` name their URLs on Pulp's content app, read while the stream is sent
 (adapters/bundles/stream.py). A publication never changes, so the same version gives the same
-files and the same bytes every time (a range request regenerates the stream)."""
+files and the same bytes every time (a range request regenerates the stream).
+
+The stream distributions are hidden and guarded: a header content guard (`iss-stream`, made once
+per Pulp with a random value) answers their files only to a request carrying its header, which
+iss sends; anyone else reaching Pulp's content app gets 403. `iss store gc` deletes the stream
+distributions older than its minimum age; a stream whose distribution was deleted while it ran
+is cut, and the destination's resume makes it again."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import secrets
 import threading
 import uuid
 from collections.abc import Sequence
@@ -25,6 +33,7 @@ from iss_plugin.adapters.backends.pulp.catalog import PulpCatalog
 from iss_plugin.adapters.backends.pulp.client import Entity
 from iss_plugin.adapters.backends.pulp.entities import first_created, href_of
 from iss_plugin.adapters.backends.pulp.placement import PulpPlacement
+from iss_plugin.adapters.bundles.stream import headers_for, send_headers_under
 from iss_plugin.domain.errors import BackendError, ConfigError
 from iss_plugin.domain.manifest import FileEntry
 from iss_plugin.domain.packages import Package
@@ -33,9 +42,15 @@ REPOMD = "repodata/repomd.xml"
 _REPO_NS = "{http://linux.duke.edu/metadata/repo}"
 _DOWNLOAD_CHUNK = 1 << 20
 
+STREAM_PREFIX = "iss-stream-"  # the stream distributions' names and base paths: + the publication's id
+STREAM_GUARD = "iss-stream"  # their header content guard
+STREAM_GUARD_HEADER = "X-Iss-Stream-Key"
+
 # publication href -> (base URL of its stream distribution, [(path, sha256, size)] of its repodata)
 _PUBLISHED: dict[tuple[str, str], tuple[str, list[tuple[str, str, int]]]] = {}
 _PUBLISHED_LOCK = threading.Lock()
+# Pulp's URL -> (href of the stream content guard, the header it asks for)
+_GUARDS: dict[str, tuple[str, dict[str, str]]] = {}
 
 
 class PulpStreamExport(PulpPlacement, PulpCatalog):
@@ -80,9 +95,15 @@ class PulpStreamExport(PulpPlacement, PulpCatalog):
         key = (self.pulp.conn.url, publication)
         with _PUBLISHED_LOCK:
             known = _PUBLISHED.get(key)
-        if known is not None and all(self._cached(sha).is_file() for _, sha, _ in known[1]):
+        name = STREAM_PREFIX + publication.rstrip("/").rsplit("/", 1)[-1]
+        if (
+            known is not None
+            and all(self._cached(sha).is_file() for _, sha, _ in known[1])
+            # else `iss store gc` deleted it: made again below, at the same base path
+            and self.pulp.first("distributions_rpm_rpm_list", "finding a stream distribution", {"name": name})
+        ):
             return known
-        base_url = self._stream_distribution(publication)
+        base_url = self._stream_distribution(name, publication)
         repodata = [self._download(base_url, REPOMD)]
         root = ElementTree.fromstring(self._cached(repodata[0][1]).read_bytes())
         hrefs = sorted({str(loc.get("href")) for loc in root.iter(f"{_REPO_NS}location") if loc.get("href")})
@@ -92,9 +113,10 @@ class PulpStreamExport(PulpPlacement, PulpCatalog):
             _PUBLISHED[key] = found
         return found
 
-    def _stream_distribution(self, publication: str) -> str:
-        """The base URL of the distribution that serves `publication` to streams (made once)."""
-        name = f"iss-stream-{publication.rstrip('/').rsplit('/', 1)[-1]}"
+    def _stream_distribution(self, name: str, publication: str) -> str:
+        """The base URL of the distribution `name` that serves `publication` to streams (made once),
+        guarded; the guard's header is sent with every read under it from now on."""
+        guard, header = self._stream_guard()
         dist: Entity | None = self.pulp.first(
             "distributions_rpm_rpm_list", "finding a stream distribution", {"name": name}
         )
@@ -104,9 +126,14 @@ class PulpStreamExport(PulpPlacement, PulpCatalog):
                     self.pulp.run(
                         "distributions_rpm_rpm_create",
                         f"distributing publication {publication} for streaming",
-                        # hidden: not listed at the content app's root; its base path names the
-                        # publication's random id (a content guard iss can satisfy is a follow-up)
-                        body={"name": name, "base_path": name, "publication": publication, "hidden": True},
+                        # hidden: not listed at the content app's root
+                        body={
+                            "name": name,
+                            "base_path": name,
+                            "publication": publication,
+                            "hidden": True,
+                            "content_guard": guard,
+                        },
                     )
                 )
             except BackendError:  # a concurrent stream of the same version made it first
@@ -116,13 +143,50 @@ class PulpStreamExport(PulpPlacement, PulpCatalog):
                 href = href_of(dist)
         else:
             href = href_of(dist)
+            if dist.get("content_guard") != guard:  # made by an iss before the guard
+                self.pulp.run(
+                    "distributions_rpm_rpm_partial_update",
+                    f"guarding the stream distribution {name}",
+                    parameters={"rpm_rpm_distribution_href": href},
+                    body={"content_guard": guard},
+                )
         read: Entity = self.pulp.call(
             "distributions_rpm_rpm_read",
             "reading a stream distribution",
             parameters={"rpm_rpm_distribution_href": href},
         )
         base_url: str = read["base_url"]
-        return base_url if base_url.endswith("/") else base_url + "/"
+        base_url = base_url if base_url.endswith("/") else base_url + "/"
+        send_headers_under(base_url.removesuffix(name + "/") + STREAM_PREFIX, header)
+        return base_url
+
+    def _stream_guard(self) -> tuple[str, dict[str, str]]:
+        """(href, header) of the content guard of the stream distributions, made once per Pulp."""
+        with _PUBLISHED_LOCK:
+            known = _GUARDS.get(self.pulp.conn.url)
+        if known is not None:
+            return known
+        doing = "finding the content guard of stream distributions"
+        guard: Entity | None = self.pulp.first("contentguards_core_header_list", doing, {"name": STREAM_GUARD})
+        if guard is None:
+            body = {
+                "name": STREAM_GUARD,
+                "description": "iss: only iss reads the files of its stream distributions",
+                "header_name": STREAM_GUARD_HEADER,
+                "header_value": secrets.token_urlsafe(32),
+            }
+            try:
+                guard = self.pulp.call("contentguards_core_header_create", "guarding stream distributions", body=body)
+            except BackendError:  # another iss process made it first
+                guard = self.pulp.first("contentguards_core_header_list", doing, {"name": STREAM_GUARD})
+                if guard is None:
+                    raise
+        assert guard is not None
+        value = base64.b64encode(str(guard["header_value"]).encode()).decode()  # Pulp compares it decoded
+        found = (href_of(guard), {str(guard["header_name"]): value})
+        with _PUBLISHED_LOCK:
+            _GUARDS[self.pulp.conn.url] = found
+        return found
 
     def _cached(self, sha256: str) -> Path:
         assert self.stream_cache_dir is not None
@@ -135,7 +199,12 @@ class PulpStreamExport(PulpPlacement, PulpCatalog):
         tmp.parent.mkdir(parents=True, exist_ok=True)
         h, size = hashlib.sha256(), 0
         try:
-            with httpx.stream("GET", base_url + path, timeout=60.0, follow_redirects=True) as r, open(tmp, "wb") as f:
+            with (
+                httpx.stream(
+                    "GET", base_url + path, headers=headers_for(base_url), timeout=60.0, follow_redirects=True
+                ) as r,
+                open(tmp, "wb") as f,
+            ):
                 if r.status_code != 200:
                     raise BackendError(f"Pulp's content app answered {r.status_code} for {base_url + path}")
                 for chunk in r.iter_bytes(_DOWNLOAD_CHUNK):
