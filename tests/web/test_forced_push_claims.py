@@ -48,7 +48,10 @@ def _answers_to(src: App, dst: App) -> int:
     return sum(a.body["data"]["destination"] == dst.server_id for a in outbox(src, ev.BUNDLE_IMPORTED))
 
 
-def test_one_export_request_handled_by_two_workers_at_once_is_pushed_once(fan_out):  # noqa: F811 - the fixture imported above
+@pytest.mark.parametrize("second_starts", ["during_the_push", "with_the_first"])
+def test_one_export_request_handled_by_two_workers_at_once_is_pushed_once(fan_out, second_starts):  # noqa: F811 - the fixture imported above
+    """during_the_push: the other worker reads while no lock is held; with_the_first: either may wait
+    for the other's lock (PostgreSQL row lock, SQLite write lock) or find its claim committed."""
     src, dsts, served, done = fan_out
     publish(src)
     event = _export_request(src, dsts[0])  # the slow destination asks
@@ -56,8 +59,9 @@ def test_one_export_request_handled_by_two_workers_at_once_is_pushed_once(fan_ou
     second = _in_own_process_state(src, done, _handling(event))
     with ThreadPoolExecutor(2) as pool:
         a = pool.submit(first)
-        wait_until(served[0].received.is_set, T, "the first push to reach the requesting destination")
-        b = pool.submit(second)  # the same event while the first push is under way (no lock held)
+        if second_starts == "during_the_push":
+            wait_until(served[0].received.is_set, T, "the first push to reach the requesting destination")
+        b = pool.submit(second)  # the same event
         outcomes = [f.exception(2 * T) or f.result() for f in (a, b)]
 
     assert [s.pushes for s in served] == [1, 0, 0], f"pushes received per destination; the workers: {outcomes}"
