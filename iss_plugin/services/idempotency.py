@@ -15,10 +15,11 @@ lock and then sees a duplicate instead of doing the work twice."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -99,3 +100,36 @@ def commit_processed(uow: UnitOfWork, event_id: str, consumer: str) -> bool:
             return False
         raise
     return True
+
+
+# --- forced sends ---------------------------------------------------------------------------------
+# A forced send (the destination asked: iss.export.requested.v1) goes out whatever is in flight, so
+# the in-flight marker cannot tell a second handler of the same request that it is done. Its claim
+# is a processed marker per request and subscription, committed with the in-flight marker (before an
+# online push, with the handler's commit for a bundle file): another handler of the same request
+# that finds it, under the subscription's lock, skips the subscription. A new request has a new id.
+
+FORCED_SEND = "export.forced"
+_KEY_LENGTH = 64  # ProcessedEvent.event_id
+
+
+def _forced_send_key(request_id: str, subscription_id: int) -> str:
+    key = f"{request_id}@{subscription_id}"
+    return key if len(key) <= _KEY_LENGTH else hashlib.sha256(key.encode()).hexdigest()
+
+
+def forced_send_claimed(session: Session, request_id: str, subscription_id: int) -> bool:
+    return already_processed(session, _forced_send_key(request_id, subscription_id), FORCED_SEND)
+
+
+def claim_forced_send(session: Session, request_id: str, subscription_id: int) -> None:
+    """In the caller's transaction: it commits with the send's in-flight marker."""
+    mark_processed(session, _forced_send_key(request_id, subscription_id), FORCED_SEND)
+
+
+def release_forced_send(session: Session, request_id: str, subscription_id: int) -> None:
+    """A forced push that failed: its request, redelivered, sends it again."""
+    key = _forced_send_key(request_id, subscription_id)
+    session.execute(
+        delete(ProcessedEvent).where(ProcessedEvent.event_id == key, ProcessedEvent.consumer == FORCED_SEND)
+    )

@@ -39,7 +39,14 @@ from iss_plugin.domain.versions import VersionNumber
 from iss_plugin.failpoints import failpoint
 
 from . import exporting, fanout, importing, multihop, pull_requests, pulling, streaming
-from .idempotency import already_processed, commit_processed, mark_processed
+from .idempotency import (
+    already_processed,
+    claim_forced_send,
+    commit_processed,
+    forced_send_claimed,
+    mark_processed,
+    release_forced_send,
+)
 from .identity import authorize_account
 from .outbox import add_event
 
@@ -123,7 +130,10 @@ def on_repository_changed(uow: UnitOfWork, envelope: JSONObject, ctx: SourceCont
 def on_export_requested(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> list[Propagated]:
     """A bundle (or, asked by the destination itself, a stream) for the subscriptions of the
     requesting destination. A request addressed to another source is not acted on (a binding left
-    over, or a message moved by hand); one addressed to none (an older destination's) is."""
+    over, or a message moved by hand); one addressed to none (an older destination's) is.
+
+    A forced send: whatever is in flight, but once per subscription for this request (its event
+    id), even when two workers handle it at once (idempotency.claim_forced_send)."""
     data = envelope["data"]
     addressed = data.get("source_server")
     if addressed is not None and addressed != ctx.server_id:
@@ -153,9 +163,11 @@ def on_export_requested(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContex
                 if data["reason"] == pull_requests.REQUESTED and ctx.web_base_url:
                     made += [b for b in [_announce_stream(uow, sub, ctx, data)] if b]  # a pull: no bundle file
                     continue
+                if forced_send_claimed(uow.session, envelope["id"], sub.id):
+                    continue  # sent for this request by another handler of it (checked under the lock)
                 if data.get("kind") == "full" or data.get("base") is None:
                     sub.acknowledged = None
-                made += [b for b in [propagate(uow, sub, ctx, reason=data["reason"], force=True)] if b]
+                made += [b for b in [propagate(uow, sub, ctx, reason=data["reason"], forced_by=envelope["id"])] if b]
         commit_processed(uow, envelope["id"], "export")
         return made
 
@@ -193,11 +205,17 @@ def propagate(
     ctx: SourceContext,
     *,
     reason: str,
-    force: bool = False,
+    forced_by: str | None = None,
     version: str | None = None,
 ) -> Propagated | None:
     """Export what `sub`'s destination lacks and announce the bundle. None when there is nothing to
-    send: it is up to date, or a bundle is already in flight to it (`force` sends anyway).
+    send: it is up to date, or a bundle is already in flight to it.
+
+    `forced_by`: the id of the request that forces the send (an export request's event id): sent
+    even when the destination is up to date or a bundle is in flight to it (another request's: it
+    may be the one the destination lost or refused, and a marker cannot tell one under way from
+    one lost). The request's claim (idempotency.claim_forced_send) commits with the in-flight
+    marker; the caller has checked under `sub`'s lock that this request has not sent to it yet.
 
     One bundle in flight per subscription: when it is acknowledged, the status consumer calls this
     again for the next one (reconcile re-sends a lost one after the grace time). A content view goes
@@ -206,6 +224,7 @@ def propagate(
     publishes arrives as that many versions, each exported once per destination. A repository goes
     to its latest version, incremental from the one acknowledged."""
     dest = sub.destination
+    force = forced_by is not None
     if sub.in_flight and not force:
         return None
     if sub.content_view:
@@ -252,7 +271,7 @@ def propagate(
         marker = latest.digest
     authorize_account(uow, ctx.actor, policy.EXPORT_CONTENT, sub.organization)  # only when there is something to send
     if dest.online and dest.url:
-        return _push(uow, sub, ctx, request, marker, reason)
+        return _push(uow, sub, ctx, request, marker, reason, forced_by=forced_by)
     if sub.content_view:  # one bundle for every destination that shares the base (services.fanout)
         result = fanout.export_once(
             uow,
@@ -283,11 +302,20 @@ def propagate(
         target_server=dest.server_id,
     )
     sub.in_flight, sub.in_flight_since = marker, _now()
+    if forced_by is not None:
+        claim_forced_send(uow.session, forced_by, sub.id)
     return {**result, "destination": dest.server_id, "reason": reason}
 
 
 def _push(
-    uow: UnitOfWork, sub: Subscription, ctx: SourceContext, request: exporting.ExportRequest, marker: str, reason: str
+    uow: UnitOfWork,
+    sub: Subscription,
+    ctx: SourceContext,
+    request: exporting.ExportRequest,
+    marker: str,
+    reason: str,
+    *,
+    forced_by: str | None = None,
 ) -> Propagated | None:
     """An online destination: the bundle's stream (the entries GET /api/v1/bundles/stream serves),
     of a content view version or of a repository's latest version, is POSTed to its
@@ -308,7 +336,8 @@ def _push(
     reconcile pushes again once the committed marker is older than the grace time (a repeat is
     answered already-imported); the caller's event, not marked processed yet, is redelivered and
     finds it in flight. A push that fails puts the marker back, committed, before it raises:
-    nothing is in flight, as before, and what the caller did before the push stays committed."""
+    nothing is in flight, as before, and what the caller did before the push stays committed. A
+    forced push's claim of its request (`forced_by`) commits with the marker and goes with it."""
     from iss_plugin.adapters.bundles.push import push_stream
 
     dest = sub.destination
@@ -331,11 +360,15 @@ def _push(
         marker = m.repositories[0].target.package_set_digest
     before = sub.in_flight, sub.in_flight_since
     sub.in_flight, sub.in_flight_since = marker, _now()
+    if forced_by is not None:
+        claim_forced_send(uow.session, forced_by, sub.id)
+    claimed = False
     try:
         uow.commit()
+        claimed = True
         state, answer = push_stream(dest.url, list(planned.entries()), organization=sub.organization, signer=ctx.signer)
     except Exception:
-        _put_back_in_flight(uow, sub, marker, before)
+        _put_back_in_flight(uow, sub, marker, before, forced_by if claimed else None)
         raise
     finally:
         planned.close()
@@ -373,13 +406,20 @@ def _push(
 
 
 def _put_back_in_flight(
-    uow: UnitOfWork, sub: Subscription, marker: str, before: tuple[str | None, datetime | None]
+    uow: UnitOfWork,
+    sub: Subscription,
+    marker: str,
+    before: tuple[str | None, datetime | None],
+    forced_by: str | None,
 ) -> None:
-    """A push that failed: the in-flight marker as it was before it, unless it changed meanwhile."""
+    """A push that failed: the in-flight marker as it was before it, unless it changed meanwhile,
+    and no claim of its forced request (redelivered, the request pushes again)."""
     uow.rollback()
     uow.session.refresh(sub, with_for_update=True)
     if sub.in_flight == marker:
         sub.in_flight, sub.in_flight_since = before
+    if forced_by is not None:
+        release_forced_send(uow.session, forced_by, sub.id)
     uow.commit()
 
 
