@@ -11,7 +11,8 @@ would cost 22 MiB of a streaming destination's 150 MB bound), the last few files
 they land in the repository's `#incoming` repository (emptied by the stream's first batch for it),
 never in the repository itself: nothing visible changes, and an orphan cleanup cannot remove them
 before import_tree adds them by reference (it finds them by sha256). Packages Pulp holds already
-(looked up once, from the manifest's checksums) are not sent again."""
+(looked up once, from the manifest's checksums) are not sent again. A createrepo_c command that fails
+ends the stream with its BackendError (tree.py), the batch's files and tree removed."""
 
 from __future__ import annotations
 
