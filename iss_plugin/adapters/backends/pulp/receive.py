@@ -11,10 +11,12 @@ would cost 22 MiB of a streaming destination's 150 MB bound), the last few files
 they land in the repository's `#incoming` repository (emptied by the stream's first batch for it),
 never in the repository itself: nothing visible changes, and an orphan cleanup cannot remove them
 before import_tree adds them by reference (it finds them by sha256). Packages Pulp holds already
-(looked up once, from the manifest's checksums) are not sent again."""
+(looked up once, from the manifest's checksums) are not sent again. A createrepo_c command that fails
+ends the stream with its BackendError (tree.py), the batch's files and tree removed."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 from collections.abc import Collection
@@ -23,13 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from iss_plugin.adapters.backends.pulp.client import Entity
-from iss_plugin.adapters.backends.pulp.tree import createrepo_c_command, write_repo_around_in_child
+from iss_plugin.adapters.backends.pulp.tree import CommandNotStarted, createrepo_c_command, write_repo_around_in_child
 from iss_plugin.domain.errors import BundleIntegrityError
 
 if TYPE_CHECKING:
     from iss_plugin.adapters.backends.pulp.content import PulpContent
 
 Batch = list[tuple[str, Path]]  # (sha256, file)
+
+log = logging.getLogger(__name__)
 
 
 class PulpPackageReceiver:
@@ -79,7 +83,10 @@ class PulpPackageReceiver:
             self.emptied.add(repo)
             command = createrepo_c_command()
             if len(batch) >= min(b.bulk_upload, self.batch_files) and b.shared_import_dir is not None and command:
-                return self._sync(repo, r, batch, command, mirror=first)
+                try:
+                    return self._sync(repo, r, batch, command, mirror=first)
+                except CommandNotStarted as e:
+                    _forget_command_unless_found(e)
             uploaded, problems = b._upload(batch)
             if uploaded or first:
                 b._modify(
@@ -99,7 +106,8 @@ class PulpPackageReceiver:
         assert b.shared_import_dir is not None
         stage = b.shared_import_dir / f"iss-stream-{uuid.uuid4().hex}"
         try:
-            problems = write_repo_around_in_child(stage, [path for _sha, path in batch], command)
+            files = [path for _sha, path in batch]
+            problems = write_repo_around_in_child(stage, files, command, what=f"the stream's batch for '{repo}'")
             for _sha, path in batch:
                 path.unlink(missing_ok=True)  # the stage holds it now (a hard link, or a copy)
             if problems:
@@ -121,7 +129,7 @@ class PulpPackageReceiver:
             ]
         if self.problems:
             raise BundleIntegrityError(
-                f"Pulp refused {len(self.problems)} package files of the stream; nothing was imported",
+                f"{len(self.problems)} package files of the stream could not go into Pulp; nothing was imported",
                 self.problems[:200],
             )
 
@@ -130,3 +138,19 @@ class PulpPackageReceiver:
         for _sha, path in self.batch:
             path.unlink(missing_ok=True)
         self.batch = []
+
+
+def _forget_command_unless_found(e: CommandNotStarted) -> None:
+    """A createrepo_c command that could not start is looked up again (once per process otherwise).
+    Gone (removed, or no longer executable): as on a machine without one, the batches go in by
+    uploads, and the log says so. Still there (not a program, a script whose interpreter is
+    missing): the pull fails with e; uploads would hide a broken install for good."""
+    createrepo_c_command.cache_clear()
+    if createrepo_c_command() is not None:
+        raise e
+    log.warning(
+        "the createrepo_c command %s could not be started (%s) and is no longer found: the stream's batches "
+        "go into Pulp by uploads (~125 ms a package, against one sync a batch); install createrepo_c",
+        e.details.get("command"),
+        e.details.get("cause"),
+    )
