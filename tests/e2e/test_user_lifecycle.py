@@ -11,7 +11,7 @@ from sqlalchemy import select
 from iss_plugin.adapters.db.identity_models import User
 from iss_plugin.bootstrap import App
 from iss_plugin.domain import policy as P
-from iss_plugin.domain.errors import UsageError
+from iss_plugin.domain.errors import NotAuthenticated, UsageError
 from iss_plugin.services import audit, identity
 from iss_plugin.settings import load_settings
 from iss_plugin.web.app import create_app
@@ -125,6 +125,11 @@ def present(web: TestClient, cookie: str | None):
     return web.get("/audit", follow_redirects=False)
 
 
+def signed_in(web: TestClient) -> bool:
+    """The dashboard answers the page itself (not a redirect to the login page)."""
+    return web.get("/audit", follow_redirects=False).status_code == 200
+
+
 def ended(page) -> bool:
     """Refused like an expired session: sent to the login page, the cookie cleared."""
     cleared = "iss_session=" in page.headers.get("set-cookie", "")
@@ -144,7 +149,7 @@ def password_hash(app: App, login: str) -> str | None:
 def test_a_session_from_before_a_disable_stays_refused_after_the_enable(server, app, web):
     add_user(server, "vic", [(frozenset({P.VIEW_DASHBOARD}), None)])
     token = token_of(server, "vic")
-    assert log_in(web, "vic").status_code == 303 and web.get("/audit").status_code == 200
+    assert log_in(web, "vic").status_code == 303 and signed_in(web)
     copied = web.cookies.get("iss_session")  # someone copies the cookie; the browser is not used meanwhile
 
     server.run("user", "update", "--login", "vic", "--disable")
@@ -162,14 +167,24 @@ def test_a_session_from_before_a_disable_stays_refused_after_the_enable(server, 
 
     web.cookies.clear()
     assert log_in(web, "vic").status_code == 303  # a fresh login gets a session that works
-    assert web.get("/audit").status_code == 200 and web.get("/audit").status_code == 200
+    assert signed_in(web) and signed_in(web)
     assert web.cookies.get("iss_session") != copied
+
+
+def test_a_session_cookie_from_before_migration_0012_is_refused(server, app, web):
+    """Its stamp has no generation: the user logs in once more after the upgrade."""
+    add_user(server, "vic", [(frozenset({P.VIEW_DASHBOARD}), None)])
+    stamp = identity.session_stamp(app.uow(), "vic")
+    assert stamp.endswith("/0")
+    with pytest.raises(NotAuthenticated, match="was disabled or its password changed since this session began"):
+        identity.authenticate_session(app.uow(), "vic", stamp.rsplit("/", 1)[0])
+    assert identity.authenticate_session(app.uow(), "vic", stamp).login == "vic"
 
 
 def test_a_session_from_before_a_password_change_is_refused_after_it(server, app, web, monkeypatch):
     add_user(server, "pat", [(frozenset({P.VIEW_DASHBOARD}), None)])
     token = token_of(server, "pat")
-    assert log_in(web, "pat").status_code == 303 and web.get("/audit").status_code == 200
+    assert log_in(web, "pat").status_code == 303 and signed_in(web)
     kept = web.cookies.get("iss_session")
     old_hash = password_hash(app, "pat")
 
@@ -185,7 +200,7 @@ def test_a_session_from_before_a_password_change_is_refused_after_it(server, app
     assert web.get("/metrics", headers=bearer(token)).status_code == 200  # tokens survive a password change
     web.cookies.clear()
     assert log_in(web, "pat").status_code == 401  # the old password is gone
-    assert log_in(web, "pat", NEW_PASSWORD).status_code == 303 and web.get("/audit").status_code == 200
+    assert log_in(web, "pat", NEW_PASSWORD).status_code == 303 and signed_in(web)
     [changed] = audit.list_audit(app.uow(), action="user.password")
     assert (changed["actor"], changed["target"], changed["details"]) == ("admin", "pat", {})  # never the password
 
@@ -213,7 +228,7 @@ def test_refused_password_changes_change_nothing_and_end_no_session(server, app,
 
     assert snapshot(server) == before
     assert {login: password_hash(app, login) for login in hashes} == hashes  # no half-done change
-    assert web.get("/audit").status_code == 200  # pat's session goes on
+    assert signed_in(web)  # pat's session goes on
     assert audit.list_audit(app.uow(), action="user.password") == []
 
 
@@ -228,17 +243,17 @@ def test_the_api_changes_a_password_and_keeps_only_the_callers_own_session(serve
             assert web.patch("/api/v1/users/boss", json=bad, headers={"x-csrf-token": csrf}).status_code == 422
         r = web.patch("/api/v1/users/boss", json={}, headers={"x-csrf-token": csrf})
         assert r.status_code == 400 and "nothing to update" in r.json()["message"]
-        assert snapshot(server) == before and other.get("/audit").status_code == 200
+        assert snapshot(server) == before and signed_in(other)
 
         r = web.patch("/api/v1/users/boss", json={"password": NEW_PASSWORD}, headers={"x-csrf-token": csrf})
         assert r.status_code == 200 and r.json()["login"] == "boss"
-        assert web.get("/audit").status_code == 200  # the session that changed its own password stays
+        assert signed_in(web)  # the session that changed its own password stays
         assert ended(other.get("/audit", follow_redirects=False))  # boss's other browser is logged out
 
         r = web.patch("/api/v1/users/boss", json={"password": PASSWORD}, headers=admin)  # someone else sets it
         assert r.status_code == 200
         assert ended(web.get("/audit", follow_redirects=False))
-        assert log_in(web, "boss").status_code == 303 and web.get("/audit").status_code == 200
+        assert log_in(web, "boss").status_code == 303 and signed_in(web)
     changes = [(r["actor"], r["target"]) for r in audit.list_audit(app.uow(), action="user.password")]
     assert changes == [("admin", "boss"), ("boss", "boss")]
 
