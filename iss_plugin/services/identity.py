@@ -113,11 +113,20 @@ def _role(session: Session, name: str) -> Role:
 
 def authenticate_password(uow: UnitOfWork, login: str, password: str, *, address: str | None = None) -> policy.Identity:
     """`address`: the web client's address, recorded with a failure (the CLI has none)."""
+    return password_session(uow, login, password, address=address)[0]
+
+
+def password_session(
+    uow: UnitOfWork, login: str, password: str, *, address: str | None = None
+) -> tuple[policy.Identity, str]:
+    """`authenticate_password`, and the stamp of a dashboard session read in the same transaction
+    (a password change or disable committed meanwhile cannot leave a session of the old generation)."""
     with uow:
         user = uow.session.scalar(select(User).where(User.login == login))
         matches = password_matches(user.password_hash if user is not None else None, password)
         ok = user is not None and not user.disabled and matches
         identity = identity_of(user) if ok and user is not None else None
+        stamp = _stamp(user) if identity is not None and user is not None else ""
     if identity is None:
         where = {"address": address} if address is not None else {}
         record(uow, login, "login.failed", login, outcome="denied", method="password", **where)
@@ -125,7 +134,7 @@ def authenticate_password(uow: UnitOfWork, login: str, password: str, *, address
             f"login as '{login}' failed: wrong password, unknown or disabled user; "
             "check the login and password (ISS_PASSWORD for scripts)"
         )
-    return identity
+    return identity, stamp
 
 
 def authenticate_token(uow: UnitOfWork, token: str, where: str) -> policy.Identity:

@@ -19,7 +19,7 @@ from iss_plugin.domain.errors import Forbidden, NotAuthenticated
 from iss_plugin.services import audit, identity
 
 SESSION_KEY = "login"  # request.session[SESSION_KEY]: the login of a signed-in browser session
-SESSION_STAMP = "user"  # request.session[SESSION_STAMP]: identity.session_stamp of that user (id and creation)
+SESSION_STAMP = "user"  # request.session[SESSION_STAMP]: identity.session_stamp (id, creation, generation)
 
 
 def iss_app(request: Request) -> App:
