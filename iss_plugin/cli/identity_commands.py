@@ -102,15 +102,32 @@ def user_revoke_role(
     "--disable/--enable",
     "disable",
     default=None,
-    help="refuse (or allow again) the user's password, tokens and dashboard sessions, from the next request",
+    help="refuse (or allow again) the user's password, tokens and dashboard sessions, from the next request; "
+    "disabling ends its dashboard sessions for good",
 )
-def user_update(ctx: Ctx, state: Any, output: Out, login: str, disable: bool | None) -> None:
-    """Disable or enable a user (grants and tokens are kept: enabling restores them)."""
+@click.option(
+    "--password",
+    "new_password",
+    is_flag=True,
+    help="set a new password (prompted twice, or ISS_NEW_PASSWORD); ends the user's dashboard sessions",
+)
+def user_update(ctx: Ctx, state: Any, output: Out, login: str, disable: bool | None, new_password: bool) -> None:
+    """Disable or enable a user (grants and tokens are kept: enabling restores them; dashboard
+    sessions are not: the user logs in again), or give it a new password."""
     from iss_plugin.services import identity
 
-    if disable is None:
-        raise UsageError(f"user update --login {login}: give --disable or --enable; nothing was changed")
-    emit(ctx, identity.set_user_disabled(state.app.uow(), login, disable, state.app.settings.actor))
+    if disable is None and not new_password:
+        raise UsageError(
+            f"user update --login {login}: give --disable or --enable, and/or --password; nothing was changed"
+        )
+    password = None
+    if new_password:
+        password = os.environ.get("ISS_NEW_PASSWORD") or click.prompt(
+            f"new password for {login}", hide_input=True, confirmation_prompt=True, err=True
+        )
+    emit(
+        ctx, identity.update_user(state.app.uow(), login, state.app.settings.actor, disabled=disable, password=password)
+    )
 
 
 @command(user, "delete")

@@ -113,11 +113,20 @@ def _role(session: Session, name: str) -> Role:
 
 def authenticate_password(uow: UnitOfWork, login: str, password: str, *, address: str | None = None) -> policy.Identity:
     """`address`: the web client's address, recorded with a failure (the CLI has none)."""
+    return password_session(uow, login, password, address=address)[0]
+
+
+def password_session(
+    uow: UnitOfWork, login: str, password: str, *, address: str | None = None
+) -> tuple[policy.Identity, str]:
+    """`authenticate_password`, and the stamp of a dashboard session read in the same transaction
+    (a password change or disable committed meanwhile cannot leave a session of the old generation)."""
     with uow:
         user = uow.session.scalar(select(User).where(User.login == login))
         matches = password_matches(user.password_hash if user is not None else None, password)
         ok = user is not None and not user.disabled and matches
         identity = identity_of(user) if ok and user is not None else None
+        stamp = _stamp(user) if identity is not None and user is not None else ""
     if identity is None:
         where = {"address": address} if address is not None else {}
         record(uow, login, "login.failed", login, outcome="denied", method="password", **where)
@@ -125,7 +134,7 @@ def authenticate_password(uow: UnitOfWork, login: str, password: str, *, address
             f"login as '{login}' failed: wrong password, unknown or disabled user; "
             "check the login and password (ISS_PASSWORD for scripts)"
         )
-    return identity
+    return identity, stamp
 
 
 def authenticate_token(uow: UnitOfWork, token: str, where: str) -> policy.Identity:
@@ -227,25 +236,45 @@ def revoke_role(uow: UnitOfWork, login: str, role_name: str, organization: str |
 def session_stamp(uow: UnitOfWork, login: str) -> str:
     """What a dashboard session records besides the login: the user's id and creation time, so a
     cookie of a deleted user never authenticates a later user of the same login (SQLite may
-    reuse the id)."""
+    reuse the id), and its session generation, so a cookie issued before the user was disabled or
+    its password changed never works again (a counter, not a time: no clock to trust)."""
     with uow:
         return _stamp(_user(uow.session, login))
 
 
-def _stamp(user: User) -> str:
+def _identity_stamp(user: User) -> str:
     return f"{user.id}/{_aware(user.created).isoformat()}"
+
+
+def _stamp(user: User) -> str:
+    return f"{_identity_stamp(user)}/{user.session_generation}"
+
+
+def _same_user(stamp: str | None, user: User) -> bool:
+    """The stamp names this user (of any generation; or none: a cookie issued before migration 0012)."""
+    head = _identity_stamp(user)
+    return stamp is not None and (stamp == head or stamp.startswith(head + "/"))
+
+
+def _end_sessions(user: User) -> None:
+    """Every dashboard session cookie issued to `user` so far is refused from now on, for good."""
+    user.session_generation += 1
 
 
 def authenticate_session(uow: UnitOfWork, login: str, stamp: str | None) -> policy.Identity:
     """The identity of a signed session cookie, read afresh on every request: refused (and
-    audited) once its user is disabled or deleted."""
+    audited) once its user is disabled or deleted, and for good once the user was disabled or its
+    password changed after the cookie was issued (a stamp of an older generation, or one without
+    a generation: issued before migration 0012)."""
     with uow:
         user = uow.session.scalar(select(User).where(User.login == login))
         problem = None
-        if user is None or stamp != _stamp(user):
+        if user is None or not _same_user(stamp, user):
             problem = f"user '{login}' no longer exists"
         elif user.disabled:
             problem = f"user '{login}' is disabled"
+        elif stamp != _stamp(user):
+            problem = f"user '{login}' was disabled or its password changed since this session began"
         if user is not None and problem is None:
             return identity_of(user)
     record(uow, login, "login.failed", login, outcome="denied", method="session", problem=problem)
@@ -277,22 +306,53 @@ def _refuse_self(login: str, actor: str, verb: str) -> None:
 
 
 def set_user_disabled(uow: UnitOfWork, login: str, disabled: bool, actor: str) -> dict[str, Any]:
-    """Disable (or enable again) a user. A disabled user's password, tokens and dashboard sessions
-    are refused from the next request on (each is checked against the database every time); its
-    grants and tokens are kept, so enabling restores them. Refused for yourself and for the last
-    enabled administrator."""
+    """Disable (or enable again) a user: `update_user` with `disabled` alone."""
+    return update_user(uow, login, actor, disabled=disabled)
+
+
+def update_user(
+    uow: UnitOfWork, login: str, actor: str, *, disabled: bool | None = None, password: str | None = None
+) -> dict[str, Any]:
+    """Disable (or enable again) a user and/or give it a new password, in one transaction.
+
+    A disabled user's password, tokens and dashboard sessions are refused from the next request on
+    (each is checked against the database every time); its grants and tokens are kept, so enabling
+    restores them, but not its sessions: disabling ends them for good (the user logs in again).
+    A new password ends every dashboard session of the user too, as Django and Rails do; its API
+    tokens keep working (revoke them with `iss token revoke`). Refused, nothing changed: disabling
+    yourself or the last enabled administrator, an empty password, a password for a service
+    account."""
+    if disabled is None and password is None:
+        raise UsageError(f"user '{login}': nothing to update (disable, enable or a new password); nothing was changed")
     if disabled:
         _refuse_self(login, actor, "disable")
+    if password is not None and not password:
+        raise UsageError(f"the new password of '{login}' is empty; nothing was changed")
+    new_hash = hash_password(password) if password is not None else None  # argon2 outside the transaction
     with uow:
         user = _user(uow.session, login)
-        changed = user.disabled != disabled
-        if changed:
-            user.disabled = disabled
-            if disabled:
-                _keep_an_administrator(uow.session, f"disabling '{login}'")
-            audit(uow.session, actor, "user.disable" if disabled else "user.enable", login)
+        done: dict[str, Any] = {"login": login}
+        if new_hash is not None:
+            if user.service_account:
+                raise UsageError(
+                    f"user '{login}' is a service account: it acts through API tokens and has no password; "
+                    f"nothing was changed (make a token: iss token create --user {login})"
+                )
+            user.password_hash = new_hash
+            _end_sessions(user)
+            audit(uow.session, actor, "user.password", login)
+            done["password_changed"] = True
+        if disabled is not None:
+            changed = user.disabled != disabled
+            if changed:
+                user.disabled = disabled
+                if disabled:
+                    _end_sessions(user)
+                    _keep_an_administrator(uow.session, f"disabling '{login}'")
+                audit(uow.session, actor, "user.disable" if disabled else "user.enable", login)
+            done |= {"disabled": disabled, "changed": changed}
         uow.commit()
-        return {"login": login, "disabled": disabled, "changed": changed}
+        return done
 
 
 def worker_accounts(export_account: str, import_account: str) -> dict[str, str]:

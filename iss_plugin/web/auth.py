@@ -19,7 +19,7 @@ from iss_plugin.domain.errors import Forbidden, NotAuthenticated
 from iss_plugin.services import audit, identity
 
 SESSION_KEY = "login"  # request.session[SESSION_KEY]: the login of a signed-in browser session
-SESSION_STAMP = "user"  # request.session[SESSION_STAMP]: identity.session_stamp of that user (id and creation)
+SESSION_STAMP = "user"  # request.session[SESSION_STAMP]: identity.session_stamp (id, creation, generation)
 
 
 def iss_app(request: Request) -> App:
@@ -43,10 +43,19 @@ def caller(request: Request, app: App = Depends(iss_app)) -> policy.Identity:
         except NotAuthenticated:
             request.session.clear()  # the response deletes the cookie
             raise
+        request.state.session_login = login
     else:
         raise NotAuthenticated("log in first (the login page), or send Authorization: Bearer <token>")
     request.state.identity = found
     return found
+
+
+def keep_session(request: Request, app: App, login: str) -> None:
+    """After `login`'s password changed: when this request came from `login`'s own dashboard
+    session, that session stays signed in with a fresh stamp (as Django's update_session_auth_hash);
+    every other session of the user has ended."""
+    if getattr(request.state, "session_login", None) == login:
+        request.session[SESSION_STAMP] = identity.session_stamp(app.uow(), login)
 
 
 def authorize(

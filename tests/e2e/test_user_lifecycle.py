@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from iss_plugin.adapters.db.identity_models import User
 from iss_plugin.bootstrap import App
 from iss_plugin.domain import policy as P
-from iss_plugin.domain.errors import UsageError
+from iss_plugin.domain.errors import NotAuthenticated, UsageError
 from iss_plugin.services import audit, identity
 from iss_plugin.settings import load_settings
 from iss_plugin.web.app import create_app
 
 from .servers import Server
 from .test_identity import PASSWORD, act, add_user
-from .web_setup import log_in
+from .web_setup import csrf_of, log_in
 
 
 @pytest.fixture
@@ -109,6 +111,151 @@ def test_update_needs_disable_or_enable_and_an_existing_user(server):
     r = server.run("user", "update", "--login", "admin", "--disable", expect=2)
     assert "you cannot disable yourself ('admin')" in r.output and "another administrator" in r.output
     assert snapshot(server) == before
+
+
+# --- 1b. sessions end for good: disable, password change ----------------------------------------
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def present(web: TestClient, cookie: str | None):
+    """A request of a browser that holds only `cookie` (copied, or kept from before)."""
+    web.cookies.clear()
+    web.cookies.set("iss_session", cookie or "")
+    return web.get("/audit", follow_redirects=False)
+
+
+def signed_in(web: TestClient) -> bool:
+    """The dashboard answers the page itself (not a redirect to the login page)."""
+    return web.get("/audit", follow_redirects=False).status_code == 200
+
+
+def ended(page) -> bool:
+    """Refused like an expired session: sent to the login page, the cookie cleared."""
+    cleared = "iss_session=" in page.headers.get("set-cookie", "")
+    return page.status_code == 303 and page.headers["location"].startswith("/login") and cleared
+
+
+def session_refusals(app: App, login: str) -> list[str]:
+    rows = audit.list_audit(app.uow(), action="login.failed")
+    return [r["details"]["problem"] for r in rows if r["actor"] == login and r["details"].get("method") == "session"]
+
+
+def password_hash(app: App, login: str) -> str | None:
+    with app.session_factory() as s:
+        return s.scalar(select(User.password_hash).where(User.login == login))
+
+
+def test_a_session_from_before_a_disable_stays_refused_after_the_enable(server, app, web):
+    add_user(server, "vic", [(frozenset({P.VIEW_DASHBOARD}), None)])
+    token = token_of(server, "vic")
+    assert log_in(web, "vic").status_code == 303 and signed_in(web)
+    copied = web.cookies.get("iss_session")  # someone copies the cookie; the browser is not used meanwhile
+
+    server.run("user", "update", "--login", "vic", "--disable")
+    done = server.json("user", "update", "--login", "vic", "--enable")
+    assert done == {"login": "vic", "disabled": False, "changed": True}
+    before = snapshot(server)
+
+    assert ended(present(web, copied))
+    assert session_refusals(app, "vic") == ["user 'vic' was disabled or its password changed since this session began"]
+    assert ended(present(web, copied))  # for good, not once
+    assert snapshot(server) == before  # the refusal changed nothing: the user, its grants and tokens
+    assert users(server)["vic"]["disabled"] is False
+    # decided: an API token survives a disable (as Foreman's personal access tokens): enabling restores it
+    assert web.get("/metrics", headers=bearer(token)).status_code == 200
+
+    web.cookies.clear()
+    assert log_in(web, "vic").status_code == 303  # a fresh login gets a session that works
+    assert signed_in(web) and signed_in(web)
+    assert web.cookies.get("iss_session") != copied
+
+
+def test_a_session_cookie_from_before_migration_0012_is_refused(server, app, web):
+    """Its stamp has no generation: the user logs in once more after the upgrade."""
+    add_user(server, "vic", [(frozenset({P.VIEW_DASHBOARD}), None)])
+    stamp = identity.session_stamp(app.uow(), "vic")
+    assert stamp.endswith("/0")
+    with pytest.raises(NotAuthenticated, match="was disabled or its password changed since this session began"):
+        identity.authenticate_session(app.uow(), "vic", stamp.rsplit("/", 1)[0])
+    assert identity.authenticate_session(app.uow(), "vic", stamp).login == "vic"
+
+
+def test_a_session_from_before_a_password_change_is_refused_after_it(server, app, web, monkeypatch):
+    add_user(server, "pat", [(frozenset({P.VIEW_DASHBOARD}), None)])
+    token = token_of(server, "pat")
+    assert log_in(web, "pat").status_code == 303 and signed_in(web)
+    kept = web.cookies.get("iss_session")
+    old_hash = password_hash(app, "pat")
+
+    monkeypatch.setenv("ISS_NEW_PASSWORD", NEW_PASSWORD)
+    done = server.json("user", "update", "--login", "pat", "--password")
+    assert done == {"login": "pat", "password_changed": True}
+    assert password_hash(app, "pat") != old_hash
+    before = snapshot(server)
+
+    assert ended(present(web, kept))
+    assert session_refusals(app, "pat") == ["user 'pat' was disabled or its password changed since this session began"]
+    assert snapshot(server) == before and password_hash(app, "pat") not in (None, old_hash)
+    assert web.get("/metrics", headers=bearer(token)).status_code == 200  # tokens survive a password change
+    web.cookies.clear()
+    assert log_in(web, "pat").status_code == 401  # the old password is gone
+    assert log_in(web, "pat", NEW_PASSWORD).status_code == 303 and signed_in(web)
+    [changed] = audit.list_audit(app.uow(), action="user.password")
+    assert (changed["actor"], changed["target"], changed["details"]) == ("admin", "pat", {})  # never the password
+
+
+def test_refused_password_changes_change_nothing_and_end_no_session(server, app, web, monkeypatch):
+    add_user(server, "pat", [(frozenset({P.VIEW_DASHBOARD}), None)])
+    assert log_in(web, "pat").status_code == 303
+    hashes = {login: password_hash(app, login) for login in ("admin", "pat", "iss-export")}
+    before = snapshot(server)
+    monkeypatch.setenv("ISS_NEW_PASSWORD", NEW_PASSWORD)
+
+    r = server.run("user", "update", "--login", "iss-export", "--password", expect=2)
+    assert "'iss-export' is a service account" in r.output and "nothing was changed" in r.output
+    assert "iss token create --user iss-export" in r.output
+    r = server.run("user", "update", "--login", "nobody", "--password", expect=2)
+    assert "no user 'nobody'" in r.output
+    r = server.run("user", "update", "--login", "pat", expect=2)
+    assert "give --disable or --enable, and/or --password" in r.output
+    r = server.run("user", "update", "--login", "admin", "--password", "--disable", expect=2)
+    assert "you cannot disable yourself" in r.output
+    with pytest.raises(UsageError, match="without an enabled administrator; nothing was changed"):
+        identity.update_user(app.uow(), "admin", "iss-init", password=NEW_PASSWORD, disabled=True)
+    with pytest.raises(UsageError, match="the new password of 'pat' is empty"):
+        identity.update_user(app.uow(), "pat", "admin", password="")
+
+    assert snapshot(server) == before
+    assert {login: password_hash(app, login) for login in hashes} == hashes  # no half-done change
+    assert signed_in(web)  # pat's session goes on
+    assert audit.list_audit(app.uow(), action="user.password") == []
+
+
+def test_the_api_changes_a_password_and_keeps_only_the_callers_own_session(server, app, web):
+    add_user(server, "boss", [(frozenset({P.ADMIN}), None)])
+    admin = bearer(token_of(server, "admin", "api"))
+    with TestClient(create_app(app), base_url="http://testserver") as other:
+        assert log_in(web, "boss").status_code == 303 and log_in(other, "boss").status_code == 303
+        csrf = csrf_of(web.get("/login").text)
+        before = snapshot(server)
+        for bad in ({"password": ""}, {"password": 7}, {"secret": "x"}):
+            assert web.patch("/api/v1/users/boss", json=bad, headers={"x-csrf-token": csrf}).status_code == 422
+        r = web.patch("/api/v1/users/boss", json={}, headers={"x-csrf-token": csrf})
+        assert r.status_code == 400 and "nothing to update" in r.json()["message"]
+        assert snapshot(server) == before and signed_in(other)
+
+        r = web.patch("/api/v1/users/boss", json={"password": NEW_PASSWORD}, headers={"x-csrf-token": csrf})
+        assert r.status_code == 200 and r.json()["login"] == "boss"
+        assert signed_in(web)  # the session that changed its own password stays
+        assert ended(other.get("/audit", follow_redirects=False))  # boss's other browser is logged out
+
+        r = web.patch("/api/v1/users/boss", json={"password": PASSWORD}, headers=admin)  # someone else sets it
+        assert r.status_code == 200
+        assert ended(web.get("/audit", follow_redirects=False))
+        assert log_in(web, "boss").status_code == 303 and signed_in(web)
+    changes = [(r["actor"], r["target"]) for r in audit.list_audit(app.uow(), action="user.password")]
+    assert changes == [("admin", "boss"), ("boss", "boss")]
 
 
 # --- 2. delete -------------------------------------------------------------------------------------

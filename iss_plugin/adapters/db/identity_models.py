@@ -1,10 +1,11 @@
-"""Users, roles, their grants and API tokens (migration 0005). See domain/policy.py for what they mean."""
+"""Users, roles, their grants and API tokens (migration 0005; users.session_generation: 0012).
+See domain/policy.py for what they mean."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .models import Base, utcnow
@@ -18,6 +19,8 @@ class User(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     service_account: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # in every session cookie's stamp; bumped on disable and password change (migration 0012)
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     roles: Mapped[list[UserRole]] = relationship(back_populates="user", cascade="all, delete-orphan")
 

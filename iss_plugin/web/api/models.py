@@ -162,8 +162,17 @@ class UserOut(BaseModel):
 
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    disabled: bool = Field(
-        description="true: the user's password, tokens and sessions are refused from the next request"
+    disabled: bool | None = Field(
+        default=None,
+        description="true: the user's password, tokens and sessions are refused from the next request "
+        "(its sessions for good: enabling restores its tokens, not its sessions)",
+    )
+    password: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="a new password; every dashboard session of the user ends (except the caller's own "
+        "session when it changes its own password); its API tokens keep working",
     )
 
 

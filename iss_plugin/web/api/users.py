@@ -1,15 +1,15 @@
 """Users and roles (administrators only): GET /api/v1/users, PATCH /api/v1/users/{login}
-(disable, enable), DELETE /api/v1/users/{login}, GET /api/v1/roles, PATCH /api/v1/roles/{name}
+(disable, enable, a new password), DELETE /api/v1/users/{login}, GET /api/v1/roles, PATCH /api/v1/roles/{name}
 (add and remove permissions). The same services, refusals and audit as `iss user` / `iss role`."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 
 from iss_plugin.bootstrap import App
 from iss_plugin.domain import policy
 from iss_plugin.services import identity
-from iss_plugin.web.auth import iss_app, require
+from iss_plugin.web.auth import iss_app, keep_session, require
 
 from .models import ERRORS, RoleOut, RoleUpdate, UserDeleted, UserOut, UserUpdate
 
@@ -25,13 +25,18 @@ def list_users(who: policy.Identity = Depends(admin), app: App = Depends(iss_app
 @router.patch("/users/{login}", response_model=UserOut)
 def update_user(
     body: UserUpdate,
+    request: Request,
     login: str = Path(max_length=128),
     who: policy.Identity = Depends(admin),
     app: App = Depends(iss_app),
 ) -> UserOut:
-    """`{"disabled": true}`: the user's tokens and dashboard sessions stop working at once;
-    `{"disabled": false}` enables it again. Not yourself, not the last enabled administrator."""
-    identity.set_user_disabled(app.uow(), login, body.disabled, who.login)
+    """`{"disabled": true}`: the user's tokens and dashboard sessions stop working at once (its
+    sessions for good); `{"disabled": false}` enables it again (its tokens work again). Not
+    yourself, not the last enabled administrator. `{"password": "..."}`: a new password; the
+    user's dashboard sessions end, except this one when you change your own password in it."""
+    identity.update_user(app.uow(), login, who.login, disabled=body.disabled, password=body.password)
+    if body.password is not None:
+        keep_session(request, app, login)
     [u] = [u for u in identity.list_users(app.uow()) if u["login"] == login]
     return UserOut(**u)
 

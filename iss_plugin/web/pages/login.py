@@ -51,7 +51,7 @@ def login(
     if refused is not None:  # refused before the password is read: no answer to learn, no argon2 spent
         return _refuse(request, refused, login, next)
     try:
-        who = identity.authenticate_password(app.uow(), login, password, address=address)
+        who, stamp = identity.password_session(app.uow(), login, password, address=address)
     except NotAuthenticated:
         started = throttle.failed(login, address)
         if started is not None:  # this failure starts a lock-out: audited once, not every refused attempt
@@ -79,7 +79,7 @@ def login(
     throttle.succeeded(login)
     request.session.clear()  # a fresh session (and CSRF token) for the new login
     request.session[SESSION_KEY] = who.login
-    request.session[SESSION_STAMP] = identity.session_stamp(app.uow(), who.login)
+    request.session[SESSION_STAMP] = stamp
     request.session.pop(CSRF_KEY, None)
     csrf_token(request.session)
     return RedirectResponse(safe_next(next), status_code=303)
