@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from iss_plugin.domain.errors import NotFound, UsageError
 
 from . import policy
 from .connection import make_kombu_connection
-from .topology import Topology, is_memory
+from .queue_turn import HeldTags, put_back, ready_count
+from .queue_turn import messages as turn_messages
+from .topology import Topology
 
 if TYPE_CHECKING:
     from iss_plugin.settings import BusSettings
@@ -63,9 +64,6 @@ _PARK_HEADERS = (
 
 
 K = TypeVar("K", bound=Hashable)
-IDLE_SECONDS = 5.0  # a parking queue that sends nothing for this long has no more messages for this reader
-RETURN_WAIT_SECONDS = 10.0  # at most this long for a turn's rejects to be back in their queue
-MAX_PREFETCH = 65535  # AMQP's largest prefetch count: the messages one turn streams before basic_get
 
 
 @dataclass(frozen=True)
@@ -141,29 +139,6 @@ class ParkedPage:
         return self.offset + self.limit < self.total
 
 
-@dataclass
-class _Tags:
-    """Delivery tags of the messages held unacked, in delivery order, as runs of consecutive ints
-    (AMQP numbers a channel's deliveries 1, 2, 3...: one run, whatever the count); kombu memory://
-    names them with uuids, kept one by one (its queues live in this process anyway)."""
-
-    runs: list[list[Any]] = field(default_factory=list)
-
-    def add(self, tag: Any) -> None:
-        last = self.runs[-1] if self.runs else None
-        if last is not None and isinstance(tag, int) and isinstance(last[1], int) and tag == last[1] + 1:
-            last[1] = tag
-        else:
-            self.runs.append([tag, tag])
-
-    def __iter__(self) -> Iterator[Any]:
-        for first, last in self.runs:
-            if isinstance(first, int) and isinstance(last, int):
-                yield from range(first, last + 1)
-            else:
-                yield first
-
-
 class ParkedQueues:
     """The parking queues of `topology` on the broker of `bus`."""
 
@@ -182,7 +157,7 @@ class ParkedQueues:
         found: list[ParkedMessage] = []
         with self._connection() as conn:
             for role in self.topology.queues:
-                count = self._count(conn, role.parked)
+                count = ready_count(conn, role.parked)
                 if count:
                     found += self._read(conn, role.parked, role.name, count)[0]
         return found
@@ -196,7 +171,7 @@ class ParkedQueues:
         shown: list[ParkedMessage] = []
         read = 0
         with self._connection() as conn:
-            counts = [(role, self._count(conn, role.parked)) for role in self.topology.queues]
+            counts = [(role, ready_count(conn, role.parked)) for role in self.topology.queues]
             skip = offset
             for role, count in counts:
                 if len(shown) >= limit:
@@ -213,7 +188,7 @@ class ParkedQueues:
     def count(self) -> int:
         """How many messages the parking queues hold (their message counts: nothing read)."""
         with self._connection() as conn:
-            return sum(self._count(conn, role.parked) for role in self.topology.queues)
+            return sum(ready_count(conn, role.parked) for role in self.topology.queues)
 
     def tally(self, key: Callable[[ParkedMessage], K]) -> Counter[K]:
         """How many parked messages per `key(message)`: every message is read and dropped at once
@@ -225,7 +200,7 @@ class ParkedQueues:
 
         with self._connection() as conn:
             for role in self.topology.queues:
-                count = self._count(conn, role.parked)
+                count = ready_count(conn, role.parked)
                 if count:
                     self._read(conn, role.parked, role.name, count, visit=add)
         return counts
@@ -268,7 +243,7 @@ class ParkedQueues:
                 act(conn, parked, message)
 
             for role in self.topology.queues:
-                count = self._count(conn, role.parked)
+                count = ready_count(conn, role.parked)
                 if not count:
                     continue
                 taken = self._read(conn, role.parked, role.name, count, take=(event_id, act_here))[0]
@@ -277,18 +252,6 @@ class ParkedQueues:
         raise NotFound(
             f"no parked message with id '{event_id}' (it was replayed or discarded already?); reload the list"
         )
-
-    def _count(self, conn: Connection, queue_name: str) -> int:
-        """The queue's ready messages (passive declare: nothing read); 0 when it was never declared."""
-        channel = conn.channel()
-        try:
-            declared = channel.queue_declare(queue=queue_name, passive=True)  # type: ignore[no-untyped-call]  # kombu's channel is unannotated
-            return int(declared.message_count)
-        except conn.channel_errors:  # type: ignore[attr-defined]  # not declared on this broker: nothing parked there
-            return 0
-        finally:
-            with suppress(Exception):
-                channel.close()  # type: ignore[no-untyped-call]  # kombu's channel is unannotated
 
     def _read(
         self,
@@ -315,12 +278,12 @@ class ParkedQueues:
         2, ...), so every message is rejected, and the channel is closed only once the queue's
         count shows the rejects applied (a close before that scrambled a 3,000-message turn)."""
         channel = conn.channel()
-        held = _Tags()
+        held = HeldTags()
         found: list[ParkedMessage] = []
         taken = acked = 0
         end = None if want is None else skip + want
         try:
-            for message in self._messages(conn, channel, queue_name, count):
+            for message in turn_messages(conn, channel, queue_name, count):
                 taken += 1
                 if take is not None:
                     if not found:
@@ -337,63 +300,5 @@ class ParkedQueues:
                     found.append(_describe(queue_name, origin, message))
                 held.add(message.delivery_tag)  # outside the page, its body is dropped here
         finally:
-            for tag in held:  # in delivery order: a full turn later the queue is as it was
-                with suppress(Exception):
-                    channel.basic_reject(tag, requeue=True)  # type: ignore[no-untyped-call]  # kombu's channel is unannotated
-            if taken and not is_memory(conn):
-                self._await_count(conn, queue_name, count - acked)
-            with suppress(Exception):
-                channel.close()  # type: ignore[no-untyped-call]  # kombu's channel is unannotated
+            put_back(conn, channel, queue_name, held, count - acked if taken else None)
         return found, taken
-
-    def _await_count(self, conn: Connection, queue_name: str, expected: int) -> None:
-        """Until the queue holds `expected` ready messages again (the rejects applied), at most
-        RETURN_WAIT_SECONDS (another reader or a new park may change the count meanwhile)."""
-        deadline = time.monotonic() + RETURN_WAIT_SECONDS
-        while self._count(conn, queue_name) < expected and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    def _messages(self, conn: Connection, channel: Any, queue_name: str, count: int) -> Iterator[Message]:
-        """The queue's first `count` messages, unacked, one at a time. On AMQP the first 65,535 (the
-        largest prefetch) come through a consumer with that prefetch: deliveries stream, where
-        basic_get costs a round trip per message (measured on RabbitMQ 3.10: 10,000 quorum-queue
-        messages in 40 s by basic_get, 2,500 in 0.23 s consumed); a quorum queue stops at the
-        prefetch (or at 2,000 with none), so the rest, if any, come by basic_get. What waits unread
-        is bounded by the socket's flow control. The consumer is cancelled before anything is put
-        back, so nothing comes back to it."""
-        from kombu.entity import Queue
-
-        queue = Queue(queue_name, channel=channel, no_declare=True)  # type: ignore[no-untyped-call]  # kombu's constructors are unannotated
-        streamed = 0
-        if not is_memory(conn):
-            for message in self._consume(conn, channel, queue, min(count, MAX_PREFETCH)):
-                streamed += 1
-                yield message
-            if streamed < min(count, MAX_PREFETCH):
-                return  # fewer than counted (another reader holds some): the turn ends here
-        for _ in range(count - streamed):
-            got: Message | None = queue.get(no_ack=False, accept=None)  # type: ignore[no-untyped-call]  # kombu's Queue is unannotated
-            if got is None:
-                return
-            yield got
-
-    def _consume(self, conn: Connection, channel: Any, queue: Any, window: int) -> Iterator[Message]:
-        from kombu.messaging import Consumer
-
-        arrived: deque[Message] = deque()
-        channel.basic_qos(0, window, False)
-        consumer = Consumer(channel, queues=[queue], on_message=arrived.append, auto_declare=False, accept=None)  # type: ignore[no-untyped-call]  # kombu's constructors are unannotated
-        consumer.consume()  # type: ignore[no-untyped-call]  # kombu's Consumer is unannotated
-        try:
-            for n in range(window):
-                while not arrived:
-                    try:
-                        conn.drain_events(timeout=IDLE_SECONDS)  # type: ignore[attr-defined]  # kombu's Connection is unannotated
-                    except TimeoutError:
-                        return
-                if n % 1000 == 999:
-                    conn.heartbeat_check()  # a long turn sends nothing else
-                yield arrived.popleft()
-        finally:
-            with suppress(Exception):
-                consumer.cancel()  # type: ignore[no-untyped-call]  # kombu's Consumer is unannotated
