@@ -1,4 +1,4 @@
-"""destination, subscriptions and reconcile (automatic propagation)."""
+"""destination, subscriptions and reconcile (automatic propagation); the relay; `bus unroutable`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .output import emit, wants_json
+from .output import emit, stdout, wants_json
 from .state import State, command
 
 
@@ -178,4 +178,73 @@ def relay(ctx: click.Context, state: State, output: str | None, once: bool) -> N
         r.close()
 
 
-COMMANDS: tuple[click.Command, ...] = (destination, reconcile, relay)
+@click.group()
+def bus() -> None:
+    """The message bus (RabbitMQ) of this server."""
+
+
+@bus.group()
+def unroutable() -> None:
+    """Messages no queue took, kept by the exchange's alternate exchange in `<prefix>.unroutable`."""
+
+
+@command(unroutable, "list")
+@click.option("--limit", type=int, default=50, show_default=True, help="show at most this many (all are counted)")
+def unroutable_list(ctx: click.Context, state: State, output: str | None, limit: int) -> None:
+    """What waits in the unroutable queue, head first; reads every message and puts it back in its place."""
+    from iss_plugin.services import unroutable as service
+
+    found = service.list_unroutable(state.app, limit)
+    rows = [
+        {
+            "position": m.position,
+            "event_id": m.event_id,
+            "type": m.event_type,
+            "routing_key": m.routing_key,
+            "source": m.source,
+            "time": m.time,
+        }
+        for m in found.messages
+    ]
+    if wants_json(ctx):
+        emit(ctx, {"queue": found.queue, "total": found.total, "shown": len(rows), "messages": rows})
+        return
+    emit(ctx, rows, title=f"{found.queue}: {len(rows)} of {found.total} shown")
+
+
+@command(unroutable, "replay")
+@click.option("--event-id", "event_ids", multiple=True, metavar="ID", help="an event id from `list` (repeatable)")
+@click.option("--all", "replay_all", is_flag=True, help="every message in the queue")
+def unroutable_replay(
+    ctx: click.Context, state: State, output: str | None, event_ids: tuple[str, ...], replay_all: bool
+) -> None:
+    """Republish to the exchange with the original routing key (confirmed, mandatory), in queue order.
+    A message still unroutable stays where it was. Exit 0 all replayed, 1 some stayed, 2 an id was
+    not found (nothing changed for it; the others were replayed)."""
+    from iss_plugin.domain.errors import EXIT_RUNTIME, EXIT_USAGE
+    from iss_plugin.services import unroutable as service
+
+    report = service.replay(state.app, event_ids, replay_all, state.app.settings.actor)
+    rows = [
+        {
+            "event_id": o.event_id,
+            "outcome": o.outcome,
+            "type": o.event_type,
+            "routing_key": o.routing_key,
+            "detail": o.detail,
+        }
+        for o in report.outcomes
+    ]
+    counts = {k: len(report.having(k)) for k in (service.REPLAYED, service.STAYED, service.NOT_FOUND)}
+    if wants_json(ctx):
+        emit(ctx, {"exchange": report.exchange, "queue": report.queue, **counts, "messages": rows})
+    else:
+        emit(ctx, rows, title=f"replay from {report.queue} to exchange {report.exchange}")
+        stdout.print(", ".join(f"{n} {k}" for k, n in counts.items()))
+    if counts[service.NOT_FOUND]:
+        ctx.exit(EXIT_USAGE)
+    if counts[service.STAYED]:
+        ctx.exit(EXIT_RUNTIME)
+
+
+COMMANDS: tuple[click.Command, ...] = (destination, reconcile, relay, bus)

@@ -58,6 +58,8 @@ COMMAND_PERMISSIONS: dict[str, tuple[str, Scope]] = {
     "destination subscribe": (policy.MANAGE_DESTINATIONS, "organization"),
     "destination list": (policy.MANAGE_DESTINATIONS, "server"),
     "reconcile": (policy.MANAGE_DESTINATIONS, "server"),
+    "bus unroutable list": (policy.VIEW_DASHBOARD, "server"),
+    "bus unroutable replay": (policy.MANAGE_DESTINATIONS, "server"),
     "trust add": (policy.MANAGE_TRUST, "server"),
     "trust list": (policy.MANAGE_TRUST, "server"),
     "manifest import": (policy.MANAGE_TRUST, "server"),

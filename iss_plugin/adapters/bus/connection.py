@@ -21,6 +21,15 @@ def is_memory_url(url: str) -> bool:
     return urlsplit(url).scheme == "memory"
 
 
+def without_password(url: str) -> str:
+    """The URL without its password (for messages and logs)."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
 def make_kombu_connection(bus: BusSettings, *, url: str | None = None) -> Connection:
     """A kombu Connection for settings.bus (not connected yet).
 

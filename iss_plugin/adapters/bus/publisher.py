@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .codec import CONTENT_ENCODING, CONTENT_TYPE
+from .connection import without_password
 
 if TYPE_CHECKING:
     from pika import BasicProperties, SelectConnection
@@ -149,13 +150,13 @@ class PikaStreamingPublisher:
                 on_close_callback=self._on_closed,
             )
         except Exception as e:
-            raise PublishError(f"cannot connect to {_safe(self.url)}: {e}") from e
+            raise PublishError(f"cannot connect to {without_password(self.url)}: {e}") from e
         self._thread = threading.Thread(target=self._io_loop, args=(self._conn,), name="iss-relay-io", daemon=True)
         self._thread.start()
         if not self._ready.wait(self.connect_timeout) or self._closed.is_set():
             error = self._error or f"not connected within {self.connect_timeout:g} s"
             self.close()
-            raise PublishError(f"cannot connect to {_safe(self.url)}: {error}")
+            raise PublishError(f"cannot connect to {without_password(self.url)}: {error}")
 
     def close(self) -> None:
         conn, thread = self._conn, self._thread
@@ -359,15 +360,6 @@ class KombuPublisher:
                 producer.channel.close()
         with contextlib.suppress(Exception):
             self.connection.release()
-
-
-def _safe(url: str) -> str:
-    """The URL without its password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
 
 
 def make_publisher(bus: BusSettings, *, connection: Connection | None = None) -> Publisher:
