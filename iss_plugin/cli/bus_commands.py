@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .output import emit, stdout, wants_json
+from .output import emit, wants_json
 from .state import State, command
 
 
@@ -239,8 +239,11 @@ def unroutable_replay(
     if wants_json(ctx):
         emit(ctx, {"exchange": report.exchange, "queue": report.queue, **counts, "messages": rows})
     else:
-        emit(ctx, rows, title=f"replay from {report.queue} to exchange {report.exchange}")
-        stdout.print(", ".join(f"{n} {k}" for k, n in counts.items()))
+        emit(ctx, [{k: v for k, v in r.items() if k != "detail"} for r in rows], title=f"replay from {report.queue}")
+        for o in report.outcomes:  # whole lines, not a wrapped column: what to do about each
+            if o.outcome != service.REPLAYED:
+                click.echo(f"{o.outcome}: {o.event_id}: {o.detail}")
+        click.echo(", ".join(f"{n} {k}" for k, n in counts.items()) + f" (exchange {report.exchange})")
     if counts[service.NOT_FOUND]:
         ctx.exit(EXIT_USAGE)
     if counts[service.STAYED]:

@@ -51,7 +51,11 @@ def test_list_shows_what_waits_in_order_and_consumes_nothing(amqp_bus):
     assert listed.queue == f"{amqp_bus.prefix}.unroutable" and listed.total == 3
     assert [m.event_id for m in listed.messages] == [e["id"] for e in envs]
     first = listed.messages[0]
-    assert (first.position, first.event_type, first.routing_key) == (1, E.CONTENT_VIEW_PUBLISHED, "iss.content_view.published")
+    assert (first.position, first.event_type, first.routing_key) == (
+        1,
+        E.CONTENT_VIEW_PUBLISHED,
+        "iss.content_view.published",
+    )
     assert first.source == "urn:iss:server:test" and first.time == envs[0]["time"] and first.organization == "ACME"
     assert queue.listing(10) == listed  # read twice: nothing consumed, nothing reordered
     short = queue.listing(2)
