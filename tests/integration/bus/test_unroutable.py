@@ -126,3 +126,35 @@ def test_broker_down_is_a_clear_error_and_changes_nothing(amqp_bus):
         with pytest.raises(TransientError, match=r"cannot reach the broker at amqp://guest:\*\*\*@127.0.0.1:1/nowhere"):
             act(UnroutableQueue(down, topology))
     assert ids(UnroutableQueue(amqp_bus, topology)) == [e["id"] for e in envs]
+
+
+def test_a_message_arriving_during_a_replay_is_kept_after_the_ones_that_were_there(amqp_bus, monkeypatch):
+    topology = declare_all(amqp_bus)
+    a, b, late = published("1.0"), published("2.0"), published("3.0")
+    publish(amqp_bus, [a])
+    publish(amqp_bus, [b], routing_key=NOWHERE)
+    declare_all(amqp_bus, export=True)
+    republish = UnroutableQueue._publish
+
+    def relay_publishes_meanwhile(self, conn, picks):  # the relay goes on while the replay holds the queue
+        publish(amqp_bus, [late], routing_key=NOWHERE)
+        republish(self, conn, picks)
+
+    monkeypatch.setattr(UnroutableQueue, "_publish", relay_publishes_meanwhile)
+    report = UnroutableQueue(amqp_bus, topology).replay(None)
+    monkeypatch.undo()
+    assert [(o.event_id, o.outcome) for o in report.outcomes] == [(a["id"], REPLAYED), (b["id"], STAYED)]
+    assert ids(UnroutableQueue(amqp_bus, topology)) == [b["id"], late["id"]]
+
+
+def test_a_refused_republish_keeps_every_message(amqp_bus):
+    topology, envs = parked_unroutable(amqp_bus)
+    from iss_plugin.adapters.bus.connection import make_kombu_connection
+
+    with make_kombu_connection(amqp_bus) as conn:
+        conn.channel().exchange_delete(amqp_bus.exchange)  # e.g. a broker whose exchange someone removed
+    queue = UnroutableQueue(amqp_bus, topology)
+    report = queue.replay(None)
+    assert [o.outcome for o in report.outcomes] == [STAYED] * 3
+    assert "not republished" in report.outcomes[0].detail and "NOT_FOUND" in report.outcomes[0].detail
+    assert ids(queue) == [e["id"] for e in envs]
