@@ -5,6 +5,7 @@ pruned is handled again without error."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -126,3 +127,28 @@ def test_an_event_whose_marker_was_pruned_is_handled_again_without_error(factory
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(AuditLog)) == 2
         assert s.get(ProcessedEvent, ("ev-x", "import")) is not None  # marked anew
+
+
+def test_iss_runs_reconcile_loop_prunes_and_says_so(tmp_path, caplog):
+    from consumers.demo import make_server
+    from consumers.run import Runtime
+
+    app = make_server(tmp_path, "loop", reconcile_interval_seconds=1)
+    old = datetime.now(UTC) - timedelta(days=31)
+    with app.session_factory() as s:
+        s.add_all([outbox_row(1, PUBLISHED, old, old), outbox_row(2, PUBLISHED, old, None)])
+        s.add(ProcessedEvent(event_id="in-1", consumer="import", at=old))
+        s.commit()
+    caplog.set_level("INFO", logger="consumers.run")
+    runtime = Runtime(app, roles=("reconcile",)).start()
+    try:
+        deadline = time.monotonic() + 30
+        while left(app.session_factory) != (["ev-2"], []) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        runtime.shutdown()
+        app.close()
+    assert left(app.session_factory) == (["ev-2"], [])  # the unsent row stays
+    assert any(
+        "deleted 1 sent outbox rows and 1 processed markers older than 30 days" in r.message for r in caplog.records
+    )
