@@ -89,9 +89,12 @@ class Runtime:
                 removed = collect_garbage(self.app)
                 if removed:
                     log.info("store: removed %d unreferenced files", removed)
-                self._prune_events()
             except Exception as e:
                 log.warning("reconcile pass failed: %s", e)
+            try:  # on its own: a backend that is down (Pulp's orphan cleanup) does not stop it
+                self._prune_events()
+            except Exception as e:
+                log.warning("event retention pass failed: %s", e)
 
     def _prune_events(self) -> None:
         days = self.app.settings.event_retention_days
