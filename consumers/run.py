@@ -16,6 +16,7 @@ from iss_plugin.adapters.bus.relay import relay_from_settings
 from iss_plugin.bootstrap import App
 from iss_plugin.domain.errors import UsageError
 from iss_plugin.services import propagation
+from iss_plugin.services.event_retention import prune_events
 from iss_plugin.services.maintenance import collect_garbage
 from iss_plugin.web.server import BackgroundServer, parse_listen
 from producers.repository_watcher import watch_forever
@@ -25,6 +26,7 @@ from .workers import make_worker
 
 log = logging.getLogger(__name__)
 ALL_ROLES = ("relay", *ROLES, "watch", "reconcile")
+PRUNE_BATCHES_PER_PASS = 20  # at most 100,000 old event rows a pass: the reconcile pass is not held up
 
 
 @dataclass
@@ -89,6 +91,25 @@ class Runtime:
                     log.info("store: removed %d unreferenced files", removed)
             except Exception as e:
                 log.warning("reconcile pass failed: %s", e)
+            try:  # on its own: a backend that is down (Pulp's orphan cleanup) does not stop it
+                self._prune_events()
+            except Exception as e:
+                log.warning("event retention pass failed: %s", e)
+
+    def _prune_events(self) -> None:
+        days = self.app.settings.event_retention_days
+        pruned = prune_events(self.app.uow, days, max_batches=PRUNE_BATCHES_PER_PASS)
+        if pruned.outbox or pruned.processed:
+            log.info(
+                "events: deleted %d sent outbox rows and %d processed markers older than %d days"
+                " (%d transactions, the longest %.3f s%s)",
+                pruned.outbox,
+                pruned.processed,
+                days,
+                pruned.transactions,
+                pruned.longest_transaction_seconds,
+                "" if pruned.complete else "; more next pass",
+            )
 
     def shutdown(self, timeout: float = 30.0) -> None:
         if self.web is not None:

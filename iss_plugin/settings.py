@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     web_login_window_seconds: int = Field(default=900, ge=1)  # the sliding window both limits count in
     reconcile_interval_seconds: int = 60
     reconcile_grace_seconds: int = 300
+    # sent outbox rows and processed-event markers older than this many days are deleted by
+    # `iss store gc` and iss run's reconcile loop (0: keep them all); docs/operations.md "Retention"
+    event_retention_days: int = 30
     fetch_roots: tuple[Path, ...] = ()  # file:// bundle locations an import worker accepts (empty: any local path)
     pulp: PulpSettings = PulpSettings()
     bus: BusSettings = BusSettings()
@@ -85,6 +88,13 @@ class Settings(BaseSettings):
             return check_server_id(value)
         except UsageError as e:
             raise ValueError(e.message) from None
+
+    @field_validator("event_retention_days")
+    @classmethod
+    def _valid_retention(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"{value} days: give 0 (keep every event) or a number of days (default 30)")
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -373,12 +373,36 @@ def store() -> None:
 
 @command(store, "gc")
 @click.option("--min-age", default=3600.0, show_default=True, help="only files older than this many seconds")
-def store_gc(ctx: click.Context, state: State, output: str | None, min_age: float) -> None:
+@click.option(
+    "--event-retention-days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="delete sent outbox rows and processed-event markers older than this (default: the "
+    "event_retention_days setting; 0 keeps them)",
+)
+def store_gc(
+    ctx: click.Context, state: State, output: str | None, min_age: float, event_retention_days: int | None
+) -> None:
     """Remove store files no package references (left by a crashed or rolled-back import); on the
-    pulp backend, Pulp's orphan cleanup (content no repository version holds, server-wide)."""
+    pulp backend, Pulp's orphan cleanup (content no repository version holds, server-wide). Then
+    delete sent outbox rows and processed-event markers older than the event retention."""
+    from iss_plugin.services.event_retention import prune_events
     from iss_plugin.services.maintenance import collect_garbage
 
-    emit(ctx, {"removed": collect_garbage(state.app, min_age)})
+    days = state.app.settings.event_retention_days if event_retention_days is None else event_retention_days
+    removed = collect_garbage(state.app, min_age)
+    pruned = prune_events(state.app.uow, days)
+    emit(
+        ctx,
+        {
+            "removed": removed,
+            "event_retention_days": days,
+            "outbox_events_pruned": pruned.outbox,
+            "processed_events_pruned": pruned.processed,
+            "transactions": pruned.transactions,
+            "longest_transaction_seconds": round(pruned.longest_transaction_seconds, 3),
+        },
+    )
 
 
 COMMANDS: tuple[click.Command, ...] = (organization, product, repository, content_view, trust, manifest, store)

@@ -28,6 +28,8 @@ from iss_plugin.adapters.db.models import (
 from iss_plugin.adapters.db.uow import UnitOfWork
 from iss_plugin.domain.versions import VersionNumber
 
+from . import event_retention
+
 Visible = frozenset[str] | None
 
 
@@ -395,15 +397,20 @@ class EventCount:
 
 
 def event_counts(uow: UnitOfWork) -> list[EventCount]:
-    """For /metrics: outbox rows by type and sent/pending, processed events by consumer."""
+    """For /metrics: outbox rows by type and sent/pending, processed events by consumer. Sent and
+    processed include the rows event retention deleted, so they never go down."""
     with uow:
         s = uow.session
         sent = OutboxEvent.sent_at.is_not(None)
+        counts = event_retention.pruned_counts(s)
         rows = s.execute(select(OutboxEvent.type, sent, func.count()).group_by(OutboxEvent.type, sent)).all()
-        out = [EventCount(t, "sent" if is_sent else "pending", n) for t, is_sent, n in rows]
+        for t, is_sent, n in rows:
+            key = (t, "sent" if is_sent else "pending")
+            counts[key] = counts.get(key, 0) + n
         done = s.execute(select(ProcessedEvent.consumer, func.count()).group_by(ProcessedEvent.consumer)).all()
-        out += [EventCount(c, "processed", n) for c, n in done]
-        return out
+        for c, n in done:
+            counts[(c, "processed")] = counts.get((c, "processed"), 0) + n
+        return [EventCount(name, outcome, n) for (name, outcome), n in sorted(counts.items())]
 
 
 def lag_per_destination(lags: Iterable[SubscriptionLag]) -> dict[str, tuple[int, float]]:

@@ -32,7 +32,11 @@ class DatabaseCollector:
         app = self.app
         o = dashboard.overview(app.uow(), app.server_id, None)
         yield GaugeMetricFamily("iss_outbox_backlog", "Outbox rows not sent to the broker yet", value=o.outbox_backlog)
-        events = CounterMetricFamily("iss_events", "Events by type and outcome", labels=["type", "outcome"])
+        events = CounterMetricFamily(
+            "iss_events",
+            "Events by type and outcome (sent, processed: with those retention deleted)",
+            labels=["type", "outcome"],
+        )
         for c in dashboard.event_counts(app.uow()):
             events.add_metric([c.type, c.outcome], c.count)
         yield events

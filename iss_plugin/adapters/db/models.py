@@ -260,9 +260,21 @@ class OutboxEvent(Base):
 
 class ProcessedEvent(Base):
     __tablename__ = "processed_events"
+    __table_args__ = (Index("ix_processed_events_at", "at"),)  # retention and the Events page
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PrunedEventCount(Base):
+    """Outbox rows and processed markers removed by retention, counted so that /metrics' event
+    counters keep growing after their rows are gone. name: the event type (outcome "sent") or the
+    consumer (outcome "processed")."""
+
+    __tablename__ = "pruned_event_counts"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
 
 
 # --- the local content store (backend "local") -------------------------------------------------
