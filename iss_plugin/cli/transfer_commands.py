@@ -10,10 +10,11 @@ from typing import Any, Literal
 
 import click
 
+from iss_plugin.domain import events as ev
 from iss_plugin.domain.errors import IssError, UsageError
 from iss_plugin.domain.versions import VersionNumber
 
-from .output import emit, progress_bar
+from .output import emit, progress_bar, report_error
 from .state import State, command
 
 
@@ -149,6 +150,12 @@ def content_import() -> None:
     """Verify and import bundles (directory, .tar.gz, .iso, or the first chunk)."""
 
 
+def report_import_failure(ctx: click.Context, e: IssError) -> None:
+    """An import that failed, with the reason the answer to a source would give for it (a failure
+    of this server's own: destination_error, the error's class still named); exits."""
+    report_error(ctx, e.as_dict() | {"reason": ev.import_failure_reason(e)}, str(e), e.exit_code)
+
+
 def _import_command(scope: str) -> None:
     @click.option("--organization", required=True, help="the organization to import into")
     @click.option(
@@ -179,7 +186,7 @@ def _import_command(scope: str) -> None:
         except IssError as e:
             if not dry_run and e.reason not in ("not_found", "usage"):
                 importing.record_rejection(app.uow(), request, e, app.settings.actor)
-            raise
+            report_import_failure(ctx, e)
         emit(ctx, result)
 
     body.__doc__ = f"Import a {'content view version' if scope == 'version' else 'repository'} bundle."
@@ -210,15 +217,18 @@ def _sync(
 
     app = state.app
     request = pulling.PullRequest(organization, content_view, VersionNumber.parse(version) if version else None)
-    with StreamClient(source, app.signer, app.server_id) as client:
-        result = pulling.pull_content_view(
-            app.uow(),
-            request,
-            open_stream=client.open,
-            work_dir=app.settings.imports_path,
-            display=f"the stream from {source}",
-            actor=app.settings.actor,
-        )
+    try:
+        with StreamClient(source, app.signer, app.server_id) as client:
+            result = pulling.pull_content_view(
+                app.uow(),
+                request,
+                open_stream=client.open,
+                work_dir=app.settings.imports_path,
+                display=f"the stream from {source}",
+                actor=app.settings.actor,
+            )
+    except IssError as e:
+        report_import_failure(ctx, e)
     emit(ctx, result)
 
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from .errors import IssError, RejectedInput
 from .jsontypes import JSONObject
 
 CONTENT_VIEW_PUBLISHED = "iss.content_view.published.v1"
@@ -48,8 +49,20 @@ ADDRESSED_TYPES = (BUNDLE_READY, BUNDLE_IMPORTED, BUNDLE_REJECTED, EXPORT_REQUES
 # queue still takes it (each source acts only for its own subscriptions), links never carry it.
 UNADDRESSED_EXPORT_REQUESTED = "iss.export.requested"
 
-# The reason codes of iss.bundle.rejected.v1 (IssError.reason of the matching errors).
-REJECTION_REASONS = ("base_mismatch", "untrusted", "integrity", "rule_violation", "schema", "forbidden")
+# The reason codes of iss.bundle.rejected.v1: refusals of what was sent (IssError.reason of the
+# matching errors), and DESTINATION_ERROR: the destination failed on its own (its content backend,
+# Pulp, createrepo_c, its disk, its configuration), the content was not refused. Sources older than
+# destination_error park such an answer (their schema lacks it): upgrade sources first.
+DESTINATION_ERROR = "destination_error"
+REJECTION_REASONS = (
+    "base_mismatch",
+    "untrusted",
+    "integrity",
+    "rule_violation",
+    "schema",
+    "forbidden",
+    DESTINATION_ERROR,
+)
 EXPORT_REQUEST_REASONS = ("manual", "reconcile", "base_mismatch", "subscription", "requested")
 BUNDLE_FORMATS = ("dir", "tgz", "iso", "tar")  # tar: a stream (bundle.ready `stream`)
 
@@ -330,6 +343,32 @@ def bundle_imported(
         "already_imported": already_imported,
         "repositories": repositories,
     }
+
+
+def is_destination_failure(error: IssError) -> bool:
+    """An import that failed on the destination itself, not a refusal of what was sent: anything
+    but RejectedInput (a non-transient BackendError, a disk without room, a missing key...).
+    Transient errors never get this far: they are retried, nothing is answered."""
+    return not isinstance(error, RejectedInput)
+
+
+def rejection_reason(error: IssError) -> str:
+    """The reason iss.bundle.rejected.v1 (and the push endpoint's answer) gives for `error`: a
+    refusal by its own code (one the schema does not list: rule_violation, as always); a failure
+    of the destination's own: destination_error."""
+    if error.reason in REJECTION_REASONS:
+        return error.reason
+    return DESTINATION_ERROR if is_destination_failure(error) else "rule_violation"
+
+
+def import_failure_reason(error: IssError) -> str:
+    """The reason the CLI (`iss content-import ... --output json`) and the import task API give for
+    an import that failed: destination_error as the answer to the source says, for a failure of
+    the destination's own; a refusal, a usage or configuration error, something not found or a
+    transient error (try again) keeps its own code."""
+    if error.transient or not is_destination_failure(error) or error.reason in ("usage", "not_found", "config"):
+        return error.reason
+    return DESTINATION_ERROR
 
 
 def bundle_rejected(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 from iss_plugin.adapters.db import catalog as find
 from iss_plugin.adapters.db.uow import UnitOfWork
+from iss_plugin.domain import events as ev
 from iss_plugin.domain import policy
 from iss_plugin.domain.errors import Forbidden, IssError, UsageError
 from iss_plugin.domain.jsontypes import JSONObject
@@ -141,7 +142,7 @@ def run_import_task(
         if not request.dry_run and e.reason not in ("not_found", "usage"):
             importing.record_rejection(new_uow(), request, e, actor)
         problems: JSONObject = {"problems": list(e.problems[:200])}
-        tasks.finish(new_uow(), task_id, problems, e.message, e.reason)
+        tasks.finish(new_uow(), task_id, problems, e.message, ev.import_failure_reason(e))
         return
     except Exception as e:
         tasks.finish(new_uow(), task_id, None, f"{type(e).__name__}: {e}", "error")

@@ -85,7 +85,7 @@ class Propagated(exporting.ExportResult):
 
 class ImportRefused(TypedDict):
     state: Literal["rejected"]
-    reason: str  # IssError.reason
+    reason: str  # what the answer iss.bundle.rejected.v1 says (events.rejection_reason)
 
 
 def _now() -> datetime:
@@ -578,7 +578,11 @@ def _one_by_one(uow: UnitOfWork, subs: list[Subscription]) -> Iterator[Subscript
 
 
 def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) -> Propagated | None:
-    """Record what a destination acknowledged; on base_mismatch re-plan from what it has."""
+    """Record what a destination acknowledged; on base_mismatch re-plan from what it has. Any other
+    answer is recorded (`last_rejection`: reason and message) and counts in the failures in a row
+    that reconcile backs off on (domain/resend.py): a refusal, or destination_error (its Pulp, disk
+    or createrepo_c failed), which fails the same way until someone fixes the destination too. A
+    refused bundle is retired (the next is built afresh); after destination_error it is sent again."""
     data = envelope["data"]
     with uow:
         if already_processed(uow.session, envelope["id"], "status"):
@@ -620,8 +624,9 @@ def on_bundle_status(uow: UnitOfWork, envelope: JSONObject, ctx: SourceContext) 
                         sub.acknowledged = repos[0]["package_set_digest"] if repos else None
                     sub.in_flight = sub.in_flight_since = None
                     result = _next_unless_forbidden(uow, sub, ctx, "base_mismatch")
-                else:  # reconcile sends it again after the grace time, longer after each refusal in a row
-                    fanout.retire(uow, data["bundle_id"])
+                else:  # reconcile sends it again after the grace time, longer after each failure in a row
+                    if data["reason"] != ev.DESTINATION_ERROR:  # the destination failing says nothing of the bundle
+                        fanout.retire(uow, data["bundle_id"])
                     sub.in_flight_since = _now()
                     sub.rejections = (sub.rejections or 0) + 1
                     sub.last_rejection = f"{data['reason']}: {data.get('message', '')}"[:1000]
@@ -750,7 +755,7 @@ def on_bundle_ready(
         if e.transient:
             raise
         _answer_rejected(uow, envelope, request, e, ctx)
-        return {"state": "rejected", "reason": e.reason}
+        return {"state": "rejected", "reason": ev.rejection_reason(e)}
     finally:
         shutil.rmtree(into, ignore_errors=True)
 
@@ -876,7 +881,7 @@ def _answer_rejected(
             ev.BUNDLE_REJECTED,
             answer
             | {
-                "reason": e.reason if e.reason in ev.REJECTION_REASONS else "rule_violation",
+                "reason": ev.rejection_reason(e),
                 "message": e.message[:4000],
                 "problems": [p[:4000] for p in e.problems[:1000]],
                 "has": has,

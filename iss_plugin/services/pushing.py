@@ -110,7 +110,7 @@ def receive_push(
             importing.record_rejection_in(uow, request, e, ctx.actor)
             uow.commit()
         return "rejected", answer | {
-            "reason": e.reason if e.reason in ev.REJECTION_REASONS else "rule_violation",
+            "reason": ev.rejection_reason(e),
             "message": e.message[:4000],
             "problems": [p[:4000] for p in e.problems[:1000]],
             "has": has,

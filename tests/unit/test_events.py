@@ -170,3 +170,47 @@ def test_unknown_type_is_reported_with_the_known_ones():
     problems = envelope_problems({"type": "iss.nope.v1"})
     assert any("is not an iss event type" in p for p in problems)
     assert envelope_problems("text") == ["(top): an event is a JSON object, not str"]
+
+
+def test_a_destination_failure_is_destination_error_and_refusals_keep_their_reasons():
+    from iss_plugin.domain import errors
+
+    destination_failures = [
+        errors.BackendError("createrepo_c failed"),
+        errors.IssError("not enough space in /var/lib/iss/imports to open the bundle"),
+        errors.ConfigError("no signing key"),
+    ]
+    for e in destination_failures:
+        assert E.rejection_reason(e) == "destination_error", e
+    assert [E.import_failure_reason(e) for e in destination_failures] == ["destination_error"] * 2 + ["config"]
+    refusals = {
+        errors.BaseMismatch("no base"): "base_mismatch",
+        errors.UntrustedSource("who?"): "untrusted",
+        errors.BundleIntegrityError("bad"): "integrity",
+        errors.ImportRuleViolation("rh into custom"): "rule_violation",
+        errors.SchemaViolation("bad manifest"): "schema",
+        errors.Forbidden("no import_content"): "forbidden",
+        errors.NotAuthenticated("unknown key"): "rule_violation",  # as before: the schema has no such reason
+        errors.RejectedInput("wrong scope"): "rule_violation",
+    }
+    for e, reason in refusals.items():
+        assert E.rejection_reason(e) == reason, e
+        assert E.import_failure_reason(e) == e.reason  # the CLI keeps a refusal's own code
+    transient = errors.BackendError("cannot reach Pulp", transient=True)
+    assert E.import_failure_reason(transient) == "backend"
+
+
+def test_the_schema_takes_a_destination_error_answer():
+    data = E.bundle_rejected(
+        bundle_id="b-1",
+        source_server="src",
+        destination="dest-1",
+        reason="destination_error",
+        message="cannot publish 'ACME/tools/el8': Pulp task failed: No space left on device",
+        organization="ACME",
+        content_view="base",
+        version="2.0",
+    )
+    env = E.make_envelope(E.BUNDLE_REJECTED, E.source_for_server("dest-1"), data, subject="ACME/base/2.0")
+    assert envelope_problems(env) == []
+    assert "has" not in env["data"]  # only base_mismatch needs what the destination holds

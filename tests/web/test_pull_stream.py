@@ -213,3 +213,26 @@ def test_iss_content_import_sync_through_the_cli(served, tmp_path):
         catch_exceptions=False,
     )
     assert nowhere.exit_code != 0 and "cannot reach" in nowhere.output and versions(dst) == ["1.0"]
+
+
+def test_iss_content_import_sync_says_destination_error_when_this_servers_backend_fails(served, tmp_path):
+    """The same reason as the answer a source would get: debris where the local backend publishes
+    a repository fails the import (BackendError); the JSON names the error and destination_error,
+    exit 1, nothing imported."""
+    import json
+
+    from click.testing import CliRunner
+
+    from iss_plugin.cli.main import build_cli
+
+    _src, dst, url = served
+    (dst.settings.published_path / ORG / CUSTOM_PRODUCT / "utils").mkdir(parents=True)
+    config = tmp_path / "destination.toml"
+    config.write_text(f'data_dir = "{dst.settings.data_dir}"\nserver_id = "{dst.server_id}"\n')
+    args = ["--config", str(config), "--output", "json", "content-import", "sync", "--from", url]
+    failed = CliRunner().invoke(build_cli(), [*args, "--organization", ORG, "--content-view", "base"])
+    assert failed.exit_code == 1, failed.output
+    error = json.loads(failed.stdout)
+    assert (error["error"], error["reason"]) == ("BackendError", "destination_error")
+    assert "not a publication made by iss" in error["message"]
+    assert versions(dst) == []

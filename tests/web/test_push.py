@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from consumers.demo import ORG, make_server, prepare_destination, prepare_source, source_feeds_lab
+from consumers.demo import CUSTOM_PRODUCT, ORG, make_server, prepare_destination, prepare_source, source_feeds_lab
 from iss_plugin.adapters.bundles import push, request_signing
 from iss_plugin.adapters.bundles.signing import Signer
 from iss_plugin.adapters.db import models as m
@@ -93,6 +93,29 @@ def test_a_destination_that_refuses_has_its_reason_recorded_on_the_source(online
     assert rejected["reason"] == "rule_violation" and rejected["has"] is None
     assert any("custom" in p for p in rejected["problems"]), rejected["problems"]
     assert files_under(src.settings.exports_path) == []
+
+
+def test_a_destination_whose_backend_fails_answers_destination_error_not_a_rule_violation(online):
+    """Debris where the destination's local backend publishes a repository: the import fails with
+    BackendError before its commit; the push's answer says destination_error with the message, the
+    schema takes it, the source records it; nothing is imported."""
+    from iss_plugin.adapters.bus.codec import envelope_problems
+
+    src, dst, _url, runtimes = online
+    debris = dst.settings.published_path / ORG / CUSTOM_PRODUCT / "utils"
+    debris.mkdir(parents=True)
+    start_source(src, runtimes)
+    publish(src)
+    wait_until(lambda: (subscription(src).rejections or 0) >= 1, 60, "the failure recorded on the source")
+    sub = subscription(src)
+    assert sub.acknowledged is None and sub.last_rejection.startswith("destination_error: cannot publish ")
+    assert "not a publication made by iss" in sub.last_rejection
+    assert versions(dst) == [] and versions(dst, CV) == []
+    [answer] = outbox(src, "iss.bundle.rejected.v1")
+    assert envelope_problems(answer.body) == []
+    assert answer.body["data"]["reason"] == "destination_error" and answer.body["data"]["has"] is None
+    with dst.session_factory() as s:
+        assert s.scalars(select(m.ImportRecord.state)).all() == ["failed"]
 
 
 def test_a_push_with_a_wrong_signature_is_401_and_imports_nothing(online):

@@ -122,6 +122,6 @@ def test_iss_content_import_sync_exits_1_with_the_command_s_error(pulp_pair, tmp
     as_json = CliRunner().invoke(build_cli(), ["--config", str(config), "--output", "json", *sync])
     assert as_json.exit_code == 1, as_json.output
     answer = json.loads(as_json.stdout)
-    assert answer["error"] == "BackendError" and answer["reason"] == "backend"
+    assert answer["error"] == "BackendError" and answer["reason"] == "destination_error"  # as a source is told
     assert answer["details"]["exit_code"] == 1
     assert versions(dst) == [] and pulp_state(dst) == {} and outside_pulp(dst) == before_files
