@@ -10,20 +10,16 @@ pruned_event_counts in the same transaction, so /metrics' event counters never g
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, tuple_
-from sqlalchemy.orm import Session
-
-from iss_plugin.adapters.db.models import OutboxEvent, ProcessedEvent, PrunedEventCount
+from iss_plugin.adapters.db.event_tables import SENT, add_pruned_counts, delete_old_rows, pruned_counts
 from iss_plugin.adapters.db.uow import UnitOfWork
 
 BATCH_ROWS = 5000  # rows per transaction: tens of milliseconds of lock (docs/operations.md)
-SENT = "sent"
 PROCESSED = "processed"
+__all__ = ["BATCH_ROWS", "EventsPruned", "prune_events", "pruned_counts", "retention_cutoff"]
 
 
 @dataclass
@@ -61,8 +57,8 @@ def prune_events(
                 return result
             started = time.monotonic()
             with make_uow() as uow:
-                removed = _delete_batch(uow.session, outcome, cutoff, batch_rows)
-                _count_pruned(uow.session, outcome, removed)
+                removed = delete_old_rows(uow.session, outcome, cutoff, batch_rows)
+                add_pruned_counts(uow.session, outcome, removed)
                 uow.commit()
                 sqlite = uow.session.get_bind().dialect.name == "sqlite"
             took = time.monotonic() - started
@@ -80,43 +76,3 @@ def prune_events(
                 # waiting in their busy handler (it polls every 100 ms at most) as long again
                 time.sleep(max(took, 0.1))
     return result
-
-
-def _delete_batch(session: Session, outcome: str, cutoff: datetime, rows: int) -> Counter[str]:
-    """One statement: the rows it deleted (RETURNING), by event type or consumer."""
-    if outcome == SENT:
-        old = select(OutboxEvent.id).where(OutboxEvent.sent_at.is_not(None), OutboxEvent.sent_at < cutoff)
-        stmt = (
-            delete(OutboxEvent).where(OutboxEvent.id.in_(old.limit(rows).scalar_subquery())).returning(OutboxEvent.type)
-        )
-    else:
-        keys = select(ProcessedEvent.event_id, ProcessedEvent.consumer).where(ProcessedEvent.at < cutoff)
-        stmt = (
-            delete(ProcessedEvent)
-            .where(tuple_(ProcessedEvent.event_id, ProcessedEvent.consumer).in_(keys.limit(rows)))
-            .returning(ProcessedEvent.consumer)
-        )
-    names = session.execute(stmt.execution_options(synchronize_session=False)).scalars()
-    return Counter(names)
-
-
-def _count_pruned(session: Session, outcome: str, removed: Counter[str]) -> None:
-    """Add to pruned_event_counts atomically (two pruners at once each add what they deleted)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    for name, n in sorted(removed.items()):
-        stmt = insert(PrunedEventCount).values(name=name, outcome=outcome, count=n)
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["name", "outcome"], set_={"count": PrunedEventCount.count + stmt.excluded.count}
-            )
-        )
-
-
-def pruned_counts(session: Session) -> dict[tuple[str, str], int]:
-    """(event type or consumer, outcome) -> rows retention removed so far."""
-    rows = session.execute(select(PrunedEventCount.name, PrunedEventCount.outcome, PrunedEventCount.count))
-    return {(name, outcome): count for name, outcome, count in rows}
