@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumers.demo import ORG
 from iss_plugin.adapters.bus.relay import relay_from_settings
 from iss_plugin.adapters.bus.unroutable import UnroutableQueue
 from iss_plugin.bootstrap import App
@@ -18,7 +19,7 @@ from iss_plugin.services import identity
 from iss_plugin.web.app import create_app
 from tests.integration.bus.conftest import rabbit_vhost, session_vhost, unique_bus  # noqa: F401
 
-from .conftest import make_source
+from .conftest import make_source, user_with
 
 pytestmark = pytest.mark.rabbitmq
 TYPE_LINE = re.compile(r"^# TYPE (\S+) (\S+)$", re.M)
@@ -98,6 +99,12 @@ def test_no_counter_goes_down_across_a_relay_pass_and_unroutable_messages_are_a_
         assert page.status_code == 200
         card = _card(page.text, "unroutable messages")
         assert f'<div class="value bad">{int(backlog)}</div>' in card and "iss bus unroutable list" in card
+
+    # the messages are of any organization: a viewer of one organization sees no such card
+    scoped = user_with(source, "acme-viewer", "Viewer", ORG)
+    with TestClient(create_app(source), headers={"Authorization": f"Bearer {scoped}"}) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and "parked messages" in page.text and "unroutable" not in page.text
 
 
 def test_a_broker_that_is_down_leaves_the_overview_and_metrics_answering(tmp_path):
