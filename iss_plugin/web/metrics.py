@@ -47,8 +47,10 @@ class DatabaseCollector:
             if c.outcome != "pending":  # goes down when the relay sends: a gauge (iss_outbox_backlog)
                 events.add_metric([c.type, c.outcome], c.count)
         yield events
-        yield from self._parked()
-        yield from self._unroutable()
+        parked, bus_up = self._parked()
+        yield parked
+        yield GaugeMetricFamily("iss_bus_up", "1 if the parking queues could be read", value=1.0 if bus_up else 0.0)
+        yield self._unroutable(bus_up)
         yield from self._transfers()
         lag_v = GaugeMetricFamily("iss_destination_lag_versions", "Versions behind (largest)", labels=["destination"])
         lag_s = GaugeMetricFamily("iss_destination_lag_seconds", "Time behind (largest)", labels=["destination"])
@@ -58,30 +60,30 @@ class DatabaseCollector:
         yield lag_v
         yield lag_s
 
-    def _parked(self) -> Iterator[Metric]:
+    def _parked(self) -> tuple[Metric, bool]:
         parked = GaugeMetricFamily("iss_parked_messages", "Messages in parking queues", labels=["queue", "reason"])
         try:
             # every message read, none kept (the counter only): bounded memory whatever is parked
             counts = parking.parked_tally(self.app, lambda m: (m.origin_queue, m.reason or "unknown"))
             for (queue, reason), n in sorted(counts.items()):
                 parked.add_metric([queue, reason], n)
-            up = 1.0
         except Exception:
-            up = 0.0
-        yield parked
-        yield GaugeMetricFamily("iss_bus_up", "1 if the parking queues could be read", value=up)
+            return parked, False
+        return parked, True
 
-    def _unroutable(self) -> Iterator[Metric]:
+    def _unroutable(self, bus_up: bool) -> Metric:
         waiting = GaugeMetricFamily(
             "iss_unroutable_messages",
             "Messages in the unroutable queue (no queue bound their routing key; `iss bus unroutable list`)",
         )
+        if not bus_up:  # no sample (as iss_parked_messages), and no second wait for a broker that is down
+            return waiting
         try:
             count = unroutable.waiting_count(self.app)
-            waiting.add_metric([], count or 0)  # memory:// has no such queue: 0
-        except Exception:  # the broker did not answer: no sample (as iss_parked_messages)
-            pass
-        yield waiting
+        except Exception:  # the broker stopped answering since: no sample
+            return waiting
+        waiting.add_metric([], count or 0)  # memory:// has no such queue: 0
+        return waiting
 
     def _transfers(self) -> Iterator[Metric]:
         seconds = SummaryMetricFamily("iss_transfer_duration_seconds", "Finished exports", labels=["direction", "kind"])

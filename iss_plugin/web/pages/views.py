@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
+from iss_plugin.adapters.bus.connection import is_amqp
 from iss_plugin.bootstrap import App
 from iss_plugin.domain import policy
 from iss_plugin.services import audit, dashboard, parking, unroutable
@@ -46,12 +47,14 @@ class UnroutableCard:
     count: int | None  # None: the broker did not answer
 
 
-def unroutable_card(app: App, seen: dashboard.Visible) -> UnroutableCard | None:
+def unroutable_card(app: App, seen: dashboard.Visible, bus_ok: bool) -> UnroutableCard | None:
     """The unroutable queue's depth, counted by the broker (nothing read), for a user who sees every
     organization (the messages are of any organization, and listing them is the server admin's
     `iss bus unroutable list`); None (no card) for others and on a bus without that queue (memory://)."""
-    if seen is not None:
+    if seen is not None or not is_amqp(app.settings.bus.url):
         return None
+    if not bus_ok:  # the health check found the broker down: no second wait for it
+        return UnroutableCard(None)
     try:
         count = unroutable.waiting_count(app)
     except Exception:  # the bus is down: the overview says so rather than failing
@@ -62,14 +65,15 @@ def unroutable_card(app: App, seen: dashboard.Visible) -> UnroutableCard | None:
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, who: policy.Identity = Depends(viewer), app: App = Depends(iss_app)) -> Response:
     seen = visible(who)
+    checked = health.check(app)
     return render(
         request,
         "overview.html",
         title="Overview",
         o=dashboard.overview(app.uow(), app.server_id, seen),
-        health=health.check(app),
+        health=checked,
         parked_count=parked_count(app, seen),
-        unroutable=unroutable_card(app, seen),
+        unroutable=unroutable_card(app, seen, checked.bus_ok),
     )
 
 
