@@ -20,6 +20,8 @@ from iss_plugin.cli.state import State, command
 from .roles import ROLES
 
 if TYPE_CHECKING:
+    from iss_plugin.bootstrap import App
+
     from .demo import Step, Timeline
 
 
@@ -32,6 +34,7 @@ def worker(ctx: click.Context, state: State, output: str | None, role: str) -> N
     _ = state.app.server_id  # a missing server id or database schema is a usage error before anything starts
     _ = state.app.engine
     _logging()
+    _warn_if_unroutable(state.app)
     w = make_worker(state.app, role)
 
     def stop() -> None:
@@ -50,6 +53,7 @@ def run(ctx: click.Context, state: State, output: str | None, roles: tuple[str, 
     from .run import ALL_ROLES, Runtime
 
     _logging()
+    _warn_if_unroutable(state.app)
     runtime = Runtime(state.app, roles or ALL_ROLES, listen=state.app.settings.web_listen if serve else None).start()
     done = threading.Event()
     _on_signal(done.set)
@@ -75,7 +79,6 @@ def demo(
     ctx: click.Context, manual: bool, keep: Path | None, packages: int, serve: bool, listen: str, output: str | None
 ) -> None:
     """A source and a destination on this machine (no servers): publish, propagate, import, refuse."""
-    from iss_plugin.bootstrap import App
     from iss_plugin.web.server import BackgroundServer, parse_listen
 
     from .demo import run_automatic_demo, run_manual_demo
@@ -154,6 +157,21 @@ COMMANDS: tuple[click.Command, ...] = (worker, run, demo)
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
+
+
+def _warn_if_unroutable(app: App) -> None:
+    """A warning when unroutable messages wait; a broker that does not answer does not stop the start
+    (the worker's own connection retries and says so)."""
+    from iss_plugin.services import unroutable
+
+    log = logging.getLogger("iss")
+    try:
+        warning = unroutable.startup_warning(app)
+    except Exception as e:
+        log.info("could not count the unroutable messages (%s); starting anyway", e)
+        return
+    if warning:
+        log.warning(warning)
 
 
 def _on_signal(stop: Callable[[], None]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from iss_plugin.adapters.bus.connection import is_amqp
 from iss_plugin.adapters.bus.topology import build
 from iss_plugin.adapters.bus.unroutable import (
     NOT_FOUND,
@@ -26,7 +27,17 @@ from .audit import record
 if TYPE_CHECKING:
     from iss_plugin.settings import Settings
 
-__all__ = ["NOT_FOUND", "REPLAYED", "STAYED", "ReplayReport", "UnroutableListing", "list_unroutable", "replay"]
+__all__ = [
+    "NOT_FOUND",
+    "REPLAYED",
+    "STAYED",
+    "ReplayReport",
+    "UnroutableListing",
+    "list_unroutable",
+    "replay",
+    "startup_warning",
+    "waiting_count",
+]
 
 
 class App(Protocol):
@@ -40,6 +51,29 @@ class App(Protocol):
 
 def _queue(app: App) -> UnroutableQueue:
     return UnroutableQueue(app.settings.bus, build(app.settings.bus))
+
+
+def waiting_count(app: App) -> int | None:
+    """How many messages wait in the unroutable queue, counted by the broker (passive declare, nothing
+    read); None when the bus has no such queue (kombu memory:// has no alternate exchange). Raises
+    TransientError when the broker does not answer."""
+    if not is_amqp(app.settings.bus.url):
+        return None
+    return _queue(app).count()
+
+
+def startup_warning(app: App) -> str | None:
+    """What a worker or `iss run` warns at start when unroutable messages wait, else None. Raises as
+    waiting_count does: the caller decides that a failed check does not stop the start."""
+    waiting = waiting_count(app)
+    if not waiting:
+        return None
+    noun = "message waits" if waiting == 1 else "messages wait"
+    return (
+        f"{waiting} unroutable {noun} in {build(app.settings.bus).unroutable_queue} (published with a routing key "
+        "no queue bound when it arrived): run `iss bus unroutable list` to see them and "
+        "`iss bus unroutable replay` once the queue that takes them exists"
+    )
 
 
 def list_unroutable(app: App, limit: int) -> UnroutableListing:

@@ -4,6 +4,8 @@ replay/discard on memory://, and /metrics."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -180,10 +182,41 @@ def test_metrics_parse_and_need_a_token(client, site):
     assert lag == {"dc-east": 1}
     durations = {s.name: s.value for s in families["iss_transfer_duration_seconds"].samples}
     assert durations["iss_transfer_duration_seconds_count"] == 1 and durations["iss_transfer_duration_seconds_sum"] > 0
-    sizes = {s.name: s.value for s in families["iss_transfer_bytes"].samples}
-    assert sizes["iss_transfer_bytes_sum"] > 1000
-    events = {(s.labels["type"], s.labels["outcome"]) for s in families["iss_events"].samples}
-    assert ("iss.content_view.published.v1", "pending") in events
+    sizes = {(s.labels["direction"], s.labels["kind"]): s.value for s in families["iss_transfer_bytes"].samples}
+    assert sizes[("export", "full")] > 1000
+    bundles = {(s.labels["direction"], s.labels["kind"]): s.value for s in families["iss_transfer_bundles"].samples}
+    assert bundles == {("export", "full"): 1}
+    states = {(s.labels["direction"], s.labels["state"]): s.value for s in families["iss_transfers"].samples}
+    assert states == {("export", "done"): 1}
+    # pending goes down when the relay sends: iss_outbox_backlog (a gauge) says it, the counter does not
+    assert not [s for s in families["iss_events"].samples if s.labels["outcome"] == "pending"]
+    assert families["iss_unroutable_messages"].samples[0].value == 0  # memory:// has no unroutable queue
+
+
+def test_metrics_types_a_value_that_can_go_down_is_a_gauge(client, site):
+    token = site.server.json("token", "create", "--name", "prometheus")["token"]
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    assert types == {
+        "iss_outbox_backlog": "gauge",
+        "iss_events_total": "counter",
+        "iss_parked_messages": "gauge",
+        "iss_bus_up": "gauge",
+        "iss_unroutable_messages": "gauge",
+        "iss_transfer_duration_seconds": "summary",
+        "iss_transfer_bytes": "gauge",
+        "iss_transfer_bundles": "gauge",
+        "iss_transfers": "gauge",
+        "iss_destination_lag_versions": "gauge",
+        "iss_destination_lag_seconds": "gauge",
+    }
+
+
+def test_the_overview_shows_no_unroutable_count_on_memory(client):
+    as_user(client, "vera")
+    page = client.get("/")
+    assert page.status_code == 200 and "parked messages" in page.text
+    assert "unroutable" not in page.text
 
 
 def test_bearer_token_posts_need_no_csrf_token(site):

@@ -4,12 +4,15 @@ one) and shows only the organizations the caller holds it in."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
+from iss_plugin.adapters.bus.connection import is_amqp
 from iss_plugin.bootstrap import App
 from iss_plugin.domain import policy
-from iss_plugin.services import audit, dashboard, parking
+from iss_plugin.services import audit, dashboard, parking, unroutable
 from iss_plugin.web import health
 from iss_plugin.web.auth import iss_app, require_somewhere
 
@@ -39,16 +42,38 @@ def parked_count(app: App, seen: dashboard.Visible) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class UnroutableCard:
+    count: int | None  # None: the broker did not answer
+
+
+def unroutable_card(app: App, seen: dashboard.Visible, bus_ok: bool) -> UnroutableCard | None:
+    """The unroutable queue's depth, counted by the broker (nothing read), for a user who sees every
+    organization (the messages are of any organization, and listing them is the server admin's
+    `iss bus unroutable list`); None (no card) for others and on a bus without that queue (memory://)."""
+    if seen is not None or not is_amqp(app.settings.bus.url):
+        return None
+    if not bus_ok:  # the health check found the broker down: no second wait for it
+        return UnroutableCard(None)
+    try:
+        count = unroutable.waiting_count(app)
+    except Exception:  # the bus is down: the overview says so rather than failing
+        return UnroutableCard(None)
+    return None if count is None else UnroutableCard(count)
+
+
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, who: policy.Identity = Depends(viewer), app: App = Depends(iss_app)) -> Response:
     seen = visible(who)
+    checked = health.check(app)
     return render(
         request,
         "overview.html",
         title="Overview",
         o=dashboard.overview(app.uow(), app.server_id, seen),
-        health=health.check(app),
+        health=checked,
         parked_count=parked_count(app, seen),
+        unroutable=unroutable_card(app, seen, checked.bus_ok),
     )
 
 
