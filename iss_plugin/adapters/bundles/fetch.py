@@ -34,7 +34,19 @@ def fetch_bundle(
     signs its request: adapters/bundles/request_signing.py).
     A full or unwritable disk under `into`: BackendError (adapters.disk_faults)."""
     with disk_faults(into, doing=f"fetching {location} into {into}"):
-        return _fetch(location, into, size, roots, sha256, authorize)
+        try:
+            return _fetch(location, into, size, roots, sha256, authorize)
+        except _CopyFailed as e:
+            raise e.error from None
+
+
+class _CopyFailed(Exception):
+    """An OSError of a copy inside shutil.copytree, carried past it: copytree would turn it into a
+    shutil.Error without an errno, and a full disk would no longer be recognised."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _fetch(
@@ -153,7 +165,7 @@ def _link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> N
         Path(dst).unlink(missing_ok=True)
         os.link(src, dst)
     except OSError:
-        # copytree turns an OSError of its copy_function into a shutil.Error without an errno:
-        # a full disk is said here, as a BackendError copytree lets through
-        with disk_faults(Path(dst).parent, doing=f"copying {src}"):
+        try:
             shutil.copy2(src, dst)
+        except OSError as e:
+            raise _CopyFailed(e) from None

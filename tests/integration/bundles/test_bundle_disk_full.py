@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+import shutil
 import signal
 from pathlib import Path
 
+import pytest
+
+from iss_plugin.adapters.bundles.fetch import fetch_bundle
 from iss_plugin.adapters.bundles.reader import open_bundle
 from iss_plugin.domain import events as ev
 from iss_plugin.domain.errors import BackendError
+from tests.integration.full_disk import FILLER, mount_full_tmpfs, unmount
 
 from .conftest import build
 
@@ -52,3 +57,27 @@ def test_a_file_too_large_for_the_work_dir_is_a_backend_error_and_leaves_nothing
 
     kind, message, *_ = open_in_child(output.path, work, limit=resource.RLIM_INFINITY)  # the limit lifted
     assert kind == "opened", message
+
+
+@pytest.mark.parametrize("fmt", ["tgz", "dir"])
+def test_fetching_a_bundle_onto_a_full_disk_is_a_backend_error(tmp_path, signer, fmt):
+    """A file:// bundle on another file system is copied (no hard link across file systems); the
+    import area is a real, full tmpfs. A directory bundle is copied by shutil.copytree, which would
+    turn the OSError into a shutil.Error without an errno: it is said all the same."""
+    output, _ = build(tmp_path / "out", signer, fmt=fmt)
+    imports = tmp_path / "imports"
+    try:
+        mount_full_tmpfs(imports)
+        into = imports / "incoming" / "b-1"
+        with pytest.raises(BackendError) as raised:
+            fetch_bundle(output.path.as_uri(), into, None)
+        e = raised.value
+        assert not e.transient and ev.rejection_reason(e) == "destination_error"
+        assert e.message.startswith(f"fetching {output.path.as_uri()} into {into} failed: No space left on device")
+        assert "then try again" in e.message and "free space under " in e.message
+
+        (imports / FILLER).unlink()
+        shutil.rmtree(into, ignore_errors=True)  # what on_bundle_ready does after any fetch
+        assert fetch_bundle(output.path.as_uri(), into, None).exists()
+    finally:
+        unmount(imports)
