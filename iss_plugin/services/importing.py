@@ -26,6 +26,7 @@ from iss_plugin.adapters.db.models import (
     Repository,
 )
 from iss_plugin.adapters.db.uow import UnitOfWork
+from iss_plugin.adapters.disk_faults import disk_faults
 from iss_plugin.domain.errors import (
     BundleIntegrityError,
     Forbidden,
@@ -137,7 +138,8 @@ def import_bundle(
     answer event and the processed event id there)."""
     from iss_plugin.adapters.bundles.reader import TrustedKey, open_bundle, verify_bundle
 
-    work_dir.mkdir(parents=True, exist_ok=True)
+    with disk_faults(work_dir, doing=f"making the import work directory {work_dir}"):
+        work_dir.mkdir(parents=True, exist_ok=True)
     with uow:
         org_label = find.organization(uow.session, request.organization).label
         rows = find.trusted_sources(uow.session)

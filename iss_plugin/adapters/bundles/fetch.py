@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from iss_plugin.adapters.disk_faults import disk_faults
 from iss_plugin.domain.errors import BundleIntegrityError, RejectedInput, TransientError, UntrustedSource
 
 _SAFE_NAME = re.compile(r'filename="([A-Za-z0-9][A-Za-z0-9._-]{0,200})"')
@@ -30,7 +31,32 @@ def fetch_bundle(
     streamed download of http(s)://. file:// paths must lie under `roots` when roots are set;
     links inside a directory bundle are copied as links, so the bundle reader refuses them.
     `authorize(method, path)`: the Authorization header an http(s) download sends (a destination
-    signs its request: adapters/bundles/request_signing.py)."""
+    signs its request: adapters/bundles/request_signing.py).
+    A full or unwritable disk under `into`: BackendError (adapters.disk_faults)."""
+    with disk_faults(into, doing=f"fetching {location} into {into}"):
+        try:
+            return _fetch(location, into, size, roots, sha256, authorize)
+        except _CopyFailed as e:
+            raise e.error from None
+
+
+class _CopyFailed(Exception):
+    """An OSError of a copy inside shutil.copytree, carried past it: copytree would turn it into a
+    shutil.Error without an errno, and a full disk would no longer be recognised."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _fetch(
+    location: str,
+    into: Path,
+    size: int | None,
+    roots: tuple[Path, ...],
+    sha256: str | None,
+    authorize: Callable[[str, str], str] | None,
+) -> Path:
     into.mkdir(parents=True, exist_ok=True)
     url = urllib.parse.urlparse(location)
     if url.scheme == "file":
@@ -139,4 +165,7 @@ def _link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> N
         Path(dst).unlink(missing_ok=True)
         os.link(src, dst)
     except OSError:
-        shutil.copy2(src, dst)
+        try:
+            shutil.copy2(src, dst)
+        except OSError as e:
+            raise _CopyFailed(e) from None

@@ -48,6 +48,7 @@ from types import TracebackType
 from typing import BinaryIO, NoReturn
 
 import schemas
+from iss_plugin.adapters.disk_faults import disk_faults
 from iss_plugin.domain.errors import (
     BundleIntegrityError,
     IssError,
@@ -179,11 +180,13 @@ def open_bundle(
                 return open(path, "rb", buffering=_READ)
 
         work_dir = Path(work_dir)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        if kind == "tgz":
-            opened = _open_tar(path, display, opener, work_dir, limits, chunked, progress, seal)
-        else:
-            opened = _open_iso(path, display, stack.enter_context(opener()), work_dir, limits, chunked, progress, seal)
+        with disk_faults(work_dir, doing=f"extracting {display} under {work_dir}"):
+            work_dir.mkdir(parents=True, exist_ok=True)
+            if kind == "tgz":
+                opened = _open_tar(path, display, opener, work_dir, limits, chunked, progress, seal)
+            else:
+                fh = stack.enter_context(opener())
+                opened = _open_iso(path, display, fh, work_dir, limits, chunked, progress, seal)
         return opened
 
 
@@ -717,7 +720,10 @@ def _read_bounded(path: Path, limit: int, shown: str) -> bytes:
 def _check_space(work_dir: Path, needed: int) -> None:
     free = shutil.disk_usage(work_dir).free
     if needed > free:
-        raise IssError(f"not enough space in {work_dir} to open the bundle: it needs {needed} bytes, {free} are free")
+        raise IssError(
+            f"not enough space in {work_dir} to open the bundle: it needs {needed} bytes, {free} are free; "
+            f"nothing was imported; free space under {work_dir} (or set import_dir elsewhere), then try again"
+        )
 
 
 def _raise_if(problems: list[str], message: str, limits: ReadLimits) -> None:

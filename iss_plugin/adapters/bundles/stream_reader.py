@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from iss_plugin.adapters.disk_faults import disk_faults
 from iss_plugin.domain.errors import BundleIntegrityError
 from iss_plugin.domain.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry
 
@@ -52,10 +53,11 @@ def read_tar_stream(
 ) -> OpenedBundle:
     """The bundle in the (uncompressed, or gzip with mode 'r|gz') tar stream `fh`, checked and
     extracted under a new directory in `work_dir` (an OpenedBundle that removes it when closed)."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix="stream-", dir=work_dir))
+    with disk_faults(work_dir, doing=f"extracting {display} under {work_dir}"):
+        work_dir.mkdir(parents=True, exist_ok=True)
+        temp = Path(tempfile.mkdtemp(prefix="stream-", dir=work_dir))
     try:
-        with tarfile.open(fileobj=fh, mode="r|*") as tar:
+        with tarfile.open(fileobj=fh, mode="r|*") as tar, disk_faults(work_dir, doing=f"extracting {display}"):
             extraction = _StreamExtraction(tar, display, temp, seal, limits, progress, receive)
             extraction.run()
     except BaseException as e:

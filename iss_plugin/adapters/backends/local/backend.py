@@ -28,6 +28,7 @@ yum tree), export, publish, housekeeping (the files' garbage collection).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,7 @@ from iss_plugin.adapters.backends.local.trees import TreeWriter
 from iss_plugin.adapters.backends.local.units import UnitCatalog
 from iss_plugin.adapters.backends.local.versions import VersionWriter
 from iss_plugin.adapters.content_types import DEFAULT
+from iss_plugin.adapters.disk_faults import disk_faults
 from iss_plugin.domain.content_units import MetadataUnit
 from iss_plugin.domain.packages import Package
 
@@ -128,13 +130,15 @@ class LocalBackend:
 
     # === changing content ========================================================================
     def add_packages(self, repo: str, files: Sequence[Path]) -> int:
-        return self._importer.add_packages(repo, files)
+        with self._disk(f"storing packages in '{repo}'"):
+            return self._importer.add_packages(repo, files)
 
     def remove_packages(self, repo: str, sha256s: Iterable[str]) -> int:
         return self._importer.remove_packages(repo, sha256s)
 
     def add_units(self, repo: str, units: Sequence[MetadataUnit]) -> int:
-        return self._importer.add_units(repo, units)
+        with self._disk(f"storing metadata units in '{repo}'"):
+            return self._importer.add_units(repo, units)
 
     def sync(self, repo: str, url: str, *, mirror: bool = True) -> int:
         # imported here: the syncer's HTTP client (httpx) is a few MiB a server streaming bundles
@@ -142,11 +146,13 @@ class LocalBackend:
         from iss_plugin.adapters.backends.local.sync import Syncer
 
         syncer = Syncer(self._catalog, self._ingester, self._versions, self.blobs, self.download_workers)
-        self.last_sync = syncer.sync(repo, url, mirror=mirror)
+        with self._disk(f"syncing '{repo}' from {url}"):
+            self.last_sync = syncer.sync(repo, url, mirror=mirror)
         return self.last_sync.version
 
     def import_tree(self, repo: str, tree: Path, expect: ImportExpectation, *, take_files: bool = False) -> int:
-        return self._importer.import_tree(repo, tree, expect, take_files=take_files)
+        with self._disk(f"importing into '{repo}'"):
+            return self._importer.import_tree(repo, tree, expect, take_files=take_files)
 
     # === export and publication ==================================================================
     def export_version(self, repo: str, version: int, base_version: int | None, dest: Path) -> ExportedTree:
@@ -167,7 +173,13 @@ class LocalBackend:
         )
 
     def publish(self, repo: str, version: int) -> str:
-        return self._publisher.publish(repo, version)
+        with self._disk(f"publishing '{repo}' version {version}"):
+            return self._publisher.publish(repo, version)
+
+    def _disk(self, doing: str) -> AbstractContextManager[None]:
+        """A full, read-only or failing disk under the store or the publications: a BackendError
+        saying so (adapters.disk_faults); the caller's rollback removes the files stored meanwhile."""
+        return disk_faults(self.store_root, self.published_root, doing=doing)
 
     # === store maintenance ========================================================================
     def remove_unreferenced_blobs(self, sha256s: Iterable[str]) -> int:
