@@ -22,11 +22,9 @@ A message's stable id is its envelope's `id` (the event id); a body that is not 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,8 +32,9 @@ from iss_plugin.domain.errors import NotFound, UsageError
 
 from . import policy
 from .connection import make_kombu_connection
-from .queue_turn import HeldTags, put_back, ready_count
+from .queue_turn import HeldTags, put_back, read_body, ready_count
 from .queue_turn import messages as turn_messages
+from .queue_turn import text as _text
 from .topology import Topology
 
 if TYPE_CHECKING:
@@ -81,35 +80,22 @@ class ParkedMessage:
     payload: str  # the body as text (for display: escape it)
 
 
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
 def _describe(queue: str, origin: str, message: Message) -> ParkedMessage:
-    body = message.body
-    raw = body if isinstance(body, bytes) else str(body).encode()
-    payload = raw.decode("utf-8", "replace")
-    envelope: Any = None
-    with suppress(ValueError):
-        envelope = json.loads(payload)
-    event_id = envelope.get("id") if isinstance(envelope, dict) else None
-    data = envelope.get("data") if isinstance(envelope, dict) else None
+    read = read_body(message)
     headers = dict(message.headers or {})
     attempts = headers.get(policy.ATTEMPTS_HEADER)
     return ParkedMessage(
-        event_id=event_id if isinstance(event_id, str) and event_id else "body-" + hashlib.sha256(raw).hexdigest(),
+        event_id=read.event_id,
         queue=queue,
         origin_queue=_text(headers.get(policy.QUEUE_HEADER)) or origin,
         routing_key=_text(headers.get(policy.ROUTING_KEY_HEADER)) or "",
-        event_type=_text(envelope.get("type")) if isinstance(envelope, dict) else None,
-        organization=_text(data.get("organization")) if isinstance(data, dict) else None,
+        event_type=_text(read.envelope.get("type")),
+        organization=read.organization,
         reason=_reason(headers),
         error=_text(headers.get(policy.ERROR_HEADER)),
         attempts=attempts if isinstance(attempts, int) else None,
         parked_at=_text(headers.get(policy.PARKED_AT_HEADER)),
-        payload=payload,
+        payload=read.payload,
     )
 
 

@@ -7,6 +7,8 @@ come back in no reliable order (both measured on RabbitMQ 3.10.8). See parking.p
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -126,3 +128,39 @@ def _consume(conn: Connection, channel: Any, queue: Any, window: int) -> Iterato
     finally:
         with suppress(Exception):
             consumer.cancel()  # type: ignore[no-untyped-call]  # kombu's Consumer is unannotated
+
+
+def text(value: object) -> str | None:
+    """A header or envelope value as text (AMQP headers may come as bytes)."""
+    if value is None:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class ReadBody:
+    """A message's body as read off a queue: its text, its envelope (empty when the body is not a
+    JSON object) and its event id (`body-<sha256>` when the envelope names none)."""
+
+    payload: str
+    envelope: dict[str, Any]
+    event_id: str
+
+    @property
+    def organization(self) -> str | None:
+        data = self.envelope.get("data")
+        return text(data.get("organization")) if isinstance(data, dict) else None
+
+
+def read_body(message: Message) -> ReadBody:
+    body = message.body
+    raw = body if isinstance(body, bytes) else str(body).encode()
+    payload = raw.decode("utf-8", "replace")
+    envelope: Any = None
+    with suppress(ValueError):
+        envelope = json.loads(payload)
+    envelope = envelope if isinstance(envelope, dict) else {}
+    event_id = envelope.get("id")
+    if not (isinstance(event_id, str) and event_id):
+        event_id = "body-" + hashlib.sha256(raw).hexdigest()
+    return ReadBody(payload, envelope, event_id)

@@ -23,8 +23,6 @@ One reader at a time: while a list or replay holds the queue, another reader see
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -34,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 from iss_plugin.domain.errors import TransientError, UsageError
 
 from .connection import is_amqp, make_kombu_connection, without_password
-from .queue_turn import HeldTags, put_back, ready_count
+from .queue_turn import HeldTags, put_back, read_body, ready_count
 from .queue_turn import messages as turn_messages
+from .queue_turn import text as _text
 from .topology import Topology
 
 if TYPE_CHECKING:
@@ -87,31 +86,17 @@ class ReplayReport:
         return [o for o in self.outcomes if o.outcome == outcome]
 
 
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
 def describe(position: int, message: Message) -> UnroutableMessage:
-    body = message.body
-    raw = body if isinstance(body, bytes) else str(body).encode()
-    payload = raw.decode("utf-8", "replace")
-    envelope: Any = None
-    with suppress(ValueError):
-        envelope = json.loads(payload)
-    envelope = envelope if isinstance(envelope, dict) else {}
-    event_id = envelope.get("id")
-    data = envelope.get("data")
+    read = read_body(message)
     return UnroutableMessage(
         position=position,
-        event_id=event_id if isinstance(event_id, str) and event_id else "body-" + hashlib.sha256(raw).hexdigest(),
-        event_type=_text(envelope.get("type")),
+        event_id=read.event_id,
+        event_type=_text(read.envelope.get("type")),
         routing_key=_text((message.delivery_info or {}).get("routing_key")) or "",
-        source=_text(envelope.get("source")),
-        time=_text(envelope.get("time")),
-        organization=_text(data.get("organization")) if isinstance(data, dict) else None,
-        payload=payload,
+        source=_text(read.envelope.get("source")),
+        time=_text(read.envelope.get("time")),
+        organization=read.organization,
+        payload=read.payload,
     )
 
 
